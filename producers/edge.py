@@ -1,0 +1,112 @@
+"""The edge: raw scanner records in, pseudonymised check-ins and redacted dead letters out.
+
+Nothing that leaves this module carries a raw identifier: person ids become keyed-HMAC pseudonyms,
+declarations and refused payloads are sealed in the vault, and new identities get a sealed vault row
+so that allowed roles can re-identify a contact later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+
+from qrtrace.identity import Pseudonymiser, Vault, normalise_identifier
+from qrtrace.stream_processors.batch import CheckinBatch, DeadLetter
+from qrtrace.stream_processors.validate import Rejection, parse_lines, validate_records
+
+IDENTITY_CONTEXT = "identity"
+CONTACT_CONTEXT = "contact"
+DECLARATION_CONTEXT = "declaration"
+DEAD_LETTER_CONTEXT = "dead-letter"
+# Only these contract fields are kept readable in a dead letter; anything else may hold personal data.
+_SAFE_FIELDS = ("scan_id", "venue_id", "direction", "event_time", "mode", "scanner_id")
+
+
+@dataclass(frozen=True)
+class IdentityRows:
+    """Vault rows for identities first seen in this batch."""
+
+    person: list[str]
+    identifier_sealed: list[str]
+    contact_sealed: list[str]
+
+    def __len__(self) -> int:
+        return len(self.person)
+
+
+@dataclass(frozen=True)
+class AdmittedBatch:
+    checkins: CheckinBatch
+    dead_letters: list[DeadLetter]
+    identities: IdentityRows
+    received: int
+
+
+class Edge:
+    """Validates and pseudonymises batches of raw records. Holds keys, never writes anywhere."""
+
+    def __init__(self, pseudonymiser: Pseudonymiser, vault: Vault, known_venues: Collection[str]) -> None:
+        self._pseudonymiser = pseudonymiser
+        self._vault = vault
+        self._known_venues = known_venues
+        self._sealed: set[str] = set()  # pseudonyms whose vault row this process already wrote
+        self._seq = 0
+
+    def admit(self, lines: Sequence[bytes]) -> AdmittedBatch:
+        """Parse, validate and pseudonymise one batch of JSON lines."""
+        valid, rejected = validate_records(parse_lines(lines), self._known_venues)
+        persons = self._pseudonymiser.many(valid.person_id)
+        n = len(valid)
+        seq = np.arange(self._seq, self._seq + n, dtype=np.int64)
+        self._seq += len(lines)
+        declarations = [self._vault.seal(d, DECLARATION_CONTEXT) if d else "" for d in valid.declaration]
+        batch = CheckinBatch(
+            scan_id=np.array(valid.scan_id, dtype=object),
+            venue_id=np.array(valid.venue_id, dtype=object),
+            person=np.array(persons, dtype=object),
+            is_in=np.array(valid.is_in, dtype=bool),
+            event_time_us=np.array(valid.event_time_us, dtype=np.int64),
+            offset_minutes=np.array(valid.offset_minutes, dtype=np.int16),
+            mode=np.array(valid.mode, dtype=object),
+            scanner_id=np.array(valid.scanner_id, dtype=object),
+            declaration_sealed=np.array(declarations, dtype=object),
+            seq=seq,
+        )
+        letters = [self._redact(lines[r.index], r) for r in rejected]
+        return AdmittedBatch(batch, letters, self._new_identities(valid.person_id, persons), len(lines))
+
+    def _new_identities(self, raw_ids: list[str], persons: list[str]) -> IdentityRows:
+        fresh: dict[str, str] = {}
+        for raw, person in zip(raw_ids, persons, strict=True):
+            if person not in self._sealed and person not in fresh:
+                fresh[person] = raw
+        self._sealed.update(fresh)
+        return self.identity_rows(fresh)
+
+    def identity_rows(self, raw_by_person: dict[str, str], phones: dict[str, str] | None = None) -> IdentityRows:
+        """Sealed vault rows: the identifier each person checks in with, and a phone to call."""
+        seal = self._vault.seal
+        persons = list(raw_by_person)
+        ids = [normalise_identifier(raw_by_person[p]) for p in persons]
+        contacts = [(phones or {}).get(p) or (i if i.isdigit() and len(i) == 10 else "") for p, i in zip(persons, ids, strict=True)]
+        return IdentityRows(
+            persons,
+            [seal(i, IDENTITY_CONTEXT) for i in ids],
+            [seal(c, CONTACT_CONTEXT) if c else "" for c in contacts],
+        )
+
+    def _redact(self, line: bytes, rejection: Rejection) -> DeadLetter:
+        """Dead letter without raw identifiers: personal fields pseudonymised or dropped, original sealed."""
+        dl_id = hashlib.blake2b(line, digest_size=16).hexdigest()
+        redacted: dict[str, object] = {}
+        record = rejection.record
+        if record is not None:
+            redacted = {k: record[k] for k in _SAFE_FIELDS if k in record}
+            if isinstance(record.get("person_id"), str):
+                redacted["person"] = self._pseudonymiser.one(record["person_id"])
+        sealed = self._vault.seal(line.decode("utf-8", "replace"), DEAD_LETTER_CONTEXT)
+        return DeadLetter(dl_id, rejection.reason, rejection.detail, orjson.dumps(redacted).decode(), sealed)

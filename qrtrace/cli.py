@@ -1,0 +1,246 @@
+"""`qrtrace`: the command line. A thin shell: parse flags into Settings, call the runtime, render.
+
+Errors are one sentence on stderr and a non-zero exit, never a traceback (QRTRACE_DEBUG=1 shows one).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import click
+import orjson
+import typer
+from rich.console import Console
+
+from qrtrace import render
+from qrtrace.errors import InputError, QrtraceError
+from qrtrace.i18n import t
+from qrtrace.settings import Settings, settings_from_env
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="qrtrace: QR check-in ingest, contact tracing (F0 -> F1 -> F2) and coverage reports.")
+venues_app = typer.Typer(no_args_is_help=True, help="Venue registry.")
+communes_app = typer.Typer(no_args_is_help=True, help="Administrative units (communes).")
+report_app = typer.Typer(no_args_is_help=True, help="Reports for authorities.")
+app.add_typer(venues_app, name="venues")
+app.add_typer(communes_app, name="communes")
+app.add_typer(report_app, name="report")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+StoreOpt = Annotated[str | None, typer.Option("--store", help="Store directory or chdb:///path [env QRTRACE_STORE].")]
+LangOpt = Annotated[str | None, typer.Option("--lang", help="Labels: vi or en [env QRTRACE_LANG].")]
+
+
+def _settings(store: str | None, lang: str | None = None) -> Settings:
+    if lang is not None and lang not in ("vi", "en"):
+        raise InputError(f"--lang must be vi or en, not {lang!r}.")
+    return settings_from_env().with_overrides(store=store, lang=lang)
+
+
+def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
+    from qrtrace.embedded import EmbeddedRuntime  # deferred: opening chDB costs ~0.5 s
+
+    return EmbeddedRuntime(settings)
+
+
+def parse_time(value: str, flag: str, settings: Settings) -> int:
+    """ISO 8601 to UTC microseconds; a time without an offset is read in the display zone (+07:00)."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{flag} {value!r} is not an ISO 8601 time such as 2021-07-20T08:00:00+07:00.") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=settings.display_tz)
+    return round(when.timestamp() * 1_000_000)
+
+
+def _read_lines(path: Path, batch_size: int) -> Iterator[list[bytes]]:
+    try:
+        fh = sys.stdin.buffer if str(path) == "-" else path.open("rb")
+    except OSError as exc:
+        raise InputError(f"Cannot read {path}: {exc.strerror}.") from None
+    with fh:
+        batch: list[bytes] = []
+        for line in fh:
+            line = line.strip()
+            if line:
+                batch.append(line)
+                if len(batch) >= batch_size:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+
+
+@venues_app.command("import")
+def venues_import(file: Path, store: StoreOpt = None, lang: LangOpt = None) -> None:
+    """Register venues from a CSV with header venue_id,name,category,commune_code,capacity."""
+    from qrtrace.domain.venues import read_venues_csv
+
+    settings = _settings(store, lang)
+    with _runtime(settings) as rt:
+        venues = read_venues_csv(file, rt.commune_codes())
+        rt.register_venues(venues)
+    out.print(f"{t('venues_imported', settings.lang)}: {len(venues)}")
+
+
+@communes_app.command("import")
+def communes_import(file: Path, store: StoreOpt = None) -> None:
+    """Import another district's communes (same columns as son_duong_communes.csv)."""
+    from qrtrace.domain.admin_units import load_communes
+
+    settings = _settings(store)
+    communes = load_communes(file)
+    with _runtime(settings) as rt:
+        rt.import_communes(communes)
+    out.print(f"{len(communes)} communes")
+
+
+@app.command()
+def ingest(file: Path, store: StoreOpt = None, lang: LangOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Ingest check-ins (one JSON object per line; '-' reads stdin); prints accepted / deduplicated / dead-lettered."""
+    settings = _settings(store, lang)
+    if str(file) != "-" and not file.exists():
+        raise InputError(f"The file {file} does not exist.")
+    total = file.stat().st_size if str(file) != "-" else None
+    with _runtime(settings) as rt, render.progress(settings.lang, total is None or as_json) as bar:
+        task = bar.add_task(t("ingesting", settings.lang), total=None)
+        report = rt.ingest(_read_lines(file, settings.batch_size), source=f"file:{file.name}",
+                           on_batch=lambda n: bar.advance(task, n))
+    if as_json:
+        out.print_json(orjson.dumps(render.ingest_dict(report)).decode())
+    else:
+        render.ingest_report(out, report, settings.lang)
+
+
+@app.command()
+def trace(
+    person_id: Annotated[str, typer.Argument(help="The identifier the case checked in with.")],
+    from_: Annotated[str, typer.Option("--from", help="Start of the infectious window (ISO 8601).")],
+    to: Annotated[str, typer.Option("--to", help="End of the infectious window (ISO 8601).")],
+    until: Annotated[str | None, typer.Option(help="F2+ sources start no later than this (default: now).")] = None,
+    depth: Annotated[int, typer.Option(min=1, max=6)] = 2,
+    grace_minutes: Annotated[float, typer.Option(min=0)] = 30,
+    min_overlap_minutes: Annotated[float, typer.Option(min=0)] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Also write the call list as CSV.")] = None,
+    purpose: Annotated[str, typer.Option(help="Why this trace is run (written to the audit log).")] = "outbreak investigation",
+    store: StoreOpt = None,
+    lang: LangOpt = None,
+) -> None:
+    """Trace a positive case (F0) to its F1, F2 ... contacts, with the evidence for each."""
+    from qrtrace.queries.trace import TraceRules
+    from qrtrace.sinks.audit import now_us
+    from qrtrace.stream_processors.batch import US_PER_MINUTE
+
+    settings = _settings(store, lang)
+    from_us, to_us = parse_time(from_, "--from", settings), parse_time(to, "--to", settings)
+    if to_us < from_us:
+        raise InputError("--to is before --from; the infectious window must run forwards.")
+    rules = TraceRules(
+        depth=depth,
+        grace_us=round(grace_minutes * US_PER_MINUTE),
+        min_overlap_us=round(min_overlap_minutes * US_PER_MINUTE),
+        until_us=parse_time(until, "--until", settings) if until else now_us(),
+    )
+    with _runtime(settings) as rt:
+        result, identities = rt.trace(person_id, from_us, to_us, rules, purpose)
+    doc = render.trace_dict(result, identities, settings.display_tz)
+    if csv_out:
+        render.write_call_list(csv_out, doc)
+    if as_json:
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        render.trace_tables(out, doc, settings.lang)
+
+
+@report_app.command("coverage")
+def report_coverage(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_of: Annotated[str | None, typer.Option(help="End of the period (default: now).")] = None,
+    days: Annotated[int, typer.Option(min=1, max=60, help="Length of the period in days.")] = 1,
+    store: StoreOpt = None,
+    lang: LangOpt = None,
+) -> None:
+    """QR deployment coverage per commune x venue category, by office, with zero-scan communes and venues."""
+    settings = _settings(store, lang)
+    with _runtime(settings) as rt:
+        report = rt.coverage(parse_time(as_of, "--as-of", settings) if as_of else None, days)
+    if as_json:
+        sys.stdout.write(orjson.dumps(render.coverage_dict(report, settings.display_tz), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        render.coverage_tables(out, report, settings)
+
+
+@app.command()
+def qr(
+    venue_id: str,
+    output: Annotated[Path, typer.Option("-o", "--output", help="poster.png or poster.svg")],
+    store: StoreOpt = None,
+    lang: LangOpt = None,
+) -> None:
+    """Write the venue's signed QR poster (PNG or SVG) with its name in Vietnamese."""
+    from qrtrace.domain.posters import render_poster
+    from qrtrace.domain.venue_qr import encode_venue_qr, venue_signing_key
+
+    settings = _settings(store, lang)
+    with _runtime(settings) as rt:
+        venue = next((v for v in rt.venues() if v.venue_id == venue_id), None)
+        if venue is None:
+            raise InputError(f"Venue {venue_id} is not registered.")
+        communes = {c: n for c, n in zip(*rt.store.query("SELECT commune_code, name_vi FROM qrtrace.communes FINAL").values(), strict=True)}
+        key = venue_signing_key(rt.keyring.venue_signing_seed)
+    payload = encode_venue_qr(venue, key, datetime.now(settings.display_tz))
+    path = render_poster(venue, payload, communes.get(venue.commune_code, venue.commune_code), output, lang=settings.lang)
+    out.print(f"{t('poster_written', settings.lang)}: {path}")
+
+
+@app.command()
+def demo(
+    population: Annotated[int, typer.Option(min=100, max=2_000_000)] = 20_000,
+    days: Annotated[int, typer.Option(min=1, max=21)] = 3,
+    seed: Annotated[int, typer.Option()] = 2021,
+    store: StoreOpt = None,
+    lang: LangOpt = None,
+) -> None:
+    """The main job: simulate a district, stream it into the embedded store, trace a case, report coverage."""
+    from qrtrace.demo import run_demo
+
+    run_demo(_settings(store, lang), population=population, days=days, seed=seed, console=out)
+
+
+@app.command()
+def retention(store: StoreOpt = None) -> None:
+    """Drop day partitions older than the retention period (QRTRACE_RETENTION_DAYS, default 21)."""
+    settings = _settings(store)
+    with _runtime(settings) as rt:
+        dropped = rt.apply_retention()
+    out.print(f"dropped {len(dropped)} partitions")
+
+
+def main() -> None:
+    """Entry point: run the app, turning every failure into one sentence and an exit code."""
+    try:
+        app(standalone_mode=False)
+    except QrtraceError as exc:
+        err.print(f"{t('error', os.environ.get('QRTRACE_LANG', 'vi'))}: {exc}", markup=False)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        err.print("Aborted.")
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        err.print(f"{t('error', os.environ.get('QRTRACE_LANG', 'vi'))}: {exc.format_message()}", markup=False)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # the last line of defence: no tracebacks for users
+        if os.environ.get("QRTRACE_DEBUG"):
+            raise
+        err.print(f"Unexpected failure ({type(exc).__name__}: {exc}); rerun with QRTRACE_DEBUG=1 for details.",
+                  markup=False)
+        sys.exit(70)

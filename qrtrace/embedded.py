@@ -1,0 +1,225 @@
+"""The embedded runtime: the same edge, processors, sinks and queries, wired in one process on chDB.
+
+This is a shell: it holds the store, the keys and the processor state, and moves batches between
+the pure parts. The distributed tier wires the same parts around Kafka and Faust instead.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qrtrace.domain.admin_units import Commune, load_communes
+from qrtrace.domain.categories import load_categories
+from qrtrace.domain.venues import Venue
+from qrtrace.errors import InputError
+from qrtrace.identity import Keyring, Pseudonymiser, Vault, load_or_create_keyring
+from qrtrace.producers.edge import Edge
+from qrtrace.queries.coverage import CoverageReport, coverage_report
+from qrtrace.queries.reidentify import Identity, reidentify
+from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules, trace_case
+from qrtrace.queries.visit_reader import StoreVisitReader
+from qrtrace.settings import Settings
+from qrtrace.sinks.audit import AuditLog, now_us
+from qrtrace.sinks.chdb_store import ChdbStore
+from qrtrace.sinks.clickhouse_sql import load_sql
+from qrtrace.sinks.retention import drop_expired_partitions
+from qrtrace.sinks.writer import StoreWriter
+from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
+from qrtrace.stream_processors.pairing import CLOSED, LATE, OPENED, REPEAT, UNMATCHED_OUT
+from qrtrace.stream_processors.pipeline import CheckinProcessor, ProcessorConfig, ProcessorOutput
+
+STATE_VERSION = 1
+
+
+@dataclass
+class IngestReport:
+    received: int = 0
+    accepted: int = 0  # opened or closed a visit
+    deduplicated: int = 0  # retried scan_id or repeat scan while a visit was open
+    dead_lettered: int = 0
+    visits_written: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def add(self, out: ProcessorOutput, edge_letters: Sequence[str], received: int) -> None:
+        outcome = Counter(out.outcome.tolist())
+        self.received += received
+        self.accepted += outcome[OPENED] + outcome[CLOSED]
+        self.deduplicated += out.retried + outcome[REPEAT]
+        self.reasons.update(edge_letters)
+        self.reasons.update({k: outcome[k] for k in (UNMATCHED_OUT, LATE) if outcome[k]})
+        self.dead_lettered += len(edge_letters) + outcome[UNMATCHED_OUT] + outcome[LATE]
+        self.visits_written += len(out.visits)
+
+
+@dataclass(frozen=True)
+class TracedContact:
+    identity: Identity
+    hop: int
+    first_exposure_us: int
+    exposures: list[tuple[str, int, int, int, str, int]]  # venue, start, end, overlap_us, source id, source hop
+
+
+class EmbeddedRuntime:
+    """One process owns the store directory; every CLI command opens one of these."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.path: Path = settings.store_path
+        self.keyring: Keyring = load_or_create_keyring(settings.key_file)
+        self.store = ChdbStore(self.path)
+        self.writer = StoreWriter(self.store)
+        self.vault = Vault(self.keyring.vault_key)
+        self.pseudonymiser = Pseudonymiser(self.keyring.pseudonym_key)
+        self.audit = AuditLog(self.store, settings.actor)
+        self._ensure_reference_data()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> EmbeddedRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reference data -------------------------------------------------------------------------
+    def _ensure_reference_data(self) -> None:
+        if not self.store.query("SELECT count() AS n FROM qrtrace.venue_categories")["n"][0]:
+            self.writer.reference_data(list(load_categories().values()), load_communes())
+
+    def import_communes(self, communes: Sequence[Commune]) -> None:
+        self.writer.communes(communes)
+
+    def commune_codes(self) -> set[str]:
+        return set(self.store.query(load_sql("qrtrace.queries", "communes"))["commune_code"])
+
+    def venues(self) -> list[Venue]:
+        rows = self.store.query(
+            "SELECT venue_id, name, category, commune_code, capacity FROM qrtrace.venues FINAL ORDER BY venue_id"
+        )
+        return [Venue(*r) for r in zip(*rows.values(), strict=True)]
+
+    def register_venues(self, venues: Sequence[Venue]) -> None:
+        self.writer.venues(venues, now_us())
+
+    # -- ingest ---------------------------------------------------------------------------------
+    def ingest(
+        self,
+        batches: Iterable[Sequence[bytes]],
+        source: str,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> IngestReport:
+        """Stream batches of JSON lines through edge -> processors -> store; flush at the end."""
+        started = time.perf_counter()
+        venues = self.venues()
+        if not venues:
+            raise InputError("No venues are registered yet; run `qrtrace venues import FILE.csv` first.")
+        edge = Edge(self.pseudonymiser, self.vault, {v.venue_id for v in venues})
+        processor = self._load_processor(venues)
+        report = IngestReport()
+        for lines in batches:
+            admitted = edge.admit(lines)
+            at = now_us()
+            ids = admitted.identities
+            self.writer.identities(ids.person, ids.identifier_sealed, ids.contact_sealed, at)
+            self.writer.dead_letters(admitted.dead_letters, source, at)
+            out = processor.process(admitted.checkins)
+            self._write(out, source, at)
+            report.add(out, [d.reason for d in admitted.dead_letters], admitted.received)
+            if on_batch:
+                on_batch(admitted.received)
+        out = processor.flush()
+        self._write(out, source, now_us())
+        report.add(out, [], 0)
+        self._save_processor(processor)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _write(self, out: ProcessorOutput, source: str, at: int) -> None:
+        self.writer.checkins(out.checkins, out.outcome, at)
+        self.writer.visits(out.visits)
+        self.writer.occupancy(out.occupancy)
+        self.writer.dead_letters(out.dead_letters, source, at)
+
+    def _processor_config(self, venues: Sequence[Venue]) -> ProcessorConfig:
+        cats = load_categories()
+        s = self.settings
+        return ProcessorConfig(
+            dwell_us_by_venue={v.venue_id: cats[v.category].default_dwell_minutes * US_PER_MINUTE for v in venues},
+            capacity_by_venue={v.venue_id: v.capacity for v in venues},
+            allowed_lateness_us=s.allowed_lateness_minutes * US_PER_MINUTE,
+            dedupe_window_us=s.dedupe_window_hours * 60 * US_PER_MINUTE,
+            occupancy_window_us=s.occupancy_window_minutes * US_PER_MINUTE,
+        )
+
+    @property
+    def _state_file(self) -> Path:
+        return self.path / "state" / "processor.pickle"
+
+    def _load_processor(self, venues: Sequence[Venue]) -> CheckinProcessor:
+        """A processor with the current venues and the state the previous ingest left."""
+        processor = CheckinProcessor(self._processor_config(venues))
+        if self._state_file.exists():
+            # Our own file in the store directory, written by _save_processor below.
+            version, deduper, reorder, keys, occupancy = pickle.loads(self._state_file.read_bytes())  # noqa: S301
+            if version == STATE_VERSION:
+                processor.deduper, processor.reorder = deduper, reorder
+                processor.pairer.keys = keys
+                processor.occupancy.present, processor.occupancy.arrivals, processor.occupancy.version = occupancy
+        return processor
+
+    def _save_processor(self, p: CheckinProcessor) -> None:
+        """Saved after the store accepted every batch: a crash before this replays into idempotent tables."""
+        occ = (p.occupancy.present, p.occupancy.arrivals, p.occupancy.version)
+        blob = pickle.dumps((STATE_VERSION, p.deduper, p.reorder, p.pairer.keys, occ))
+        self._state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_file.with_suffix(".tmp")
+        tmp.write_bytes(blob)
+        os.replace(tmp, self._state_file)
+
+    # -- trace and reports ----------------------------------------------------------------------
+    def trace(
+        self, person_id: str, from_us: int, to_us: int, rules: TraceRules, purpose: str, case_id: str = ""
+    ) -> tuple[TraceResult, dict[str, Identity]]:
+        """Trace one case given by the identifier they checked in with; audited, then re-identified."""
+        person = self.pseudonymiser.one(person_id)
+        case = CaseQuery(case_id or f"trace-{person[:12]}", person, from_us, to_us)
+        result = trace_case(StoreVisitReader(self.store), case, rules)
+        self.audit.record(
+            "trace", case.case_id, person, purpose, from_us=from_us, to_us=to_us, depth=rules.depth,
+            grace_us=rules.grace_us, min_overlap_us=rules.min_overlap_us, until_us=rules.until_us,
+            contacts=len(result.contacts),
+        )
+        persons = sorted({c.person for c in result.contacts} | {e.source_person for c in result.contacts
+                                                                  for e in c.exposures})
+        identities = reidentify(self.store, self.vault, self.audit, persons, case.case_id, purpose)
+        identities[person] = Identity(person_id, "")
+        return result, identities
+
+    def declare_case(self, case_id: str, person_id: str, from_us: int, to_us: int) -> None:
+        self.store.insert(
+            "qrtrace.cases",
+            {
+                "case_id": [case_id],
+                "person": [self.pseudonymiser.one(person_id)],
+                "infectious_from_us": [from_us],
+                "infectious_to_us": [to_us],
+                "declared_at_us": [now_us()],
+                "declared_by": [self.settings.actor],
+            },
+        )
+
+    def coverage(self, as_of_us: int | None = None, days: int = 1) -> CoverageReport:
+        as_of = as_of_us if as_of_us is not None else now_us()
+        return coverage_report(self.store, as_of, as_of - days * US_PER_DAY, self.settings.lang)
+
+    def apply_retention(self, now: int | None = None) -> list[tuple[str, int]]:
+        cutoff_day = ((now if now is not None else now_us()) // US_PER_DAY) - self.settings.retention_days
+        return drop_expired_partitions(self.store, cutoff_day)

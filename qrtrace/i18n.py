@@ -1,0 +1,46 @@
+"""User-facing labels: Vietnamese by default, English available (`--lang en` or QRTRACE_LANG=en)."""
+
+from __future__ import annotations
+
+LABELS: dict[str, tuple[str, str]] = {
+    "error": ("Lỗi", "Error"),
+    "ingesting": ("Đang xử lý lượt quét", "Ingesting check-ins"),
+    "received": ("Đã nhận", "Received"),
+    "accepted": ("Hợp lệ", "Accepted"),
+    "deduplicated": ("Trùng lặp (bỏ qua)", "Deduplicated"),
+    "dead_lettered": ("Lỗi (lưu hàng đợi lỗi)", "Dead-lettered"),
+    "visits": ("Lượt có mặt", "Visits"),
+    "rate": ("sự kiện/giây", "events/s"),
+    "hop": ("Mức", "Hop"),
+    "person": ("Người", "Person"),
+    "first_exposure": ("Tiếp xúc đầu tiên", "First exposure"),
+    "venue": ("Địa điểm", "Venue"),
+    "overlap": ("Phút trùng", "Overlap min"),
+    "source": ("Nguồn lây", "Source"),
+    "evidence": ("Bằng chứng", "Evidence"),
+    "cohort": ("Danh sách tiếp xúc của ca bệnh", "Contacts of case"),
+    "no_contacts": ("Không tìm thấy người tiếp xúc.", "No contacts found."),
+    "commune": ("Xã / thị trấn", "Commune"),
+    "category": ("Loại địa điểm", "Venue category"),
+    "registered": ("Đã đăng ký", "Registered"),
+    "active": ("Có quét", "Active"),
+    "active_share": ("Tỷ lệ", "Share"),
+    "scans": ("Lượt quét", "Scans"),
+    "people": ("Người (theo loại)", "People (per category)"),
+    "office": ("Cơ quan quản lý", "Overseeing office"),
+    "coverage_title": ("Triển khai quét mã QR theo xã", "QR deployment by commune"),
+    "office_title": ("Theo cơ quan quản lý", "By overseeing office"),
+    "zero_communes": ("Xã chưa có lượt quét nào", "Communes with zero scans"),
+    "silent_venues": ("Địa điểm chưa quét", "Venues with zero scans"),
+    "period": ("Kỳ báo cáo", "Period"),
+    "files": ("Tệp dữ liệu", "Files"),
+    "store": ("Kho dữ liệu", "Store"),
+    "venues_imported": ("Đã nhập địa điểm", "Venues imported"),
+    "poster_written": ("Đã tạo áp phích QR", "QR poster written"),
+    "reasons": ("Lý do lỗi", "Dead-letter reasons"),
+}
+
+
+def t(key: str, lang: str = "vi") -> str:
+    vi, en = LABELS[key]
+    return en if lang == "en" else vi

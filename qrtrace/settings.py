@@ -1,0 +1,88 @@
+"""One settings object: defaults run the embedded mode; environment variables and CLI flags override.
+
+The environment is read here and nowhere else; everything below receives a `Settings`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta, timezone
+from pathlib import Path
+
+from qrtrace.errors import InputError
+
+VIETNAM = timezone(timedelta(hours=7), "ICT")
+
+
+def _default_key_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "qrtrace" / "keys.json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable. Field docs name the environment variable that sets each one."""
+
+    store: str = ".qrtrace"  # QRTRACE_STORE: a directory (embedded chDB) or chdb:///path
+    key_file: Path = field(default_factory=_default_key_file)  # QRTRACE_KEY_FILE: HMAC + vault + QR keys
+    lang: str = "vi"  # QRTRACE_LANG: vi | en
+    display_tz: timezone = VIETNAM  # times are stored in UTC and shown in this offset
+    actor: str = field(default_factory=lambda: os.environ.get("USER") or getpass.getuser())  # QRTRACE_ACTOR
+    batch_size: int = 50_000  # QRTRACE_BATCH_SIZE: events per processing batch
+    allowed_lateness_minutes: int = 30  # QRTRACE_ALLOWED_LATENESS_MINUTES: reorder buffer for late events
+    dedupe_window_hours: int = 48  # QRTRACE_DEDUPE_WINDOW_HOURS: how long a scan_id is remembered
+    occupancy_window_minutes: int = 15  # QRTRACE_OCCUPANCY_WINDOW_MINUTES
+    retention_days: int = 21  # QRTRACE_RETENTION_DAYS: whole day partitions older than this are dropped
+    grace_minutes: int = 30  # trace default
+    min_overlap_minutes: int = 0  # trace default
+    depth: int = 2  # trace default
+
+    @property
+    def store_path(self) -> Path:
+        """Directory of the embedded store (`chdb:///abs/path` and plain paths both accepted)."""
+        raw = self.store
+        if raw.startswith("chdb://"):
+            raw = raw[len("chdb://") :] or "/"
+        elif "://" in raw:
+            raise InputError(f"The store {self.store!r} is not an embedded store; use a directory or chdb:///path.")
+        return Path(raw).expanduser().resolve()
+
+    def with_overrides(self, **overrides: object) -> Settings:
+        """A copy with the given non-None fields replaced (CLI flags win over the environment)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+_INT_ENV = {
+    "QRTRACE_BATCH_SIZE": "batch_size",
+    "QRTRACE_ALLOWED_LATENESS_MINUTES": "allowed_lateness_minutes",
+    "QRTRACE_DEDUPE_WINDOW_HOURS": "dedupe_window_hours",
+    "QRTRACE_OCCUPANCY_WINDOW_MINUTES": "occupancy_window_minutes",
+    "QRTRACE_RETENTION_DAYS": "retention_days",
+}
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from environment variables over the defaults."""
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    if env.get("QRTRACE_STORE"):
+        values["store"] = env["QRTRACE_STORE"]
+    if env.get("QRTRACE_KEY_FILE"):
+        values["key_file"] = Path(env["QRTRACE_KEY_FILE"]).expanduser()
+    if env.get("QRTRACE_ACTOR"):
+        values["actor"] = env["QRTRACE_ACTOR"]
+    if env.get("QRTRACE_LANG"):
+        lang = env["QRTRACE_LANG"].lower()
+        if lang not in ("vi", "en"):
+            raise InputError(f"QRTRACE_LANG must be vi or en, not {lang!r}.")
+        values["lang"] = lang
+    for name, attr in _INT_ENV.items():
+        if env.get(name):
+            try:
+                values[attr] = int(env[name])
+            except ValueError:
+                raise InputError(f"{name} must be a whole number, not {env[name]!r}.") from None
+    return Settings(**values)  # type: ignore[arg-type]

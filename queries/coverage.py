@@ -1,0 +1,137 @@
+"""QR deployment coverage: per commune x venue category, and by overseeing office.
+
+Registered venues, venues active (at least one scan) in the period, scans and people; communes and
+venues with zero scans. The matrix always has every commune and every category, zeros included,
+because a zero is exactly what a district office must see.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+
+from qrtrace.domain.categories import load_categories, office_name
+from qrtrace.sinks.clickhouse_sql import load_sql
+from qrtrace.sinks.store import Store
+
+
+@dataclass(frozen=True)
+class CoverageCell:
+    commune_code: str
+    category: str
+    registered: int
+    active_venues: int
+    scans: int
+    people: int
+
+
+@dataclass(frozen=True)
+class CommuneCoverage:
+    commune_code: str
+    name: str
+    registered: int
+    active_venues: int
+    scans: int
+    people: int
+
+    @property
+    def active_share(self) -> float:
+        return self.active_venues / self.registered if self.registered else 0.0
+
+
+@dataclass(frozen=True)
+class OfficeCoverage:
+    office: str
+    office_name: str
+    registered: int
+    active_venues: int
+    scans: int
+
+
+@dataclass(frozen=True)
+class SilentVenue:
+    venue_id: str
+    name: str
+    category: str
+    commune_code: str
+
+
+@dataclass(frozen=True)
+class CoverageReport:
+    as_of_us: int
+    since_us: int
+    lang: str
+    cells: list[CoverageCell]
+    communes: list[CommuneCoverage]
+    offices: list[OfficeCoverage]
+    zero_scan_communes: list[CommuneCoverage]
+    silent_venues: list[SilentVenue]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _rows(result: dict[str, list]) -> list[dict]:
+    keys = list(result)
+    return [dict(zip(keys, values, strict=True)) for values in zip(*result.values(), strict=True)]
+
+
+def coverage_report(store: Store, as_of_us: int, since_us: int, lang: str = "vi") -> CoverageReport:
+    """Build the report for the period (since, as_of]; four set-based queries."""
+    params = {"since_us": since_us, "as_of_us": as_of_us}
+    registered = {(r["commune_code"], r["category"]): r["registered"]
+                  for r in _rows(store.query(load_sql("qrtrace.queries", "coverage_registered")))}
+    activity = {(r["commune_code"], r["category"]): r
+                for r in _rows(store.query(load_sql("qrtrace.queries", "coverage_activity"), params))}
+    communes = _rows(store.query(load_sql("qrtrace.queries", "communes")))
+    silent = [SilentVenue(**r) for r in _rows(store.query(load_sql("qrtrace.queries", "coverage_silent_venues"), params))]
+    categories = load_categories()
+    names = {c["commune_code"]: c["name_vi"] for c in communes}
+    codes = sorted(set(names) | {k[0] for k in registered})
+    cells = []
+    for commune in codes:
+        for category in categories:
+            act = activity.get((commune, category), {})
+            cells.append(CoverageCell(commune, category, registered.get((commune, category), 0),
+                                      act.get("active_venues", 0), act.get("scans", 0), act.get("people", 0)))
+    per_commune = _per_commune(cells, names, activity)
+    return CoverageReport(
+        as_of_us=as_of_us,
+        since_us=since_us,
+        lang=lang,
+        cells=cells,
+        communes=per_commune,
+        offices=_per_office(cells, lang),
+        zero_scan_communes=[c for c in per_commune if c.scans == 0],
+        silent_venues=silent,
+    )
+
+
+def _per_commune(cells: list[CoverageCell], names: dict[str, str], activity: dict) -> list[CommuneCoverage]:
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for c in cells:
+        t = totals[c.commune_code]
+        t[0] += c.registered
+        t[1] += c.active_venues
+        t[2] += c.scans
+    # People are counted per commune x category; a person seen in two categories counts in both,
+    # so the commune total is the maximum over its categories only as a lower bound. Sum is the
+    # number of (person, category) pairs; report the sum and say so in the label.
+    people: dict[str, int] = defaultdict(int)
+    for (commune, _), row in activity.items():
+        people[commune] += row["people"]
+    return [
+        CommuneCoverage(code, names.get(code, code), t[0], t[1], t[2], people.get(code, 0))
+        for code, t in totals.items()
+    ]
+
+
+def _per_office(cells: list[CoverageCell], lang: str) -> list[OfficeCoverage]:
+    categories = load_categories()
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for c in cells:
+        t = totals[categories[c.category].overseeing_office]
+        t[0] += c.registered
+        t[1] += c.active_venues
+        t[2] += c.scans
+    return [OfficeCoverage(o, office_name(o, lang), *t) for o, t in sorted(totals.items())]

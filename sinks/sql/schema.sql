@@ -1,0 +1,69 @@
+-- qrtrace tables. Kept to what ClickHouse 18.16 (Debian's server) and chDB both run:
+-- no TTL, no LowCardinality, no DateTime64. Times are Int64 microseconds since the epoch (UTC).
+-- Day partitions (UTC day number) make retention a DROP PARTITION; ReplacingMergeTree keys make
+-- every insert idempotent, so a retried batch cannot create duplicates.
+CREATE DATABASE IF NOT EXISTS qrtrace;
+
+CREATE TABLE IF NOT EXISTS qrtrace.venue_categories (
+    code String, group_code String, name_vi String, name_en String,
+    overseeing_office String, default_dwell_minutes UInt32
+) ENGINE = ReplacingMergeTree ORDER BY code;
+
+CREATE TABLE IF NOT EXISTS qrtrace.communes (
+    commune_code String, name_vi String, unit_type String, district_code String,
+    district_name_vi String, province_code String, province_name_vi String
+) ENGINE = ReplacingMergeTree ORDER BY commune_code;
+
+CREATE TABLE IF NOT EXISTS qrtrace.venues (
+    venue_id String, name String, category String, commune_code String, capacity UInt32,
+    registered_at_us Int64
+) ENGINE = ReplacingMergeTree(registered_at_us) ORDER BY venue_id;
+
+CREATE TABLE IF NOT EXISTS qrtrace.checkins (
+    scan_id String, venue_id String, person String, direction Int8, event_time_us Int64,
+    offset_minutes Int16, mode String, scanner_id String, declaration_sealed String,
+    outcome String, ingested_at_us Int64
+) ENGINE = ReplacingMergeTree PARTITION BY intDiv(event_time_us, 86400000000)
+ORDER BY (venue_id, event_time_us, scan_id);
+
+-- Visits twice: by venue for "who else was there", by person for "where was this person".
+-- version 0 = provisional (still open, ends at start + dwell), 1 = final; FINAL keeps the latest.
+CREATE TABLE IF NOT EXISTS qrtrace.visits_by_venue (
+    venue_id String, person String, start_us Int64, end_us Int64, closed_by Int8, version UInt8
+) ENGINE = ReplacingMergeTree(version) PARTITION BY intDiv(start_us, 86400000000)
+ORDER BY (venue_id, start_us, person);
+
+CREATE TABLE IF NOT EXISTS qrtrace.visits_by_person (
+    venue_id String, person String, start_us Int64, end_us Int64, closed_by Int8, version UInt8
+) ENGINE = ReplacingMergeTree(version) PARTITION BY intDiv(start_us, 86400000000)
+ORDER BY (person, start_us, venue_id);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS qrtrace.visits_by_person_mv TO qrtrace.visits_by_person
+AS SELECT venue_id, person, start_us, end_us, closed_by, version FROM qrtrace.visits_by_venue;
+
+CREATE TABLE IF NOT EXISTS qrtrace.occupancy (
+    venue_id String, window_start_us Int64, arrivals UInt32, present UInt32, capacity UInt32,
+    over_capacity UInt8, version UInt64
+) ENGINE = ReplacingMergeTree(version) PARTITION BY intDiv(window_start_us, 86400000000)
+ORDER BY (venue_id, window_start_us);
+
+CREATE TABLE IF NOT EXISTS qrtrace.dead_letters (
+    dl_id String, received_at_us Int64, source String, reason String, detail String,
+    payload_redacted String, payload_sealed String
+) ENGINE = ReplacingMergeTree PARTITION BY intDiv(received_at_us, 86400000000)
+ORDER BY (reason, dl_id);
+
+CREATE TABLE IF NOT EXISTS qrtrace.identity_vault (
+    person String, identifier_sealed String, contact_sealed String, sealed_at_us Int64
+) ENGINE = ReplacingMergeTree(sealed_at_us) ORDER BY person;
+
+CREATE TABLE IF NOT EXISTS qrtrace.cases (
+    case_id String, person String, infectious_from_us Int64, infectious_to_us Int64,
+    declared_at_us Int64, declared_by String
+) ENGINE = ReplacingMergeTree(declared_at_us) ORDER BY case_id;
+
+-- Append-only: who traced or re-identified whom, when, and why.
+CREATE TABLE IF NOT EXISTS qrtrace.audit_log (
+    at_us Int64, actor String, action String, case_id String, subject String, purpose String,
+    detail String
+) ENGINE = MergeTree PARTITION BY intDiv(at_us, 86400000000) ORDER BY at_us;

@@ -1,0 +1,137 @@
+"""Batched, idempotent writes of processor output. Each method is one columnar insert per table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from qrtrace.domain.admin_units import Commune
+from qrtrace.domain.categories import VenueCategory
+from qrtrace.domain.venues import Venue
+from qrtrace.sinks.store import Store
+from qrtrace.stream_processors.batch import CheckinBatch, DeadLetter, OccupancyBatch, VisitBatch
+
+
+class StoreWriter:
+    """Turns batches into inserts. Keys in the table design make a retried batch a no-op."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def checkins(self, batch: CheckinBatch, outcome: np.ndarray, ingested_at_us: int) -> None:
+        if not len(batch):
+            return
+        self.store.insert(
+            "qrtrace.checkins",
+            {
+                "scan_id": batch.scan_id,
+                "venue_id": batch.venue_id,
+                "person": batch.person,
+                "direction": np.where(batch.is_in, 1, -1).astype(np.int8),
+                "event_time_us": batch.event_time_us,
+                "offset_minutes": batch.offset_minutes,
+                "mode": batch.mode,
+                "scanner_id": batch.scanner_id,
+                "declaration_sealed": batch.declaration_sealed,
+                "outcome": outcome,
+                "ingested_at_us": np.full(len(batch), ingested_at_us, dtype=np.int64),
+            },
+        )
+
+    def visits(self, visits: VisitBatch) -> None:
+        """Into visits_by_venue; the materialized view copies them into visits_by_person."""
+        if not len(visits):
+            return
+        self.store.insert(
+            "qrtrace.visits_by_venue",
+            {
+                "venue_id": visits.venue_id,
+                "person": visits.person,
+                "start_us": visits.start_us,
+                "end_us": visits.end_us,
+                "closed_by": visits.closed_by,
+                "version": visits.version,
+            },
+        )
+
+    def occupancy(self, windows: OccupancyBatch) -> None:
+        if not len(windows):
+            return
+        self.store.insert(
+            "qrtrace.occupancy",
+            {
+                "venue_id": windows.venue_id,
+                "window_start_us": windows.window_start_us,
+                "arrivals": windows.arrivals,
+                "present": windows.present,
+                "capacity": windows.capacity,
+                "over_capacity": windows.over_capacity.astype(np.uint8),
+                "version": windows.version,
+            },
+        )
+
+    def dead_letters(self, letters: Sequence[DeadLetter], source: str, received_at_us: int) -> None:
+        if not letters:
+            return
+        self.store.insert(
+            "qrtrace.dead_letters",
+            {
+                "dl_id": [d.dl_id for d in letters],
+                "received_at_us": np.full(len(letters), received_at_us, dtype=np.int64),
+                "source": [source] * len(letters),
+                "reason": [d.reason for d in letters],
+                "detail": [d.detail for d in letters],
+                "payload_redacted": [d.payload_redacted for d in letters],
+                "payload_sealed": [d.payload_sealed for d in letters],
+            },
+        )
+
+    def identities(self, person: list[str], identifier_sealed: list[str], contact_sealed: list[str], at_us: int) -> None:
+        if not person:
+            return
+        self.store.insert(
+            "qrtrace.identity_vault",
+            {
+                "person": person,
+                "identifier_sealed": identifier_sealed,
+                "contact_sealed": contact_sealed,
+                "sealed_at_us": np.full(len(person), at_us, dtype=np.int64),
+            },
+        )
+
+    def venues(self, venues: Sequence[Venue], at_us: int) -> None:
+        if not venues:
+            return
+        self.store.insert(
+            "qrtrace.venues",
+            {
+                "venue_id": [v.venue_id for v in venues],
+                "name": [v.name for v in venues],
+                "category": [v.category for v in venues],
+                "commune_code": [v.commune_code for v in venues],
+                "capacity": np.array([v.capacity for v in venues], dtype=np.uint32),
+                "registered_at_us": np.full(len(venues), at_us, dtype=np.int64),
+            },
+        )
+
+    def reference_data(self, categories: Sequence[VenueCategory], communes: Sequence[Commune]) -> None:
+        self.store.insert(
+            "qrtrace.venue_categories",
+            {
+                "code": [c.code for c in categories],
+                "group_code": [c.group for c in categories],
+                "name_vi": [c.name_vi for c in categories],
+                "name_en": [c.name_en for c in categories],
+                "overseeing_office": [c.overseeing_office for c in categories],
+                "default_dwell_minutes": np.array([c.default_dwell_minutes for c in categories], dtype=np.uint32),
+            },
+        )
+        self.communes(communes)
+
+    def communes(self, communes: Sequence[Commune]) -> None:
+        if not communes:
+            return
+        fields = ("commune_code", "name_vi", "unit_type", "district_code", "district_name_vi",
+                  "province_code", "province_name_vi")
+        self.store.insert("qrtrace.communes", {f: [getattr(c, f) for c in communes] for f in fields})

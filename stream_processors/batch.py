@@ -1,0 +1,109 @@
+"""Columnar batches that flow between the processors: numpy arrays, one per field, equal lengths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+US_PER_MINUTE = 60_000_000
+US_PER_DAY = 86_400_000_000
+
+
+def _take(cls, obj, index):  # type: ignore[no-untyped-def]
+    return cls(**{f.name: getattr(obj, f.name)[index] for f in fields(cls)})
+
+
+def _concat(cls, parts):  # type: ignore[no-untyped-def]
+    return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+
+
+@dataclass(frozen=True, slots=True)
+class CheckinBatch:
+    """Validated, pseudonymised check-ins. `seq` is the delivery order, used to break event-time ties."""
+
+    scan_id: np.ndarray  # object[str]
+    venue_id: np.ndarray  # object[str]
+    person: np.ndarray  # object[str]: keyed-HMAC pseudonym
+    is_in: np.ndarray  # bool
+    event_time_us: np.ndarray  # int64, UTC microseconds
+    offset_minutes: np.ndarray  # int16, the offset the scanner wrote
+    mode: np.ndarray  # object[str]
+    scanner_id: np.ndarray  # object[str]
+    declaration_sealed: np.ndarray  # object[str], "" when absent
+    seq: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    def take(self, index: np.ndarray) -> CheckinBatch:
+        return _take(CheckinBatch, self, index)
+
+    @staticmethod
+    def concat(parts: list[CheckinBatch]) -> CheckinBatch:
+        return _concat(CheckinBatch, parts) if parts else empty_checkins()
+
+
+def empty_checkins() -> CheckinBatch:
+    obj = np.empty(0, dtype=object)
+    return CheckinBatch(
+        obj, obj, obj, np.empty(0, bool), np.empty(0, np.int64), np.empty(0, np.int16), obj, obj, obj,
+        np.empty(0, np.int64),
+    )
+
+
+# Visit close reasons, stored as small ints.
+CLOSED_BY_DWELL = 0  # no check-out (yet): ends at start + dwell; provisional while the visit is open
+CLOSED_BY_CHECKOUT = 1
+CLOSED_BY_NEXT_CHECKIN = 2
+CLOSED_BY_NAMES = {CLOSED_BY_DWELL: "dwell", CLOSED_BY_CHECKOUT: "checkout", CLOSED_BY_NEXT_CHECKIN: "next_checkin"}
+
+VERSION_PROVISIONAL = 0  # emitted while open; a later final row with the same key replaces it
+VERSION_FINAL = 1
+
+
+@dataclass(frozen=True, slots=True)
+class VisitBatch:
+    """Visits keyed by (venue_id, person, start_us). `previous_end_us` is -1 unless this row replaces a
+    provisional row emitted earlier (occupancy uses it to move the visit's span)."""
+
+    venue_id: np.ndarray
+    person: np.ndarray
+    start_us: np.ndarray
+    end_us: np.ndarray
+    closed_by: np.ndarray  # int8
+    version: np.ndarray  # uint8
+    previous_end_us: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.start_us)
+
+    def take(self, index: np.ndarray) -> VisitBatch:
+        return _take(VisitBatch, self, index)
+
+
+@dataclass(frozen=True, slots=True)
+class OccupancyBatch:
+    """Per-venue tumbling windows: people present, arrivals, and whether capacity was exceeded."""
+
+    venue_id: np.ndarray
+    window_start_us: np.ndarray
+    arrivals: np.ndarray
+    present: np.ndarray
+    capacity: np.ndarray
+    over_capacity: np.ndarray
+    version: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.window_start_us)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that could not be used, with why. `payload` is already free of raw identifiers."""
+
+    dl_id: str
+    reason: str
+    detail: str
+    payload_redacted: str
+    payload_sealed: str = ""
