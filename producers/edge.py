@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import orjson
-
-from qrtrace.identity import Pseudonymiser, Vault, normalise_identifier
 from qrtrace.stream_processors.batch import CheckinBatch, DeadLetter
 from qrtrace.stream_processors.validate import Rejection, parse_lines, validate_records
+
+from qrtrace.identity import Pseudonymiser, Vault, normalise_identifier
 
 IDENTITY_CONTEXT = "identity"
 CONTACT_CONTEXT = "contact"
@@ -85,19 +85,7 @@ class Edge:
             if person not in self._sealed and person not in fresh:
                 fresh[person] = raw
         self._sealed.update(fresh)
-        return self.identity_rows(fresh)
-
-    def identity_rows(self, raw_by_person: dict[str, str], phones: dict[str, str] | None = None) -> IdentityRows:
-        """Sealed vault rows: the identifier each person checks in with, and a phone to call."""
-        seal = self._vault.seal
-        persons = list(raw_by_person)
-        ids = [normalise_identifier(raw_by_person[p]) for p in persons]
-        contacts = [(phones or {}).get(p) or (i if i.isdigit() and len(i) == 10 else "") for p, i in zip(persons, ids, strict=True)]
-        return IdentityRows(
-            persons,
-            [seal(i, IDENTITY_CONTEXT) for i in ids],
-            [seal(c, CONTACT_CONTEXT) if c else "" for c in contacts],
-        )
+        return seal_identities(self._vault, fresh)
 
     def _redact(self, line: bytes, rejection: Rejection) -> DeadLetter:
         """Dead letter without raw identifiers: personal fields pseudonymised or dropped, original sealed."""
@@ -110,3 +98,16 @@ class Edge:
                 redacted["person"] = self._pseudonymiser.one(record["person_id"])
         sealed = self._vault.seal(line.decode("utf-8", "replace"), DEAD_LETTER_CONTEXT)
         return DeadLetter(dl_id, rejection.reason, rejection.detail, orjson.dumps(redacted).decode(), sealed)
+
+
+def seal_identities(vault: Vault, raw_by_person: dict[str, str], phones: dict[str, str] | None = None) -> IdentityRows:
+    """Sealed vault rows: the identifier each person checks in with, and a phone number to call them on."""
+    persons = list(raw_by_person)
+    ids = [normalise_identifier(raw_by_person[p]) for p in persons]
+    phones = phones or {}
+    contacts = [phones.get(p) or (i if i.isdigit() and len(i) == 10 else "") for p, i in zip(persons, ids, strict=True)]
+    return IdentityRows(
+        persons,
+        [vault.seal(i, IDENTITY_CONTEXT) for i in ids],
+        [vault.seal(c, CONTACT_CONTEXT) if c else "" for c in contacts],
+    )

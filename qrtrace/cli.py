@@ -32,7 +32,13 @@ app.add_typer(communes_app, name="communes")
 app.add_typer(report_app, name="report")
 
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+
+
+def _fail(message: str, code: int) -> None:
+    """One line on stderr (never wrapped, never a traceback) and the exit code."""
+    sys.stderr.write(message.replace("\n", " ") + "\n")
+    sys.exit(code)
+
 
 StoreOpt = Annotated[str | None, typer.Option("--store", help="Store directory or chdb:///path [env QRTRACE_STORE].")]
 LangOpt = Annotated[str | None, typer.Option("--lang", help="Labels: vi or en [env QRTRACE_LANG].")]
@@ -225,22 +231,21 @@ def retention(store: StoreOpt = None) -> None:
     out.print(f"dropped {len(dropped)} partitions")
 
 
+def _lang() -> str:
+    return "en" if os.environ.get("QRTRACE_LANG", "").lower() == "en" else "vi"
+
+
 def main() -> None:
     """Entry point: run the app, turning every failure into one sentence and an exit code."""
     try:
         app(standalone_mode=False)
     except QrtraceError as exc:
-        err.print(f"{t('error', os.environ.get('QRTRACE_LANG', 'vi'))}: {exc}", markup=False)
-        sys.exit(1)
+        _fail(f"{t('error', _lang())}: {exc}", 1)
     except click.exceptions.Abort:
-        err.print("Aborted.")
-        sys.exit(130)
+        _fail("Aborted.", 130)
     except click.exceptions.ClickException as exc:
-        err.print(f"{t('error', os.environ.get('QRTRACE_LANG', 'vi'))}: {exc.format_message()}", markup=False)
-        sys.exit(exc.exit_code)
+        _fail(f"{t('error', _lang())}: {exc.format_message()}", exc.exit_code)
     except Exception as exc:  # the last line of defence: no tracebacks for users
         if os.environ.get("QRTRACE_DEBUG"):
             raise
-        err.print(f"Unexpected failure ({type(exc).__name__}: {exc}); rerun with QRTRACE_DEBUG=1 for details.",
-                  markup=False)
-        sys.exit(70)
+        _fail(f"Unexpected failure ({type(exc).__name__}: {exc}); rerun with QRTRACE_DEBUG=1 for details.", 70)

@@ -19,7 +19,7 @@ from qrtrace.domain.categories import load_categories
 from qrtrace.domain.venues import Venue
 from qrtrace.errors import InputError
 from qrtrace.identity import Keyring, Pseudonymiser, Vault, load_or_create_keyring
-from qrtrace.producers.edge import Edge
+from qrtrace.producers.edge import Edge, seal_identities
 from qrtrace.queries.coverage import CoverageReport, coverage_report
 from qrtrace.queries.reidentify import Identity, reidentify
 from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules, trace_case
@@ -109,6 +109,13 @@ class EmbeddedRuntime:
     def register_venues(self, venues: Sequence[Venue]) -> None:
         self.writer.venues(venues, now_us())
 
+    def register_contacts(self, identifiers: Sequence[str], phones: Sequence[str]) -> None:
+        """Seal the contact directory (identifier -> phone) so allowed roles can call a contact."""
+        persons = self.pseudonymiser.many(list(identifiers))
+        rows = seal_identities(self.vault, dict(zip(persons, identifiers, strict=True)),
+                               dict(zip(persons, phones, strict=True)))
+        self.writer.identities(rows.person, rows.identifier_sealed, rows.contact_sealed, now_us())
+
     # -- ingest ---------------------------------------------------------------------------------
     def ingest(
         self,
@@ -168,7 +175,7 @@ class EmbeddedRuntime:
         processor = CheckinProcessor(self._processor_config(venues))
         if self._state_file.exists():
             # Our own file in the store directory, written by _save_processor below.
-            version, deduper, reorder, keys, occupancy = pickle.loads(self._state_file.read_bytes())  # noqa: S301
+            version, deduper, reorder, keys, occupancy = pickle.loads(self._state_file.read_bytes())
             if version == STATE_VERSION:
                 processor.deduper, processor.reorder = deduper, reorder
                 processor.pairer.keys = keys

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
-from qrtrace.domain.categories import load_categories, office_name
 from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.store import Store
+
+from qrtrace.domain.categories import load_categories, office_name
 
 
 @dataclass(frozen=True)

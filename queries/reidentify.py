@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qrtrace.identity import Vault
 from qrtrace.producers.edge import CONTACT_CONTEXT, IDENTITY_CONTEXT
 from qrtrace.sinks.audit import AuditLog
 from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.store import Store
+
+from qrtrace.identity import Vault
 
 
 @dataclass(frozen=True)

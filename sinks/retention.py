@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qrtrace.sinks.clickhouse_sql import load_sql, literal
+from qrtrace.sinks.clickhouse_sql import literal, load_sql
 from qrtrace.sinks.store import Store
 
 DAY_PARTITIONED = ("checkins", "visits_by_venue", "visits_by_person", "occupancy", "dead_letters")

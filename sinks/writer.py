@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from qrtrace.sinks.store import Store
+from qrtrace.stream_processors.batch import CheckinBatch, DeadLetter, OccupancyBatch, VisitBatch
 
 from qrtrace.domain.admin_units import Commune
 from qrtrace.domain.categories import VenueCategory
 from qrtrace.domain.venues import Venue
-from qrtrace.sinks.store import Store
-from qrtrace.stream_processors.batch import CheckinBatch, DeadLetter, OccupancyBatch, VisitBatch
 
 
 class StoreWriter:

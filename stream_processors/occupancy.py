@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from qrtrace.stream_processors.batch import OccupancyBatch, VisitBatch
 
 

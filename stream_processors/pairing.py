@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from qrtrace.stream_processors.batch import (
     CLOSED_BY_CHECKOUT,
     CLOSED_BY_DWELL,

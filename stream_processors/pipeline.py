@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
-
 from qrtrace.stream_processors.batch import (
     US_PER_DAY,
     US_PER_MINUTE,

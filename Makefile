@@ -1,0 +1,35 @@
+# qrtrace: one command to see it work (make demo), one to prove it (make test).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: demo test lint unit embedded bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) is required (Python 3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/qrtrace demo
+
+# Every tier runs; pytest's "no tests collected" (exit 5) fails the build like any other failure.
+test: $(STAMP) lint unit embedded
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -m "not embedded" -p no:cacheprovider
+
+embedded: $(STAMP)
+	$(BIN)/pytest -q -m embedded -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/ingest_bench.py
+
+clean:
+	rm -rf $(VENV) .qrtrace test-artifacts

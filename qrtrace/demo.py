@@ -1,0 +1,110 @@
+"""`qrtrace demo`: the main job end to end on the embedded store, for a newcomer's first run."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from rich.console import Console
+
+from qrtrace import render
+from qrtrace.domain.posters import render_poster
+from qrtrace.domain.venue_qr import encode_venue_qr, venue_signing_key
+from qrtrace.embedded import EmbeddedRuntime
+from qrtrace.errors import InputError
+from qrtrace.i18n import t
+from qrtrace.producers.simulator import (
+    SimulationConfig,
+    build_district,
+    checkin_batches,
+    expected_event_count,
+)
+from qrtrace.queries.trace import TraceRules
+from qrtrace.settings import Settings
+from qrtrace.sinks.clickhouse_sql import load_sql
+from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
+
+DEMO_MARKER = ".qrtrace-demo"
+
+
+def _fresh_demo_store(settings: Settings) -> None:
+    """The demo starts from an empty store, but never deletes a store it did not create."""
+    path = settings.store_path
+    if path.exists() and any(path.iterdir()):
+        if not (path / DEMO_MARKER).exists():
+            raise InputError(
+                f"The store {path} already holds data that the demo did not create; "
+                "run the demo with --store pointing to another directory."
+            )
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / DEMO_MARKER).write_text("created by `qrtrace demo`; the demo may replace this store\n")
+
+
+def _local_midnight(settings: Settings, days_back: int) -> datetime:
+    today = datetime.now(settings.display_tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=days_back)
+
+
+def run_demo(settings: Settings, population: int, days: int, seed: int, console: Console) -> None:
+    lang = settings.lang
+    started = time.perf_counter()
+    _fresh_demo_store(settings)
+    start = _local_midnight(settings, days)
+    config = SimulationConfig(seed=seed, start=start, days=days, population=population)
+    district = build_district(config)
+    end_us = round((start + timedelta(days=days)).timestamp() * 1_000_000)
+    exports = settings.store_path / "exports"
+    exports.mkdir(exist_ok=True)
+    with EmbeddedRuntime(settings) as rt:
+        rt.register_venues(district.venues)
+        rt.register_contacts([p.person_id for p in district.people], [p.phone for p in district.people])
+        console.print(f"[bold]Sơn Dương[/]: {len(district.venues):,} venues, {len(district.people):,} people, "
+                      f"{days} days from {start.date()}")
+        with render.progress(lang) as bar:
+            task = bar.add_task(t("ingesting", lang), total=expected_event_count(district))
+            report = rt.ingest(checkin_batches(district, settings.batch_size), source="simulator",
+                               on_batch=lambda n: bar.advance(task, n))
+        render.ingest_report(console, report, lang)
+
+        # A positive case: the most mobile person of the last two days, isolated at the end of the run.
+        window_from, window_to = end_us - 2 * US_PER_DAY, end_us
+        busiest = rt.store.query(load_sql("qrtrace.queries", "busiest_person"),
+                                 {"from_us": window_from, "to_us": window_to})
+        if not busiest["person"]:
+            raise InputError("The simulation produced no visits to trace; try a larger --population.")
+        raw_by_person = dict(zip(rt.pseudonymiser.many([p.person_id for p in district.people]),
+                                 (p.person_id for p in district.people), strict=True))
+        case_id = raw_by_person[busiest["person"][0]]
+        rt.declare_case("DEMO-F0-1", case_id, window_from, window_to)
+        rules = TraceRules(depth=settings.depth, grace_us=settings.grace_minutes * US_PER_MINUTE,
+                           min_overlap_us=settings.min_overlap_minutes * US_PER_MINUTE, until_us=end_us)
+        result, identities = rt.trace(case_id, window_from, window_to, rules, purpose="demo", case_id="DEMO-F0-1")
+        doc = render.trace_dict(result, identities, settings.display_tz)
+        console.print()
+        render.trace_tables(console, doc, lang, limit=25)
+        (exports / "trace-DEMO-F0-1.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        render.write_call_list(exports / "trace-DEMO-F0-1.csv", doc)
+
+        console.print()
+        coverage = rt.coverage(as_of_us=end_us, days=1)
+        render.coverage_tables(console, coverage, settings)
+        (exports / "coverage.json").write_bytes(
+            orjson.dumps(render.coverage_dict(coverage, settings.display_tz), option=orjson.OPT_INDENT_2))
+
+        venue = max(district.venues, key=lambda v: v.capacity)
+        communes = dict(zip(*rt.store.query("SELECT commune_code, name_vi FROM qrtrace.communes FINAL").values(),
+                            strict=True))
+        payload = encode_venue_qr(venue, venue_signing_key(rt.keyring.venue_signing_seed), datetime.now(UTC))
+        poster = render_poster(venue, payload, communes.get(venue.commune_code, ""), exports / f"poster-{venue.venue_id}.png",
+                               lang=lang)
+    console.print()
+    console.print(f"[bold]{t('files', lang)}[/]")
+    console.print(f"  {t('store', lang)}: {settings.store_path}")
+    console.print(f"  trace: {exports / 'trace-DEMO-F0-1.json'} , {exports / 'trace-DEMO-F0-1.csv'}")
+    console.print(f"  coverage: {exports / 'coverage.json'}")
+    console.print(f"  poster: {poster}")
+    console.print(f"  keys: {settings.key_file}")
+    console.print(f"demo: {time.perf_counter() - started:.1f} s")

@@ -1,0 +1,71 @@
+"""Brute-force reference implementations of DESIGN.md's semantics, written independently of the core.
+
+Plain Python over whole lists: no batching, no windows, no early exits. Slow and obviously right.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Ev:
+    scan_id: str
+    person: str
+    venue: str
+    is_in: bool
+    t: int
+
+
+def oracle_visits(events: list[Ev], dwell: dict[str, int]) -> set[tuple[str, str, int, int]]:
+    """(person, venue, start, end) per DESIGN.md's visit rule, from the complete event list."""
+    seen: set[str] = set()
+    per_key: dict[tuple[str, str], list[Ev]] = defaultdict(list)
+    for e in events:  # delivery order: the first delivery of a scan_id wins
+        if e.scan_id in seen:
+            continue
+        seen.add(e.scan_id)
+        per_key[(e.person, e.venue)].append(e)
+    visits = set()
+    for (person, venue), evs in per_key.items():
+        d = dwell[venue]
+        open_start = None
+        for e in sorted(evs, key=lambda e: e.t):  # stable: ties keep delivery order
+            if e.is_in:
+                if open_start is None:
+                    open_start = e.t
+                elif e.t > open_start + d:
+                    visits.add((person, venue, open_start, open_start + d))
+                    open_start = e.t
+            elif open_start is not None:
+                visits.add((person, venue, open_start, e.t))
+                open_start = None
+        if open_start is not None:
+            visits.add((person, venue, open_start, open_start + d))
+    return visits
+
+
+def oracle_trace(visits, case, frm, to, depth, grace, min_overlap, until):  # type: ignore[no-untyped-def]
+    """{person: (hop, first_exposure, sorted exposures)} by brute force over every pair of visits."""
+    placed = {case}
+    out = {}
+    sources = [(v, 0) for v in visits if v.person == case and v.start <= to and v.end >= frm]
+    for hop in range(1, depth + 1):
+        found = defaultdict(list)
+        for s, s_hop in sources:
+            for t in visits:
+                if t.venue != s.venue or t.person in placed:
+                    continue
+                if t.start < s.end + grace and s.start < t.end:
+                    start = max(s.start, t.start)
+                    overlap = min(s.end + grace, t.end) - start
+                    if overlap >= min_overlap:
+                        found[t.person].append((t.venue, start, start + overlap, overlap, s.person, s_hop))
+        for person, exposures in found.items():
+            out[person] = (hop, min(e[1] for e in exposures), sorted(exposures))
+        placed |= set(found)
+        sources = [
+            (v, hop) for v in visits if v.person in found and out[v.person][1] <= v.start <= until
+        ]
+    return out
