@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import orjson
-from qrtrace.stream_processors.batch import CheckinBatch, DeadLetter
-from qrtrace.stream_processors.validate import Rejection, parse_lines, validate_records
 
 from qrtrace.identity import Pseudonymiser, Vault, normalise_identifier
+from qrtrace.stream_processors.batch import CheckinBatch, DeadLetter
+from qrtrace.stream_processors.validate import Rejection, Validator, parse_lines
 
 IDENTITY_CONTEXT = "identity"
 CONTACT_CONTEXT = "contact"
@@ -52,32 +52,36 @@ class Edge:
     def __init__(self, pseudonymiser: Pseudonymiser, vault: Vault, known_venues: Collection[str]) -> None:
         self._pseudonymiser = pseudonymiser
         self._vault = vault
-        self._known_venues = known_venues
+        self._validator = Validator(known_venues)
         self._sealed: set[str] = set()  # pseudonyms whose vault row this process already wrote
         self._seq = 0
 
     def admit(self, lines: Sequence[bytes]) -> AdmittedBatch:
         """Parse, validate and pseudonymise one batch of JSON lines."""
-        valid, rejected = validate_records(parse_lines(lines), self._known_venues)
-        persons = self._pseudonymiser.many(valid.person_id)
+        valid, rejected = self._validator.validate(parse_lines(lines))
+        persons = self._pseudonymiser.many(valid.person_id.tolist())
         n = len(valid)
         seq = np.arange(self._seq, self._seq + n, dtype=np.int64)
         self._seq += len(lines)
-        declarations = [self._vault.seal(d, DECLARATION_CONTEXT) if d else "" for d in valid.declaration]
+        declarations = [
+            self._vault.seal(d, DECLARATION_CONTEXT) if d else "" for d in valid.declaration.tolist()
+        ]
         batch = CheckinBatch(
-            scan_id=np.array(valid.scan_id, dtype=object),
-            venue_id=np.array(valid.venue_id, dtype=object),
+            scan_id=valid.scan_id,
+            venue_id=valid.venue_id,
             person=np.array(persons, dtype=object),
-            is_in=np.array(valid.is_in, dtype=bool),
-            event_time_us=np.array(valid.event_time_us, dtype=np.int64),
-            offset_minutes=np.array(valid.offset_minutes, dtype=np.int16),
-            mode=np.array(valid.mode, dtype=object),
-            scanner_id=np.array(valid.scanner_id, dtype=object),
+            is_in=valid.is_in,
+            event_time_us=valid.event_time_us,
+            offset_minutes=valid.offset_minutes,
+            mode=valid.mode,
+            scanner_id=valid.scanner_id,
             declaration_sealed=np.array(declarations, dtype=object),
             seq=seq,
         )
         letters = [self._redact(lines[r.index], r) for r in rejected]
-        return AdmittedBatch(batch, letters, self._new_identities(valid.person_id, persons), len(lines))
+        return AdmittedBatch(
+            batch, letters, self._new_identities(valid.person_id.tolist(), persons), len(lines)
+        )
 
     def _new_identities(self, raw_ids: list[str], persons: list[str]) -> IdentityRows:
         fresh: dict[str, str] = {}
@@ -100,12 +104,17 @@ class Edge:
         return DeadLetter(dl_id, rejection.reason, rejection.detail, orjson.dumps(redacted).decode(), sealed)
 
 
-def seal_identities(vault: Vault, raw_by_person: dict[str, str], phones: dict[str, str] | None = None) -> IdentityRows:
+def seal_identities(
+    vault: Vault, raw_by_person: dict[str, str], phones: dict[str, str] | None = None
+) -> IdentityRows:
     """Sealed vault rows: the identifier each person checks in with, and a phone number to call them on."""
     persons = list(raw_by_person)
     ids = [normalise_identifier(raw_by_person[p]) for p in persons]
     phones = phones or {}
-    contacts = [phones.get(p) or (i if i.isdigit() and len(i) == 10 else "") for p, i in zip(persons, ids, strict=True)]
+    contacts = [
+        phones.get(p) or (i if i.isdigit() and len(i) == 10 else "")
+        for p, i in zip(persons, ids, strict=True)
+    ]
     return IdentityRows(
         persons,
         [vault.seal(i, IDENTITY_CONTEXT) for i in ids],

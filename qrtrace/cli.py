@@ -22,8 +22,12 @@ from qrtrace.errors import InputError, QrtraceError
 from qrtrace.i18n import t
 from qrtrace.settings import Settings, settings_from_env
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="qrtrace: QR check-in ingest, contact tracing (F0 -> F1 -> F2) and coverage reports.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="qrtrace: QR check-in ingest, contact tracing (F0 -> F1 -> F2) and coverage reports.",
+)
 venues_app = typer.Typer(no_args_is_help=True, help="Venue registry.")
 communes_app = typer.Typer(no_args_is_help=True, help="Administrative units (communes).")
 report_app = typer.Typer(no_args_is_help=True, help="Reports for authorities.")
@@ -40,7 +44,9 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-StoreOpt = Annotated[str | None, typer.Option("--store", help="Store directory or chdb:///path [env QRTRACE_STORE].")]
+StoreOpt = Annotated[
+    str | None, typer.Option("--store", help="Store directory or chdb:///path [env QRTRACE_STORE].")
+]
 LangOpt = Annotated[str | None, typer.Option("--lang", help="Labels: vi or en [env QRTRACE_LANG].")]
 
 
@@ -61,7 +67,9 @@ def parse_time(value: str, flag: str, settings: Settings) -> int:
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
-        raise InputError(f"{flag} {value!r} is not an ISO 8601 time such as 2021-07-20T08:00:00+07:00.") from None
+        raise InputError(
+            f"{flag} {value!r} is not an ISO 8601 time such as 2021-07-20T08:00:00+07:00."
+        ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=settings.display_tz)
     return round(when.timestamp() * 1_000_000)
@@ -110,16 +118,24 @@ def communes_import(file: Path, store: StoreOpt = None) -> None:
 
 
 @app.command()
-def ingest(file: Path, store: StoreOpt = None, lang: LangOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Ingest check-ins (one JSON object per line; '-' reads stdin); prints accepted / deduplicated / dead-lettered."""
+def ingest(
+    file: Path,
+    store: StoreOpt = None,
+    lang: LangOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Ingest check-ins (JSON lines; '-' reads stdin); prints accepted / deduplicated / dead-lettered."""
     settings = _settings(store, lang)
     if str(file) != "-" and not file.exists():
         raise InputError(f"The file {file} does not exist.")
     total = file.stat().st_size if str(file) != "-" else None
     with _runtime(settings) as rt, render.progress(settings.lang, total is None or as_json) as bar:
         task = bar.add_task(t("ingesting", settings.lang), total=None)
-        report = rt.ingest(_read_lines(file, settings.batch_size), source=f"file:{file.name}",
-                           on_batch=lambda n: bar.advance(task, n))
+        report = rt.ingest(
+            _read_lines(file, settings.batch_size),
+            source=f"file:{file.name}",
+            on_batch=lambda n: bar.advance(task, n),
+        )
     if as_json:
         out.print_json(orjson.dumps(render.ingest_dict(report)).decode())
     else:
@@ -131,13 +147,17 @@ def trace(
     person_id: Annotated[str, typer.Argument(help="The identifier the case checked in with.")],
     from_: Annotated[str, typer.Option("--from", help="Start of the infectious window (ISO 8601).")],
     to: Annotated[str, typer.Option("--to", help="End of the infectious window (ISO 8601).")],
-    until: Annotated[str | None, typer.Option(help="F2+ sources start no later than this (default: now).")] = None,
+    until: Annotated[
+        str | None, typer.Option(help="F2+ sources start no later than this (default: now).")
+    ] = None,
     depth: Annotated[int, typer.Option(min=1, max=6)] = 2,
     grace_minutes: Annotated[float, typer.Option(min=0)] = 30,
     min_overlap_minutes: Annotated[float, typer.Option(min=0)] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Also write the call list as CSV.")] = None,
-    purpose: Annotated[str, typer.Option(help="Why this trace is run (written to the audit log).")] = "outbreak investigation",
+    purpose: Annotated[
+        str, typer.Option(help="Why this trace is run (written to the audit log).")
+    ] = "outbreak investigation",
     store: StoreOpt = None,
     lang: LangOpt = None,
 ) -> None:
@@ -180,7 +200,12 @@ def report_coverage(
     with _runtime(settings) as rt:
         report = rt.coverage(parse_time(as_of, "--as-of", settings) if as_of else None, days)
     if as_json:
-        sys.stdout.write(orjson.dumps(render.coverage_dict(report, settings.display_tz), option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.write(
+            orjson.dumps(
+                render.coverage_dict(report, settings.display_tz), option=orjson.OPT_INDENT_2
+            ).decode()
+            + "\n"
+        )
     else:
         render.coverage_tables(out, report, settings)
 
@@ -201,10 +226,18 @@ def qr(
         venue = next((v for v in rt.venues() if v.venue_id == venue_id), None)
         if venue is None:
             raise InputError(f"Venue {venue_id} is not registered.")
-        communes = {c: n for c, n in zip(*rt.store.query("SELECT commune_code, name_vi FROM qrtrace.communes FINAL").values(), strict=True)}
+        communes = {
+            c: n
+            for c, n in zip(
+                *rt.store.query("SELECT commune_code, name_vi FROM qrtrace.communes FINAL").values(),
+                strict=True,
+            )
+        }
         key = venue_signing_key(rt.keyring.venue_signing_seed)
     payload = encode_venue_qr(venue, key, datetime.now(settings.display_tz))
-    path = render_poster(venue, payload, communes.get(venue.commune_code, venue.commune_code), output, lang=settings.lang)
+    path = render_poster(
+        venue, payload, communes.get(venue.commune_code, venue.commune_code), output, lang=settings.lang
+    )
     out.print(f"{t('poster_written', settings.lang)}: {path}")
 
 
@@ -248,4 +281,6 @@ def main() -> None:
     except Exception as exc:  # the last line of defence: no tracebacks for users
         if os.environ.get("QRTRACE_DEBUG"):
             raise
-        _fail(f"Unexpected failure ({type(exc).__name__}: {exc}); rerun with QRTRACE_DEBUG=1 for details.", 70)
+        _fail(
+            f"Unexpected failure ({type(exc).__name__}: {exc}); rerun with QRTRACE_DEBUG=1 for details.", 70
+        )

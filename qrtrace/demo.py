@@ -61,27 +61,45 @@ def run_demo(settings: Settings, population: int, days: int, seed: int, console:
     with EmbeddedRuntime(settings) as rt:
         rt.register_venues(district.venues)
         rt.register_contacts([p.person_id for p in district.people], [p.phone for p in district.people])
-        console.print(f"[bold]Sơn Dương[/]: {len(district.venues):,} venues, {len(district.people):,} people, "
-                      f"{days} days from {start.date()}")
+        console.print(
+            f"[bold]Sơn Dương[/]: {len(district.venues):,} venues, {len(district.people):,} people, "
+            f"{days} days from {start.date()}"
+        )
         with render.progress(lang) as bar:
             task = bar.add_task(t("ingesting", lang), total=expected_event_count(district))
-            report = rt.ingest(checkin_batches(district, settings.batch_size), source="simulator",
-                               on_batch=lambda n: bar.advance(task, n))
+            report = rt.ingest(
+                checkin_batches(district, settings.batch_size),
+                source="simulator",
+                on_batch=lambda n: bar.advance(task, n),
+            )
         render.ingest_report(console, report, lang)
 
-        # A positive case: the most mobile person of the last two days, isolated at the end of the run.
+        # A positive case: someone seen at a few venues in the last two days, isolated at the end of the run.
         window_from, window_to = end_us - 2 * US_PER_DAY, end_us
-        busiest = rt.store.query(load_sql("qrtrace.queries", "busiest_person"),
-                                 {"from_us": window_from, "to_us": window_to})
+        busiest = rt.store.query(
+            load_sql("qrtrace.queries", "demo_case"),
+            {"from_us": window_from, "to_us": window_to, "seed": seed},
+        )
         if not busiest["person"]:
             raise InputError("The simulation produced no visits to trace; try a larger --population.")
-        raw_by_person = dict(zip(rt.pseudonymiser.many([p.person_id for p in district.people]),
-                                 (p.person_id for p in district.people), strict=True))
+        raw_by_person = dict(
+            zip(
+                rt.pseudonymiser.many([p.person_id for p in district.people]),
+                (p.person_id for p in district.people),
+                strict=True,
+            )
+        )
         case_id = raw_by_person[busiest["person"][0]]
         rt.declare_case("DEMO-F0-1", case_id, window_from, window_to)
-        rules = TraceRules(depth=settings.depth, grace_us=settings.grace_minutes * US_PER_MINUTE,
-                           min_overlap_us=settings.min_overlap_minutes * US_PER_MINUTE, until_us=end_us)
-        result, identities = rt.trace(case_id, window_from, window_to, rules, purpose="demo", case_id="DEMO-F0-1")
+        rules = TraceRules(
+            depth=settings.depth,
+            grace_us=settings.grace_minutes * US_PER_MINUTE,
+            min_overlap_us=settings.min_overlap_minutes * US_PER_MINUTE,
+            until_us=end_us,
+        )
+        result, identities = rt.trace(
+            case_id, window_from, window_to, rules, purpose="demo", case_id="DEMO-F0-1"
+        )
         doc = render.trace_dict(result, identities, settings.display_tz)
         console.print()
         render.trace_tables(console, doc, lang, limit=25)
@@ -92,14 +110,24 @@ def run_demo(settings: Settings, population: int, days: int, seed: int, console:
         coverage = rt.coverage(as_of_us=end_us, days=1)
         render.coverage_tables(console, coverage, settings)
         (exports / "coverage.json").write_bytes(
-            orjson.dumps(render.coverage_dict(coverage, settings.display_tz), option=orjson.OPT_INDENT_2))
+            orjson.dumps(render.coverage_dict(coverage, settings.display_tz), option=orjson.OPT_INDENT_2)
+        )
 
         venue = max(district.venues, key=lambda v: v.capacity)
-        communes = dict(zip(*rt.store.query("SELECT commune_code, name_vi FROM qrtrace.communes FINAL").values(),
-                            strict=True))
+        communes = dict(
+            zip(
+                *rt.store.query("SELECT commune_code, name_vi FROM qrtrace.communes FINAL").values(),
+                strict=True,
+            )
+        )
         payload = encode_venue_qr(venue, venue_signing_key(rt.keyring.venue_signing_seed), datetime.now(UTC))
-        poster = render_poster(venue, payload, communes.get(venue.commune_code, ""), exports / f"poster-{venue.venue_id}.png",
-                               lang=lang)
+        poster = render_poster(
+            venue,
+            payload,
+            communes.get(venue.commune_code, ""),
+            exports / f"poster-{venue.venue_id}.png",
+            lang=lang,
+        )
     console.print()
     console.print(f"[bold]{t('files', lang)}[/]")
     console.print(f"  {t('store', lang)}: {settings.store_path}")

@@ -63,7 +63,9 @@ class TracedContact:
     identity: Identity
     hop: int
     first_exposure_us: int
-    exposures: list[tuple[str, int, int, int, str, int]]  # venue, start, end, overlap_us, source id, source hop
+    exposures: list[
+        tuple[str, int, int, int, str, int]
+    ]  # venue, start, end, overlap_us, source id, source hop
 
 
 class EmbeddedRuntime:
@@ -101,9 +103,7 @@ class EmbeddedRuntime:
         return set(self.store.query(load_sql("qrtrace.queries", "communes"))["commune_code"])
 
     def venues(self) -> list[Venue]:
-        rows = self.store.query(
-            "SELECT venue_id, name, category, commune_code, capacity FROM qrtrace.venues FINAL ORDER BY venue_id"
-        )
+        rows = self.store.query(load_sql("qrtrace.queries", "venues"))
         return [Venue(*r) for r in zip(*rows.values(), strict=True)]
 
     def register_venues(self, venues: Sequence[Venue]) -> None:
@@ -112,8 +112,9 @@ class EmbeddedRuntime:
     def register_contacts(self, identifiers: Sequence[str], phones: Sequence[str]) -> None:
         """Seal the contact directory (identifier -> phone) so allowed roles can call a contact."""
         persons = self.pseudonymiser.many(list(identifiers))
-        rows = seal_identities(self.vault, dict(zip(persons, identifiers, strict=True)),
-                               dict(zip(persons, phones, strict=True)))
+        rows = seal_identities(
+            self.vault, dict(zip(persons, identifiers, strict=True)), dict(zip(persons, phones, strict=True))
+        )
         self.writer.identities(rows.person, rows.identifier_sealed, rows.contact_sealed, now_us())
 
     # -- ingest ---------------------------------------------------------------------------------
@@ -159,7 +160,9 @@ class EmbeddedRuntime:
         cats = load_categories()
         s = self.settings
         return ProcessorConfig(
-            dwell_us_by_venue={v.venue_id: cats[v.category].default_dwell_minutes * US_PER_MINUTE for v in venues},
+            dwell_us_by_venue={
+                v.venue_id: cats[v.category].default_dwell_minutes * US_PER_MINUTE for v in venues
+            },
             capacity_by_venue={v.venue_id: v.capacity for v in venues},
             allowed_lateness_us=s.allowed_lateness_minutes * US_PER_MINUTE,
             dedupe_window_us=s.dedupe_window_hours * 60 * US_PER_MINUTE,
@@ -179,7 +182,9 @@ class EmbeddedRuntime:
             if version == STATE_VERSION:
                 processor.deduper, processor.reorder = deduper, reorder
                 processor.pairer.keys = keys
-                processor.occupancy.present, processor.occupancy.arrivals, processor.occupancy.version = occupancy
+                processor.occupancy.present, processor.occupancy.arrivals, processor.occupancy.version = (
+                    occupancy
+                )
         return processor
 
     def _save_processor(self, p: CheckinProcessor) -> None:
@@ -200,12 +205,22 @@ class EmbeddedRuntime:
         case = CaseQuery(case_id or f"trace-{person[:12]}", person, from_us, to_us)
         result = trace_case(StoreVisitReader(self.store), case, rules)
         self.audit.record(
-            "trace", case.case_id, person, purpose, from_us=from_us, to_us=to_us, depth=rules.depth,
-            grace_us=rules.grace_us, min_overlap_us=rules.min_overlap_us, until_us=rules.until_us,
+            "trace",
+            case.case_id,
+            person,
+            purpose,
+            from_us=from_us,
+            to_us=to_us,
+            depth=rules.depth,
+            grace_us=rules.grace_us,
+            min_overlap_us=rules.min_overlap_us,
+            until_us=rules.until_us,
             contacts=len(result.contacts),
         )
-        persons = sorted({c.person for c in result.contacts} | {e.source_person for c in result.contacts
-                                                                  for e in c.exposures})
+        persons = sorted(
+            {c.person for c in result.contacts}
+            | {e.source_person for c in result.contacts for e in c.exposures}
+        )
         identities = reidentify(self.store, self.vault, self.audit, persons, case.case_id, purpose)
         identities[person] = Identity(person_id, "")
         return result, identities

@@ -26,7 +26,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "active": ("Có quét", "Active"),
     "active_share": ("Tỷ lệ", "Share"),
     "scans": ("Lượt quét", "Scans"),
-    "people": ("Người (theo loại)", "People (per category)"),
+    "people": ("Số người", "People"),
     "office": ("Cơ quan quản lý", "Overseeing office"),
     "coverage_title": ("Triển khai quét mã QR theo xã", "QR deployment by commune"),
     "office_title": ("Theo cơ quan quản lý", "By overseeing office"),

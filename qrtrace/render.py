@@ -36,8 +36,15 @@ def iso(us: int, tz: timezone) -> str:
 
 @contextmanager
 def progress(lang: str, disable: bool = False):  # type: ignore[no-untyped-def]
-    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), disable=disable, transient=False)
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=disable,
+        transient=False,
+    )
     with bar:
         yield bar
 
@@ -58,7 +65,9 @@ def ingest_report(console: Console, report, lang: str) -> None:  # type: ignore[
         table.add_row("", f"{report.received / report.seconds:,.0f} {t('rate', lang)}")
     console.print(table)
     if report.reasons:
-        console.print(f"{t('reasons', lang)}: " + ", ".join(f"{k}={v}" for k, v in sorted(report.reasons.items())))
+        console.print(
+            f"{t('reasons', lang)}: " + ", ".join(f"{k}={v}" for k, v in sorted(report.reasons.items()))
+        )
 
 
 def trace_dict(result: TraceResult, ids: dict[str, Identity], tz: timezone) -> dict:
@@ -66,22 +75,24 @@ def trace_dict(result: TraceResult, ids: dict[str, Identity], tz: timezone) -> d
     case = result.case
     contacts = []
     for c in result.contacts:
-        contacts.append({
-            "person_id": ids[c.person].identifier,
-            "hop": c.hop,
-            "first_exposure": iso(c.first_exposure, tz),
-            "exposures": [
-                {
-                    "venue_id": e.venue,
-                    "start": iso(e.start, tz),
-                    "end": iso(e.end, tz),
-                    "overlap_minutes": round(e.overlap_us / 60_000_000, 2),
-                    "source_person_id": ids[e.source_person].identifier,
-                    "source_hop": e.source_hop,
-                }
-                for e in c.exposures
-            ],
-        })
+        contacts.append(
+            {
+                "person_id": ids[c.person].identifier,
+                "hop": c.hop,
+                "first_exposure": iso(c.first_exposure, tz),
+                "exposures": [
+                    {
+                        "venue_id": e.venue,
+                        "start": iso(e.start, tz),
+                        "end": iso(e.end, tz),
+                        "overlap_minutes": round(e.overlap_us / 60_000_000, 2),
+                        "source_person_id": ids[e.source_person].identifier,
+                        "source_hop": e.source_hop,
+                    }
+                    for e in c.exposures
+                ],
+            }
+        )
     contacts.sort(key=lambda c: (c["hop"], c["first_exposure"], c["person_id"]))
     contacts.sort(key=lambda c: c["hop"])
     r = result.rules
@@ -89,15 +100,21 @@ def trace_dict(result: TraceResult, ids: dict[str, Identity], tz: timezone) -> d
         "case": ids[case.person].identifier,
         "case_id": case.case_id,
         "window": {"from": iso(case.from_us, tz), "to": iso(case.to_us, tz)},
-        "rules": {"depth": r.depth, "grace_minutes": r.grace_us / 60_000_000,
-                  "min_overlap_minutes": r.min_overlap_us / 60_000_000, "until": iso(r.until_us, tz)},
+        "rules": {
+            "depth": r.depth,
+            "grace_minutes": r.grace_us / 60_000_000,
+            "min_overlap_minutes": r.min_overlap_us / 60_000_000,
+            "until": iso(r.until_us, tz),
+        },
         "contacts": contacts,
     }
 
 
 def trace_tables(console: Console, doc: dict, lang: str, limit: int = 40) -> None:
     contacts = doc["contacts"]
-    console.print(f"[bold]{t('cohort', lang)} {doc['case']}[/] ({doc['window']['from']} → {doc['window']['to']})")
+    console.print(
+        f"[bold]{t('cohort', lang)} {doc['case']}[/] ({doc['window']['from']} → {doc['window']['to']})"
+    )
     if not contacts:
         console.print(t("no_contacts", lang))
         return
@@ -109,8 +126,10 @@ def trace_tables(console: Console, doc: dict, lang: str, limit: int = 40) -> Non
     for c in contacts[:limit]:
         ev = c["exposures"][0]
         more = f" (+{len(c['exposures']) - 1})" if len(c["exposures"]) > 1 else ""
-        evidence = (f"{ev['venue_id']} {ev['start'][11:16]}–{ev['end'][11:16]}, {ev['overlap_minutes']:.0f}′ "
-                    f"← F{ev['source_hop']} {ev['source_person_id']}{more}")
+        evidence = (
+            f"{ev['venue_id']} {ev['start'][11:16]}–{ev['end'][11:16]}, {ev['overlap_minutes']:.0f}′ "
+            f"← F{ev['source_hop']} {ev['source_person_id']}{more}"
+        )
         table.add_row(f"F{c['hop']}", c["person_id"], c["first_exposure"], evidence)
     console.print(table)
     if len(contacts) > limit:
@@ -122,12 +141,36 @@ def write_call_list(path: Path, doc: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["case", "person_id", "hop", "first_exposure", "venue_id", "start", "end", "overlap_minutes",
-                    "source_person_id", "source_hop"])
+        w.writerow(
+            [
+                "case",
+                "person_id",
+                "hop",
+                "first_exposure",
+                "venue_id",
+                "start",
+                "end",
+                "overlap_minutes",
+                "source_person_id",
+                "source_hop",
+            ]
+        )
         for c in doc["contacts"]:
             for e in c["exposures"]:
-                w.writerow([doc["case"], c["person_id"], c["hop"], c["first_exposure"], e["venue_id"], e["start"],
-                            e["end"], e["overlap_minutes"], e["source_person_id"], e["source_hop"]])
+                w.writerow(
+                    [
+                        doc["case"],
+                        c["person_id"],
+                        c["hop"],
+                        c["first_exposure"],
+                        e["venue_id"],
+                        e["start"],
+                        e["end"],
+                        e["overlap_minutes"],
+                        e["source_person_id"],
+                        e["source_hop"],
+                    ]
+                )
     os.replace(tmp, path)
 
 
@@ -141,10 +184,19 @@ def coverage_dict(report: CoverageReport, tz: timezone) -> dict:
 def coverage_tables(console: Console, report: CoverageReport, settings: Settings) -> None:
     lang = settings.lang
     cats = load_categories()
-    console.print(f"[bold]{t('coverage_title', lang)}[/]  {t('period', lang)}: "
-                  f"{iso(report.since_us, settings.display_tz)} → {iso(report.as_of_us, settings.display_tz)}")
-    table = Table(t("commune", lang), t("registered", lang), t("active", lang), t("active_share", lang),
-                  t("scans", lang), t("people", lang), t("silent_venues", lang))
+    console.print(
+        f"[bold]{t('coverage_title', lang)}[/]  {t('period', lang)}: "
+        f"{iso(report.since_us, settings.display_tz)} → {iso(report.as_of_us, settings.display_tz)}"
+    )
+    table = Table(
+        t("commune", lang),
+        t("registered", lang),
+        t("active", lang),
+        t("active_share", lang),
+        t("scans", lang),
+        t("people", lang),
+        t("silent_venues", lang),
+    )
     silent_by_commune: dict[str, list[str]] = {}
     for v in report.silent_venues:
         silent_by_commune.setdefault(v.commune_code, []).append(cats[v.category].name(lang))
@@ -153,11 +205,24 @@ def coverage_tables(console: Console, report: CoverageReport, settings: Settings
         style = "bold red" if c.registered and c.scans == 0 else ("yellow" if c.active_share < 0.5 else "")
         silent = silent_by_commune.get(c.commune_code, [])
         silent_text = ", ".join(sorted(set(silent)))[:60] + (f" ({len(silent)})" if silent else "")
-        table.add_row(f"{c.name} ({c.commune_code})", str(c.registered), str(c.active_venues), share,
-                      f"{c.scans:,}", f"{c.people:,}", silent_text, style=style)
+        table.add_row(
+            f"{c.name} ({c.commune_code})",
+            str(c.registered),
+            str(c.active_venues),
+            share,
+            f"{c.scans:,}",
+            f"{c.people:,}",
+            silent_text,
+            style=style,
+        )
     console.print(table)
-    office = Table(t("office", lang), t("registered", lang), t("active", lang), t("scans", lang),
-                   title=t("office_title", lang))
+    office = Table(
+        t("office", lang),
+        t("registered", lang),
+        t("active", lang),
+        t("scans", lang),
+        title=t("office_title", lang),
+    )
     for o in report.offices:
         office.add_row(o.office_name, str(o.registered), str(o.active_venues), f"{o.scans:,}")
     console.print(office)

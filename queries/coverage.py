@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
+from qrtrace.domain.categories import load_categories, office_name
 from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.store import Store
-
-from qrtrace.domain.categories import load_categories, office_name
 
 
 @dataclass(frozen=True)
@@ -78,14 +77,21 @@ def _rows(result: dict[str, list]) -> list[dict]:
 
 
 def coverage_report(store: Store, as_of_us: int, since_us: int, lang: str = "vi") -> CoverageReport:
-    """Build the report for the period (since, as_of]; four set-based queries."""
+    """Build the report for the period (since, as_of]; five set-based queries."""
     params = {"since_us": since_us, "as_of_us": as_of_us}
-    registered = {(r["commune_code"], r["category"]): r["registered"]
-                  for r in _rows(store.query(load_sql("qrtrace.queries", "coverage_registered")))}
-    activity = {(r["commune_code"], r["category"]): r
-                for r in _rows(store.query(load_sql("qrtrace.queries", "coverage_activity"), params))}
+    registered = {
+        (r["commune_code"], r["category"]): r["registered"]
+        for r in _rows(store.query(load_sql("qrtrace.queries", "coverage_registered")))
+    }
+    activity = {
+        (r["commune_code"], r["category"]): r
+        for r in _rows(store.query(load_sql("qrtrace.queries", "coverage_activity"), params))
+    }
     communes = _rows(store.query(load_sql("qrtrace.queries", "communes")))
-    silent = [SilentVenue(**r) for r in _rows(store.query(load_sql("qrtrace.queries", "coverage_silent_venues"), params))]
+    silent = [
+        SilentVenue(**r)
+        for r in _rows(store.query(load_sql("qrtrace.queries", "coverage_silent_venues"), params))
+    ]
     categories = load_categories()
     names = {c["commune_code"]: c["name_vi"] for c in communes}
     codes = sorted(set(names) | {k[0] for k in registered})
@@ -93,9 +99,21 @@ def coverage_report(store: Store, as_of_us: int, since_us: int, lang: str = "vi"
     for commune in codes:
         for category in categories:
             act = activity.get((commune, category), {})
-            cells.append(CoverageCell(commune, category, registered.get((commune, category), 0),
-                                      act.get("active_venues", 0), act.get("scans", 0), act.get("people", 0)))
-    per_commune = _per_commune(cells, names, activity)
+            cells.append(
+                CoverageCell(
+                    commune,
+                    category,
+                    registered.get((commune, category), 0),
+                    act.get("active_venues", 0),
+                    act.get("scans", 0),
+                    act.get("people", 0),
+                )
+            )
+    people = {
+        r["commune_code"]: r["people"]
+        for r in _rows(store.query(load_sql("qrtrace.queries", "coverage_commune_people"), params))
+    }
+    per_commune = _per_commune(cells, names, people)
     return CoverageReport(
         as_of_us=as_of_us,
         since_us=since_us,
@@ -108,19 +126,15 @@ def coverage_report(store: Store, as_of_us: int, since_us: int, lang: str = "vi"
     )
 
 
-def _per_commune(cells: list[CoverageCell], names: dict[str, str], activity: dict) -> list[CommuneCoverage]:
+def _per_commune(
+    cells: list[CoverageCell], names: dict[str, str], people: dict[str, int]
+) -> list[CommuneCoverage]:
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for c in cells:
         t = totals[c.commune_code]
         t[0] += c.registered
         t[1] += c.active_venues
         t[2] += c.scans
-    # People are counted per commune x category; a person seen in two categories counts in both,
-    # so the commune total is the maximum over its categories only as a lower bound. Sum is the
-    # number of (person, category) pairs; report the sum and say so in the label.
-    people: dict[str, int] = defaultdict(int)
-    for (commune, _), row in activity.items():
-        people[commune] += row["people"]
     return [
         CommuneCoverage(code, names.get(code, code), t[0], t[1], t[2], people.get(code, 0))
         for code, t in totals.items()

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from qrtrace.identity import Vault
 from qrtrace.producers.edge import CONTACT_CONTEXT, IDENTITY_CONTEXT
 from qrtrace.sinks.audit import AuditLog
-from qrtrace.sinks.clickhouse_sql import load_sql
+from qrtrace.sinks.clickhouse_sql import chunked, load_sql
 from qrtrace.sinks.store import Store
-
-from qrtrace.identity import Vault
 
 
 @dataclass(frozen=True)
@@ -25,10 +24,11 @@ def reidentify(
     """Open the vault rows of `persons`; unknown pseudonyms map to themselves (marked '?')."""
     if not persons:
         return {}
-    rows = store.query(load_sql("qrtrace.queries", "sealed_identities"), {"persons": list(persons)})
-    found = {
-        p: Identity(vault.open(i, IDENTITY_CONTEXT), vault.open(c, CONTACT_CONTEXT) if c else "")
-        for p, i, c in zip(rows["person"], rows["identifier_sealed"], rows["contact_sealed"], strict=True)
-    }
+    sql = load_sql("qrtrace.queries", "sealed_identities")
+    found: dict[str, Identity] = {}
+    for chunk in chunked(persons):
+        rows = store.query(sql, {"persons": chunk})
+        for p, i, c in zip(rows["person"], rows["identifier_sealed"], rows["contact_sealed"], strict=True):
+            found[p] = Identity(vault.open(i, IDENTITY_CONTEXT), vault.open(c, CONTACT_CONTEXT) if c else "")
     audit.record("reidentify", case_id, "", purpose, count=len(persons), opened=len(found))
     return {p: found.get(p, Identity(f"?{p[:12]}", "")) for p in persons}

@@ -117,7 +117,9 @@ def expand_frontier(
             hit = exposure_between(s, t, grace)
             if hit is not None and hit[1] >= min_overlap:
                 start, overlap = hit
-                found[t.person].append(Exposure(t.venue, start, start + overlap, overlap, s.person, source_hop))
+                found[t.person].append(
+                    Exposure(t.venue, start, start + overlap, overlap, s.person, source_hop)
+                )
     return dict(found)
 
 
@@ -167,7 +169,8 @@ class InMemoryVisits:
 
     def venue_visits(self, windows: Mapping[str, tuple[int, int]]) -> list[Visit]:
         return [
-            v for v in self.visits
+            v
+            for v in self.visits
             if v.venue in windows and v.start < windows[v.venue][1] and v.end > windows[v.venue][0]
         ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from qrtrace.queries.trace import Visit
-from qrtrace.sinks.clickhouse_sql import load_sql
+from qrtrace.sinks.clickhouse_sql import chunked, load_sql
 from qrtrace.sinks.store import Store
 
 
@@ -27,18 +27,24 @@ class StoreVisitReader:
     def venue_visits(self, windows: Mapping[str, tuple[int, int]]) -> list[Visit]:
         if not windows:
             return []
-        venues = list(windows)
-        params = {
-            "venues": venues,
-            "los": [windows[v][0] for v in venues],
-            "his": [windows[v][1] for v in venues],
-            "max_hi": max(hi for _, hi in windows.values()),
-        }
-        return _visits(self.store.query(load_sql("qrtrace.queries", "venue_visits"), params))
+        sql = load_sql("qrtrace.queries", "venue_visits")
+        out: list[Visit] = []
+        for venues in chunked(list(windows)):
+            params = {
+                "venues": venues,
+                "los": [windows[v][0] for v in venues],
+                "his": [windows[v][1] for v in venues],
+                "max_hi": max(windows[v][1] for v in venues),
+            }
+            out.extend(_visits(self.store.query(sql, params)))
+        return out
 
     def person_visits(self, since_us: Mapping[str, int], until_us: int) -> list[Visit]:
         if not since_us:
             return []
-        persons = list(since_us)
-        params = {"persons": persons, "since": [since_us[p] for p in persons], "until_us": until_us}
-        return _visits(self.store.query(load_sql("qrtrace.queries", "person_visits"), params))
+        sql = load_sql("qrtrace.queries", "person_visits")
+        out: list[Visit] = []
+        for persons in chunked(list(since_us)):
+            params = {"persons": persons, "since": [since_us[p] for p in persons], "until_us": until_us}
+            out.extend(_visits(self.store.query(sql, params)))
+        return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import orjson
+
 from qrtrace.sinks.store import Store
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import IO
 
 import pandas as pd
-from qrtrace.sinks.clickhouse_sql import load_sql, render, split_statements
-from qrtrace.sinks.store import Columns
 
 from qrtrace.errors import StoreError
+from qrtrace.sinks.clickhouse_sql import load_sql, render, split_statements
+from qrtrace.sinks.store import Columns
 
 
 class ChdbStore:

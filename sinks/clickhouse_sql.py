@@ -61,3 +61,13 @@ def render(sql: str, params: Mapping[str, object]) -> str:
         return literal(params[name], type_name)
 
     return _PLACEHOLDER.sub(sub, sql)
+
+
+# Values travel inline as literals (the 18.16 server has no query parameters) and a statement is
+# limited by max_query_size (256 KiB by default): long value lists are sent in chunks of this size.
+IN_LIST_CHUNK = 2_000
+
+
+def chunked(values: Sequence[str], size: int = IN_LIST_CHUNK) -> list[list[str]]:
+    """Split a value list for `IN {x:Array(String)}` parameters into statement-sized pieces."""
+    return [list(values[i : i + size]) for i in range(0, len(values), size)]

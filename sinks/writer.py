@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from qrtrace.sinks.store import Store
-from qrtrace.stream_processors.batch import CheckinBatch, DeadLetter, OccupancyBatch, VisitBatch
 
 from qrtrace.domain.admin_units import Commune
 from qrtrace.domain.categories import VenueCategory
 from qrtrace.domain.venues import Venue
+from qrtrace.sinks.store import Store
+from qrtrace.stream_processors.batch import CheckinBatch, DeadLetter, OccupancyBatch, VisitBatch
 
 
 class StoreWriter:
@@ -52,6 +52,7 @@ class StoreWriter:
                 "end_us": visits.end_us,
                 "closed_by": visits.closed_by,
                 "version": visits.version,
+                "opened_by": visits.opened_by,
             },
         )
 
@@ -87,7 +88,9 @@ class StoreWriter:
             },
         )
 
-    def identities(self, person: list[str], identifier_sealed: list[str], contact_sealed: list[str], at_us: int) -> None:
+    def identities(
+        self, person: list[str], identifier_sealed: list[str], contact_sealed: list[str], at_us: int
+    ) -> None:
         if not person:
             return
         self.store.insert(
@@ -124,7 +127,9 @@ class StoreWriter:
                 "name_vi": [c.name_vi for c in categories],
                 "name_en": [c.name_en for c in categories],
                 "overseeing_office": [c.overseeing_office for c in categories],
-                "default_dwell_minutes": np.array([c.default_dwell_minutes for c in categories], dtype=np.uint32),
+                "default_dwell_minutes": np.array(
+                    [c.default_dwell_minutes for c in categories], dtype=np.uint32
+                ),
             },
         )
         self.communes(communes)
@@ -132,6 +137,13 @@ class StoreWriter:
     def communes(self, communes: Sequence[Commune]) -> None:
         if not communes:
             return
-        fields = ("commune_code", "name_vi", "unit_type", "district_code", "district_name_vi",
-                  "province_code", "province_name_vi")
+        fields = (
+            "commune_code",
+            "name_vi",
+            "unit_type",
+            "district_code",
+            "district_name_vi",
+            "province_code",
+            "province_name_vi",
+        )
         self.store.insert("qrtrace.communes", {f: [getattr(c, f) for c in communes] for f in fields})

@@ -47,7 +47,15 @@ class CheckinBatch:
 def empty_checkins() -> CheckinBatch:
     obj = np.empty(0, dtype=object)
     return CheckinBatch(
-        obj, obj, obj, np.empty(0, bool), np.empty(0, np.int64), np.empty(0, np.int16), obj, obj, obj,
+        obj,
+        obj,
+        obj,
+        np.empty(0, bool),
+        np.empty(0, np.int64),
+        np.empty(0, np.int16),
+        obj,
+        obj,
+        obj,
         np.empty(0, np.int64),
     )
 
@@ -56,7 +64,11 @@ def empty_checkins() -> CheckinBatch:
 CLOSED_BY_DWELL = 0  # no check-out (yet): ends at start + dwell; provisional while the visit is open
 CLOSED_BY_CHECKOUT = 1
 CLOSED_BY_NEXT_CHECKIN = 2
-CLOSED_BY_NAMES = {CLOSED_BY_DWELL: "dwell", CLOSED_BY_CHECKOUT: "checkout", CLOSED_BY_NEXT_CHECKIN: "next_checkin"}
+CLOSED_BY_NAMES = {
+    CLOSED_BY_DWELL: "dwell",
+    CLOSED_BY_CHECKOUT: "checkout",
+    CLOSED_BY_NEXT_CHECKIN: "next_checkin",
+}
 
 VERSION_PROVISIONAL = 0  # emitted while open; a later final row with the same key replaces it
 VERSION_FINAL = 1
@@ -64,8 +76,9 @@ VERSION_FINAL = 1
 
 @dataclass(frozen=True, slots=True)
 class VisitBatch:
-    """Visits keyed by (venue_id, person, start_us). `previous_end_us` is -1 unless this row replaces a
-    provisional row emitted earlier (occupancy uses it to move the visit's span)."""
+    """Visits keyed by (venue_id, person, start_us, opened_by): `opened_by` is the scan that opened the
+    visit, so two visits starting at the same instant stay distinct. `previous_end_us` is -1 unless
+    this row replaces a provisional row emitted earlier (occupancy uses it to move the visit's span)."""
 
     venue_id: np.ndarray
     person: np.ndarray
@@ -74,6 +87,7 @@ class VisitBatch:
     closed_by: np.ndarray  # int8
     version: np.ndarray  # uint8
     previous_end_us: np.ndarray  # int64
+    opened_by: np.ndarray  # object[str]: scan_id of the opening check-in
 
     def __len__(self) -> int:
         return len(self.start_us)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
+
 from qrtrace.stream_processors.batch import (
     US_PER_DAY,
     US_PER_MINUTE,
@@ -110,8 +111,12 @@ def pairing_dead_letters(batch: CheckinBatch, outcome: np.ndarray) -> list[DeadL
             "scanner_id": batch.scanner_id[i],
         }
         letters.append(
-            DeadLetter(f"{reason}:{batch.scan_id[i]}", reason, PAIRING_DEAD_LETTERS[reason],
-                       orjson.dumps(payload).decode())
+            DeadLetter(
+                f"{reason}:{batch.scan_id[i]}",
+                reason,
+                PAIRING_DEAD_LETTERS[reason],
+                orjson.dumps(payload).decode(),
+            )
         )
     return letters
 

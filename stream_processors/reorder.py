@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from qrtrace.stream_processors.batch import CheckinBatch, empty_checkins
 
 

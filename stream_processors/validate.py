@@ -1,21 +1,27 @@
 """Validate raw check-in records against the ingest contract (DESIGN.md). Pure: no keys, no I/O.
 
+Column-wise over a batch (Arrow compute kernels), not record by record: every check is one kernel
+call over the batch, and only refused records are looked at one by one, to explain why.
 The result keeps the raw identifier: the edge pseudonymises it before anything leaves the process.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 
+import numpy as np
 import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 REQUIRED_FIELDS = ("scan_id", "venue_id", "person_id", "direction", "event_time", "mode", "scanner_id")
-DIRECTIONS = {"in": True, "out": False}
-MODES = frozenset({"venue_qr", "personal_qr", "manual"})
+MODES = ("venue_qr", "personal_qr", "manual")
 MAX_FIELD_LENGTH = 128
 MAX_RECORD_BYTES = 16_384
+# ISO 8601 with seconds and an explicit offset; the offset is what makes an instant unambiguous.
+ISO_WITH_OFFSET = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,20 +34,20 @@ class Rejection:
     record: dict | None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ValidRecords:
     """Columns of the records that passed, in input order (`index` points back into the batch)."""
 
-    index: list[int] = field(default_factory=list)
-    scan_id: list[str] = field(default_factory=list)
-    venue_id: list[str] = field(default_factory=list)
-    person_id: list[str] = field(default_factory=list)
-    is_in: list[bool] = field(default_factory=list)
-    event_time_us: list[int] = field(default_factory=list)
-    offset_minutes: list[int] = field(default_factory=list)
-    mode: list[str] = field(default_factory=list)
-    scanner_id: list[str] = field(default_factory=list)
-    declaration: list[str] = field(default_factory=list)  # canonical JSON, "" when absent
+    index: np.ndarray  # int64
+    scan_id: np.ndarray  # object[str]
+    venue_id: np.ndarray
+    person_id: np.ndarray
+    is_in: np.ndarray  # bool
+    event_time_us: np.ndarray  # int64 UTC microseconds
+    offset_minutes: np.ndarray  # int16
+    mode: np.ndarray
+    scanner_id: np.ndarray
+    declaration: np.ndarray  # object[str]: canonical JSON, "" when absent
 
     def __len__(self) -> int:
         return len(self.index)
@@ -49,82 +55,170 @@ class ValidRecords:
 
 def parse_lines(lines: Sequence[bytes]) -> list[dict | Rejection]:
     """JSON-decode a batch; one call for the whole batch when every line is valid, per line otherwise."""
-    try:
-        if max(map(len, lines), default=0) > MAX_RECORD_BYTES:
-            raise orjson.JSONDecodeError("oversized", "", 0)  # take the per-line path, which names them
-        parsed = orjson.loads(b"[" + b",".join(lines) + b"]")
-        if len(parsed) == len(lines):
-            return [p if isinstance(p, dict) else Rejection(i, "not_an_object", "a record must be a JSON object", None)
-                    for i, p in enumerate(parsed)]
-    except orjson.JSONDecodeError:
-        pass
+    if max(map(len, lines), default=0) <= MAX_RECORD_BYTES:
+        try:
+            parsed = orjson.loads(b"[" + b",".join(lines) + b"]")
+        except orjson.JSONDecodeError:
+            parsed = None
+        if parsed is not None and len(parsed) == len(lines):
+            return [p if isinstance(p, dict) else _not_object(i) for i, p in enumerate(parsed)]
     out: list[dict | Rejection] = []
     for i, line in enumerate(lines):
         if len(line) > MAX_RECORD_BYTES:
-            out.append(Rejection(i, "record_too_large", f"a record may be at most {MAX_RECORD_BYTES} bytes", None))
+            out.append(
+                Rejection(i, "record_too_large", f"a record may be at most {MAX_RECORD_BYTES} bytes", None)
+            )
             continue
         try:
             p = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             out.append(Rejection(i, "malformed_json", f"not valid JSON: {exc}", None))
             continue
-        out.append(p if isinstance(p, dict) else Rejection(i, "not_an_object", "a record must be a JSON object", None))
+        out.append(p if isinstance(p, dict) else _not_object(i))
     return out
 
 
-def _check(rec: dict, known_venues: Collection[str]) -> tuple[str, str] | tuple[bool, int, int, str]:
-    """(reason, detail) for a bad record, else (is_in, event_time_us, offset_minutes, declaration_json)."""
-    for name in REQUIRED_FIELDS:
-        value = rec.get(name)
-        if value is None or value == "":
-            return "missing_field", f"field {name} is missing or empty"
-        if not isinstance(value, str):
-            return "wrong_type", f"field {name} must be a string, got {type(value).__name__}"
-        if len(value) > MAX_FIELD_LENGTH:
-            return "field_too_long", f"field {name} is longer than {MAX_FIELD_LENGTH} characters"
-    is_in = DIRECTIONS.get(rec["direction"])
-    if is_in is None:
-        return "bad_direction", f"direction must be 'in' or 'out', got {rec['direction']!r}"
-    if rec["mode"] not in MODES:
-        return "bad_mode", f"mode must be one of {', '.join(sorted(MODES))}, got {rec['mode']!r}"
+def _not_object(i: int) -> Rejection:
+    return Rejection(i, "not_an_object", "a record must be a JSON object", None)
+
+
+class Validator:
+    """The contract's checks over whole batches, against the registered venues."""
+
+    def __init__(self, known_venues: Collection[str]) -> None:
+        self._venues = pa.array(sorted(known_venues), pa.string())
+        self._modes = pa.array(MODES, pa.string())
+
+    def validate(self, parsed: Sequence[dict | Rejection]) -> tuple[ValidRecords, list[Rejection]]:
+        """Split a parsed batch into valid columns and rejections, each with its reason."""
+        rejected = [p for p in parsed if isinstance(p, Rejection)]
+        index = np.array([i for i, p in enumerate(parsed) if not isinstance(p, Rejection)], dtype=np.int64)
+        records: list[dict] = [parsed[i] for i in index.tolist()]  # type: ignore[misc]
+        reason = np.full(len(records), None, dtype=object)
+
+        def refuse(mask: pa.Array | np.ndarray, why: str) -> None:
+            m = mask.to_numpy(zero_copy_only=False) if isinstance(mask, pa.Array) else mask
+            reason[np.asarray(m, dtype=bool) & (reason == None)] = why  # noqa: E711 - elementwise
+
+        cols = {name: _string_column(records, name) for name in REQUIRED_FIELDS}
+        for name in REQUIRED_FIELDS:  # field by field, in contract order, as a reader would check
+            col, wrong_type = cols[name]
+            empty = pc.fill_null(pc.equal(col, ""), True).to_numpy(zero_copy_only=False)
+            refuse(empty & ~wrong_type, "missing_field")  # a non-string is nulled: wrong type, not missing
+            refuse(wrong_type, "wrong_type")
+            refuse(pc.fill_null(pc.greater(pc.utf8_length(col), MAX_FIELD_LENGTH), False), "field_too_long")
+        direction = cols["direction"][0]
+        is_in = pc.fill_null(pc.equal(direction, "in"), False)
+        refuse(pc.invert(pc.or_(is_in, pc.fill_null(pc.equal(direction, "out"), False))), "bad_direction")
+        refuse(pc.invert(pc.is_in(cols["mode"][0], value_set=self._modes)), "bad_mode")
+        times = cols["event_time"][0]
+        t_us, t_ok = _parse_times(times)
+        refuse(~t_ok, "bad_event_time")
+        refuse(pc.invert(pc.is_in(cols["venue_id"][0], value_set=self._venues)), "unknown_venue")
+        declaration = np.full(len(records), "", dtype=object)
+        for i in np.flatnonzero(reason == None).tolist():  # noqa: E711
+            decl = records[i].get("declaration")
+            if decl is None:
+                continue
+            if isinstance(decl, dict):
+                declaration[i] = orjson.dumps(decl, option=orjson.OPT_SORT_KEYS).decode()
+            else:
+                reason[i] = "wrong_type"
+        ok = reason == None  # noqa: E711
+        for i in np.flatnonzero(~ok).tolist():
+            rejected.append(Rejection(int(index[i]), reason[i], _explain(reason[i], records[i]), records[i]))
+        rejected.sort(key=lambda r: r.index)
+        keep = np.flatnonzero(ok)
+        col = lambda name: _objects(cols[name][0])[keep]  # noqa: E731
+        valid = ValidRecords(
+            index=index[keep],
+            scan_id=col("scan_id"),
+            venue_id=col("venue_id"),
+            person_id=col("person_id"),
+            is_in=is_in.to_numpy(zero_copy_only=False)[keep],
+            event_time_us=t_us[keep],
+            offset_minutes=_offset_minutes(times)[keep],
+            mode=col("mode"),
+            scanner_id=col("scanner_id"),
+            declaration=declaration[keep],
+        )
+        return valid, rejected
+
+
+_is_str_or_none = np.frompyfunc(lambda v: v is None or isinstance(v, str), 1, 1)
+
+
+def _string_column(records: list[dict], name: str) -> tuple[pa.Array, np.ndarray]:
+    """The field as an Arrow string column (non-strings become null) and a mask of non-string values."""
+    values = [r.get(name) for r in records]
     try:
-        when = datetime.fromisoformat(rec["event_time"])
-    except ValueError:
-        return "bad_event_time", f"event_time {rec['event_time']!r} is not ISO 8601"
-    offset = when.utcoffset()
-    if offset is None:
-        return "bad_event_time", f"event_time {rec['event_time']!r} has no UTC offset"
-    if rec["venue_id"] not in known_venues:
-        return "unknown_venue", f"venue {rec['venue_id']} is not registered"
-    declaration = rec.get("declaration")
-    if declaration is not None and not isinstance(declaration, dict):
-        return "wrong_type", "field declaration must be an object"
-    decl = orjson.dumps(declaration, option=orjson.OPT_SORT_KEYS).decode() if declaration else ""
-    return is_in, round(when.timestamp() * 1_000_000), int(offset.total_seconds()) // 60, decl
+        return pa.array(values, pa.string()), np.zeros(len(values), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        objects = np.array([*values, None], dtype=object)[:-1]  # the sentinel keeps nested lists as objects
+        wrong = ~_is_str_or_none(objects).astype(bool)
+        objects[wrong] = None
+        return pa.array(objects, pa.string()), wrong
 
 
-def validate_records(parsed: Sequence[dict | Rejection], known_venues: Collection[str]) -> tuple[ValidRecords, list[Rejection]]:
-    """Split a parsed batch into valid columns and rejections with their reasons."""
-    valid = ValidRecords()
-    rejected: list[Rejection] = []
-    for i, rec in enumerate(parsed):
-        if isinstance(rec, Rejection):
-            rejected.append(rec)
-            continue
-        result = _check(rec, known_venues)
-        if len(result) == 2:
-            rejected.append(Rejection(i, result[0], result[1], rec))  # type: ignore[arg-type]
-            continue
-        is_in, t_us, offset, decl = result  # type: ignore[misc]
-        valid.index.append(i)
-        valid.scan_id.append(rec["scan_id"])
-        valid.venue_id.append(rec["venue_id"])
-        valid.person_id.append(rec["person_id"])
-        valid.is_in.append(is_in)
-        valid.event_time_us.append(t_us)
-        valid.offset_minutes.append(offset)
-        valid.mode.append(rec["mode"])
-        valid.scanner_id.append(rec["scanner_id"])
-        valid.declaration.append(decl)
-    return valid, rejected
+def _parse_times(times: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """UTC microseconds and a validity mask; shape by regex, value by Arrow's ISO 8601 parser."""
+    shaped = pc.fill_null(pc.match_substring_regex(times, ISO_WITH_OFFSET), False).to_numpy(
+        zero_copy_only=False
+    )
+    us = np.zeros(len(times), dtype=np.int64)
+    idx = np.flatnonzero(shaped)
+    candidates = times.take(pa.array(idx))
+    try:
+        parsed = pc.cast(candidates, pa.timestamp("us", tz="UTC"))
+        us[idx] = parsed.cast(pa.int64()).to_numpy(zero_copy_only=False)
+        return us, shaped
+    except pa.ArrowInvalid:  # a well-shaped but impossible date (month 13) in the batch: coerce to NaT
+        coerced = pd.to_datetime(
+            pd.Series(candidates.to_pylist(), dtype=object), format="ISO8601", utc=True, errors="coerce"
+        )
+        good = coerced.notna().to_numpy()
+        us[idx[good]] = pd.DatetimeIndex(coerced[good]).as_unit("us").asi8
+        ok = np.zeros(len(times), dtype=bool)
+        ok[idx[good]] = True
+        return us, ok
 
+
+def _offset_minutes(times: pa.Array) -> np.ndarray:
+    """The offset the scanner wrote, in minutes ('+07:00' -> 420); few distinct values per batch."""
+    suffix = _objects(pc.utf8_slice_codeunits(times, -6))
+    out = np.zeros(len(suffix), dtype=np.int16)
+    for value in set(suffix.tolist()):
+        if isinstance(value, str) and len(value) == 6 and value[0] in "+-" and value[3] == ":":
+            try:
+                minutes = int(value[1:3]) * 60 + int(value[4:6])
+            except ValueError:
+                continue
+            out[suffix == value] = minutes if value[0] == "+" else -minutes
+    return out
+
+
+def _objects(arr: pa.Array) -> np.ndarray:
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _explain(reason: str, record: dict) -> str:
+    """A sentence for one refused record (only refused records get here)."""
+    if reason in ("missing_field", "wrong_type", "field_too_long"):
+        for name in REQUIRED_FIELDS:
+            value = record.get(name)
+            if value is None or value == "":
+                return f"field {name} is missing or empty"
+            if not isinstance(value, str):
+                return f"field {name} must be a string, got {type(value).__name__}"
+            if len(value) > MAX_FIELD_LENGTH:
+                return f"field {name} is longer than {MAX_FIELD_LENGTH} characters"
+        return "field declaration must be an object"
+    if reason == "bad_direction":
+        return f"direction must be 'in' or 'out', got {record.get('direction')!r}"
+    if reason == "bad_mode":
+        return f"mode must be one of {', '.join(MODES)}, got {record.get('mode')!r}"
+    if reason == "bad_event_time":
+        return f"event_time {record.get('event_time')!r} is not ISO 8601 with a UTC offset"
+    if reason == "unknown_venue":
+        return f"venue {record.get('venue_id')} is not registered"
+    return reason

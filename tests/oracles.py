@@ -65,7 +65,5 @@ def oracle_trace(visits, case, frm, to, depth, grace, min_overlap, until):  # ty
         for person, exposures in found.items():
             out[person] = (hop, min(e[1] for e in exposures), sorted(exposures))
         placed |= set(found)
-        sources = [
-            (v, hop) for v in visits if v.person in found and out[v.person][1] <= v.start <= until
-        ]
+        sources = [(v, hop) for v in visits if v.person in found and out[v.person][1] <= v.start <= until]
     return out

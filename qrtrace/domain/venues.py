@@ -44,7 +44,8 @@ def parse_venues(text: str, source: str, known_communes: set[str] | None = None)
             raise InputError(f"{where}: venue {venue_id} appears twice in the file.")
         if category not in categories:
             raise InputError(
-                f"{where}: unknown venue category {category!r}; expected one of {', '.join(sorted(categories))}."
+                f"{where}: unknown venue category {category!r}; "
+                f"expected one of {', '.join(sorted(categories))}."
             )
         if known_communes is not None and commune not in known_communes:
             raise InputError(f"{where}: commune code {commune!r} is not a registered commune.")

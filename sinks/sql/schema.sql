@@ -28,18 +28,21 @@ ORDER BY (venue_id, event_time_us, scan_id);
 
 -- Visits twice: by venue for "who else was there", by person for "where was this person".
 -- version 0 = provisional (still open, ends at start + dwell), 1 = final; FINAL keeps the latest.
+-- A visit is identified by the scan that opened it (opened_by) with its venue, person and start.
 CREATE TABLE IF NOT EXISTS qrtrace.visits_by_venue (
-    venue_id String, person String, start_us Int64, end_us Int64, closed_by Int8, version UInt8
+    venue_id String, person String, start_us Int64, end_us Int64, closed_by Int8, version UInt8,
+    opened_by String
 ) ENGINE = ReplacingMergeTree(version) PARTITION BY intDiv(start_us, 86400000000)
-ORDER BY (venue_id, start_us, person);
+ORDER BY (venue_id, start_us, person, opened_by);
 
 CREATE TABLE IF NOT EXISTS qrtrace.visits_by_person (
-    venue_id String, person String, start_us Int64, end_us Int64, closed_by Int8, version UInt8
+    venue_id String, person String, start_us Int64, end_us Int64, closed_by Int8, version UInt8,
+    opened_by String
 ) ENGINE = ReplacingMergeTree(version) PARTITION BY intDiv(start_us, 86400000000)
-ORDER BY (person, start_us, venue_id);
+ORDER BY (person, start_us, venue_id, opened_by);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS qrtrace.visits_by_person_mv TO qrtrace.visits_by_person
-AS SELECT venue_id, person, start_us, end_us, closed_by, version FROM qrtrace.visits_by_venue;
+AS SELECT venue_id, person, start_us, end_us, closed_by, version, opened_by FROM qrtrace.visits_by_venue;
 
 CREATE TABLE IF NOT EXISTS qrtrace.occupancy (
     venue_id String, window_start_us Int64, arrivals UInt32, present UInt32, capacity UInt32,

@@ -11,8 +11,15 @@ from tests.conftest import SMALL_WAVE
 
 pytestmark = pytest.mark.embedded
 
-GOOD = {"scan_id": "g1", "venue_id": "VN4675010", "person_id": "0912345678", "direction": "in",
-        "event_time": "2021-07-20T08:00:00+07:00", "mode": "venue_qr", "scanner_id": "S1"}
+GOOD = {
+    "scan_id": "g1",
+    "venue_id": "VN4675010",
+    "person_id": "0912345678",
+    "direction": "in",
+    "event_time": "2021-07-20T08:00:00+07:00",
+    "mode": "venue_qr",
+    "scanner_id": "S1",
+}
 
 
 def one_error_line(proc) -> str:  # type: ignore[no-untyped-def]
@@ -41,7 +48,17 @@ def test_unknown_category_is_a_clear_error_and_keeps_what_was_stored(cli, tmp_pa
     [
         (("ingest", "/nonexistent.jsonl"), "does not exist"),
         (("trace", "0912345678", "--from", "yesterday", "--to", "2021-07-21T00:00:00+07:00"), "ISO 8601"),
-        (("trace", "0912345678", "--from", "2021-07-22T00:00:00+07:00", "--to", "2021-07-21T00:00:00+07:00"), "before"),
+        (
+            (
+                "trace",
+                "0912345678",
+                "--from",
+                "2021-07-22T00:00:00+07:00",
+                "--to",
+                "2021-07-21T00:00:00+07:00",
+            ),
+            "before",
+        ),
         (("qr", "NOPE", "-o", "x.png"), "not registered"),
         (("report", "coverage", "--lang", "fr"), "vi or en"),
     ],
@@ -69,8 +86,14 @@ def test_bad_records_are_dead_lettered_with_reasons_and_counted(cli, tmp_path) -
     report = json.loads(cli("ingest", str(f), "--json", store=store).stdout)
     assert report["received"] == 9 and report["accepted"] == 1 and report["dead_lettered"] == 8
     assert report["reasons"] == {
-        "malformed_json": 1, "bad_direction": 1, "bad_event_time": 1, "unknown_venue": 1, "missing_field": 1,
-        "wrong_type": 1, "unmatched_checkout": 1, "not_an_object": 1,
+        "malformed_json": 1,
+        "bad_direction": 1,
+        "bad_event_time": 1,
+        "unknown_venue": 1,
+        "missing_field": 1,
+        "wrong_type": 1,
+        "unmatched_checkout": 1,
+        "not_an_object": 1,
     }
     from qrtrace.embedded import EmbeddedRuntime
 

@@ -21,7 +21,7 @@ def test_small_wave_reports_exactly_the_expected_contacts(cli, tmp_path) -> None
     store = tmp_path / "store"
     cli("venues", "import", str(SMALL_WAVE / "venues.csv"), store=store)
     ingest = cli("ingest", str(SMALL_WAVE / "events.jsonl"), "--json", store=store)
-    counts = json.loads(ingest.stdout[ingest.stdout.index("{"):])
+    counts = json.loads(ingest.stdout[ingest.stdout.index("{") :])
     assert counts["received"] == 150
     assert counts["received"] == counts["accepted"] + counts["deduplicated"] + counts["dead_lettered"]
     expected = json.loads((SMALL_WAVE / "expected.json").read_text())

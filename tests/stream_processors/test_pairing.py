@@ -1,4 +1,4 @@
-"""Dedupe and pairing: exact visits for retried scans, double scans, missing check-outs; property vs oracle."""
+"""Dedupe and pairing: exact visits for retried and double scans, missing check-outs; property vs oracle."""
 
 from __future__ import annotations
 
@@ -41,22 +41,25 @@ def processor(lateness_min: int = 30) -> CheckinProcessor:
 
 
 def final_visits(outputs) -> set[tuple[str, str, int, int]]:  # type: ignore[no-untyped-def]
-    """Latest version per (venue, person, start), as ReplacingMergeTree FINAL would keep."""
-    latest: dict[tuple[str, str, int], tuple[int, int]] = {}
+    """Latest version per visit key, as ReplacingMergeTree FINAL would keep."""
+    latest: dict[tuple[str, str, int, str], tuple[int, int]] = {}
     for out in outputs:
         v = out.visits
-        for venue, person, start, end, ver in zip(v.venue_id, v.person, v.start_us, v.end_us, v.version, strict=True):
-            key = (venue, person, int(start))
+        rows = zip(v.venue_id, v.person, v.start_us, v.end_us, v.version, v.opened_by, strict=True)
+        for venue, person, start, end, ver, opened_by in rows:
+            key = (venue, person, int(start), opened_by)
             if key not in latest or int(ver) >= latest[key][0]:
                 latest[key] = (int(ver), int(end))
-    return {(p, venue, s, e) for (venue, p, s), (_, e) in latest.items()}
+    return {(p, venue, s, e) for (venue, p, s, _), (_, e) in latest.items()}
 
 
 def run(events: list[Ev], splits: int = 1, lateness_min: int = 30):  # type: ignore[no-untyped-def]
     proc = processor(lateness_min)
     outs = []
-    for i, chunk in enumerate(np.array_split(np.arange(len(events)), splits)):
-        outs.append(proc.process(batch_of([events[j] for j in chunk], seq0=int(chunk[0]) if len(chunk) else 0)))
+    for chunk in np.array_split(np.arange(len(events)), splits):
+        outs.append(
+            proc.process(batch_of([events[j] for j in chunk], seq0=int(chunk[0]) if len(chunk) else 0))
+        )
     outs.append(proc.flush())
     return outs
 
@@ -100,7 +103,10 @@ def test_provisional_visit_is_replaced_when_checkout_arrives_in_a_later_batch() 
     assert second.visits.end_us.tolist() == [90 * M]
     assert second.visits.previous_end_us.tolist() == [60 * M]
     # occupancy moved the span: windows up to 90 minutes now hold the visit
-    present = {int(w): int(p) for w, p in zip(second.occupancy.window_start_us, second.occupancy.present, strict=True)}
+    present = {
+        int(w): int(p)
+        for w, p in zip(second.occupancy.window_start_us, second.occupancy.present, strict=True)
+    }
     assert present[75 * M] == 1
 
 

@@ -1,0 +1,8 @@
+-- Demo helper: a plausible F0, drawn (by seed) among people seen at 2 to 4 venues in the window.
+SELECT person, uniqExact(venue_id) AS venues
+FROM qrtrace.visits_by_person FINAL
+WHERE start_us >= {from_us:Int64} AND start_us <= {to_us:Int64}
+GROUP BY person
+HAVING venues >= 2 AND venues <= 4
+ORDER BY cityHash64(person, {seed:Int64})
+LIMIT 1
