@@ -154,7 +154,7 @@ def trace_case(reader: VisitReader, case: CaseQuery, rules: TraceRules) -> Trace
 
 
 def _contact(person: str, hop: int, exposures: list[Exposure]) -> Contact:
-    exposures.sort(key=lambda e: (e.start, e.venue, e.source_person))
+    exposures.sort(key=lambda e: (e.start, e.venue, e.source_person, e.end))  # total order: stable output
     return Contact(person, hop, exposures[0].start, exposures)
 
 
