@@ -63,9 +63,7 @@ class Edge:
         n = len(valid)
         seq = np.arange(self._seq, self._seq + n, dtype=np.int64)
         self._seq += len(lines)
-        declarations = [
-            self._vault.seal(d, DECLARATION_CONTEXT) if d else "" for d in valid.declaration.tolist()
-        ]
+        declarations = [self._vault.seal(d, DECLARATION_CONTEXT) if d else "" for d in valid.declaration.tolist()]
         batch = CheckinBatch(
             scan_id=valid.scan_id,
             venue_id=valid.venue_id,
@@ -79,9 +77,7 @@ class Edge:
             seq=seq,
         )
         letters = [self._redact(lines[r.index], r) for r in rejected]
-        return AdmittedBatch(
-            batch, letters, self._new_identities(valid.person_id.tolist(), persons), len(lines)
-        )
+        return AdmittedBatch(batch, letters, self._new_identities(valid.person_id.tolist(), persons), len(lines))
 
     def _new_identities(self, raw_ids: list[str], persons: list[str]) -> IdentityRows:
         fresh: dict[str, str] = {}
@@ -104,17 +100,12 @@ class Edge:
         return DeadLetter(dl_id, rejection.reason, rejection.detail, orjson.dumps(redacted).decode(), sealed)
 
 
-def seal_identities(
-    vault: Vault, raw_by_person: dict[str, str], phones: dict[str, str] | None = None
-) -> IdentityRows:
+def seal_identities(vault: Vault, raw_by_person: dict[str, str], phones: dict[str, str] | None = None) -> IdentityRows:
     """Sealed vault rows: the identifier each person checks in with, and a phone number to call them on."""
     persons = list(raw_by_person)
     ids = [normalise_identifier(raw_by_person[p]) for p in persons]
     phones = phones or {}
-    contacts = [
-        phones.get(p) or (i if i.isdigit() and len(i) == 10 else "")
-        for p, i in zip(persons, ids, strict=True)
-    ]
+    contacts = [phones.get(p) or (i if i.isdigit() and len(i) == 10 else "") for p, i in zip(persons, ids, strict=True)]
     return IdentityRows(
         persons,
         [vault.seal(i, IDENTITY_CONTEXT) for i in ids],

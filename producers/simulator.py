@@ -400,9 +400,7 @@ def expected_event_count(district: SimulatedDistrict) -> int:
         day_per_role = table @ (visits_per_activity * day_slot)
         # Guests give up their daytime activity for the wedding or funeral.
         guests = min(guests_by_day[day], len(ix.role))
-        visits += float(role_counts @ per_role) + guests * (
-            1.0 - float(role_counts @ day_per_role) / len(ix.role)
-        )
+        visits += float(role_counts @ per_role) + guests * (1.0 - float(role_counts @ day_per_role) / len(ix.role))
     scans = visits * (2.0 - cfg.missing_checkout_share + cfg.double_scan_share)
     scans *= 1.0 + cfg.unmatched_checkout_share
     return round(scans * (1.0 + cfg.retry_share + cfg.bad_record_share))
@@ -463,14 +461,10 @@ def _plan_venues(
                     name = f"Xe buýt tuyến {route:02d}"
                 else:
                     name = _venue_name(category, commune, k, town)
-                specs.append(
-                    (_unique(name, commune, used), category, commune.commune_code, _capacity(category))
-                )
+                specs.append((_unique(name, commune, used), category, commune.commune_code, _capacity(category)))
         if config.venues_per_commune is None:
             for category, name in _LANDMARKS.get(commune.name_vi, ()):
-                specs.append(
-                    (_unique(name, commune, used), category, commune.commune_code, _capacity(category))
-                )
+                specs.append((_unique(name, commune, used), category, commune.commune_code, _capacity(category)))
     return specs
 
 
@@ -961,9 +955,7 @@ def _make_scans(
     # Almost everyone answers 'no' to every question; a few tick a symptom or an F0 contact.
     variant = np.where(rng.random(len(time)) < 0.97, 0, rng.integers(1, 8, size=len(time)))
     declaration[declares] = variant[declares]
-    return _Scans(
-        np.concatenate(persons), np.concatenate(venues), time, direction, np.concatenate(modes), declaration
-    )
+    return _Scans(np.concatenate(persons), np.concatenate(venues), time, direction, np.concatenate(modes), declaration)
 
 
 def _unmatched_checkouts(
@@ -1043,10 +1035,7 @@ def _local_times(first_day: date, time_ms: np.ndarray) -> np.ndarray:
 
 
 def _declarations() -> list[bytes]:
-    return [
-        orjson.dumps({"fever": bool(i & 1), "cough": bool(i & 2), "contact_f0": bool(i & 4)})
-        for i in range(8)
-    ]
+    return [orjson.dumps({"fever": bool(i & 1), "cough": bool(i & 2), "contact_f0": bool(i & 4)}) for i in range(8)]
 
 
 def _format_lines(ix: _Index, scans: _Scans, times: np.ndarray, scan_ids: list[bytes]) -> list[bytes]:

@@ -44,9 +44,7 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-StoreOpt = Annotated[
-    str | None, typer.Option("--store", help="Store directory or chdb:///path [env QRTRACE_STORE].")
-]
+StoreOpt = Annotated[str | None, typer.Option("--store", help="Store directory or chdb:///path [env QRTRACE_STORE].")]
 LangOpt = Annotated[str | None, typer.Option("--lang", help="Labels: vi or en [env QRTRACE_LANG].")]
 
 
@@ -67,9 +65,7 @@ def parse_time(value: str, flag: str, settings: Settings) -> int:
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
-        raise InputError(
-            f"{flag} {value!r} is not an ISO 8601 time such as 2021-07-20T08:00:00+07:00."
-        ) from None
+        raise InputError(f"{flag} {value!r} is not an ISO 8601 time such as 2021-07-20T08:00:00+07:00.") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=settings.display_tz)
     return round(when.timestamp() * 1_000_000)
@@ -81,16 +77,19 @@ def _read_lines(path: Path, batch_size: int) -> Iterator[list[bytes]]:
     except OSError as exc:
         raise InputError(f"Cannot read {path}: {exc.strerror}.") from None
     with fh:
-        batch: list[bytes] = []
-        for line in fh:
-            line = line.strip()
-            if line:
-                batch.append(line)
-                if len(batch) >= batch_size:
-                    yield batch
-                    batch = []
-        if batch:
-            yield batch
+        pending: list[bytes] = []
+        tail = b""
+        while block := fh.read(1 << 22):  # 4 MiB reads split in C, not a Python loop per line
+            lines = (tail + block).split(b"\n")
+            tail = lines.pop()
+            pending.extend(line for line in lines if line.strip())
+            while len(pending) >= batch_size:
+                yield pending[:batch_size]
+                pending = pending[batch_size:]
+        if tail.strip():
+            pending.append(tail)
+        for i in range(0, len(pending), batch_size):
+            yield pending[i : i + batch_size]
 
 
 @venues_app.command("import")
@@ -147,9 +146,7 @@ def trace(
     person_id: Annotated[str, typer.Argument(help="The identifier the case checked in with.")],
     from_: Annotated[str, typer.Option("--from", help="Start of the infectious window (ISO 8601).")],
     to: Annotated[str, typer.Option("--to", help="End of the infectious window (ISO 8601).")],
-    until: Annotated[
-        str | None, typer.Option(help="F2+ sources start no later than this (default: now).")
-    ] = None,
+    until: Annotated[str | None, typer.Option(help="F2+ sources start no later than this (default: now).")] = None,
     depth: Annotated[int, typer.Option(min=1, max=6)] = 2,
     grace_minutes: Annotated[float, typer.Option(min=0)] = 30,
     min_overlap_minutes: Annotated[float, typer.Option(min=0)] = 0,
@@ -201,10 +198,7 @@ def report_coverage(
         report = rt.coverage(parse_time(as_of, "--as-of", settings) if as_of else None, days)
     if as_json:
         sys.stdout.write(
-            orjson.dumps(
-                render.coverage_dict(report, settings.display_tz), option=orjson.OPT_INDENT_2
-            ).decode()
-            + "\n"
+            orjson.dumps(render.coverage_dict(report, settings.display_tz), option=orjson.OPT_INDENT_2).decode() + "\n"
         )
     else:
         render.coverage_tables(out, report, settings)
@@ -281,6 +275,4 @@ def main() -> None:
     except Exception as exc:  # the last line of defence: no tracebacks for users
         if os.environ.get("QRTRACE_DEBUG"):
             raise
-        _fail(
-            f"Unexpected failure ({type(exc).__name__}: {exc}); rerun with QRTRACE_DEBUG=1 for details.", 70
-        )
+        _fail(f"Unexpected failure ({type(exc).__name__}: {exc}); rerun with QRTRACE_DEBUG=1 for details.", 70)

@@ -97,9 +97,7 @@ def run_demo(settings: Settings, population: int, days: int, seed: int, console:
             min_overlap_us=settings.min_overlap_minutes * US_PER_MINUTE,
             until_us=end_us,
         )
-        result, identities = rt.trace(
-            case_id, window_from, window_to, rules, purpose="demo", case_id="DEMO-F0-1"
-        )
+        result, identities = rt.trace(case_id, window_from, window_to, rules, purpose="demo", case_id="DEMO-F0-1")
         doc = render.trace_dict(result, identities, settings.display_tz)
         console.print()
         render.trace_tables(console, doc, lang, limit=25)

@@ -63,9 +63,7 @@ class TracedContact:
     identity: Identity
     hop: int
     first_exposure_us: int
-    exposures: list[
-        tuple[str, int, int, int, str, int]
-    ]  # venue, start, end, overlap_us, source id, source hop
+    exposures: list[tuple[str, int, int, int, str, int]]  # venue, start, end, overlap_us, source id, source hop
 
 
 class EmbeddedRuntime:
@@ -160,9 +158,7 @@ class EmbeddedRuntime:
         cats = load_categories()
         s = self.settings
         return ProcessorConfig(
-            dwell_us_by_venue={
-                v.venue_id: cats[v.category].default_dwell_minutes * US_PER_MINUTE for v in venues
-            },
+            dwell_us_by_venue={v.venue_id: cats[v.category].default_dwell_minutes * US_PER_MINUTE for v in venues},
             capacity_by_venue={v.venue_id: v.capacity for v in venues},
             allowed_lateness_us=s.allowed_lateness_minutes * US_PER_MINUTE,
             dedupe_window_us=s.dedupe_window_hours * 60 * US_PER_MINUTE,
@@ -182,9 +178,7 @@ class EmbeddedRuntime:
             if version == STATE_VERSION:
                 processor.deduper, processor.reorder = deduper, reorder
                 processor.pairer.keys = keys
-                processor.occupancy.present, processor.occupancy.arrivals, processor.occupancy.version = (
-                    occupancy
-                )
+                processor.occupancy.present, processor.occupancy.arrivals, processor.occupancy.version = occupancy
         return processor
 
     def _save_processor(self, p: CheckinProcessor) -> None:
@@ -218,8 +212,7 @@ class EmbeddedRuntime:
             contacts=len(result.contacts),
         )
         persons = sorted(
-            {c.person for c in result.contacts}
-            | {e.source_person for c in result.contacts for e in c.exposures}
+            {c.person for c in result.contacts} | {e.source_person for c in result.contacts for e in c.exposures}
         )
         identities = reidentify(self.store, self.vault, self.audit, persons, case.case_id, purpose)
         identities[person] = Identity(person_id, "")

@@ -8,7 +8,6 @@ HMAC-SHA256 under a secret key. The raw identifier and contact details are kept 
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import os
@@ -86,7 +85,7 @@ class Pseudonymiser:
 
     def one(self, identifier: str) -> str:
         canon = normalise_identifier(identifier)
-        return hmac.new(self._key, canon.encode(), hashlib.sha256).digest()[:PSEUDONYM_BYTES].hex()
+        return hmac.digest(self._key, canon.encode(), "sha256")[:PSEUDONYM_BYTES].hex()  # OpenSSL one-shot
 
     def many(self, identifiers: Sequence[str]) -> list[str]:
         """Pseudonyms for a batch; each distinct identifier is hashed once."""

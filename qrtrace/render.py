@@ -65,9 +65,7 @@ def ingest_report(console: Console, report, lang: str) -> None:  # type: ignore[
         table.add_row("", f"{report.received / report.seconds:,.0f} {t('rate', lang)}")
     console.print(table)
     if report.reasons:
-        console.print(
-            f"{t('reasons', lang)}: " + ", ".join(f"{k}={v}" for k, v in sorted(report.reasons.items()))
-        )
+        console.print(f"{t('reasons', lang)}: " + ", ".join(f"{k}={v}" for k, v in sorted(report.reasons.items())))
 
 
 def trace_dict(result: TraceResult, ids: dict[str, Identity], tz: timezone) -> dict:
@@ -112,9 +110,7 @@ def trace_dict(result: TraceResult, ids: dict[str, Identity], tz: timezone) -> d
 
 def trace_tables(console: Console, doc: dict, lang: str, limit: int = 40) -> None:
     contacts = doc["contacts"]
-    console.print(
-        f"[bold]{t('cohort', lang)} {doc['case']}[/] ({doc['window']['from']} → {doc['window']['to']})"
-    )
+    console.print(f"[bold]{t('cohort', lang)} {doc['case']}[/] ({doc['window']['from']} → {doc['window']['to']})")
     if not contacts:
         console.print(t("no_contacts", lang))
         return

@@ -47,9 +47,7 @@ class Settings:
         if raw.startswith("chdb://"):
             raw = raw[len("chdb://") :] or "/"
         elif "://" in raw:
-            raise InputError(
-                f"The store {self.store!r} is not an embedded store; use a directory or chdb:///path."
-            )
+            raise InputError(f"The store {self.store!r} is not an embedded store; use a directory or chdb:///path.")
         return Path(raw).expanduser().resolve()
 
     def with_overrides(self, **overrides: object) -> Settings:

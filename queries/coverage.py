@@ -89,8 +89,7 @@ def coverage_report(store: Store, as_of_us: int, since_us: int, lang: str = "vi"
     }
     communes = _rows(store.query(load_sql("qrtrace.queries", "communes")))
     silent = [
-        SilentVenue(**r)
-        for r in _rows(store.query(load_sql("qrtrace.queries", "coverage_silent_venues"), params))
+        SilentVenue(**r) for r in _rows(store.query(load_sql("qrtrace.queries", "coverage_silent_venues"), params))
     ]
     categories = load_categories()
     names = {c["commune_code"]: c["name_vi"] for c in communes}
@@ -126,9 +125,7 @@ def coverage_report(store: Store, as_of_us: int, since_us: int, lang: str = "vi"
     )
 
 
-def _per_commune(
-    cells: list[CoverageCell], names: dict[str, str], people: dict[str, int]
-) -> list[CommuneCoverage]:
+def _per_commune(cells: list[CoverageCell], names: dict[str, str], people: dict[str, int]) -> list[CommuneCoverage]:
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for c in cells:
         t = totals[c.commune_code]

@@ -117,9 +117,7 @@ def expand_frontier(
             hit = exposure_between(s, t, grace)
             if hit is not None and hit[1] >= min_overlap:
                 start, overlap = hit
-                found[t.person].append(
-                    Exposure(t.venue, start, start + overlap, overlap, s.person, source_hop)
-                )
+                found[t.person].append(Exposure(t.venue, start, start + overlap, overlap, s.person, source_hop))
     return dict(found)
 
 

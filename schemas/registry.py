@@ -142,9 +142,7 @@ class SchemaRegistry:
         try:
             return fastavro.parse_schema(schema)
         except (SchemaParseException, KeyError, TypeError, ValueError) as exc:
-            raise InvalidSchemaError(
-                f"The schema for subject {subject!r} is not valid Avro: {exc}."
-            ) from None
+            raise InvalidSchemaError(f"The schema for subject {subject!r} is not valid Avro: {exc}.") from None
 
     def _check_backward(self, subject: str, schema: AvroSchema, versions: list[int]) -> None:
         latest_id = versions[-1]

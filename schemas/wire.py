@@ -65,9 +65,7 @@ class _Encoder:
             fastavro.schemaless_writer(buf, self.parsed, record)
         except Exception as exc:  # fastavro raises assorted types for a bad record
             where = _where(index, "Record")
-            raise InputError(
-                f"{where} cannot be encoded with schema id {self.schema_id}: {_reason(exc)}."
-            ) from exc
+            raise InputError(f"{where} cannot be encoded with schema id {self.schema_id}: {_reason(exc)}.") from exc
         return buf.getvalue()
 
 
@@ -208,9 +206,7 @@ class _Session:
         return decoder
 
 
-def decode_batch(
-    registry: SchemaLookup, messages: Iterable[bytes], reader_schema: Any = None
-) -> list[dict[str, Any]]:
+def decode_batch(registry: SchemaLookup, messages: Iterable[bytes], reader_schema: Any = None) -> list[dict[str, Any]]:
     """Decode Confluent-framed messages, looking writer schemas up by id in `registry`.
 
     With `reader_schema`, every record is resolved to it (e.g. v1 check-ins read with the v2 schema
@@ -254,8 +250,7 @@ def _check_header(message: bytes, index: int | None) -> None:
         )
     if message[0] != MAGIC_BYTE:
         raise WireFormatError(
-            f"{_where(index, 'Message')} starts with byte 0x{message[0]:02x}, "
-            "not the Confluent magic byte 0x00."
+            f"{_where(index, 'Message')} starts with byte 0x{message[0]:02x}, not the Confluent magic byte 0x00."
         )
 
 

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
-import pandas as pd
+import numpy as np
+import pyarrow as pa
 
 from qrtrace.errors import StoreError
 from qrtrace.sinks.clickhouse_sql import load_sql, render, split_statements
@@ -43,17 +44,25 @@ class ChdbStore:
 
     def insert(self, table: str, columns: Columns) -> None:
         """Columnar insert: one statement for the whole batch."""
-        frame = pd.DataFrame({k: list(v) if isinstance(v, list) else v for k, v in columns.items()})
-        if frame.empty:
+        batch = pa.table({name: _arrow_column(values) for name, values in columns.items()})
+        if not batch.num_rows:
             return
         names = ", ".join(columns)
         # chDB's Python() table function resolves the name in this frame's locals.
-        qrtrace_batch = frame  # noqa: F841
+        qrtrace_batch = batch  # noqa: F841
         self._run(f"INSERT INTO {table} ({names}) SELECT {names} FROM Python(qrtrace_batch)")
 
     def close(self) -> None:
         self._session.close()
         self._lock.close()
+
+
+def _arrow_column(values: object) -> pa.Array:
+    """Strings (object arrays, lists of str) become Arrow strings; numeric arrays keep their type."""
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        return pa.array(values)
+    array = pa.array(values)
+    return array if not pa.types.is_null(array.type) else pa.array(values, pa.string())
 
 
 def _lock_directory(path: Path) -> IO[str]:

@@ -127,9 +127,7 @@ class StoreWriter:
                 "name_vi": [c.name_vi for c in categories],
                 "name_en": [c.name_en for c in categories],
                 "overseeing_office": [c.overseeing_office for c in categories],
-                "default_dwell_minutes": np.array(
-                    [c.default_dwell_minutes for c in categories], dtype=np.uint32
-                ),
+                "default_dwell_minutes": np.array([c.default_dwell_minutes for c in categories], dtype=np.uint32),
             },
         )
         self.communes(communes)

@@ -20,9 +20,7 @@ class ScanIdDeduper:
         """The batch without retried scans (first delivery wins), and how many were dropped."""
         seen = self.seen
         keep = np.ones(len(batch), dtype=bool)
-        for i, (scan_id, t) in enumerate(
-            zip(batch.scan_id.tolist(), batch.event_time_us.tolist(), strict=True)
-        ):
+        for i, (scan_id, t) in enumerate(zip(batch.scan_id.tolist(), batch.event_time_us.tolist(), strict=True)):
             if scan_id in seen:
                 keep[i] = False
             else:

@@ -19,9 +19,7 @@ from qrtrace.stream_processors.batch import OccupancyBatch, VisitBatch
 _SHIFT = 32
 
 
-def spans_to_windows(
-    start_us: np.ndarray, end_us: np.ndarray, window_us: int
-) -> tuple[np.ndarray, np.ndarray]:
+def spans_to_windows(start_us: np.ndarray, end_us: np.ndarray, window_us: int) -> tuple[np.ndarray, np.ndarray]:
     """(row, window number) of every window each [start, end) overlaps; zero length: its start window."""
     first = start_us // window_us
     last = np.maximum(first, (end_us - 1) // window_us)

@@ -107,9 +107,7 @@ class VisitPairer:
                 outcome.append(UNMATCHED_OUT)
             else:
                 prev = start + dwell_of[venue] if st.emitted else -1
-                out_rows.append(
-                    (venue, person, start, t, CLOSED_BY_CHECKOUT, VERSION_FINAL, prev, st.open_scan)
-                )
+                out_rows.append((venue, person, start, t, CLOSED_BY_CHECKOUT, VERSION_FINAL, prev, st.open_scan))
                 st.open_start = None
                 outcome.append(CLOSED)
         # Visits still open after this batch are visible to traces now, provisionally ending at start + dwell.

@@ -26,6 +26,7 @@ from qrtrace.stream_processors.occupancy import OccupancyWindows
 from qrtrace.stream_processors.pairing import LATE, REPEAT, UNMATCHED_OUT, VisitPairer
 from qrtrace.stream_processors.reorder import ReorderBuffer
 
+PRUNE_EVERY_US = 60 * US_PER_MINUTE
 PAIRING_DEAD_LETTERS = {
     UNMATCHED_OUT: "a check-out with no open visit for this person at this venue",
     LATE: "arrived after later events of the same person and venue were paired (beyond the allowed lateness)",
@@ -58,6 +59,7 @@ class CheckinProcessor:
     reorder: ReorderBuffer = field(init=False)
     pairer: VisitPairer = field(init=False)
     occupancy: OccupancyWindows = field(init=False)
+    _pruned_at: int = field(init=False, default=-(2**62))
 
     def __post_init__(self) -> None:
         c = self.config
@@ -89,8 +91,13 @@ class CheckinProcessor:
         )
 
     def _forget_old_state(self) -> None:
-        horizon = self.reorder.watermark_us - self.config.dedupe_window_us
-        self.deduper.forget_before(self.reorder.watermark_us)
+        """Prune state older than the dedupe window; at most once per hour of event time (it scans all state)."""
+        watermark = self.reorder.watermark_us
+        if watermark < self._pruned_at + PRUNE_EVERY_US:
+            return
+        self._pruned_at = watermark
+        horizon = watermark - self.config.dedupe_window_us
+        self.deduper.forget_before(watermark)
         self.pairer.forget_before(horizon)
         self.occupancy.forget_before(horizon)
 

@@ -54,20 +54,11 @@ class ValidRecords:
 
 
 def parse_lines(lines: Sequence[bytes]) -> list[dict | Rejection]:
-    """JSON-decode a batch; one call for the whole batch when every line is valid, per line otherwise."""
-    if max(map(len, lines), default=0) <= MAX_RECORD_BYTES:
-        try:
-            parsed = orjson.loads(b"[" + b",".join(lines) + b"]")
-        except orjson.JSONDecodeError:
-            parsed = None
-        if parsed is not None and len(parsed) == len(lines):
-            return [p if isinstance(p, dict) else _not_object(i) for i, p in enumerate(parsed)]
+    """JSON-decode a batch line by line (measured faster than one call over the joined batch)."""
     out: list[dict | Rejection] = []
     for i, line in enumerate(lines):
         if len(line) > MAX_RECORD_BYTES:
-            out.append(
-                Rejection(i, "record_too_large", f"a record may be at most {MAX_RECORD_BYTES} bytes", None)
-            )
+            out.append(Rejection(i, "record_too_large", f"a record may be at most {MAX_RECORD_BYTES} bytes", None))
             continue
         try:
             p = orjson.loads(line)
@@ -145,26 +136,21 @@ class Validator:
         return valid, rejected
 
 
-_is_str_or_none = np.frompyfunc(lambda v: v is None or isinstance(v, str), 1, 1)
-
-
 def _string_column(records: list[dict], name: str) -> tuple[pa.Array, np.ndarray]:
     """The field as an Arrow string column (non-strings become null) and a mask of non-string values."""
     values = [r.get(name) for r in records]
     try:
         return pa.array(values, pa.string()), np.zeros(len(values), dtype=bool)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        objects = np.array([*values, None], dtype=object)[:-1]  # the sentinel keeps nested lists as objects
-        wrong = ~_is_str_or_none(objects).astype(bool)
-        objects[wrong] = None
-        return pa.array(objects, pa.string()), wrong
+        # Some value is not a string: find which (a plain comprehension beats numpy ufuncs on objects here).
+        wrong = np.array([type(v) is not str and v is not None for v in values], dtype=bool)
+        cleaned = [None if w else v for v, w in zip(values, wrong.tolist(), strict=True)]
+        return pa.array(cleaned, pa.string()), wrong
 
 
 def _parse_times(times: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """UTC microseconds and a validity mask; shape by regex, value by Arrow's ISO 8601 parser."""
-    shaped = pc.fill_null(pc.match_substring_regex(times, ISO_WITH_OFFSET), False).to_numpy(
-        zero_copy_only=False
-    )
+    shaped = pc.fill_null(pc.match_substring_regex(times, ISO_WITH_OFFSET), False).to_numpy(zero_copy_only=False)
     us = np.zeros(len(times), dtype=np.int64)
     idx = np.flatnonzero(shaped)
     candidates = times.take(pa.array(idx))

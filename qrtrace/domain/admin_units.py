@@ -41,9 +41,7 @@ def parse_communes(text: str, source: str) -> list[Commune]:
     for line_no, row in enumerate(reader, start=2):
         code = (row["commune_code"] or "").strip()
         if not code.isdigit():
-            raise InputError(
-                f"{source} line {line_no}: commune code {code!r} is not a numeric official code."
-            )
+            raise InputError(f"{source} line {line_no}: commune code {code!r} is not a numeric official code.")
         communes.append(Commune(**{c: (row[c] or "").strip() for c in COMMUNE_COLUMNS}))
     return communes
 

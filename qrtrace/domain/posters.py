@@ -112,9 +112,7 @@ def venue_qr_code(payload: str) -> segno.QRCode:
     try:
         return segno.make(payload, error=QR_ERROR, micro=False)
     except (segno.DataOverflowError, ValueError):
-        raise InputError(
-            f"The venue QR payload ({len(payload)} characters) is too long for a QR code."
-        ) from None
+        raise InputError(f"The venue QR payload ({len(payload)} characters) is too long for a QR code.") from None
 
 
 def render_poster(
@@ -153,9 +151,7 @@ def layout_poster(venue: Venue, commune_name: str, qr: segno.QRCode, lang: str =
     cx = WIDTH / 2
     lines: list[TextLine] = []
 
-    def block(
-        text: str, top: float, max_size: int, min_size: int, max_lines: int, bold: bool, fill: str
-    ) -> float:
+    def block(text: str, top: float, max_size: int, min_size: int, max_lines: int, bold: bool, fill: str) -> float:
         """Lay out one wrapped, centred paragraph; returns the y just below it."""
         size, wrapped = _fit(_clean(text), bold, width, max_size, min_size, max_lines)
         step = round(size * 1.25)
@@ -231,9 +227,7 @@ def _font(size: int, bold: bool) -> Font:
         return ImageFont.load_default()
 
 
-def _fit(
-    text: str, bold: bool, width: float, max_size: int, min_size: int, max_lines: int
-) -> tuple[int, list[str]]:
+def _fit(text: str, bold: bool, width: float, max_size: int, min_size: int, max_lines: int) -> tuple[int, list[str]]:
     """The largest size (step 2) at which `text` wraps into `max_lines`; at `min_size`, cut with '…'."""
     size = max_size
     while True:

@@ -95,9 +95,7 @@ def decode_venue_qr(payload: str, public_key: Ed25519PublicKey) -> VenueQrClaims
         raise ForgedVenueQrError("The scanned venue QR code is too long to be a qrtrace venue code.")
     match = _PAYLOAD_RE.fullmatch(text)
     if match is None:
-        raise ForgedVenueQrError(
-            "The scanned QR code is not a qrtrace venue code (expected QRT1.<claims>.<sig>)."
-        )
+        raise ForgedVenueQrError("The scanned QR code is not a qrtrace venue code (expected QRT1.<claims>.<sig>).")
     claims_b64, signature_b64 = match.groups()
     claims_bytes = _b64decode(claims_b64)
     signature = _b64decode(signature_b64)

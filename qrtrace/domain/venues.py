@@ -28,9 +28,7 @@ def parse_venues(text: str, source: str, known_communes: set[str] | None = None)
     header = reader.fieldnames or []
     missing = [c for c in VENUE_COLUMNS if c not in header]
     if missing:
-        raise InputError(
-            f"{source}: the header must be {','.join(VENUE_COLUMNS)}; missing {', '.join(missing)}."
-        )
+        raise InputError(f"{source}: the header must be {','.join(VENUE_COLUMNS)}; missing {', '.join(missing)}.")
     venues: list[Venue] = []
     seen: set[str] = set()
     for line_no, row in enumerate(reader, start=2):
@@ -44,8 +42,7 @@ def parse_venues(text: str, source: str, known_communes: set[str] | None = None)
             raise InputError(f"{where}: venue {venue_id} appears twice in the file.")
         if category not in categories:
             raise InputError(
-                f"{where}: unknown venue category {category!r}; "
-                f"expected one of {', '.join(sorted(categories))}."
+                f"{where}: unknown venue category {category!r}; expected one of {', '.join(sorted(categories))}."
             )
         if known_communes is not None and commune not in known_communes:
             raise InputError(f"{where}: commune code {commune!r} is not a registered commune.")

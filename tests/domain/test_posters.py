@@ -35,10 +35,7 @@ def drawn_matrix(image: Image.Image, x: int, y: int, scale: int, border: int, si
     gray = image.convert("L")
     half = scale // 2
     return [
-        [
-            gray.getpixel((x + (c + border) * scale + half, y + (r + border) * scale + half)) < 128
-            for c in range(size)
-        ]
+        [gray.getpixel((x + (c + border) * scale + half, y + (r + border) * scale + half)) < 128 for c in range(size)]
         for r in range(size)
     ]
 
@@ -100,9 +97,7 @@ def test_svg_poster_has_vietnamese_text_and_the_payload_qr_path(tmp_path: Path) 
     expected_path = re.search(r' d="([^"]+)"', segno.make(PAYLOAD, error="q", micro=False).svg_inline())
     assert expected_path is not None
     assert f'd="{expected_path.group(1)}"' in text
-    other = encode_venue_qr(
-        Venue("SD-02536-0043", "x", "karaoke", "02536", 1), KEY, datetime(2021, 7, 20, tzinfo=UTC)
-    )
+    other = encode_venue_qr(Venue("SD-02536-0043", "x", "karaoke", "02536", 1), KEY, datetime(2021, 7, 20, tzinfo=UTC))
     other_path = re.search(r' d="([^"]+)"', segno.make(other, error="q", micro=False).svg_inline())
     assert other_path is not None and other_path.group(1) not in text
 
@@ -179,9 +174,7 @@ def test_unwritable_destination_is_an_input_error(tmp_path: Path) -> None:
 def test_falls_back_to_pillows_font_when_no_truetype_font_is_installed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(
-        posters, "FONT_CANDIDATES", {False: ("/nonexistent.ttf",), True: ("/nonexistent.ttf",)}
-    )
+    monkeypatch.setattr(posters, "FONT_CANDIDATES", {False: ("/nonexistent.ttf",), True: ("/nonexistent.ttf",)})
     posters._font_path.cache_clear()
     posters._font.cache_clear()
     try:

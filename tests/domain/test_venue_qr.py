@@ -45,9 +45,7 @@ def signed(claims: bytes, key=KEY) -> str:
 
 def test_valid_payload_round_trips() -> None:
     claims = decode_venue_qr(PAYLOAD, PUBLIC)
-    assert claims == VenueQrClaims(
-        "SD-02536-0042", "02536", "karaoke", datetime(2021, 7, 20, 8, 30, 12, tzinfo=UTC)
-    )
+    assert claims == VenueQrClaims("SD-02536-0042", "02536", "karaoke", datetime(2021, 7, 20, 8, 30, 12, tzinfo=UTC))
     assert claims.issued_at.tzinfo is UTC
 
 
@@ -185,9 +183,7 @@ def test_arbitrary_payload_shaped_text_only_ever_raises_forged(tail: str) -> Non
 @settings(max_examples=500)
 @given(
     st.lists(
-        st.tuples(
-            st.integers(min_value=0, max_value=len(PAYLOAD) - 1), st.integers(min_value=1, max_value=255)
-        ),
+        st.tuples(st.integers(min_value=0, max_value=len(PAYLOAD) - 1), st.integers(min_value=1, max_value=255)),
         min_size=1,
         max_size=4,
     )

@@ -13,15 +13,11 @@ from tests.conftest import qrtrace_bin
 pytestmark = pytest.mark.embedded
 
 
-def run_cli(
-    *args: str, store: Path, check: bool = True, env: dict | None = None
-) -> subprocess.CompletedProcess:
+def run_cli(*args: str, store: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "QRTRACE_STORE": str(store), "COLUMNS": "200", **(env or {})}
     proc = subprocess.run([qrtrace_bin(), *args], capture_output=True, text=True, env=full_env, timeout=600)
     if check and proc.returncode != 0:
-        raise AssertionError(
-            f"qrtrace {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-        )
+        raise AssertionError(f"qrtrace {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 

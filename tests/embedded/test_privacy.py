@@ -37,9 +37,7 @@ def test_no_raw_identifier_in_any_table_or_file(tmp_path: Path) -> None:
     store = tmp_path / "store"
     district = build_district(SimulationConfig(population=600, days=2, bad_record_share=0.05))
     raw_ids = {p.person_id for p in district.people} | {p.phone for p in district.people}
-    small_wave_ids = {
-        json.loads(line)["person_id"] for line in (SMALL_WAVE / "events.jsonl").read_text().splitlines()
-    }
+    small_wave_ids = {json.loads(line)["person_id"] for line in (SMALL_WAVE / "events.jsonl").read_text().splitlines()}
     # A bad record carrying a phone number in an unexpected field must not leak either.
     leaky = json.dumps(
         {
@@ -60,9 +58,7 @@ def test_no_raw_identifier_in_any_table_or_file(tmp_path: Path) -> None:
         assert report.accepted > 1000 and report.dead_lettered > 0
         rt.ingest([[leaky]], source="test")
         text = all_string_values(rt)
-        assert rt.store.query("SELECT count() AS n FROM qrtrace.identity_vault")["n"][0] >= len(
-            district.people
-        )
+        assert rt.store.query("SELECT count() AS n FROM qrtrace.identity_vault")["n"][0] >= len(district.people)
     secrets = raw_ids | {"0911222333", "0944555666"}
     leaked = sorted(s for s in secrets if s in text)
     assert not leaked, f"raw identifiers readable from tables: {leaked[:5]}"

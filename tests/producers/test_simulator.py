@@ -101,9 +101,7 @@ def classify(district: SimulatedDistrict, lines: list[bytes]) -> list[Record]:
         except orjson.JSONDecodeError:
             records.append(Record(line, None, "malformed_json"))
             continue
-        records.append(
-            Record(line, data if isinstance(data, dict) else None, contract_problem(data, registered))
-        )
+        records.append(Record(line, data if isinstance(data, dict) else None, contract_problem(data, registered)))
     return records
 
 
@@ -124,8 +122,7 @@ class Replay:
 
 def replay(district: SimulatedDistrict, records: list[Record]) -> Replay:
     dwell = {
-        v.venue_id: timedelta(minutes=load_categories()[v.category].default_dwell_minutes)
-        for v in district.venues
+        v.venue_id: timedelta(minutes=load_categories()[v.category].default_dwell_minutes) for v in district.venues
     }
     first_delivery: dict[str, Record] = {}
     for r in good(records):
@@ -134,9 +131,7 @@ def replay(district: SimulatedDistrict, records: list[Record]) -> Replay:
     by_pair: dict[tuple[str, str], list[tuple[datetime, str]]] = defaultdict(list)
     for r in first_delivery.values():
         assert r.data is not None
-        by_pair[(str(r.data["person_id"]), str(r.data["venue_id"]))].append(
-            (r.time, str(r.data["direction"]))
-        )
+        by_pair[(str(r.data["person_id"]), str(r.data["venue_id"]))].append((r.time, str(r.data["direction"])))
     result = Replay(0, 0, 0, 0, True)
     for (_, venue), events in by_pair.items():
         open_start: datetime | None = None
@@ -204,9 +199,7 @@ def test_venues_are_registered_once_with_vietnamese_names(default_run) -> None:
     assert all(re.fullmatch(r"VN[1-8]\d{6}", i) for i in ids)
     categories = load_categories()
     communes = {c.commune_code for c in district.config.communes}
-    assert all(
-        v.category in categories and v.commune_code in communes and v.capacity > 0 for v in district.venues
-    )
+    assert all(v.category in categories and v.commune_code in communes and v.capacity > 0 for v in district.venues)
     names = [v.name for v in district.venues]
     assert len(set(names)) == len(names)
     assert "Chợ Sơn Dương" in names

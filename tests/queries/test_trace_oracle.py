@@ -40,9 +40,7 @@ def scenarios(draw):  # type: ignore[no-untyped-def]
             events.append(Ev(f"r{i}", person, venue, True, (minute + 3) * M))  # double scan
         if stay is not None:  # None: the person never scans out
             events.append(Ev(f"o{i}", person, venue, False, (minute + stay) * M))
-    visits = [
-        Visit(p, v, s, e) for p, v, s, e in sorted(oracle_visits(sorted(events, key=lambda e: e.t), DWELL))
-    ]
+    visits = [Visit(p, v, s, e) for p, v, s, e in sorted(oracle_visits(sorted(events, key=lambda e: e.t), DWELL))]
     case = draw(st.sampled_from(PEOPLE))
     frm = draw(st.integers(0, 400)) * M
     to = frm + draw(st.integers(0, 400)) * M
@@ -60,9 +58,7 @@ def as_oracle_shape(result) -> dict:  # type: ignore[no-untyped-def]
         c.person: (
             c.hop,
             c.first_exposure,
-            sorted(
-                (e.venue, e.start, e.end, e.overlap_us, e.source_person, e.source_hop) for e in c.exposures
-            ),
+            sorted((e.venue, e.start, e.end, e.overlap_us, e.source_person, e.source_hop) for e in c.exposures),
         )
         for c in result.contacts
     }
@@ -95,9 +91,7 @@ def test_each_person_once_at_lowest_hop_and_case_never_a_contact() -> None:
         Visit("y", "A", 0, 8 * M),  # also with f0 at A: F1, not F2
         Visit("f0", "B", 45 * M, 46 * M),  # f0 at B again, after x left: never a contact of anyone
     ]
-    result = trace_case(
-        InMemoryVisits(visits), CaseQuery("c", "f0", 0, 60 * M), TraceRules(depth=3, grace_us=0)
-    )
+    result = trace_case(InMemoryVisits(visits), CaseQuery("c", "f0", 0, 60 * M), TraceRules(depth=3, grace_us=0))
     hops = {c.person: c.hop for c in result.contacts}
     assert hops == {"x": 1, "y": 1}
 
@@ -105,7 +99,7 @@ def test_each_person_once_at_lowest_hop_and_case_never_a_contact() -> None:
 def test_grace_counts_arrival_soon_after_the_case_left() -> None:
     visits = [Visit("f0", "A", 0, 10 * M), Visit("late", "A", 25 * M, 30 * M)]
     case = CaseQuery("c", "f0", 0, 10 * M)
-    assert [
-        c.person for c in trace_case(InMemoryVisits(visits), case, TraceRules(grace_us=30 * M)).contacts
-    ] == ["late"]
+    assert [c.person for c in trace_case(InMemoryVisits(visits), case, TraceRules(grace_us=30 * M)).contacts] == [
+        "late"
+    ]
     assert trace_case(InMemoryVisits(visits), case, TraceRules(grace_us=10 * M)).contacts == []

@@ -154,9 +154,7 @@ def test_compatible_changes_are_registered() -> None:
 
 def test_new_field_needs_a_default() -> None:
     writer = record(field("a", "string"))
-    assert "R.b is a new field without a default" in refused(
-        record(field("a", "string"), field("b", "int")), writer
-    )
+    assert "R.b is a new field without a default" in refused(record(field("a", "string"), field("b", "int")), writer)
     accepted(record(field("a", "string"), field("b", "int", default=0)), writer)
 
 
@@ -199,9 +197,7 @@ def test_unions() -> None:
     plain = record(field("a", "string"))
     accepted(nullable, plain)  # a reader union takes the writer's type
     assert "can no longer hold the null values" in refused(plain, nullable)
-    accepted(
-        record(field("a", ["null", "long"], default=None)), record(field("a", ["null", "int"], default=None))
-    )
+    accepted(record(field("a", ["null", "long"], default=None)), record(field("a", ["null", "int"], default=None)))
     accepted(record(field("a", ["string", "null", "long"])), nullable)
     assert "R.a" in refused(record(field("a", ["null", "int"], default=None)), nullable)
 
@@ -220,13 +216,9 @@ def test_nested_records_arrays_and_maps_are_checked_with_a_path() -> None:
     assert "R.one.x changes type from int to string" in refused(outer([field("x", "string")]), writer)
 
     arrays = record(field("tags", {"type": "array", "items": "string"}))
-    assert "R.tags[] changes type" in refused(
-        record(field("tags", {"type": "array", "items": "int"})), arrays
-    )
+    assert "R.tags[] changes type" in refused(record(field("tags", {"type": "array", "items": "int"})), arrays)
     maps = record(field("m", {"type": "map", "values": enum("a", "b")}))
-    assert "R.m{} drops enum symbol 'b'" in refused(
-        record(field("m", {"type": "map", "values": enum("a")})), maps
-    )
+    assert "R.m{} drops enum symbol 'b'" in refused(record(field("m", {"type": "map", "values": enum("a")})), maps)
     assert "changes type from array of string to map of string" in refused(
         record(field("tags", {"type": "map", "values": "string"})), arrays
     )
@@ -243,9 +235,7 @@ def test_record_names_and_aliases() -> None:
 
 def test_fixed_size_and_recursive_types() -> None:
     fixed = record(field("f", {"type": "fixed", "name": "F", "size": 16}))
-    assert "fixed size from 16 to 8" in refused(
-        record(field("f", {"type": "fixed", "name": "F", "size": 8})), fixed
-    )
+    assert "fixed size from 16 to 8" in refused(record(field("f", {"type": "fixed", "name": "F", "size": 8})), fixed)
     linked = {
         "type": "record",
         "name": "Node",

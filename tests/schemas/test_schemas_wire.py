@@ -90,10 +90,7 @@ def test_garbled_body(registry: SchemaRegistry) -> None:
 
 def test_buffers_other_than_bytes_are_accepted(registry: SchemaRegistry) -> None:
     message = _checkin_messages(registry, 1)[0]
-    assert (
-        wire.decode_batch(registry, [bytearray(message), memoryview(message)])
-        == [{**CHECKIN, "scan_id": "s-0"}] * 2
-    )
+    assert wire.decode_batch(registry, [bytearray(message), memoryview(message)]) == [{**CHECKIN, "scan_id": "s-0"}] * 2
 
 
 def test_records_that_do_not_fit_are_input_errors(registry: SchemaRegistry) -> None:
@@ -200,9 +197,7 @@ ANYTHING = st.one_of(
 
 
 @st.composite
-def schemas_and_records(
-    draw: st.DrawFn, values_of_any_type: bool = False
-) -> tuple[dict[str, Any], list[Any]]:
+def schemas_and_records(draw: st.DrawFn, values_of_any_type: bool = False) -> tuple[dict[str, Any], list[Any]]:
     kinds = draw(st.lists(field_kinds, max_size=8))
     records = []
     for _ in range(draw(st.integers(1, 4))):
@@ -298,9 +293,7 @@ def evolutions(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], dict[st
     """A writer schema, a record, and a reader that drops, reorders and adds fields and enum symbols."""
     kinds = draw(st.lists(field_kinds, min_size=1, max_size=6))
     writer = _schema(kinds)
-    record = {
-        f"f{i}": draw(VALUES[k] if w == "plain" else st.none() | VALUES[k]) for i, (k, w) in enumerate(kinds)
-    }
+    record = {f"f{i}": draw(VALUES[k] if w == "plain" else st.none() | VALUES[k]) for i, (k, w) in enumerate(kinds)}
     kept = draw(st.lists(st.sampled_from(writer["fields"]), unique_by=lambda f: f["name"]))
     fields = []
     for spec in kept:

@@ -57,9 +57,7 @@ def run(events: list[Ev], splits: int = 1, lateness_min: int = 30):  # type: ign
     proc = processor(lateness_min)
     outs = []
     for chunk in np.array_split(np.arange(len(events)), splits):
-        outs.append(
-            proc.process(batch_of([events[j] for j in chunk], seq0=int(chunk[0]) if len(chunk) else 0))
-        )
+        outs.append(proc.process(batch_of([events[j] for j in chunk], seq0=int(chunk[0]) if len(chunk) else 0)))
     outs.append(proc.flush())
     return outs
 
@@ -103,10 +101,7 @@ def test_provisional_visit_is_replaced_when_checkout_arrives_in_a_later_batch() 
     assert second.visits.end_us.tolist() == [90 * M]
     assert second.visits.previous_end_us.tolist() == [60 * M]
     # occupancy moved the span: windows up to 90 minutes now hold the visit
-    present = {
-        int(w): int(p)
-        for w, p in zip(second.occupancy.window_start_us, second.occupancy.present, strict=True)
-    }
+    present = {int(w): int(p) for w, p in zip(second.occupancy.window_start_us, second.occupancy.present, strict=True)}
     assert present[75 * M] == 1
 
 
