@@ -9,7 +9,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-SMALL_WAVE = SHARED / "examples" / "small-wave"
+# The worked example lives in ../shared; a copy travels with the tests so a clone elsewhere still runs
+# them, and test_fixtures.py fails if the copy drifts from the shared original.
+SMALL_WAVE = REPO / "tests" / "fixtures" / "small-wave"
 
 
 @pytest.fixture(autouse=True)
