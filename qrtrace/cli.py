@@ -92,6 +92,30 @@ def _read_lines(path: Path, batch_size: int) -> Iterator[list[bytes]]:
             yield pending[i : i + batch_size]
 
 
+def read_cases_csv(path: Path, settings: Settings) -> list[tuple[str, str, int, int]]:
+    """Rows of case_id,person_id,from,to; any bad row rejects the file with its line number."""
+    import csv
+
+    try:
+        rows = list(csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()))
+    except OSError as exc:
+        raise InputError(f"Cannot read {path}: {exc.strerror}.") from None
+    out = []
+    for line_no, row in enumerate(rows, start=2):
+        missing = [k for k in ("case_id", "person_id", "from", "to") if not (row.get(k) or "").strip()]
+        if missing:
+            raise InputError(
+                f"{path} line {line_no}: missing {', '.join(missing)} (header: case_id,person_id,from,to)."
+            )
+        where = f"{path} line {line_no}"
+        out.append((row["case_id"].strip(), row["person_id"].strip(),
+                    parse_time(row["from"].strip(), f"{where}: from", settings),
+                    parse_time(row["to"].strip(), f"{where}: to", settings)))  # fmt: skip
+    if not out:
+        raise InputError(f"{path} holds no cases.")
+    return out
+
+
 @venues_app.command("import")
 def venues_import(file: Path, store: StoreOpt = None, lang: LangOpt = None) -> None:
     """Register venues from a CSV with header venue_id,name,category,commune_code,capacity."""
@@ -143,9 +167,12 @@ def ingest(
 
 @app.command()
 def trace(
-    person_id: Annotated[str, typer.Argument(help="The identifier the case checked in with.")],
-    from_: Annotated[str, typer.Option("--from", help="Start of the infectious window (ISO 8601).")],
-    to: Annotated[str, typer.Option("--to", help="End of the infectious window (ISO 8601).")],
+    person_id: Annotated[str | None, typer.Argument(help="The identifier the case checked in with.")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="Start of the infectious window (ISO 8601).")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="End of the infectious window (ISO 8601).")] = None,
+    cases: Annotated[
+        Path | None, typer.Option("--cases", help="CSV of many cases: case_id,person_id,from,to (one run).")
+    ] = None,
     until: Annotated[str | None, typer.Option(help="F2+ sources start no later than this (default: now).")] = None,
     depth: Annotated[int, typer.Option(min=1, max=6)] = 2,
     grace_minutes: Annotated[float, typer.Option(min=0)] = 30,
@@ -164,9 +191,19 @@ def trace(
     from qrtrace.stream_processors.batch import US_PER_MINUTE
 
     settings = _settings(store, lang)
-    from_us, to_us = parse_time(from_, "--from", settings), parse_time(to, "--to", settings)
-    if to_us < from_us:
-        raise InputError("--to is before --from; the infectious window must run forwards.")
+    if cases is not None:
+        if person_id or from_ or to:
+            raise InputError("Give either PERSON_ID with --from/--to, or --cases FILE.csv, not both.")
+        case_rows = read_cases_csv(cases, settings)
+    elif person_id and from_ and to:
+        case_rows = [("", person_id, parse_time(from_, "--from", settings), parse_time(to, "--to", settings))]
+    else:
+        raise InputError("Give the case's PERSON_ID with --from and --to (or --cases FILE.csv).")
+    for case_id, _, from_us, to_us in case_rows:
+        if to_us < from_us:
+            raise InputError(
+                f"{case_id or 'The case'}: --to is before --from; the infectious window must run forwards."
+            )
     rules = TraceRules(
         depth=depth,
         grace_us=round(grace_minutes * US_PER_MINUTE),
@@ -174,14 +211,16 @@ def trace(
         until_us=parse_time(until, "--until", settings) if until else now_us(),
     )
     with _runtime(settings) as rt:
-        result, identities = rt.trace(person_id, from_us, to_us, rules, purpose)
-    doc = render.trace_dict(result, identities, settings.display_tz)
+        results, identities = rt.trace_many(case_rows, rules, purpose)
+    docs = [render.trace_dict(r, identities, settings.display_tz) for r in results]
     if csv_out:
-        render.write_call_list(csv_out, doc)
+        render.write_call_list(csv_out, docs)
     if as_json:
-        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        payload = docs[0] if cases is None else {"cases": docs, "cohort": render.combined_cohort(docs)}
+        sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
-        render.trace_tables(out, doc, settings.lang)
+        for doc in docs:
+            render.trace_tables(out, doc, settings.lang)
 
 
 @report_app.command("coverage")

@@ -102,7 +102,7 @@ def run_demo(settings: Settings, population: int, days: int, seed: int, console:
         console.print()
         render.trace_tables(console, doc, lang, limit=25)
         (exports / "trace-DEMO-F0-1.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-        render.write_call_list(exports / "trace-DEMO-F0-1.csv", doc)
+        render.write_call_list(exports / "trace-DEMO-F0-1.csv", [doc])
 
         console.print()
         coverage = rt.coverage(as_of_us=end_us, days=1)

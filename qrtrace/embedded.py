@@ -22,7 +22,7 @@ from qrtrace.identity import Keyring, Pseudonymiser, Vault, load_or_create_keyri
 from qrtrace.producers.edge import Edge, seal_identities
 from qrtrace.queries.coverage import CoverageReport, coverage_report
 from qrtrace.queries.reidentify import Identity, reidentify
-from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules, trace_case
+from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules, trace_cases
 from qrtrace.queries.visit_reader import StoreVisitReader
 from qrtrace.settings import Settings
 from qrtrace.sinks.audit import AuditLog, now_us
@@ -195,28 +195,33 @@ class EmbeddedRuntime:
         self, person_id: str, from_us: int, to_us: int, rules: TraceRules, purpose: str, case_id: str = ""
     ) -> tuple[TraceResult, dict[str, Identity]]:
         """Trace one case given by the identifier they checked in with; audited, then re-identified."""
-        person = self.pseudonymiser.one(person_id)
-        case = CaseQuery(case_id or f"trace-{person[:12]}", person, from_us, to_us)
-        result = trace_case(StoreVisitReader(self.store), case, rules)
-        self.audit.record(
-            "trace",
-            case.case_id,
-            person,
-            purpose,
-            from_us=from_us,
-            to_us=to_us,
-            depth=rules.depth,
-            grace_us=rules.grace_us,
-            min_overlap_us=rules.min_overlap_us,
-            until_us=rules.until_us,
-            contacts=len(result.contacts),
-        )
-        persons = sorted(
-            {c.person for c in result.contacts} | {e.source_person for c in result.contacts for e in c.exposures}
-        )
-        identities = reidentify(self.store, self.vault, self.audit, persons, case.case_id, purpose)
-        identities[person] = Identity(person_id, "")
-        return result, identities
+        results, identities = self.trace_many([(case_id, person_id, from_us, to_us)], rules, purpose)
+        return results[0], identities
+
+    def trace_many(
+        self, cases: Sequence[tuple[str, str, int, int]], rules: TraceRules, purpose: str
+    ) -> tuple[list[TraceResult], dict[str, Identity]]:
+        """Trace (case_id, identifier, from, to) cases in one pass sharing reads; each is audited."""
+        queries = []
+        raw_by_person: dict[str, str] = {}
+        for case_id, person_id, from_us, to_us in cases:
+            person = self.pseudonymiser.one(person_id)
+            raw_by_person[person] = person_id
+            queries.append(CaseQuery(case_id or f"trace-{person[:12]}", person, from_us, to_us))
+        results = trace_cases(StoreVisitReader(self.store), queries, rules)
+        persons: set[str] = set()
+        for r in results:
+            self.audit.record(
+                "trace", r.case.case_id, r.case.person, purpose, from_us=r.case.from_us, to_us=r.case.to_us,
+                depth=rules.depth, grace_us=rules.grace_us, min_overlap_us=rules.min_overlap_us,
+                until_us=rules.until_us, contacts=len(r.contacts),
+            )  # fmt: skip
+            persons |= {c.person for c in r.contacts} | {e.source_person for c in r.contacts for e in c.exposures}
+        persons -= set(raw_by_person)
+        case_ids = ",".join(q.case_id for q in queries)
+        identities = reidentify(self.store, self.vault, self.audit, sorted(persons), case_ids, purpose)
+        identities.update({p: Identity(raw, "") for p, raw in raw_by_person.items()})
+        return results, identities
 
     def declare_case(self, case_id: str, person_id: str, from_us: int, to_us: int) -> None:
         self.store.insert(

@@ -132,41 +132,36 @@ def trace_tables(console: Console, doc: dict, lang: str, limit: int = 40) -> Non
         console.print(f"… {len(contacts) - limit} more (--json / --csv for all)")
 
 
-def write_call_list(path: Path, doc: dict) -> None:
+def combined_cohort(docs: list[dict]) -> list[dict]:
+    """Every contact once across cases, at their lowest hop, with the cases and sources that reached them."""
+    merged: dict[str, dict] = {}
+    for doc in docs:
+        for c in doc["contacts"]:
+            entry = merged.setdefault(c["person_id"], {"person_id": c["person_id"], "hop": c["hop"],
+                                                       "first_exposure": c["first_exposure"], "cases": [],
+                                                       "exposures": []})  # fmt: skip
+            entry["hop"] = min(entry["hop"], c["hop"])
+            entry["first_exposure"] = min(entry["first_exposure"], c["first_exposure"])
+            entry["cases"].append(doc["case_id"])
+            entry["exposures"].extend({**e, "case_id": doc["case_id"]} for e in c["exposures"])
+    return sorted(merged.values(), key=lambda c: (c["hop"], c["first_exposure"], c["person_id"]))
+
+
+CALL_LIST_COLUMNS = ("case", "person_id", "hop", "first_exposure", "venue_id", "start", "end", "overlap_minutes",
+                     "source_person_id", "source_hop")  # fmt: skip
+
+
+def write_call_list(path: Path, docs: list[dict]) -> None:
     """One row per exposure; the call list health staff work through."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(
-            [
-                "case",
-                "person_id",
-                "hop",
-                "first_exposure",
-                "venue_id",
-                "start",
-                "end",
-                "overlap_minutes",
-                "source_person_id",
-                "source_hop",
-            ]
-        )
-        for c in doc["contacts"]:
-            for e in c["exposures"]:
-                w.writerow(
-                    [
-                        doc["case"],
-                        c["person_id"],
-                        c["hop"],
-                        c["first_exposure"],
-                        e["venue_id"],
-                        e["start"],
-                        e["end"],
-                        e["overlap_minutes"],
-                        e["source_person_id"],
-                        e["source_hop"],
-                    ]
-                )
+        w.writerow(CALL_LIST_COLUMNS)
+        for doc in docs:
+            for c in doc["contacts"]:
+                for e in c["exposures"]:
+                    w.writerow([doc["case"], c["person_id"], c["hop"], c["first_exposure"], e["venue_id"], e["start"],
+                                e["end"], e["overlap_minutes"], e["source_person_id"], e["source_hop"]])  # fmt: skip
     os.replace(tmp, path)
 
 

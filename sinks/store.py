@@ -9,6 +9,9 @@ import numpy as np
 
 Columns = Mapping[str, Sequence[object] | np.ndarray]
 
+# Bump when sinks/sql/schema.sql changes a table; stores of another version are refused with a sentence.
+SCHEMA_VERSION = 2
+
 
 class Store(Protocol):
     """A ClickHouse-dialect store. SQL text comes from .sql files; values travel in `params`."""
@@ -20,3 +23,19 @@ class Store(Protocol):
     def insert(self, table: str, columns: Columns) -> None: ...
 
     def close(self) -> None: ...
+
+
+def check_schema_version(store: Store, existed: bool) -> None:
+    """Stamp a new store with SCHEMA_VERSION; refuse one written by another layout (unstamped = v1)."""
+    found = store.query("SELECT version FROM qrtrace.schema_meta")["version"] or ([1] if existed else [])
+    if not found:
+        import time
+
+        store.insert("qrtrace.schema_meta", {"version": [SCHEMA_VERSION], "created_at_us": [time.time_ns() // 1000]})
+    elif found[0] != SCHEMA_VERSION:
+        from qrtrace.errors import StoreError
+
+        raise StoreError(
+            f"This store has table layout v{found[0]} but this qrtrace writes v{SCHEMA_VERSION}; "
+            "export what you need and re-create the store (or use another --store)."
+        )

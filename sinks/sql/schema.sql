@@ -4,6 +4,9 @@
 -- every insert idempotent, so a retried batch cannot create duplicates.
 CREATE DATABASE IF NOT EXISTS qrtrace;
 
+-- Which layout this store has; sinks refuse a store written by another layout instead of failing mid-query.
+CREATE TABLE IF NOT EXISTS qrtrace.schema_meta (version UInt32, created_at_us Int64) ENGINE = TinyLog;
+
 CREATE TABLE IF NOT EXISTS qrtrace.venue_categories (
     code String, group_code String, name_vi String, name_en String,
     overseeing_office String, default_dwell_minutes UInt32

@@ -103,3 +103,17 @@ def test_grace_counts_arrival_soon_after_the_case_left() -> None:
         "late"
     ]
     assert trace_case(InMemoryVisits(visits), case, TraceRules(grace_us=10 * M)).contacts == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(scenarios(), min_size=1, max_size=4))
+def test_batch_trace_equals_single_traces(scenarios_) -> None:  # type: ignore[no-untyped-def]
+    from qrtrace.queries.trace import trace_cases
+
+    visits = [v for s in scenarios_ for v in s[0]]  # one shared world
+    rules = scenarios_[0][2]
+    cases = [CaseQuery(f"c{i}", s[1].person, s[1].from_us, s[1].to_us) for i, s in enumerate(scenarios_)]
+    reader = InMemoryVisits(visits)
+    batch = trace_cases(reader, cases, rules)
+    for case, result in zip(cases, batch, strict=True):
+        assert as_oracle_shape(result) == as_oracle_shape(trace_case(reader, case, rules))
