@@ -34,7 +34,7 @@ from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
 from qrtrace.stream_processors.pairing import CLOSED, LATE, OPENED, REPEAT, UNMATCHED_OUT
 from qrtrace.stream_processors.pipeline import CheckinProcessor, ProcessorConfig, ProcessorOutput
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # bump when PartitionState changes shape
 
 
 @dataclass
@@ -171,20 +171,17 @@ class EmbeddedRuntime:
 
     def _load_processor(self, venues: Sequence[Venue]) -> CheckinProcessor:
         """A processor with the current venues and the state the previous ingest left."""
-        processor = CheckinProcessor(self._processor_config(venues))
+        state = None
         if self._state_file.exists():
             # Our own file in the store directory, written by _save_processor below.
-            version, deduper, reorder, keys, occupancy = pickle.loads(self._state_file.read_bytes())
-            if version == STATE_VERSION:
-                processor.deduper, processor.reorder = deduper, reorder
-                processor.pairer.keys = keys
-                processor.occupancy.present, processor.occupancy.arrivals, processor.occupancy.version = occupancy
-        return processor
+            version, saved = pickle.loads(self._state_file.read_bytes())
+            state = saved if version == STATE_VERSION else None
+        return CheckinProcessor(self._processor_config(venues), state)
 
     def _save_processor(self, p: CheckinProcessor) -> None:
         """Saved after the store accepted every batch: a crash before this replays into idempotent tables."""
-        occ = (p.occupancy.present, p.occupancy.arrivals, p.occupancy.version)
-        blob = pickle.dumps((STATE_VERSION, p.deduper, p.reorder, p.pairer.keys, occ))
+        p.state.take_changed()  # the embedded runtime saves the whole partition at once
+        blob = pickle.dumps((STATE_VERSION, p.state))
         self._state_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._state_file.with_suffix(".tmp")
         tmp.write_bytes(blob)

@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from qrtrace.stream_processors.batch import CheckinBatch
+
+def drop_retries(seen: dict[str, int], scan_ids: list[str], times: list[int]) -> np.ndarray:
+    """Mask of first deliveries (retries of a remembered scan_id are False); remembers the new ones."""
+    keep = np.ones(len(scan_ids), dtype=bool)
+    for i, (scan_id, t) in enumerate(zip(scan_ids, times, strict=True)):
+        if scan_id in seen:
+            keep[i] = False
+        else:
+            seen[scan_id] = t
+    return keep
 
 
-@dataclass
-class ScanIdDeduper:
-    """Remembers scan ids with their event time; forgets those older than the window behind the watermark."""
-
-    window_us: int
-    seen: dict[str, int] = field(default_factory=dict)
-
-    def drop_retries(self, batch: CheckinBatch) -> tuple[CheckinBatch, int]:
-        """The batch without retried scans (first delivery wins), and how many were dropped."""
-        seen = self.seen
-        keep = np.ones(len(batch), dtype=bool)
-        for i, (scan_id, t) in enumerate(zip(batch.scan_id.tolist(), batch.event_time_us.tolist(), strict=True)):
-            if scan_id in seen:
-                keep[i] = False
-            else:
-                seen[scan_id] = t
-        dropped = int(len(batch) - keep.sum())
-        return (batch.take(np.flatnonzero(keep)) if dropped else batch), dropped
-
-    def forget_before(self, watermark_us: int) -> None:
-        horizon = watermark_us - self.window_us
-        if self.seen and min(self.seen.values()) < horizon:
-            self.seen = {k: t for k, t in self.seen.items() if t >= horizon}
+def forget_scans(seen: dict[str, int], horizon_us: int) -> dict[str, int]:
+    """The remembered scans at or after the horizon."""
+    return {k: t for k, t in seen.items() if t >= horizon_us}

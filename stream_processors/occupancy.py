@@ -2,21 +2,19 @@
 
 Visits arrive as changes: a new provisional or final visit adds its span; a final row that replaces
 a provisional one moves the span (from start..previous_end to start..end). Windows touched by a batch
-are re-emitted with their new totals and a higher version, so the store keeps the latest.
-Windows are keyed by one int64 (venue index << 32 | window number) so a batch folds in with numpy.
+are re-emitted with their new totals and the venue's next version, so the store keeps the latest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 
 import numpy as np
-import pandas as pd
 
 from qrtrace.stream_processors.batch import OccupancyBatch, VisitBatch
+from qrtrace.stream_processors.state import VenueState
 
-_SHIFT = 32
+_SHIFT = 32  # keys in a batch: venue code << 32 | window number
 
 
 def spans_to_windows(start_us: np.ndarray, end_us: np.ndarray, window_us: int) -> tuple[np.ndarray, np.ndarray]:
@@ -29,68 +27,65 @@ def spans_to_windows(start_us: np.ndarray, end_us: np.ndarray, window_us: int) -
     return rows, first[rows] + offsets
 
 
-@dataclass
-class OccupancyWindows:
-    window_us: int
-    capacity_by_venue: Mapping[str, int]
-    present: dict[int, int] = field(default_factory=dict)
-    arrivals: dict[int, int] = field(default_factory=dict)
-    version: int = 0
-
-    def __post_init__(self) -> None:
-        self._venues = pd.Index(sorted(self.capacity_by_venue))
-        self._capacity = np.array([self.capacity_by_venue[v] for v in self._venues], dtype=np.uint32)
-
-    def apply(self, visits: VisitBatch) -> OccupancyBatch:
-        """Fold visit changes into the windows; return the touched windows' new totals."""
-        if not len(visits):
-            return _empty()
-        self.version += 1
-        w = self.window_us
-        venue = self._venues.get_indexer(visits.venue_id).astype(np.int64) << _SHIFT
-        replaced = np.flatnonzero(visits.previous_end_us >= 0)
-        add_rows, add_win = spans_to_windows(visits.start_us, visits.end_us, w)
-        sub_rows, sub_win = spans_to_windows(visits.start_us[replaced], visits.previous_end_us[replaced], w)
-        keys = np.concatenate([venue[add_rows] | add_win, venue[replaced][sub_rows] | sub_win])
-        delta = np.concatenate([np.ones(len(add_rows), np.int64), -np.ones(len(sub_rows), np.int64)])
-        touched_present = _fold(self.present, keys, delta)
-        new = np.flatnonzero(visits.previous_end_us < 0)
-        arrival_keys = venue[new] | (visits.start_us[new] // w)
-        touched_arrivals = _fold(self.arrivals, arrival_keys, np.ones(len(new), np.int64))
-        return self._rows(np.union1d(touched_present, touched_arrivals))
-
-    def _rows(self, keys: np.ndarray) -> OccupancyBatch:
-        venue_idx = keys >> _SHIFT
-        present = np.array([self.present.get(k, 0) for k in keys.tolist()], dtype=np.uint32)
-        capacity = self._capacity[venue_idx]
-        return OccupancyBatch(
-            venue_id=np.asarray(self._venues[venue_idx], dtype=object),
-            window_start_us=(keys & ((1 << _SHIFT) - 1)) * self.window_us,
-            arrivals=np.array([self.arrivals.get(k, 0) for k in keys.tolist()], dtype=np.uint32),
-            present=present,
-            capacity=capacity,
-            over_capacity=(present > capacity) & (capacity > 0),
-            version=np.full(len(keys), self.version, dtype=np.uint64),
-        )
-
-    def forget_before(self, horizon_us: int) -> None:
-        oldest = horizon_us // self.window_us
-        mask = (1 << _SHIFT) - 1
-        if any((k & mask) < oldest for k in self.present):
-            self.present = {k: v for k, v in self.present.items() if (k & mask) >= oldest}
-            self.arrivals = {k: v for k, v in self.arrivals.items() if (k & mask) >= oldest}
+def fold_occupancy(
+    visits: VisitBatch,
+    venue_state: Callable[[str], VenueState],
+    window_us: int,
+    capacity_by_venue: Mapping[str, int],
+) -> OccupancyBatch:
+    """Fold visit changes into each venue's windows; return the touched windows' new totals."""
+    if not len(visits):
+        return _empty()
+    names, codes = np.unique(visits.venue_id.astype(str), return_inverse=True)
+    venue = codes.astype(np.int64) << _SHIFT
+    replaced = np.flatnonzero(visits.previous_end_us >= 0)
+    new = np.flatnonzero(visits.previous_end_us < 0)
+    add_rows, add_win = spans_to_windows(visits.start_us, visits.end_us, window_us)
+    sub_rows, sub_win = spans_to_windows(visits.start_us[replaced], visits.previous_end_us[replaced], window_us)
+    present = _sum_by_key(
+        np.concatenate([venue[add_rows] | add_win, venue[replaced][sub_rows] | sub_win]),
+        np.concatenate([np.ones(len(add_rows), np.int64), -np.ones(len(sub_rows), np.int64)]),
+    )
+    arrivals = _sum_by_key(venue[new] | (visits.start_us[new] // window_us), np.ones(len(new), np.int64))
+    mask = (1 << _SHIFT) - 1
+    touched: dict[int, tuple[VenueState, int]] = {}  # key -> (state, version)
+    versions: dict[int, tuple[VenueState, int]] = {}
+    for deltas, attr in ((present, "present"), (arrivals, "arrivals")):
+        for key, d in deltas:
+            code = key >> _SHIFT
+            if code not in versions:
+                st = venue_state(str(names[code]))
+                st.version += 1
+                versions[code] = (st, st.version)
+            st = versions[code][0]
+            counts = getattr(st, attr)
+            counts[key & mask] = counts.get(key & mask, 0) + d
+            touched[key] = versions[code]
+    keys = sorted(touched)
+    venue_ids = [str(names[k >> _SHIFT]) for k in keys]
+    present_now = np.array([touched[k][0].present.get(k & mask, 0) for k in keys], dtype=np.uint32)
+    capacity = np.array([capacity_by_venue.get(v, 0) for v in venue_ids], dtype=np.uint32)
+    return OccupancyBatch(
+        venue_id=np.array(venue_ids, dtype=object),
+        window_start_us=np.array([(k & mask) * window_us for k in keys], dtype=np.int64),
+        arrivals=np.array([touched[k][0].arrivals.get(k & mask, 0) for k in keys], dtype=np.uint32),
+        present=present_now,
+        capacity=capacity,
+        over_capacity=(present_now > capacity) & (capacity > 0),
+        version=np.array([touched[k][1] for k in keys], dtype=np.uint64),
+    )
 
 
-def _fold(state: dict[int, int], keys: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    """Add per-key sums of `delta` into `state`; return the keys touched."""
+def forget_windows(counts: dict[int, int], oldest_window: int) -> dict[int, int]:
+    return {w: c for w, c in counts.items() if w >= oldest_window}
+
+
+def _sum_by_key(keys: np.ndarray, delta: np.ndarray) -> list[tuple[int, int]]:
     if not len(keys):
-        return keys
+        return []
     uniq, inverse = np.unique(keys, return_inverse=True)
     sums = np.bincount(inverse, weights=delta, minlength=len(uniq)).astype(np.int64)
-    get = state.get
-    for k, d in zip(uniq.tolist(), sums.tolist(), strict=True):
-        state[k] = get(k, 0) + d
-    return uniq
+    return list(zip(uniq.tolist(), sums.tolist(), strict=True))
 
 
 def _empty() -> OccupancyBatch:

@@ -11,8 +11,8 @@ Pairing is local to (person, venue), so it runs on venue-keyed partitions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,19 +25,13 @@ from qrtrace.stream_processors.batch import (
     CheckinBatch,
     VisitBatch,
 )
+from qrtrace.stream_processors.state import KeyState, VenueState
 
 # Outcome of each check-in, stored with it.
 OPENED, CLOSED, REPEAT, UNMATCHED_OUT, LATE = "opened", "closed", "repeat", "unmatched_checkout", "late"
 
-
-@dataclass(slots=True)
-class KeyState:
-    """One (person, venue): the open visit (start, or None) and the latest event time paired so far."""
-
-    open_start: int | None
-    last_time: int
-    open_scan: str = ""  # the scan that opened the visit: its identity, with (venue, person, start)
-    emitted: bool = False  # the open visit was already emitted provisionally
+# venue, person, start, end, closed_by, version, previous end (-1: new row), opened_by
+VisitRow = tuple[str, str, int, int, int, int, int, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,95 +40,64 @@ class PairingResult:
     outcome: np.ndarray  # object[str], one per input event
 
 
-@dataclass
-class VisitPairer:
-    """Stateful pairing over batches already in event-time order (see ReorderBuffer)."""
-
-    dwell_us_by_venue: Mapping[str, int]
-    keys: dict[tuple[str, str], KeyState] = field(default_factory=dict)
-
-    def pair(self, batch: CheckinBatch) -> PairingResult:
-        keys = self.keys
-        dwell_of = self.dwell_us_by_venue
-        # venue, person, start, end, closed_by, version, previous end, opened_by
-        out_rows: list[tuple[str, str, int, int, int, int, int, str]] = []
-        outcome: list[str] = []
-        touched: dict[tuple[str, str], KeyState] = {}
-        for venue, person, is_in, t, scan in zip(
-            batch.venue_id.tolist(),
-            batch.person.tolist(),
-            batch.is_in.tolist(),
-            batch.event_time_us.tolist(),
-            batch.scan_id.tolist(),
-            strict=True,
-        ):
-            key = (person, venue)
-            st = keys.get(key)
-            if st is None:
-                st = keys[key] = KeyState(None, t)
-            elif t < st.last_time:
-                outcome.append(LATE)
-                continue
-            st.last_time = t
-            start = st.open_start
-            if is_in:
-                if start is None:
-                    st.open_start, st.open_scan, st.emitted = t, scan, False
-                    touched[key] = st
-                    outcome.append(OPENED)
-                    continue
-                dwell = dwell_of[venue]
-                if t <= start + dwell:
-                    outcome.append(REPEAT)
-                    continue
-                prev = start + dwell if st.emitted else -1
-                out_rows.append(
-                    (
-                        venue,
-                        person,
-                        start,
-                        start + dwell,
-                        CLOSED_BY_NEXT_CHECKIN,
-                        VERSION_FINAL,
-                        prev,
-                        st.open_scan,
-                    )
-                )
+def pair_visits(
+    batch: CheckinBatch, venue_state: Callable[[str], VenueState], dwell_us_by_venue: Mapping[str, int]
+) -> PairingResult:
+    """Pair a batch in pairing order (venue, time, delivery) against each venue's open visits."""
+    rows: list[VisitRow] = []
+    outcome: list[str] = []
+    touched: list[tuple[str, str, KeyState]] = []
+    current_venue, keys, dwell = None, {}, 0
+    for venue, person, is_in, t, scan in zip(
+        batch.venue_id.tolist(), batch.person.tolist(), batch.is_in.tolist(), batch.event_time_us.tolist(),
+        batch.scan_id.tolist(), strict=True,
+    ):  # fmt: skip
+        if venue != current_venue:
+            current_venue, keys, dwell = venue, venue_state(venue).keys, dwell_us_by_venue[venue]
+        st = keys.get(person)
+        if st is None:
+            st = keys[person] = KeyState(None, t)
+        elif t < st.last_time:
+            outcome.append(LATE)
+            continue
+        st.last_time = t
+        start = st.open_start
+        if is_in:
+            if start is None:
                 st.open_start, st.open_scan, st.emitted = t, scan, False
-                touched[key] = st
+                touched.append((venue, person, st))
                 outcome.append(OPENED)
-            elif start is None:
-                outcome.append(UNMATCHED_OUT)
+            elif t <= start + dwell:
+                outcome.append(REPEAT)
             else:
-                prev = start + dwell_of[venue] if st.emitted else -1
-                out_rows.append((venue, person, start, t, CLOSED_BY_CHECKOUT, VERSION_FINAL, prev, st.open_scan))
-                st.open_start = None
-                outcome.append(CLOSED)
-        # Visits still open after this batch are visible to traces now, provisionally ending at start + dwell.
-        for (person, venue), st in touched.items():
-            if st.open_start is not None and not st.emitted:
-                start = st.open_start
-                out_rows.append(
-                    (
-                        venue,
-                        person,
-                        start,
-                        start + dwell_of[venue],
-                        CLOSED_BY_DWELL,
-                        VERSION_PROVISIONAL,
-                        -1,
-                        st.open_scan,
-                    )
-                )
-                st.emitted = True
-        return PairingResult(_visit_batch(out_rows), np.array(outcome, dtype=object))
-
-    def forget_before(self, horizon_us: int) -> None:
-        """Drop keys idle since before `horizon_us`; their open visits keep their provisional end."""
-        self.keys = {k: st for k, st in self.keys.items() if st.last_time >= horizon_us}
+                prev = start + dwell if st.emitted else -1
+                rows.append((venue, person, start, start + dwell, CLOSED_BY_NEXT_CHECKIN, VERSION_FINAL, prev,
+                             st.open_scan))  # fmt: skip
+                st.open_start, st.open_scan, st.emitted = t, scan, False
+                touched.append((venue, person, st))
+                outcome.append(OPENED)
+        elif start is None:
+            outcome.append(UNMATCHED_OUT)
+        else:
+            prev = start + dwell if st.emitted else -1
+            rows.append((venue, person, start, t, CLOSED_BY_CHECKOUT, VERSION_FINAL, prev, st.open_scan))
+            st.open_start = None
+            outcome.append(CLOSED)
+    # Visits still open after this batch are visible to traces now, provisionally ending at start + dwell.
+    for venue, person, st in touched:
+        if st.open_start is not None and not st.emitted:
+            rows.append((venue, person, st.open_start, st.open_start + dwell_us_by_venue[venue], CLOSED_BY_DWELL,
+                         VERSION_PROVISIONAL, -1, st.open_scan))  # fmt: skip
+            st.emitted = True
+    return PairingResult(_visit_batch(rows), np.array(outcome, dtype=object))
 
 
-def _visit_batch(rows: list[tuple[str, str, int, int, int, int, int, str]]) -> VisitBatch:
+def forget_idle_keys(keys: dict[str, KeyState], horizon_us: int) -> dict[str, KeyState]:
+    """Keys idle since before the horizon are dropped; their open visits keep their provisional end."""
+    return {p: st for p, st in keys.items() if st.last_time >= horizon_us}
+
+
+def _visit_batch(rows: list[VisitRow]) -> VisitBatch:
     if not rows:
         obj = np.empty(0, dtype=object)
         i64 = np.empty(0, np.int64)

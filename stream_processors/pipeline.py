@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import orjson
@@ -21,10 +21,11 @@ from qrtrace.stream_processors.batch import (
     OccupancyBatch,
     VisitBatch,
 )
-from qrtrace.stream_processors.dedupe import ScanIdDeduper
-from qrtrace.stream_processors.occupancy import OccupancyWindows
-from qrtrace.stream_processors.pairing import LATE, REPEAT, UNMATCHED_OUT, VisitPairer
-from qrtrace.stream_processors.reorder import ReorderBuffer
+from qrtrace.stream_processors.dedupe import drop_retries, forget_scans
+from qrtrace.stream_processors.occupancy import fold_occupancy, forget_windows
+from qrtrace.stream_processors.pairing import LATE, REPEAT, UNMATCHED_OUT, forget_idle_keys, pair_visits
+from qrtrace.stream_processors.reorder import in_pairing_order, release
+from qrtrace.stream_processors.state import NEVER, PartitionState
 
 PRUNE_EVERY_US = 60 * US_PER_MINUTE
 PAIRING_DEAD_LETTERS = {
@@ -44,7 +45,7 @@ class ProcessorConfig:
 
 @dataclass(frozen=True)
 class ProcessorOutput:
-    checkins: CheckinBatch  # paired check-ins, in event-time order
+    checkins: CheckinBatch  # paired check-ins, by venue then event time
     outcome: np.ndarray  # per check-in: opened / closed / repeat / unmatched_checkout / late
     visits: VisitBatch
     occupancy: OccupancyBatch
@@ -52,35 +53,62 @@ class ProcessorOutput:
     retried: int  # deliveries dropped as retries of a known scan_id
 
 
-@dataclass
 class CheckinProcessor:
-    config: ProcessorConfig
-    deduper: ScanIdDeduper = field(init=False)
-    reorder: ReorderBuffer = field(init=False)
-    pairer: VisitPairer = field(init=False)
-    occupancy: OccupancyWindows = field(init=False)
-    _pruned_at: int = field(init=False, default=-(2**62))
+    """Stateless logic over a `PartitionState`; the adapter owns the state and saves what changed."""
 
-    def __post_init__(self) -> None:
-        c = self.config
-        self.deduper = ScanIdDeduper(c.dedupe_window_us)
-        self.reorder = ReorderBuffer(c.allowed_lateness_us)
-        self.pairer = VisitPairer(c.dwell_us_by_venue)
-        self.occupancy = OccupancyWindows(c.occupancy_window_us, c.capacity_by_venue)
+    def __init__(self, config: ProcessorConfig, state: PartitionState | None = None) -> None:
+        self.config = config
+        self.state = state if state is not None else PartitionState()
 
     def process(self, batch: CheckinBatch) -> ProcessorOutput:
-        """Take a batch of validated check-ins; return what became final enough to store."""
-        fresh, retried = self.deduper.drop_retries(batch)
-        return self._pair(self.reorder.push(fresh), retried)
+        """Take a batch of validated check-ins; return what is now final enough to store."""
+        retried = self._hold(batch)
+        watermark = self.state.max_event_time_us - self.config.allowed_lateness_us
+        return self._pair(self._release(watermark), retried)
 
     def flush(self) -> ProcessorOutput:
-        """End of a finite input: pair everything still held for lateness."""
-        return self._pair(self.reorder.flush(), 0)
+        """End of a finite input, or an idle partition: pair everything still held."""
+        return self._pair(self._release(2**62), 0)
+
+    def _hold(self, batch: CheckinBatch) -> int:
+        """Dedupe each venue's events against its recent scan ids and add them to its held events."""
+        state = self.state
+        if not len(batch):
+            return 0
+        state.max_event_time_us = max(state.max_event_time_us, int(batch.event_time_us.max()))
+        order = np.argsort(batch.venue_id.astype(str), kind="stable")
+        venues = batch.venue_id[order]
+        bounds = np.flatnonzero(np.r_[True, venues[1:] != venues[:-1], True])
+        scan_ids, times = batch.scan_id[order].tolist(), batch.event_time_us[order].tolist()
+        retried = 0
+        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            venue = str(venues[lo])
+            vs = state.venue(venue)
+            keep = drop_retries(vs.seen, scan_ids[lo:hi], times[lo:hi])
+            retried += int(hi - lo - keep.sum())
+            part = batch.take(order[lo:hi][keep])
+            if len(part):
+                vs.held = CheckinBatch.concat([vs.held, part]) if len(vs.held) else part
+                state.holding.add(venue)
+        return retried
+
+    def _release(self, watermark_us: int) -> CheckinBatch:
+        state = self.state
+        parts = []
+        for venue in sorted(state.holding):
+            vs = state.venue(venue)
+            ready, vs.held = release(vs.held, watermark_us)
+            if len(ready):
+                parts.append(ready)
+            if not len(vs.held):
+                state.holding.discard(venue)
+        return in_pairing_order(CheckinBatch.concat(parts))
 
     def _pair(self, ready: CheckinBatch, retried: int) -> ProcessorOutput:
-        result = self.pairer.pair(ready)
-        occupancy = self.occupancy.apply(result.visits)
-        self._forget_old_state()
+        c = self.config
+        result = pair_visits(ready, self.state.venue, c.dwell_us_by_venue)
+        occupancy = fold_occupancy(result.visits, self.state.venue, c.occupancy_window_us, c.capacity_by_venue)
+        self._forget_old_state(set(ready.venue_id.tolist()))
         return ProcessorOutput(
             checkins=ready,
             outcome=result.outcome,
@@ -90,16 +118,21 @@ class CheckinProcessor:
             retried=retried,
         )
 
-    def _forget_old_state(self) -> None:
-        """Prune state older than the dedupe window; at most once per hour of event time (it scans all state)."""
-        watermark = self.reorder.watermark_us
-        if watermark < self._pruned_at + PRUNE_EVERY_US:
+    def _forget_old_state(self, venues: set[str]) -> None:
+        """Prune the dedupe window, idle keys and old windows; at most once per hour of event time per venue."""
+        state = self.state
+        watermark = state.max_event_time_us - self.config.allowed_lateness_us
+        if watermark < state.pruned_at_us + PRUNE_EVERY_US:
             return
-        self._pruned_at = watermark
+        state.pruned_at_us = watermark
         horizon = watermark - self.config.dedupe_window_us
-        self.deduper.forget_before(watermark)
-        self.pairer.forget_before(horizon)
-        self.occupancy.forget_before(horizon)
+        oldest_window = horizon // self.config.occupancy_window_us
+        for venue in venues:
+            vs = state.venue(venue)
+            vs.seen = forget_scans(vs.seen, horizon)
+            vs.keys = forget_idle_keys(vs.keys, horizon)
+            vs.present = forget_windows(vs.present, oldest_window)
+            vs.arrivals = forget_windows(vs.arrivals, oldest_window)
 
 
 def pairing_dead_letters(batch: CheckinBatch, outcome: np.ndarray) -> list[DeadLetter]:
@@ -132,4 +165,4 @@ def outcome_counts(outcome: np.ndarray) -> Counter[str]:
     return Counter(outcome.tolist())
 
 
-__all__ = ["REPEAT", "CheckinProcessor", "ProcessorConfig", "ProcessorOutput", "outcome_counts"]
+__all__ = ["NEVER", "REPEAT", "CheckinProcessor", "ProcessorConfig", "ProcessorOutput", "outcome_counts"]

@@ -1,46 +1,26 @@
-"""Event-time reordering: hold events until the watermark passes them, so late deliveries are paired in order.
+"""Event-time reordering: events wait until the watermark passes them, so late deliveries pair in order.
 
-Watermark = latest event time seen - allowed lateness. A finite input (a file, the demo) ends with
-`flush()`, which releases everything.
+Watermark = latest event time seen in the partition - allowed lateness. A finite input (a file, the
+demo) or an idle partition ends with a flush, which releases everything held.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from qrtrace.stream_processors.batch import CheckinBatch, empty_checkins
+from qrtrace.stream_processors.batch import CheckinBatch
 
 
-@dataclass
-class ReorderBuffer:
-    allowed_lateness_us: int
-    held: CheckinBatch = field(default_factory=empty_checkins)
-    max_event_time_us: int = -(2**62)
-
-    @property
-    def watermark_us(self) -> int:
-        return self.max_event_time_us - self.allowed_lateness_us
-
-    def push(self, batch: CheckinBatch) -> CheckinBatch:
-        """Add a batch; return the events now behind the watermark, in (event time, delivery) order."""
-        if len(batch):
-            self.max_event_time_us = max(self.max_event_time_us, int(batch.event_time_us.max()))
-        pool = CheckinBatch.concat([self.held, batch]) if len(self.held) else batch
-        ready = pool.event_time_us <= self.watermark_us
-        self.held = pool.take(np.flatnonzero(~ready))
-        return _in_event_order(pool.take(np.flatnonzero(ready)))
-
-    def flush(self) -> CheckinBatch:
-        """Release everything held (end of a finite input)."""
-        out, self.held = _in_event_order(self.held), empty_checkins()
-        if len(out):
-            self.max_event_time_us = max(self.max_event_time_us, int(out.event_time_us.max()))
-        return out
+def release(held: CheckinBatch, watermark_us: int) -> tuple[CheckinBatch, CheckinBatch]:
+    """(events at or before the watermark, events still held)."""
+    ready = held.event_time_us <= watermark_us
+    if ready.all():
+        return held, held.take(np.empty(0, dtype=np.int64))
+    return held.take(np.flatnonzero(ready)), held.take(np.flatnonzero(~ready))
 
 
-def _in_event_order(batch: CheckinBatch) -> CheckinBatch:
+def in_pairing_order(batch: CheckinBatch) -> CheckinBatch:
+    """By venue, then event time, then delivery order: the order DESIGN.md's rule reads events in."""
     if len(batch) < 2:
         return batch
-    return batch.take(np.lexsort((batch.seq, batch.event_time_us)))
+    return batch.take(np.lexsort((batch.seq, batch.event_time_us, batch.venue_id.astype(str))))
