@@ -28,6 +28,7 @@ VENUES_SUBJECT = "venues-value"
 CASES_SUBJECT = "cases-value"
 VISITS_SUBJECT = "visits-value"
 DEAD_LETTERS_SUBJECT = "checkins.dlq-value"
+IDENTITIES_SUBJECT = "identities-value"
 
 # subject -> (packaged schema name, versions registered oldest first)
 PACKAGED_SUBJECTS: dict[str, tuple[str, tuple[int, ...]]] = {
@@ -36,6 +37,7 @@ PACKAGED_SUBJECTS: dict[str, tuple[str, tuple[int, ...]]] = {
     CASES_SUBJECT: ("case", (1,)),
     VISITS_SUBJECT: ("visit", (1,)),
     DEAD_LETTERS_SUBJECT: ("dead_letter", (1,)),
+    IDENTITIES_SUBJECT: ("identity", (1,)),
 }
 
 _FILE_FORMAT = 1

@@ -65,6 +65,11 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "closed_by": "next_checkin",
         "version": 2,
     },
+    "identity.v1": {
+        "person": "ab" * 16,
+        "identifier_sealed": "c2VhbGVk",
+        "contact_sealed": "",
+    },
     "dead_letter.v1": {
         "dl_id": "dl-1",
         "received_at_us": US,

@@ -95,7 +95,7 @@ def test_registry_keeps_its_own_copy() -> None:
 def test_default_registry_subjects() -> None:
     registry = default_registry()
     assert registry.subjects() == sorted(
-        ["checkins-value", "venues-value", "cases-value", "visits-value", "checkins.dlq-value"]
+        ["checkins-value", "venues-value", "cases-value", "visits-value", "checkins.dlq-value", "identities-value"]
     )
     v1_id, v2_id = registry.versions(CHECKINS_SUBJECT)
     assert (v1_id, v2_id) == (1, 2)
@@ -148,8 +148,8 @@ def test_compatible_changes_are_registered() -> None:
     schema["fields"].pop(0)  # removing a field is fine: the reader ignores it
     schema["fields"].append(field("temperature", ["null", "float"], default=None))
     schema["fields"][4]["type"] = "double"  # event_time_us long -> double is a promotion
-    assert registry.register(CHECKINS_SUBJECT, schema) == 7
-    assert registry.versions(CHECKINS_SUBJECT) == [1, 2, 7]
+    assert registry.register(CHECKINS_SUBJECT, schema) == 8
+    assert registry.versions(CHECKINS_SUBJECT) == [1, 2, 8]
 
 
 def test_new_field_needs_a_default() -> None:
@@ -263,8 +263,8 @@ def test_persistence_round_trip(tmp_path: Path) -> None:
             assert second.schema_by_id(schema_id) == first.schema_by_id(schema_id)
     # Reopening and re-registering the packaged schemas changes nothing; new schemas continue the ids.
     assert default_registry(path).versions(CHECKINS_SUBJECT) == [1, 2]
-    assert SchemaRegistry(path).register("new-value", record(field("a", "string"))) == 7
-    assert SchemaRegistry(path).versions("new-value") == [7]
+    assert SchemaRegistry(path).register("new-value", record(field("a", "string"))) == 8
+    assert SchemaRegistry(path).versions("new-value") == [8]
     assert [p.name for p in path.parent.iterdir()] == ["schemas.json"]  # no temp files left
 
 
