@@ -288,6 +288,58 @@ def demo(
     run_demo(_settings(store, lang), population=population, days=days, seed=seed, console=out)
 
 
+BrokerOpt = Annotated[str | None, typer.Option("--broker", help="Kafka bootstrap servers [env QRTRACE_BROKER].")]
+
+
+@app.command()
+def produce(
+    file: Annotated[Path | None, typer.Argument(help="JSON lines to send ('-' = stdin); omit with --simulate.")] = None,
+    simulate: Annotated[bool, typer.Option(help="Send a simulated district instead of a file.")] = False,
+    population: Annotated[int, typer.Option(min=100)] = 20_000,
+    days: Annotated[int, typer.Option(min=1, max=21)] = 3,
+    seed: int = 2021,
+    broker: BrokerOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Validate and pseudonymise at the edge, then send check-ins to Kafka (Avro, keyed by venue)."""
+    from qrtrace.distributed import produce_lines, simulated_lines
+
+    settings = _settings(store).with_overrides(broker=broker)
+    if simulate == (file is not None):
+        raise InputError("Give a FILE of check-ins or --simulate (one of the two).")
+    lines = simulated_lines(settings, population, days, seed) if simulate else _read_lines(file, settings.batch_size)
+    report = produce_lines(settings, lines)
+    out.print(f"sent {report['sent']:,} check-ins, {report['dead_lettered']:,} dead letters, "
+              f"{report['identities']:,} new identities to {settings.broker}")  # fmt: skip
+
+
+@app.command()
+def worker(broker: BrokerOpt = None, store: StoreOpt = None) -> None:
+    """Run one stream worker (Faust): Kafka -> processors -> ClickHouse. Run several to share partitions."""
+    from qrtrace.distributed import run_worker
+
+    run_worker(_settings(store).with_overrides(broker=broker))
+
+
+@app.command()
+def up(
+    state_dir: Annotated[Path, typer.Option(help="Where the servers keep their data.")] = Path(".qrtrace-servers"),
+) -> None:
+    """Start Kafka (KRaft) and a ClickHouse server on 127.0.0.1; prints the --broker and --store to use."""
+    from qrtrace.distributed import servers_up
+
+    broker_addr, store_url = servers_up(state_dir)
+    out.print(f"export QRTRACE_BROKER={broker_addr}\nexport QRTRACE_STORE={store_url}")
+
+
+@app.command()
+def down(state_dir: Annotated[Path, typer.Option()] = Path(".qrtrace-servers")) -> None:
+    """Stop the servers `qrtrace up` started (by the pids they recorded)."""
+    from qrtrace.distributed import servers_down
+
+    servers_down(state_dir)
+
+
 @app.command()
 def retention(store: StoreOpt = None) -> None:
     """Drop day partitions older than the retention period (QRTRACE_RETENTION_DAYS, default 21)."""

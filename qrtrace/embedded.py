@@ -26,9 +26,9 @@ from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules, trace_case
 from qrtrace.queries.visit_reader import StoreVisitReader
 from qrtrace.settings import Settings
 from qrtrace.sinks.audit import AuditLog, now_us
-from qrtrace.sinks.chdb_store import ChdbStore
 from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.retention import drop_expired_partitions
+from qrtrace.sinks.stores import open_store
 from qrtrace.sinks.writer import StoreWriter
 from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
 from qrtrace.stream_processors.pairing import CLOSED, LATE, OPENED, REPEAT, UNMATCHED_OUT
@@ -71,9 +71,8 @@ class EmbeddedRuntime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.path: Path = settings.store_path
         self.keyring: Keyring = load_or_create_keyring(settings.key_file)
-        self.store = ChdbStore(self.path)
+        self.store = open_store(settings)  # the store URL decides: chDB directory or ClickHouse server
         self.writer = StoreWriter(self.store)
         self.vault = Vault(self.keyring.vault_key)
         self.pseudonymiser = Pseudonymiser(self.keyring.pseudonym_key)
@@ -167,7 +166,7 @@ class EmbeddedRuntime:
 
     @property
     def _state_file(self) -> Path:
-        return self.path / "state" / "processor.pickle"
+        return self.settings.state_dir / "processor.pickle"
 
     def _load_processor(self, venues: Sequence[Venue]) -> CheckinProcessor:
         """A processor with the current venues and the state the previous ingest left."""

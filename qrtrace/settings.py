@@ -36,9 +36,25 @@ class Settings:
     dedupe_window_hours: int = 48  # QRTRACE_DEDUPE_WINDOW_HOURS: how long a scan_id is remembered
     occupancy_window_minutes: int = 15  # QRTRACE_OCCUPANCY_WINDOW_MINUTES
     retention_days: int = 21  # QRTRACE_RETENTION_DAYS: whole day partitions older than this are dropped
+    broker: str | None = None  # QRTRACE_BROKER: Kafka bootstrap servers; absent = embedded in-process processing
+    schema_registry_url: str | None = None  # QRTRACE_SCHEMA_REGISTRY_URL: Confluent-compatible; else local registry
+    partitions: int = 4  # QRTRACE_PARTITIONS: partitions of the checkins topic (>= workers)
+    metrics_port: int | None = None  # QRTRACE_METRICS_PORT: serve Prometheus /metrics here
     grace_minutes: int = 30  # trace default
     min_overlap_minutes: int = 0  # trace default
     depth: int = 2  # trace default
+
+    @property
+    def is_embedded_store(self) -> bool:
+        return not self.store.startswith(("clickhouse://", "http://", "https://"))
+
+    @property
+    def state_dir(self) -> Path:
+        """Where in-process ingest keeps processor state: inside an embedded store, else per server URL."""
+        if self.is_embedded_store:
+            return self.store_path / "state"
+        slug = "".join(c if c.isalnum() else "_" for c in self.store)
+        return Path.home() / ".local" / "state" / "qrtrace" / slug
 
     @property
     def store_path(self) -> Path:
@@ -61,6 +77,8 @@ _INT_ENV = {
     "QRTRACE_DEDUPE_WINDOW_HOURS": "dedupe_window_hours",
     "QRTRACE_OCCUPANCY_WINDOW_MINUTES": "occupancy_window_minutes",
     "QRTRACE_RETENTION_DAYS": "retention_days",
+    "QRTRACE_PARTITIONS": "partitions",
+    "QRTRACE_METRICS_PORT": "metrics_port",
 }
 
 
@@ -72,6 +90,9 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         values["store"] = env["QRTRACE_STORE"]
     if env.get("QRTRACE_KEY_FILE"):
         values["key_file"] = Path(env["QRTRACE_KEY_FILE"]).expanduser()
+    for name, attr in (("QRTRACE_BROKER", "broker"), ("QRTRACE_SCHEMA_REGISTRY_URL", "schema_registry_url")):
+        if env.get(name):
+            values[attr] = env[name]
     if env.get("QRTRACE_ACTOR"):
         values["actor"] = env["QRTRACE_ACTOR"]
     if env.get("QRTRACE_LANG"):

@@ -1,0 +1,278 @@
+"""The distributed shell: Faust agents around the same pure processors, writing to ClickHouse.
+
+- `checkins` (Avro, key = venue_id): batches from `stream.take_events`, grouped by partition, run
+  through `CheckinProcessor` with that partition's state; results inserted (retried until they land),
+  then venue states saved to the `venue_state` table (changelog-backed), then the batch is acked, so
+  offsets are committed only after the insert succeeded.
+- `checkins.dlq` and `identities`: batched inserts into dead_letters and identity_vault.
+- A timer flushes partitions that went quiet, so held events do not wait for the next scan.
+Venue state keys are the venue id bytes and the table uses Kafka's murmur2 partitioner: a venue's
+state lives on the same partition number as its check-ins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+import numpy as np
+from aiokafka.partitioner import murmur2
+
+from qrtrace.domain.categories import load_categories
+from qrtrace.metrics import BATCH_SIZE, DEAD_LETTERS, E2E_SECONDS, EVENTS, SINK_RETRIES, SINK_SECONDS
+from qrtrace.producers.kafka_producer import CHECKINS_TOPIC, DEAD_LETTER_TOPIC, IDENTITIES_TOPIC
+from qrtrace.schemas.registry import CHECKINS_SUBJECT, DEAD_LETTERS_SUBJECT, SchemaRegistry, default_registry
+from qrtrace.schemas.wire import WireFormatError, decode_batch, encode_batch
+from qrtrace.settings import Settings
+from qrtrace.sinks.clickhouse_sql import load_sql
+from qrtrace.sinks.resilient import RetryingStore
+from qrtrace.sinks.store import Store
+from qrtrace.sinks.stores import open_store
+from qrtrace.sinks.writer import StoreWriter
+from qrtrace.stream_processors.batch import US_PER_MINUTE, DeadLetter
+from qrtrace.stream_processors.codec import checkin_batch, dead_letter_from_record, dead_letter_record
+from qrtrace.stream_processors.pipeline import CheckinProcessor, ProcessorConfig, ProcessorOutput
+from qrtrace.stream_processors.state import PartitionState, VenueState
+
+log = logging.getLogger("qrtrace.worker")
+TAKE_MAX = 20_000
+TAKE_WITHIN_S = 1.0
+IDLE_FLUSH_S = 3.0
+
+
+def partition_of(venue_id: str, partitions: int) -> int:
+    """Kafka's default (Java murmur2) partition for a key: where the producer put this venue."""
+    return (murmur2(venue_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class CheckinWorker:
+    """Adapter state: one PartitionState per assigned partition, the processor config, the sink."""
+
+    def __init__(self, settings: Settings, table: Any, registry: SchemaRegistry, store: RetryingStore) -> None:
+        self.settings = settings
+        self.table = table
+        self.registry = registry
+        self.store = store
+        self.partitions: dict[int, PartitionState] = {}
+        self.last_event_wall: dict[int, float] = {}
+        self.lock = asyncio.Lock()
+        self.config = self._load_config()
+        self._reader = registry.latest(CHECKINS_SUBJECT)[1]
+
+    def _load_config(self) -> ProcessorConfig:
+        rows = self.store.run(lambda s: s.query(load_sql("qrtrace.queries", "venues")))
+        cats = load_categories()
+        s = self.settings
+        return ProcessorConfig(
+            dwell_us_by_venue={v: cats[c].default_dwell_minutes * US_PER_MINUTE
+                               for v, c in zip(rows["venue_id"], rows["category"], strict=True)},
+            capacity_by_venue=dict(zip(rows["venue_id"], rows["capacity"], strict=True)),
+            allowed_lateness_us=s.allowed_lateness_minutes * US_PER_MINUTE,
+            dedupe_window_us=s.dedupe_window_hours * 60 * US_PER_MINUTE,
+            occupancy_window_us=s.occupancy_window_minutes * US_PER_MINUTE,
+        )  # fmt: skip
+
+    # -- state ------------------------------------------------------------------------------------
+    def _partition(self, p: int) -> PartitionState:
+        state = self.partitions.get(p)
+        if state is None:
+            # New here (start or rebalance): venues whose held events came back with the table.
+            state = self.partitions[p] = PartitionState()
+            n = self.settings.partitions
+            for key, vs in self.table.items():
+                venue = key.decode()
+                if vs is not None and len(vs.held) and partition_of(venue, n) == p:
+                    state.holding.add(venue)
+        return state
+
+    def _preload(self, state: PartitionState, venues: set[str]) -> None:
+        cache: dict[str, VenueState] = {}
+        for venue in venues | state.holding:
+            saved = self.table.get(venue.encode())
+            if saved is not None:
+                cache[venue] = saved
+        state.venues = cache
+
+    def _save(self, state: PartitionState) -> None:
+        for venue in state.take_changed():
+            self.table[venue.encode()] = state.venues[venue]
+
+    # -- batches ----------------------------------------------------------------------------------
+    async def handle(self, events: Sequence[Any]) -> list[DeadLetter]:
+        """Process one take() batch; returns dead letters to publish. Runs under the worker lock."""
+        by_partition: dict[int, list[Any]] = {}
+        for ev in events:
+            by_partition.setdefault(ev.message.partition, []).append(ev)
+        letters: list[DeadLetter] = []
+        async with self.lock:
+            for p, evs in by_partition.items():
+                letters += await self._handle_partition(p, evs)
+        return letters
+
+    async def _handle_partition(self, p: int, events: list[Any]) -> list[DeadLetter]:
+        good, offsets, letters = [], [], []
+        for ev in events:
+            try:
+                good.append(decode_batch(self.registry, [ev.message.value], self._reader)[0])
+                offsets.append(ev.message.offset)
+            except WireFormatError as exc:
+                letters.append(_poison(ev, str(exc)))
+        unknown = {r["venue_id"] for r in good} - set(self.config.dwell_us_by_venue)
+        if unknown:  # venues registered after start: reload the registry once
+            self.config = await asyncio.get_running_loop().run_in_executor(None, self._load_config)
+            missing = unknown - set(self.config.dwell_us_by_venue)
+            letters += [_unknown_venue(ev, r) for ev, r in zip(events, good, strict=False) if r["venue_id"] in missing]
+            keep = [i for i, r in enumerate(good) if r["venue_id"] not in missing]
+            good, offsets = [good[i] for i in keep], [offsets[i] for i in keep]
+        EVENTS.labels("worker", "received").inc(len(events))
+        BATCH_SIZE.labels("worker").observe(len(events))
+        state = self._partition(p)
+        batch = checkin_batch(good, np.array(offsets, dtype=np.int64))
+        self._preload(state, set(batch.venue_id.tolist()))
+        out = CheckinProcessor(self.config, state).process(batch)
+        self.last_event_wall[p] = time.monotonic()
+        await self._store(out)
+        self._save(state)
+        _observe_latency(events)
+        return letters + out.dead_letters
+
+    async def flush_idle(self) -> list[DeadLetter]:
+        """Release held events of partitions with no new events for IDLE_FLUSH_S."""
+        letters: list[DeadLetter] = []
+        async with self.lock:
+            for p, state in self.partitions.items():
+                if state.holding and time.monotonic() - self.last_event_wall.get(p, 0) > IDLE_FLUSH_S:
+                    self._preload(state, set())
+                    out = CheckinProcessor(self.config, state).flush()
+                    await self._store(out)
+                    self._save(state)
+                    letters += out.dead_letters
+        return letters
+
+    async def _store(self, out: ProcessorOutput) -> None:
+        def write(store: Store) -> None:
+            writer, at = StoreWriter(store), now_us()
+            for table, call in (("checkins", lambda: writer.checkins(out.checkins, out.outcome, at)),
+                                ("visits", lambda: writer.visits(out.visits)),
+                                ("occupancy", lambda: writer.occupancy(out.occupancy))):  # fmt: skip
+                started = time.perf_counter()
+                call()
+                SINK_SECONDS.labels(table).observe(time.perf_counter() - started)
+
+        await asyncio.get_running_loop().run_in_executor(None, self.store.run, write)
+        counts = {k: int(v) for k, v in zip(*np.unique(out.outcome.astype(str), return_counts=True), strict=True)}
+        for outcome, n in counts.items():
+            EVENTS.labels("pairing", outcome).inc(n)
+        EVENTS.labels("sink", "visits").inc(len(out.visits))
+
+
+def _poison(ev: Any, why: str) -> DeadLetter:
+    m = ev.message
+    return DeadLetter(f"undecodable:{m.topic}:{m.partition}:{m.offset}", "undecodable",
+                      f"{m.topic}[{m.partition}] offset {m.offset}: {why}",
+                      '{"value_hex": "' + (m.value or b"")[:512].hex() + '"}')  # fmt: skip
+
+
+def _unknown_venue(ev: Any, record: dict) -> DeadLetter:
+    return DeadLetter(f"unknown_venue:{record['scan_id']}", "unknown_venue",
+                      f"venue {record['venue_id']} is not registered in the store the worker writes to",
+                      '{"scan_id": "' + record["scan_id"] + '", "venue_id": "' + record["venue_id"] + '"}')  # fmt: skip
+
+
+def _observe_latency(events: Sequence[Any]) -> None:
+    now = time.time()
+    for ev in events[:: max(1, len(events) // 100)]:  # a sample is enough for a histogram
+        ts = ev.message.timestamp
+        if ts:
+            E2E_SECONDS.observe(max(0.0, now - ts))
+
+
+def build_app(settings: Settings, registry: SchemaRegistry | None = None) -> faust.App:
+    """The Faust app with its agents, table and timer; `faust -A` or `qrtrace worker` runs it."""
+    if not settings.broker:
+        raise ValueError("the worker needs a broker (QRTRACE_BROKER or --broker)")
+    registry = registry or default_registry()
+    app = faust.App(
+        "qrtrace-worker",
+        broker=f"kafka://{settings.broker}",
+        store="memory://",  # tables are rebuilt from their changelog topics on start
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        producer_acks=-1,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        stream_wait_empty=True,
+    )
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    checkins = app.topic(CHECKINS_TOPIC, partitions=settings.partitions, **raw)
+    dlq = app.topic(DEAD_LETTER_TOPIC, **raw)
+    identities = app.topic(IDENTITIES_TOPIC, **raw)
+    table = app.Table("venue_state", default=None, partitions=settings.partitions, key_type=bytes,
+                      key_serializer="raw", value_serializer="pickle", use_partitioner=True)  # fmt: skip
+    store = RetryingStore(lambda: open_store(settings), on_retry=lambda exc, delay: SINK_RETRIES.inc())
+    holder: dict[str, CheckinWorker] = {}
+    dl_schema_id, dl_schema = registry.latest(DEAD_LETTERS_SUBJECT)
+
+    def worker() -> CheckinWorker:
+        if "w" not in holder:
+            holder["w"] = CheckinWorker(settings, table, registry, store)
+        return holder["w"]
+
+    async def publish(letters: list[DeadLetter]) -> None:
+        if not letters:
+            return
+        at = now_us()
+        values = encode_batch(dl_schema_id, dl_schema, [dead_letter_record(d, "worker", at) for d in letters])
+        for letter, value in zip(letters, values, strict=True):
+            await dlq.send(key=letter.dl_id.encode(), value=value)
+
+    @app.agent(checkins)
+    async def process_checkins(stream: faust.Stream) -> None:
+        async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN_S):
+            await publish(await worker().handle(events))
+
+    @app.agent(dlq)
+    async def store_dead_letters(stream: faust.Stream) -> None:
+        async for values in stream.take(TAKE_MAX, within=TAKE_WITHIN_S):
+            records = decode_batch(registry, list(values))
+            letters = [dead_letter_from_record(r) for r in records]
+            for letter, _, _ in letters:
+                DEAD_LETTERS.labels(letter.reason).inc()
+
+            def write(s: Store, letters: list = letters) -> None:
+                w = StoreWriter(s)
+                for source in {src for _, src, _ in letters}:
+                    batch = [(d, at) for d, src, at in letters if src == source]
+                    w.dead_letters([d for d, _ in batch], source, max(at for _, at in batch))
+
+            await asyncio.get_running_loop().run_in_executor(None, store.run, write)
+
+    @app.agent(identities)
+    async def store_identities(stream: faust.Stream) -> None:
+        async for values in stream.take(TAKE_MAX, within=TAKE_WITHIN_S):
+            rows = decode_batch(registry, list(values))
+            at = now_us()
+
+            def write(s: Store, rows: list = rows, at: int = at) -> None:
+                StoreWriter(s).identities([r["person"] for r in rows], [r["identifier_sealed"] for r in rows],
+                                          [r["contact_sealed"] for r in rows], at)  # fmt: skip
+
+            await asyncio.get_running_loop().run_in_executor(None, store.run, write)
+
+    @app.timer(interval=1.0)
+    async def flush_quiet_partitions() -> None:
+        if "w" in holder:
+            await publish(await holder["w"].flush_idle())
+
+    return app
