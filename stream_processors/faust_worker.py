@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -62,6 +63,7 @@ class CheckinWorker:
         self.registry = registry
         self.store = store
         self.partitions: dict[int, PartitionState] = {}
+        self.cache: dict[str, VenueState] = {}  # unpickled venue states; the table is their changelog
         self.last_event_wall: dict[int, float] = {}
         self.lock = asyncio.Lock()
         self.config = self._load_config()
@@ -87,23 +89,36 @@ class CheckinWorker:
             # New here (start or rebalance): venues whose held events came back with the table.
             state = self.partitions[p] = PartitionState()
             n = self.settings.partitions
-            for key, vs in self.table.items():
+            for key in list(self.table.keys()):
                 venue = key.decode()
-                if vs is not None and len(vs.held) and partition_of(venue, n) == p:
-                    state.holding.add(venue)
+                if partition_of(venue, n) == p:
+                    vs = self._load(venue)
+                    if vs is not None and len(vs.held):
+                        state.holding.add(venue)
+        return state
+
+    def _load(self, venue: str) -> VenueState | None:
+        state = self.cache.get(venue)
+        if state is None:
+            blob = self.table.get(venue.encode())
+            if blob is not None:
+                # Our own changelog topic, written only by qrtrace workers (see _save).
+                state = self.cache[venue] = pickle.loads(blob)
         return state
 
     def _preload(self, state: PartitionState, venues: set[str]) -> None:
-        cache: dict[str, VenueState] = {}
-        for venue in venues | state.holding:
-            saved = self.table.get(venue.encode())
-            if saved is not None:
-                cache[venue] = saved
-        state.venues = cache
+        loaded = {v: self._load(v) for v in venues | state.holding}
+        state.venues = {v: s for v, s in loaded.items() if s is not None}
 
     def _save(self, state: PartitionState) -> None:
         for venue in state.take_changed():
-            self.table[venue.encode()] = state.venues[venue]
+            self.cache[venue] = state.venues[venue]
+            self.table[venue.encode()] = pickle.dumps(state.venues[venue], protocol=pickle.HIGHEST_PROTOCOL)
+
+    def forget_partitions(self) -> None:
+        """After a rebalance: state is re-read from the table (another worker may have moved it on)."""
+        self.partitions.clear()
+        self.cache.clear()
 
     # -- batches ----------------------------------------------------------------------------------
     async def handle(self, events: Sequence[Any]) -> list[DeadLetter]:
@@ -218,9 +233,18 @@ def build_app(settings: Settings, registry: SchemaRegistry | None = None) -> fau
     checkins = app.topic(CHECKINS_TOPIC, partitions=settings.partitions, **raw)
     dlq = app.topic(DEAD_LETTER_TOPIC, **raw)
     identities = app.topic(IDENTITIES_TOPIC, **raw)
-    table = app.Table("venue_state", default=None, partitions=settings.partitions, key_type=bytes,
-                      key_serializer="raw", value_serializer="pickle", use_partitioner=True)  # fmt: skip
-    store = RetryingStore(lambda: open_store(settings), on_retry=lambda exc, delay: SINK_RETRIES.inc())
+    table = app.Table(
+        "venue_state",
+        default=None,
+        partitions=settings.partitions,
+        schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),
+        use_partitioner=True,
+    )  # fmt: skip
+
+    def retrying_store() -> RetryingStore:  # one connection per agent: a connection runs one query at a time
+        return RetryingStore(lambda: open_store(settings), on_retry=lambda exc, delay: SINK_RETRIES.inc())
+
+    store, dlq_store, identity_store = retrying_store(), retrying_store(), retrying_store()
     holder: dict[str, CheckinWorker] = {}
     dl_schema_id, dl_schema = registry.latest(DEAD_LETTERS_SUBJECT)
 
@@ -256,7 +280,7 @@ def build_app(settings: Settings, registry: SchemaRegistry | None = None) -> fau
                     batch = [(d, at) for d, src, at in letters if src == source]
                     w.dead_letters([d for d, _ in batch], source, max(at for _, at in batch))
 
-            await asyncio.get_running_loop().run_in_executor(None, store.run, write)
+            await asyncio.get_running_loop().run_in_executor(None, dlq_store.run, write)
 
     @app.agent(identities)
     async def store_identities(stream: faust.Stream) -> None:
@@ -268,7 +292,13 @@ def build_app(settings: Settings, registry: SchemaRegistry | None = None) -> fau
                 StoreWriter(s).identities([r["person"] for r in rows], [r["identifier_sealed"] for r in rows],
                                           [r["contact_sealed"] for r in rows], at)  # fmt: skip
 
-            await asyncio.get_running_loop().run_in_executor(None, store.run, write)
+            await asyncio.get_running_loop().run_in_executor(None, identity_store.run, write)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        if "w" in holder:
+            async with holder["w"].lock:
+                holder["w"].forget_partitions()
 
     @app.timer(interval=1.0)
     async def flush_quiet_partitions() -> None:
