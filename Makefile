@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint unit embedded bench clean
+.PHONY: demo test lint unit embedded distributed bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) is required (Python 3.11)"; exit 1; }
@@ -17,16 +17,20 @@ demo: $(STAMP)
 	$(BIN)/qrtrace demo
 
 # Every tier runs; pytest's "no tests collected" (exit 5) fails the build like any other failure.
-test: $(STAMP) lint unit embedded
+test: $(STAMP) lint unit embedded distributed
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 unit: $(STAMP)
-	$(BIN)/pytest -q -m "not embedded" -p no:cacheprovider
+	$(BIN)/pytest -q -m "not embedded and not distributed" -p no:cacheprovider
 
 embedded: $(STAMP)
 	$(BIN)/pytest -q -m embedded -p no:cacheprovider
+
+# Real Kafka (KRaft, jars from Maven Central) and a ClickHouse server (Debian package), started by infra/.
+distributed: $(STAMP)
+	$(BIN)/pytest -q -m distributed -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest_bench.py

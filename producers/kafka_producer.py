@@ -24,6 +24,11 @@ DEAD_LETTER_TOPIC = "checkins.dlq"
 IDENTITIES_TOPIC = "identities"
 
 
+def topic_names(prefix: str = "") -> dict[str, str]:
+    """The pipeline's topics, namespaced by `prefix` (empty in production, unique per test run)."""
+    return {t: prefix + t for t in (CHECKINS_TOPIC, DEAD_LETTER_TOPIC, IDENTITIES_TOPIC)}
+
+
 def producer_config(broker: str) -> dict[str, object]:
     """Tuned for ~150-byte events: idempotent, acks=all, batched and compressed."""
     return {
@@ -37,6 +42,7 @@ def producer_config(broker: str) -> dict[str, object]:
         "queue.buffering.max.messages": 2_000_000,
         "queue.buffering.max.kbytes": 1_048_576,
         "message.timeout.ms": 300_000,  # keep retrying through a broker restart for 5 minutes
+        "log_level": 3,  # errors only: transient broker warnings are retried and reported by delivery callbacks
     }
 
 
@@ -61,8 +67,11 @@ class DeliveryReport:
 class CheckinProducer:
     """Produces admitted batches. Holds one confluent-kafka Producer; call `flush` before exit."""
 
-    def __init__(self, broker: str, registry: SchemaRegistry, producer: Producer | None = None) -> None:
+    def __init__(
+        self, broker: str, registry: SchemaRegistry, topic_prefix: str = "", producer: Producer | None = None
+    ) -> None:
         self._producer = producer or Producer(producer_config(broker))
+        self._topics = topic_names(topic_prefix)
         self._schemas = {s: registry.latest(s) for s in (CHECKINS_SUBJECT, DEAD_LETTERS_SUBJECT, IDENTITIES_SUBJECT)}
         self.report = DeliveryReport()
         self._on_delivery = self.report.callback()
@@ -72,11 +81,11 @@ class CheckinProducer:
         batch = admitted.checkins
         schema_id, schema = self._schemas[CHECKINS_SUBJECT]
         values = encode_batch(schema_id, schema, checkin_records(batch))
-        self._produce_all(CHECKINS_TOPIC, [v.encode() for v in batch.venue_id.tolist()], values)
+        self._produce_all(self._topics[CHECKINS_TOPIC], [v.encode() for v in batch.venue_id.tolist()], values)
         if admitted.dead_letters:
             dl_id, dl_schema = self._schemas[DEAD_LETTERS_SUBJECT]
             records = [dead_letter_record(d, source, received_at_us) for d in admitted.dead_letters]
-            self._produce_all(DEAD_LETTER_TOPIC, [d.dl_id.encode() for d in admitted.dead_letters],
+            self._produce_all(self._topics[DEAD_LETTER_TOPIC], [d.dl_id.encode() for d in admitted.dead_letters],
                               encode_batch(dl_id, dl_schema, records))  # fmt: skip
         ids = admitted.identities
         if len(ids):
@@ -86,7 +95,9 @@ class CheckinProducer:
                 for p, i, c in zip(ids.person, ids.identifier_sealed, ids.contact_sealed, strict=True)
             ]
             self._produce_all(
-                IDENTITIES_TOPIC, [p.encode() for p in ids.person], encode_batch(id_id, id_schema, records)
+                self._topics[IDENTITIES_TOPIC],
+                [p.encode() for p in ids.person],
+                encode_batch(id_id, id_schema, records),
             )
 
     def _produce_all(self, topic: str, keys: list[bytes], values: list[bytes]) -> None:

@@ -69,7 +69,7 @@ def produce_lines(settings: Settings, batches: Iterable[Sequence[bytes]]) -> dic
     if not settings.broker:
         raise InputError("No broker given: pass --broker HOST:PORT or set QRTRACE_BROKER.")
     keys = load_or_create_keyring(settings.key_file)
-    producer = CheckinProducer(settings.broker, default_registry())
+    producer = CheckinProducer(settings.broker, default_registry(), settings.topic_prefix)
     edge: Edge | None = None
     counts = {"sent": 0, "dead_lettered": 0, "identities": 0}
     for lines in batches:

@@ -39,6 +39,8 @@ class Settings:
     broker: str | None = None  # QRTRACE_BROKER: Kafka bootstrap servers; absent = embedded in-process processing
     schema_registry_url: str | None = None  # QRTRACE_SCHEMA_REGISTRY_URL: Confluent-compatible; else local registry
     partitions: int = 4  # QRTRACE_PARTITIONS: partitions of the checkins topic (>= workers)
+    topic_prefix: str = ""  # QRTRACE_TOPIC_PREFIX: namespaces topics (several pipelines on one cluster)
+    worker_group: str = "qrtrace-worker"  # QRTRACE_WORKER_GROUP: Faust app id = consumer group
     metrics_port: int | None = None  # QRTRACE_METRICS_PORT: serve Prometheus /metrics here
     grace_minutes: int = 30  # trace default
     min_overlap_minutes: int = 0  # trace default
@@ -90,7 +92,12 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         values["store"] = env["QRTRACE_STORE"]
     if env.get("QRTRACE_KEY_FILE"):
         values["key_file"] = Path(env["QRTRACE_KEY_FILE"]).expanduser()
-    for name, attr in (("QRTRACE_BROKER", "broker"), ("QRTRACE_SCHEMA_REGISTRY_URL", "schema_registry_url")):
+    for name, attr in (
+        ("QRTRACE_BROKER", "broker"),
+        ("QRTRACE_SCHEMA_REGISTRY_URL", "schema_registry_url"),
+        ("QRTRACE_TOPIC_PREFIX", "topic_prefix"),
+        ("QRTRACE_WORKER_GROUP", "worker_group"),
+    ):
         if env.get(name):
             values[attr] = env[name]
     if env.get("QRTRACE_ACTOR"):

@@ -25,7 +25,7 @@ from aiokafka.partitioner import murmur2
 
 from qrtrace.domain.categories import load_categories
 from qrtrace.metrics import BATCH_SIZE, DEAD_LETTERS, E2E_SECONDS, EVENTS, SINK_RETRIES, SINK_SECONDS
-from qrtrace.producers.kafka_producer import CHECKINS_TOPIC, DEAD_LETTER_TOPIC, IDENTITIES_TOPIC
+from qrtrace.producers.kafka_producer import CHECKINS_TOPIC, DEAD_LETTER_TOPIC, IDENTITIES_TOPIC, topic_names
 from qrtrace.schemas.registry import CHECKINS_SUBJECT, DEAD_LETTERS_SUBJECT, SchemaRegistry, default_registry
 from qrtrace.schemas.wire import WireFormatError, decode_batch, encode_batch
 from qrtrace.settings import Settings
@@ -216,7 +216,7 @@ def build_app(settings: Settings, registry: SchemaRegistry | None = None) -> fau
         raise ValueError("the worker needs a broker (QRTRACE_BROKER or --broker)")
     registry = registry or default_registry()
     app = faust.App(
-        "qrtrace-worker",
+        settings.worker_group,
         broker=f"kafka://{settings.broker}",
         store="memory://",  # tables are rebuilt from their changelog topics on start
         topic_partitions=settings.partitions,
@@ -230,9 +230,10 @@ def build_app(settings: Settings, registry: SchemaRegistry | None = None) -> fau
         stream_wait_empty=True,
     )
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-    checkins = app.topic(CHECKINS_TOPIC, partitions=settings.partitions, **raw)
-    dlq = app.topic(DEAD_LETTER_TOPIC, **raw)
-    identities = app.topic(IDENTITIES_TOPIC, **raw)
+    names = topic_names(settings.topic_prefix)
+    checkins = app.topic(names[CHECKINS_TOPIC], partitions=settings.partitions, **raw)
+    dlq = app.topic(names[DEAD_LETTER_TOPIC], **raw)
+    identities = app.topic(names[IDENTITIES_TOPIC], **raw)
     table = app.Table(
         "venue_state",
         default=None,

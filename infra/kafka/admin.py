@@ -1,7 +1,7 @@
 """Small admin helper for the local Kafka broker (used by start.sh and create_topics.sh).
 
 admin.py wait   --bootstrap HOST:PORT [--timeout S] [--pid PID]   exit 0 once the broker answers
-admin.py topics --bootstrap HOST:PORT [--partitions N]           create qrtrace's topics if missing
+admin.py topics --bootstrap HOST:PORT [--partitions N] [--prefix P]  create qrtrace's topics if missing
 """
 
 import argparse
@@ -48,9 +48,9 @@ def wait(bootstrap: str, timeout: float, pid: int | None) -> int:
     return 1
 
 
-def topics(bootstrap: str, partitions: int) -> int:
+def topics(bootstrap: str, partitions: int, prefix: str = "") -> int:
     client = admin(bootstrap)
-    plan = topic_plan(partitions)
+    plan = {prefix + t: n for t, n in topic_plan(partitions).items()}
     existing = client.list_topics(timeout=10).topics
     new = [NewTopic(t, num_partitions=n, replication_factor=1) for t, n in plan.items() if t not in existing]
     futures = client.create_topics(new, operation_timeout=30, request_timeout=30) if new else {}
@@ -75,8 +75,11 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--pid", type=int)
     p.add_argument("--partitions", type=int, default=int(os.environ.get("QRTRACE_PARTITIONS", "4")))
+    p.add_argument("--prefix", default=os.environ.get("QRTRACE_TOPIC_PREFIX", ""), help="namespace for topic names")
     a = p.parse_args()
-    return wait(a.bootstrap, a.timeout, a.pid) if a.command == "wait" else topics(a.bootstrap, a.partitions)
+    if a.command == "wait":
+        return wait(a.bootstrap, a.timeout, a.pid)
+    return topics(a.bootstrap, a.partitions, a.prefix)
 
 
 if __name__ == "__main__":

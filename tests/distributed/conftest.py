@@ -1,0 +1,128 @@
+"""Distributed tier: a real Kafka broker (KRaft) and a real ClickHouse server, started once per session
+by the project's own infra scripts, stopped by the pids they recorded. If they cannot start, the tier
+fails (it is never skipped)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, qrtrace_bin
+
+INFRA = REPO / "infra"
+TABLES = ("checkins", "visits_by_venue", "visits_by_person", "occupancy", "dead_letters", "identity_vault",
+          "venues", "cases", "audit_log")  # fmt: skip
+
+
+def script(*args: object, timeout: float = 600) -> str:
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "QRTRACE_PYTHON": sys.executable})  # fmt: skip
+    if proc.returncode != 0:
+        pytest.fail(f"{args[0]} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return proc.stdout.strip()
+
+
+@dataclass
+class Servers:
+    state: Path
+    broker: str
+    clickhouse_port: int
+
+    @property
+    def store_url(self) -> str:
+        return f"clickhouse://127.0.0.1:{self.clickhouse_port}/qrtrace"
+
+    def restart_broker(self, kill: bool = False, down_s: float = 0.0) -> None:
+        script(INFRA / "kafka" / "stop.sh", self.state / "kafka", *(["--kill"] if kill else []))
+        time.sleep(down_s)
+        script(INFRA / "kafka" / "start.sh", self.state / "kafka")
+
+    def stop_clickhouse(self) -> None:
+        script(INFRA / "clickhouse" / "stop.sh", self.state / "clickhouse")
+
+    def start_clickhouse(self) -> None:
+        script(INFRA / "clickhouse" / "start.sh", self.state / "clickhouse")
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    state = tmp_path_factory.mktemp("servers")
+    script(INFRA / "clickhouse" / "install.sh")
+    broker = script(INFRA / "kafka" / "start.sh", state / "kafka").splitlines()[-1]
+    try:
+        script(INFRA / "clickhouse" / "start.sh", state / "clickhouse")
+        port = int((state / "clickhouse" / "native_port").read_text())
+        yield Servers(state, broker, port)
+    finally:
+        subprocess.run([str(INFRA / "kafka" / "stop.sh"), str(state / "kafka")], timeout=120)
+        subprocess.run([str(INFRA / "clickhouse" / "stop.sh"), str(state / "clickhouse")], timeout=120)
+
+
+@dataclass
+class Pipeline:
+    """One isolated pipeline on the shared servers: its own topic prefix and consumer group."""
+
+    servers: Servers
+    keys: Path
+    prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}.")
+    workers: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "QRTRACE_BROKER": self.servers.broker, "QRTRACE_STORE": self.servers.store_url,
+                "QRTRACE_TOPIC_PREFIX": self.prefix, "QRTRACE_WORKER_GROUP": f"{self.prefix}workers",
+                "QRTRACE_KEY_FILE": str(self.keys), "QRTRACE_PARTITIONS": "4"}  # fmt: skip
+
+    def create_topics(self) -> None:
+        script(sys.executable, INFRA / "kafka" / "admin.py", "topics", "--bootstrap", self.servers.broker,
+               "--partitions", "4", "--prefix", self.prefix)  # fmt: skip
+
+    def cli(self, *args: str, timeout: float = 300) -> str:
+        proc = subprocess.run([qrtrace_bin(), *args], capture_output=True, text=True, env=self.env, timeout=timeout)
+        assert proc.returncode == 0, f"qrtrace {args}: {proc.stderr[-2000:]}"
+        return proc.stdout
+
+    def start_worker(self, log: Path) -> subprocess.Popen:
+        fh = log.open("ab")
+        proc = subprocess.Popen([qrtrace_bin(), "worker"], env=self.env, stdout=fh, stderr=subprocess.STDOUT)
+        self.workers.append(proc)
+        return proc
+
+    def stop_workers(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.workers:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
+        self.workers.clear()
+
+
+@pytest.fixture
+def pipeline(servers: Servers, tmp_path: Path) -> Iterator[Pipeline]:
+    from qrtrace.sinks.clickhouse_store import ClickHouseStore
+
+    store = ClickHouseStore(servers.store_url)
+    try:
+        for table in TABLES:  # each test starts from empty tables on the shared server
+            store.execute(f"TRUNCATE TABLE qrtrace.{table}")
+    finally:
+        store.close()
+    p = Pipeline(servers, tmp_path / "keys.json")
+    p.create_topics()
+    try:
+        yield p
+    finally:
+        p.stop_workers()

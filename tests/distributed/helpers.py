@@ -1,0 +1,65 @@
+"""What the distributed tests compare: stored rows on the server against the embedded pipeline."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from qrtrace.sinks.clickhouse_store import ClickHouseStore
+
+T = TypeVar("T")
+VISITS = "SELECT venue_id, person, start_us, end_us, opened_by FROM qrtrace.visits_by_venue FINAL"
+CHECKINS = "SELECT scan_id, venue_id, person, event_time_us, outcome FROM qrtrace.checkins FINAL"
+DEAD_LETTERS = "SELECT reason, count() AS n FROM qrtrace.dead_letters FINAL GROUP BY reason"
+
+
+def rows(store, sql: str) -> set[tuple]:  # type: ignore[no-untyped-def]
+    result = store.query(sql)
+    return set(zip(*result.values(), strict=True))
+
+
+def dead_letter_counts(store) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    result = store.query(DEAD_LETTERS)
+    return dict(zip(result["reason"], result["n"], strict=True))
+
+
+def embedded_result(population: int, days: int, seed: int, keys: Path) -> dict[str, object]:
+    """The same simulated input through the embedded pipeline (chDB in a temp dir, same keys)."""
+    from qrtrace.embedded import EmbeddedRuntime
+    from qrtrace.producers.simulator import SimulationConfig, build_district, checkin_batches
+    from qrtrace.settings import Settings
+
+    district = build_district(SimulationConfig(seed=seed, days=days, population=population))
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedRuntime(Settings(store=tmp, key_file=keys)) as rt:
+        rt.register_venues(district.venues)
+        rt.ingest(checkin_batches(district, 20_000), source="embedded")
+        return {
+            "visits": rows(rt.store, VISITS),
+            "checkins": rows(rt.store, CHECKINS),
+            "dead_letters": dead_letter_counts(rt.store),
+        }
+
+
+def server_result(url: str) -> dict[str, object]:
+    store = ClickHouseStore(url)
+    try:
+        return {
+            "visits": rows(store, VISITS),
+            "checkins": rows(store, CHECKINS),
+            "dead_letters": dead_letter_counts(store),
+        }
+    finally:
+        store.close()
+
+
+def wait_for(probe: Callable[[], T], done: Callable[[T], bool], timeout_s: float, every_s: float = 2.0) -> T:
+    """Poll until `done(probe())` or the timeout; returns the last probe either way (bounded loop)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(every_s)
