@@ -1,0 +1,403 @@
+"""The ClickHouse server store (Debian's 18.16) against the embedded one (chDB): same SQL, same answers.
+
+One server for the session, started by infra/clickhouse/start.sh in a temporary directory on loopback
+and stopped by infra/clickhouse/stop.sh (by its recorded pid). Installing it needs apt-get and root: a
+machine that cannot install it fails this tier with the reason instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qrtrace.domain.admin_units import load_communes
+from qrtrace.domain.categories import load_categories
+from qrtrace.domain.venues import read_venues_csv
+from qrtrace.errors import StoreError
+from qrtrace.identity import Pseudonymiser, Vault
+from qrtrace.producers.edge import Edge
+from qrtrace.queries.coverage import coverage_report
+from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules, trace_case
+from qrtrace.queries.visit_reader import StoreVisitReader
+from qrtrace.sinks.chdb_store import ChdbStore
+from qrtrace.sinks.clickhouse_sql import load_sql, render
+from qrtrace.sinks.clickhouse_store import ClickHouseStore
+from qrtrace.sinks.retention import DAY_PARTITIONED, drop_expired_partitions
+from qrtrace.sinks.store import SCHEMA_VERSION, Store
+from qrtrace.sinks.writer import StoreWriter
+from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
+from qrtrace.stream_processors.pipeline import CheckinProcessor, ProcessorConfig
+from tests.conftest import REPO, SMALL_WAVE
+
+pytestmark = pytest.mark.distributed
+
+INFRA = REPO / "infra" / "clickhouse"
+M = US_PER_MINUTE
+PSEUDONYM_KEY = bytes(range(32))
+VAULT_KEY = bytes(range(32, 64))
+INGESTED_AT = 1_626_800_000_000_000
+CASE_ID = "09381480988"  # the small-wave case (tests/fixtures/small-wave/expected.json)
+FROM = datetime.fromisoformat("2021-07-20T00:00:00+07:00")
+TO = datetime.fromisoformat("2021-07-21T00:00:00+07:00")
+UNTIL = datetime.fromisoformat("2021-07-25T00:00:00+07:00")
+
+
+def _us(t: datetime) -> int:
+    return int(t.timestamp()) * 1_000_000
+
+
+def _script(name: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
+    env = {**os.environ, "QRTRACE_PYTHON": sys.executable}
+    return subprocess.run(
+        ["bash", str(INFRA / name), *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+
+
+def _must(proc: subprocess.CompletedProcess, what: str) -> None:
+    if proc.returncode != 0:
+        pytest.fail(f"{what} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}", pytrace=False)
+
+
+def _start(state: Path) -> str:
+    _must(_script("start.sh", str(state), timeout=120), f"infra/clickhouse/start.sh {state}")
+    return (state / "url").read_text().strip()
+
+
+def _stop(state: Path, *flags: str) -> None:
+    _must(_script("stop.sh", str(state), *flags, timeout=90), f"infra/clickhouse/stop.sh {state}")
+
+
+@pytest.fixture(scope="session")
+def clickhouse_installed() -> None:
+    proc = _script("install.sh", timeout=900)
+    if proc.returncode != 0:
+        pytest.fail(
+            "The distributed tier needs a ClickHouse server and infra/clickhouse/install.sh could not install one "
+            f"(exit {proc.returncode}; it needs apt-get and root or passwordless sudo):\n{proc.stdout}\n{proc.stderr}",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def server_state(clickhouse_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    state = tmp_path_factory.mktemp("clickhouse-server")
+    try:  # a start that timed out still recorded its pid: stop that one too
+        _start(state)
+        yield state
+    finally:
+        _stop(state)
+
+
+@pytest.fixture(scope="session")
+def server(server_state: Path) -> Iterator[ClickHouseStore]:
+    store = ClickHouseStore((server_state / "url").read_text().strip())
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbStore]:
+    store = ChdbStore(tmp_path_factory.mktemp("chdb-store"))
+    yield store
+    store.close()
+
+
+# -- the same small dataset in both stores, through the real edge, processor and writer --------------
+
+
+def ingest_small_wave(store: Store) -> None:
+    venues = read_venues_csv(SMALL_WAVE / "venues.csv")
+    categories = load_categories()
+    writer = StoreWriter(store)
+    writer.reference_data(list(categories.values()), load_communes())
+    writer.venues(venues, INGESTED_AT)
+    edge = Edge(Pseudonymiser(PSEUDONYM_KEY), Vault(VAULT_KEY), {v.venue_id for v in venues})
+    processor = CheckinProcessor(
+        ProcessorConfig(
+            dwell_us_by_venue={v.venue_id: categories[v.category].default_dwell_minutes * M for v in venues},
+            capacity_by_venue={v.venue_id: v.capacity for v in venues},
+        )
+    )
+
+    def write(out) -> None:  # type: ignore[no-untyped-def]
+        writer.checkins(out.checkins, out.outcome, INGESTED_AT)
+        writer.visits(out.visits)
+        writer.occupancy(out.occupancy)
+        writer.dead_letters(out.dead_letters, "test", INGESTED_AT)
+
+    lines = (SMALL_WAVE / "events.jsonl").read_bytes().splitlines()
+    for part in (lines[:50], lines[50:100], lines[100:]):  # several batches: provisional visits get replaced
+        admitted = edge.admit(part)
+        ids = admitted.identities
+        writer.identities(ids.person, ids.identifier_sealed, ids.contact_sealed, INGESTED_AT)
+        writer.dead_letters(admitted.dead_letters, "test", INGESTED_AT)
+        write(processor.process(admitted.checkins))
+    write(processor.flush())
+
+
+@pytest.fixture(scope="module")
+def wave(server: ClickHouseStore, embedded: ChdbStore) -> tuple[ClickHouseStore, ChdbStore]:
+    for store in (server, embedded):
+        for table in (*DAY_PARTITIONED, "venues", "identity_vault"):
+            store.execute(f"TRUNCATE TABLE qrtrace.{table}")
+        ingest_small_wave(store)
+    return server, embedded
+
+
+def rows(result: dict[str, list]) -> list[tuple]:
+    return sorted(zip(*result.values(), strict=True))
+
+
+def shape(result: TraceResult) -> list[tuple]:
+    return [(c.person, c.hop, c.first_exposure, c.exposures) for c in result.contacts]
+
+
+# -- server life cycle ------------------------------------------------------------------------------
+
+
+def test_server_listens_on_loopback_only(server_state: Path) -> None:
+    url = (server_state / "url").read_text().strip()
+    port = int((server_state / "native_port").read_text())
+    assert url == f"clickhouse://127.0.0.1:{port}/qrtrace"
+    config = (server_state / "config.xml").read_text()
+    assert re.findall(r"<listen_host>(.*?)</listen_host>", config) == ["127.0.0.1"]
+    pid = int((server_state / "server.pid").read_text())
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    assert f"--config={server_state}/config.xml" in cmdline
+    ports = {int((server_state / f).read_text()) for f in ("native_port", "http_port")}
+    assert _listening(ports) == {("127.0.0.1", p) for p in ports}
+
+
+def _listening(ports: set[int]) -> set[tuple[str, int]]:
+    """(address, port) of every listening TCP socket on `ports`, IPv4 and IPv6, from /proc/net."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port = local.split(":")
+            if state == "0A" and int(port, 16) in ports:  # 0A = LISTEN
+                ip = ".".join(str(b) for b in reversed(bytes.fromhex(address))) if len(address) == 8 else address
+                found.add((ip, int(port, 16)))
+    return found
+
+
+def test_restart_keeps_data_and_ports_and_kill_stops_the_recorded_pid(
+    clickhouse_installed: None, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    state = tmp_path_factory.mktemp("clickhouse-restart")
+    try:
+        url = _start(state)
+        ports = (state / "native_port").read_text(), (state / "http_port").read_text()
+        with ClickHouseStore(url) as store:
+            store.insert("qrtrace.audit_log", {"at_us": [1], "actor": ["t"], "action": ["a"], "case_id": ["c"],
+                                               "subject": [""], "purpose": ["p"], "detail": ["{}"]})  # fmt: skip
+        first_pid = int((state / "server.pid").read_text())
+        _stop(state)
+        assert not (state / "server.pid").exists()
+        assert not Path(f"/proc/{first_pid}/cmdline").exists() or not Path(f"/proc/{first_pid}/cmdline").read_bytes()
+        assert _start(state) == url
+        assert ((state / "native_port").read_text(), (state / "http_port").read_text()) == ports
+        _must(_script("start.sh", str(state), timeout=120), "start.sh on a running server")  # no second server
+        with ClickHouseStore(url) as store:
+            assert store.query("SELECT actor FROM qrtrace.audit_log")["actor"] == ["t"]
+    finally:
+        _stop(state, "--kill")
+    assert not (state / "server.pid").exists()
+    _must(_script("stop.sh", str(state), timeout=30), "stop.sh with nothing running")
+
+
+# -- the store --------------------------------------------------------------------------------------
+
+
+def test_schema_bootstraps_twice_idempotently(server: ClickHouseStore) -> None:
+    tables = "SELECT name FROM system.tables WHERE database = 'qrtrace' ORDER BY name"
+    before = server.query(tables)["name"]
+    with ClickHouseStore(server.url) as again:
+        assert again.query(tables)["name"] == before
+    with ClickHouseStore(server.url):
+        pass
+    assert server.query("SELECT version FROM qrtrace.schema_meta")["version"] == [SCHEMA_VERSION]
+    assert {"checkins", "visits_by_venue", "visits_by_person", "visits_by_person_mv", "schema_meta"} <= set(before)
+
+
+def test_errors_are_store_errors_with_the_cause(server: ClickHouseStore) -> None:
+    with pytest.raises(StoreError, match="refused a statement") as refused:
+        server.query("SELECT nope FROM qrtrace.no_such_table")
+    assert refused.value.__cause__ is not None
+    with pytest.raises(StoreError, match="cannot be reached"):
+        ClickHouseStore("clickhouse://127.0.0.1:1/qrtrace", connect_timeout=1)
+    assert server.query("SELECT 1 AS one")["one"] == [1]  # the connection survived the failed statement
+
+
+def _visit(venue: str, person: str, start: int, end: int, closed_by: int, version: int, opened_by: str) -> dict:
+    return {
+        "venue_id": np.array([venue], dtype=object),
+        "person": np.array([person], dtype=object),
+        "start_us": np.array([start], dtype=np.int64),
+        "end_us": np.array([end], dtype=np.int64),
+        "closed_by": np.array([closed_by], dtype=np.int8),
+        "version": np.array([version], dtype=np.uint8),
+        "opened_by": np.array([opened_by], dtype=object),
+    }
+
+
+def _drop_days(store: Store, *days: int) -> None:
+    """Tests that add visits on their own days take them out again, leaving only the shared dataset."""
+    for table in ("visits_by_venue", "visits_by_person"):
+        for day in days:
+            store.execute(f"ALTER TABLE qrtrace.{table} DROP PARTITION {day}")
+
+
+def test_final_replaces_provisional_visits_and_retries_do_not_duplicate(server: ClickHouseStore) -> None:
+    start = 1_626_739_200_000_000 + 7 * US_PER_DAY
+    day = start // US_PER_DAY
+    provisional = _visit("V-DEDUP", "p-dedup", start, start + 60 * M, 0, 0, "scan-1")
+    final = _visit("V-DEDUP", "p-dedup", start, start + 25 * M, 1, 1, "scan-1")
+    try:
+        server.insert("qrtrace.visits_by_venue", provisional)
+        server.insert("qrtrace.visits_by_venue", final)
+        server.insert("qrtrace.visits_by_venue", final)  # a retried batch
+        for table in ("visits_by_venue", "visits_by_person"):
+            got = server.query(
+                f"SELECT end_us, closed_by, version FROM qrtrace.{table} FINAL WHERE venue_id = {{v:String}}",
+                {"v": "V-DEDUP"},
+            )
+            assert rows(got) == [(start + 25 * M, 1, 1)], table
+    finally:
+        _drop_days(server, day)
+
+
+def test_materialized_view_fills_visits_by_person(server: ClickHouseStore) -> None:
+    start = 1_626_739_200_000_000 + 8 * US_PER_DAY
+    n = 500
+    try:
+        _insert_many(server, start, n)
+        sql = "SELECT venue_id, person, start_us, end_us FROM qrtrace.{t} FINAL WHERE startsWith(venue_id, 'V-MV')"
+        by_venue = rows(server.query(sql.format(t="visits_by_venue")))
+        assert len(by_venue) == n
+        assert rows(server.query(sql.format(t="visits_by_person"))) == by_venue
+    finally:
+        _drop_days(server, start // US_PER_DAY)
+
+
+def _insert_many(server: ClickHouseStore, start: int, n: int) -> None:
+    server.insert(
+        "qrtrace.visits_by_venue",
+        {
+            "venue_id": np.array([f"V-MV{i % 7}" for i in range(n)], dtype=object),
+            "person": np.array([f"p-mv{i}" for i in range(n)], dtype=object),
+            "start_us": start + np.arange(n, dtype=np.int64) * M,
+            "end_us": start + np.arange(n, dtype=np.int64) * M + 30 * M,
+            "closed_by": np.ones(n, np.int8),
+            "version": np.ones(n, np.uint8),
+            "opened_by": np.array([f"mv-{i}" for i in range(n)], dtype=object),
+        },
+    )
+
+
+# -- the same SQL on both engines -------------------------------------------------------------------
+
+
+def _params(name: str) -> list[dict[str, object]]:
+    """Parameters as the Python callers pass them (queries/*.py, sinks/retention.py, qrtrace/demo.py)."""
+    pseudonym = Pseudonymiser(PSEUDONYM_KEY)
+    case = pseudonym.one(CASE_ID)
+    others = pseudonym.many(["07597917319", "02315975045", "01721772554", "0000000000"])
+    venues = [v.venue_id for v in read_venues_csv(SMALL_WAVE / "venues.csv")]
+    period = {"since_us": _us(TO) - 2 * US_PER_DAY, "as_of_us": _us(TO)}
+    return {
+        "case_visits": [{"person": case, "from_us": _us(FROM), "to_us": _us(TO)}],
+        "communes": [{}],
+        "venues": [{}],
+        "coverage_registered": [{}],
+        "coverage_activity": [period, {"since_us": 0, "as_of_us": 1}],
+        "coverage_commune_people": [period],
+        "coverage_silent_venues": [period, {"since_us": 0, "as_of_us": 1}],
+        "demo_case": [{"from_us": _us(FROM), "to_us": _us(TO), "seed": 7}, {"from_us": 0, "to_us": 1, "seed": 0}],
+        "person_visits": [
+            {"persons": [case, *others], "since": [_us(FROM), *[_us(FROM) + i * 60 * M for i in range(4)]],
+             "until_us": _us(UNTIL)},
+            {"persons": [], "since": [], "until_us": _us(UNTIL)},
+        ],
+        "venue_visits": [
+            {"venues": venues, "los": [_us(FROM) + i * 120 * M for i in range(len(venues))],
+             "his": [_us(TO) - i * 120 * M for i in range(len(venues))], "max_hi": _us(TO)},
+            {"venues": [], "los": [], "his": [], "max_hi": 0},
+        ],
+        "sealed_identities": [{"persons": [case, *others]}, {"persons": []}],
+        "day_partitions": [{"tables": list(DAY_PARTITIONED)}, {"tables": []}],
+    }[name]  # fmt: skip
+
+
+SQL_FILES = sorted(
+    [("qrtrace.queries", p.stem) for p in (REPO / "queries" / "sql").glob("*.sql")]
+    + [("qrtrace.sinks", p.stem) for p in (REPO / "sinks" / "sql").glob("*.sql") if p.stem != "schema"]
+)
+
+
+@pytest.mark.parametrize(("package", "name"), SQL_FILES, ids=[n for _, n in SQL_FILES])
+def test_every_query_file_gives_the_same_rows_on_both(wave, package: str, name: str) -> None:  # type: ignore[no-untyped-def]
+    server, embedded = wave
+    sql = load_sql(package, name)
+    for params in _params(name):
+        render(sql, params)  # every placeholder has a value
+        got = rows(server.query(sql, params))
+        if name == "sealed_identities":  # sealing is randomised (AES-GCM nonces): compare who was found
+            got = [r[0] for r in got]
+            assert got == [r[0] for r in rows(embedded.query(sql, params))]
+        else:
+            assert got == rows(embedded.query(sql, params)), params
+    if name in ("case_visits", "venue_visits", "person_visits", "coverage_activity", "day_partitions"):
+        assert rows(server.query(sql, _params(name)[0])), f"{name} found nothing on the small wave"
+
+
+def test_trace_through_the_server_equals_the_trace_through_chdb(wave) -> None:  # type: ignore[no-untyped-def]
+    server, embedded = wave
+    pseudonym = Pseudonymiser(PSEUDONYM_KEY)
+    query = CaseQuery("small-wave", pseudonym.one(CASE_ID), _us(FROM), _us(TO))
+    rules = TraceRules(depth=2, grace_us=30 * M, min_overlap_us=0, until_us=_us(UNTIL))
+    on_server = trace_case(StoreVisitReader(server), query, rules)
+    assert shape(on_server) == shape(trace_case(StoreVisitReader(embedded), query, rules))
+
+    import json
+
+    expected = json.loads((SMALL_WAVE / "expected.json").read_text())["contacts"]
+    want = {
+        pseudonym.one(c["person_id"]): (c["hop"], _us(datetime.fromisoformat(c["first_exposure"]))) for c in expected
+    }
+    assert {c.person: (c.hop, c.first_exposure) for c in on_server.contacts} == want
+
+
+def test_coverage_report_is_identical_on_both(wave) -> None:  # type: ignore[no-untyped-def]
+    server, embedded = wave
+    for since, as_of in ((_us(TO) - 2 * US_PER_DAY, _us(TO)), (_us(FROM) + 8 * 3600 * 10**6, _us(TO))):
+        on_server = coverage_report(server, as_of, since).to_dict()
+        assert on_server == coverage_report(embedded, as_of, since).to_dict()
+    assert any(c["scans"] for c in on_server["cells"])
+
+
+def test_retention_drops_old_day_partitions(server: ClickHouseStore) -> None:
+    old_day, kept_day = 1000, 1001  # far before the small wave, whose partitions must survive
+    for day, person in ((old_day, "p-old"), (kept_day, "p-kept")):
+        start = day * US_PER_DAY + 60 * M
+        server.insert("qrtrace.visits_by_venue", _visit("V-RET", person, start, start + M, 1, 1, f"ret-{day}"))
+    others = "SELECT count() AS n FROM qrtrace.visits_by_person WHERE venue_id != 'V-RET'"
+    before = server.query(others)["n"]
+    try:
+        dropped = drop_expired_partitions(server, cutoff_day=kept_day)
+        assert sorted(dropped) == [("visits_by_person", old_day), ("visits_by_venue", old_day)]
+        left = server.query("SELECT person FROM qrtrace.visits_by_person WHERE venue_id = 'V-RET' ORDER BY person")
+        assert left["person"] == ["p-kept"]
+        assert server.query(others)["n"] == before
+        parts = server.query(load_sql("qrtrace.sinks", "day_partitions"), {"tables": list(DAY_PARTITIONED)})
+        assert str(old_day) not in parts["partition"] and str(kept_day) in parts["partition"]
+    finally:
+        _drop_days(server, kept_day)
