@@ -103,6 +103,9 @@ def run_worker(settings: Settings) -> None:
     if settings.is_embedded_store:
         raise InputError("A worker writes to a ClickHouse server: pass --store clickhouse://HOST:PORT/qrtrace.")
     serve_metrics(settings.metrics_port)
+    import tempfile
+
     from faust.worker import Worker
 
-    Worker(build_app(settings), loglevel="warning", quiet=True).execute_from_commandline()
+    with tempfile.TemporaryDirectory(prefix="qrtrace-worker-") as datadir:
+        Worker(build_app(settings, datadir), loglevel="warning", quiet=True).execute_from_commandline()

@@ -210,8 +210,9 @@ def _observe_latency(events: Sequence[Any]) -> None:
             E2E_SECONDS.observe(max(0.0, now - ts))
 
 
-def build_app(settings: Settings, registry: SchemaRegistry | None = None) -> faust.App:
-    """The Faust app with its agents, table and timer; `faust -A` or `qrtrace worker` runs it."""
+def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None = None) -> faust.App:
+    """The Faust app with its agents, table and timer; `qrtrace worker` runs it. `datadir` is Faust's
+    scratch directory (tables live in memory and in their changelog topics)."""
     if not settings.broker:
         raise ValueError("the worker needs a broker (QRTRACE_BROKER or --broker)")
     registry = registry or default_registry()
@@ -219,6 +220,9 @@ def build_app(settings: Settings, registry: SchemaRegistry | None = None) -> fau
         settings.worker_group,
         broker=f"kafka://{settings.broker}",
         store="memory://",  # tables are rebuilt from their changelog topics on start
+        datadir=datadir,
+        key_serializer="raw",  # everything on our topics is bytes we encode ourselves (Avro, pickled state)
+        value_serializer="raw",
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         table_standby_replicas=0,
@@ -228,6 +232,8 @@ def build_app(settings: Settings, registry: SchemaRegistry | None = None) -> fau
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         stream_wait_empty=True,
+        broker_session_timeout=10.0,  # a killed worker's partitions move on within seconds
+        broker_heartbeat_interval=2.0,
     )
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     names = topic_names(settings.topic_prefix)
@@ -238,7 +244,8 @@ def build_app(settings: Settings, registry: SchemaRegistry | None = None) -> fau
         "venue_state",
         default=None,
         partitions=settings.partitions,
-        schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),
+        key_type=bytes,  # bytes key and value: Faust uses raw (no JSON) for the changelog and its recovery
+        value_type=bytes,
         use_partitioner=True,
     )  # fmt: skip
 
