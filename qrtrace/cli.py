@@ -349,6 +349,27 @@ def retention(store: StoreOpt = None) -> None:
     out.print(f"dropped {len(dropped)} partitions")
 
 
+@app.command("ingest-server")
+def serve_scanners(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port; 0 picks a free one.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    tokens: Annotated[
+        Path | None,
+        typer.Option(
+            "--tokens",
+            envvar="QRTRACE_SCANNER_TOKENS",
+            help='JSON file {"<token>": {"scanner_id": ..., "venue_id": ...}}.',
+        ),
+    ] = None,
+    broker: BrokerOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Serve scanners over HTTP: POST /v1/checkins (one bearer token per scanner) -> edge -> Kafka."""
+    from qrtrace.producers.http_endpoint import run
+
+    run(_settings(store).with_overrides(broker=broker), host=host, port=port, tokens=tokens)
+
+
 def _lang() -> str:
     return "en" if os.environ.get("QRTRACE_LANG", "").lower() == "en" else "vi"
 
