@@ -16,12 +16,13 @@ import asyncio
 import logging
 import pickle
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
 import numpy as np
 from aiokafka.partitioner import murmur2
+from faust.types import TP
 
 from qrtrace.domain.categories import load_categories
 from qrtrace.metrics import BATCH_SIZE, DEAD_LETTERS, E2E_SECONDS, EVENTS, SINK_RETRIES, SINK_SECONDS
@@ -57,7 +58,14 @@ def now_us() -> int:
 class CheckinWorker:
     """Adapter state: one PartitionState per assigned partition, the processor config, the sink."""
 
-    def __init__(self, settings: Settings, table: Any, registry: SchemaRegistry, store: RetryingStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        table: Any,
+        registry: SchemaRegistry,
+        store: RetryingStore,
+        highwater: Callable[[int], int | None],
+    ) -> None:
         self.settings = settings
         self.table = table
         self.registry = registry
@@ -65,6 +73,8 @@ class CheckinWorker:
         self.partitions: dict[int, PartitionState] = {}
         self.cache: dict[str, VenueState] = {}  # unpickled venue states; the table is their changelog
         self.last_event_wall: dict[int, float] = {}
+        self.next_offset: dict[int, int] = {}  # per partition: one past the last offset processed here
+        self.highwater = highwater
         self.lock = asyncio.Lock()
         self.config = self._load_config()
         self._reader = registry.latest(CHECKINS_SUBJECT)[1]
@@ -154,17 +164,27 @@ class CheckinWorker:
         self._preload(state, set(batch.venue_id.tolist()))
         out = CheckinProcessor(self.config, state).process(batch)
         self.last_event_wall[p] = time.monotonic()
+        self.next_offset[p] = max(self.next_offset.get(p, 0), max(ev.message.offset for ev in events) + 1)
         await self._store(out)
         self._save(state)
         _observe_latency(events)
         return letters + out.dead_letters
 
+    def _caught_up(self, p: int) -> bool:
+        """Nothing more to read on partition p: releasing held events cannot reorder anything still coming."""
+        highwater = self.highwater(p)
+        return highwater is not None and self.next_offset.get(p, 0) >= highwater
+
     async def flush_idle(self) -> list[DeadLetter]:
-        """Release held events of partitions with no new events for IDLE_FLUSH_S."""
+        """Release held events of partitions that are caught up and quiet for IDLE_FLUSH_S.
+
+        A partition merely waiting behind a slow batch (or a database outage) is not idle: its next
+        events may belong before the held ones, so it keeps holding until it has read everything."""
         letters: list[DeadLetter] = []
         async with self.lock:
             for p, state in self.partitions.items():
-                if state.holding and time.monotonic() - self.last_event_wall.get(p, 0) > IDLE_FLUSH_S:
+                quiet = time.monotonic() - self.last_event_wall.get(p, 0) > IDLE_FLUSH_S
+                if state.holding and quiet and self._caught_up(p):
                     self._preload(state, set())
                     out = CheckinProcessor(self.config, state).flush()
                     await self._store(out)
@@ -254,11 +274,18 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
 
     store, dlq_store, identity_store = retrying_store(), retrying_store(), retrying_store()
     holder: dict[str, CheckinWorker] = {}
+
+    def highwater(partition: int) -> int | None:
+        try:
+            return app.consumer.highwater(TP(names[CHECKINS_TOPIC], partition))
+        except Exception:  # not assigned here (any more) or not fetched yet: not known to be caught up
+            return None
+
     dl_schema_id, dl_schema = registry.latest(DEAD_LETTERS_SUBJECT)
 
     def worker() -> CheckinWorker:
         if "w" not in holder:
-            holder["w"] = CheckinWorker(settings, table, registry, store)
+            holder["w"] = CheckinWorker(settings, table, registry, store, highwater)
         return holder["w"]
 
     async def publish(letters: list[DeadLetter]) -> None:

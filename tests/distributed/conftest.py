@@ -19,8 +19,6 @@ import pytest
 from tests.conftest import REPO, qrtrace_bin
 
 INFRA = REPO / "infra"
-TABLES = ("checkins", "visits_by_venue", "visits_by_person", "occupancy", "dead_letters", "identity_vault",
-          "venues", "cases", "audit_log")  # fmt: skip
 
 
 def script(*args: object, timeout: float = 600) -> str:
@@ -35,11 +33,22 @@ def script(*args: object, timeout: float = 600) -> str:
 class Servers:
     state: Path
     broker: str
-    clickhouse_port: int
+    clickhouse_dir: Path
+
+    @property
+    def clickhouse_port(self) -> int:
+        return int((self.clickhouse_dir / "native_port").read_text())
 
     @property
     def store_url(self) -> str:
         return f"clickhouse://127.0.0.1:{self.clickhouse_port}/qrtrace"
+
+    def fresh_clickhouse(self, state: Path) -> None:
+        """A new, empty server for one test (0.5 s). Emptying tables instead is not enough on 18.16:
+        parts removed by TRUNCATE come back if the server restarts within old_parts_lifetime."""
+        script(INFRA / "clickhouse" / "stop.sh", self.clickhouse_dir)
+        self.clickhouse_dir = state
+        script(INFRA / "clickhouse" / "start.sh", state)
 
     def restart_broker(self, kill: bool = False, down_s: float = 0.0) -> None:
         script(INFRA / "kafka" / "stop.sh", self.state / "kafka", *(["--kill"] if kill else []))
@@ -47,10 +56,10 @@ class Servers:
         script(INFRA / "kafka" / "start.sh", self.state / "kafka")
 
     def stop_clickhouse(self) -> None:
-        script(INFRA / "clickhouse" / "stop.sh", self.state / "clickhouse")
+        script(INFRA / "clickhouse" / "stop.sh", self.clickhouse_dir)
 
     def start_clickhouse(self) -> None:
-        script(INFRA / "clickhouse" / "start.sh", self.state / "clickhouse")
+        script(INFRA / "clickhouse" / "start.sh", self.clickhouse_dir)
 
 
 @pytest.fixture(scope="session")
@@ -58,13 +67,13 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     state = tmp_path_factory.mktemp("servers")
     script(INFRA / "clickhouse" / "install.sh")
     broker = script(INFRA / "kafka" / "start.sh", state / "kafka").splitlines()[-1]
+    servers = Servers(state, broker, state / "clickhouse")
     try:
-        script(INFRA / "clickhouse" / "start.sh", state / "clickhouse")
-        port = int((state / "clickhouse" / "native_port").read_text())
-        yield Servers(state, broker, port)
+        script(INFRA / "clickhouse" / "start.sh", servers.clickhouse_dir)
+        yield servers
     finally:
         subprocess.run([str(INFRA / "kafka" / "stop.sh"), str(state / "kafka")], timeout=120)
-        subprocess.run([str(INFRA / "clickhouse" / "stop.sh"), str(state / "clickhouse")], timeout=120)
+        subprocess.run([str(INFRA / "clickhouse" / "stop.sh"), str(servers.clickhouse_dir)], timeout=120)
 
 
 @dataclass
@@ -112,14 +121,7 @@ class Pipeline:
 
 @pytest.fixture
 def pipeline(servers: Servers, tmp_path: Path) -> Iterator[Pipeline]:
-    from qrtrace.sinks.clickhouse_store import ClickHouseStore
-
-    store = ClickHouseStore(servers.store_url)
-    try:
-        for table in TABLES:  # each test starts from empty tables on the shared server
-            store.execute(f"TRUNCATE TABLE qrtrace.{table}")
-    finally:
-        store.close()
+    servers.fresh_clickhouse(tmp_path / "clickhouse")  # each test starts from an empty database
     p = Pipeline(servers, tmp_path / "keys.json")
     p.create_topics()
     try:
