@@ -25,7 +25,15 @@ from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from qrtrace.domain.categories import load_categories
-from qrtrace.metrics import BATCH_SIZE, DEAD_LETTERS, E2E_SECONDS, EVENTS, SINK_RETRIES, SINK_SECONDS
+from qrtrace.metrics import (
+    BATCH_SIZE,
+    CONSUMER_LAG,
+    DEAD_LETTERS,
+    E2E_SECONDS,
+    EVENTS,
+    SINK_RETRIES,
+    SINK_SECONDS,
+)
 from qrtrace.producers.kafka_producer import CHECKINS_TOPIC, DEAD_LETTER_TOPIC, IDENTITIES_TOPIC, topic_names
 from qrtrace.schemas.registry import CHECKINS_SUBJECT, DEAD_LETTERS_SUBJECT, SchemaRegistry, default_registry
 from qrtrace.schemas.wire import WireFormatError, decode_batch, encode_batch
@@ -165,6 +173,9 @@ class CheckinWorker:
         out = CheckinProcessor(self.config, state).process(batch)
         self.last_event_wall[p] = time.monotonic()
         self.next_offset[p] = max(self.next_offset.get(p, 0), max(ev.message.offset for ev in events) + 1)
+        highwater = self.highwater(p)
+        if highwater is not None:
+            CONSUMER_LAG.labels(events[0].message.topic, str(p)).set(max(0, highwater - self.next_offset[p]))
         await self._store(out)
         self._save(state)
         _observe_latency(events)
