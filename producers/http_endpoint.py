@@ -464,7 +464,7 @@ def run(
 
     from qrtrace.identity import Pseudonymiser, Vault, load_or_create_keyring
     from qrtrace.producers.kafka_producer import CheckinProducer
-    from qrtrace.schemas.registry import default_registry
+    from qrtrace.schemas.confluent_registry import registry_for
 
     if not settings.broker:
         raise InputError("No broker given: pass --broker HOST:PORT or set QRTRACE_BROKER.")
@@ -481,7 +481,7 @@ def run(
             f"warning: {len(unknown)} token venues are not registered and will be refused "
             f"until they are and the server restarts: {', '.join(unknown[:10])}\n"
         )
-    producer = CheckinProducer(settings.broker, default_registry(), settings.topic_prefix)
+    producer = CheckinProducer(settings.broker, registry_for(settings.schema_registry_url), settings.topic_prefix)
     edge = Edge(Pseudonymiser(keys.pseudonym_key), Vault(keys.vault_key), venues)
     app = make_app(settings, edge, producer, scanner_tokens, max_batch, max_body_bytes, known_venues=venues)
     try:

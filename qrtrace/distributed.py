@@ -61,7 +61,7 @@ def produce_lines(settings: Settings, batches: Iterable[Sequence[bytes]]) -> dic
     from qrtrace.identity import Pseudonymiser, Vault, load_or_create_keyring
     from qrtrace.producers.edge import Edge
     from qrtrace.producers.kafka_producer import CheckinProducer
-    from qrtrace.schemas.registry import default_registry
+    from qrtrace.schemas.confluent_registry import registry_for
     from qrtrace.sinks.audit import now_us
     from qrtrace.sinks.clickhouse_sql import load_sql
     from qrtrace.sinks.stores import open_store
@@ -69,7 +69,7 @@ def produce_lines(settings: Settings, batches: Iterable[Sequence[bytes]]) -> dic
     if not settings.broker:
         raise InputError("No broker given: pass --broker HOST:PORT or set QRTRACE_BROKER.")
     keys = load_or_create_keyring(settings.key_file)
-    producer = CheckinProducer(settings.broker, default_registry(), settings.topic_prefix)
+    producer = CheckinProducer(settings.broker, registry_for(settings.schema_registry_url), settings.topic_prefix)
     edge: Edge | None = None
     counts = {"sent": 0, "dead_lettered": 0, "identities": 0}
     for lines in batches:

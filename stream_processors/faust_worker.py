@@ -35,7 +35,8 @@ from qrtrace.metrics import (
     SINK_SECONDS,
 )
 from qrtrace.producers.kafka_producer import CHECKINS_TOPIC, DEAD_LETTER_TOPIC, IDENTITIES_TOPIC, topic_names
-from qrtrace.schemas.registry import CHECKINS_SUBJECT, DEAD_LETTERS_SUBJECT, SchemaRegistry, default_registry
+from qrtrace.schemas.confluent_registry import registry_for
+from qrtrace.schemas.registry import CHECKINS_SUBJECT, DEAD_LETTERS_SUBJECT, SchemaRegistry
 from qrtrace.schemas.wire import WireFormatError, decode_batch, encode_batch
 from qrtrace.settings import Settings
 from qrtrace.sinks.clickhouse_sql import load_sql
@@ -246,7 +247,7 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
     scratch directory (tables live in memory and in their changelog topics)."""
     if not settings.broker:
         raise ValueError("the worker needs a broker (QRTRACE_BROKER or --broker)")
-    registry = registry or default_registry()
+    registry = registry or registry_for(settings.schema_registry_url)
     app = faust.App(
         settings.worker_group,
         broker=f"kafka://{settings.broker}",
