@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 
 from qrtrace.errors import StoreError
-from qrtrace.sinks.clickhouse_sql import load_sql, render, split_statements
-from qrtrace.sinks.store import Columns, check_schema_version
+from qrtrace.sinks.clickhouse_sql import render
+from qrtrace.sinks.store import Columns, bootstrap_schema
 
 
 class ChdbStore:
@@ -26,13 +26,7 @@ class ChdbStore:
         from chdb import session  # imported here: ~0.5 s, only paid by commands that open a store
 
         self._session = session.Session(str(path / "chdb"))
-        statements = split_statements(load_sql("qrtrace.sinks", "schema"))
-        existed = self.query("SELECT count() AS n FROM system.tables WHERE database = 'qrtrace'")["n"][0] > 0
-        for statement in statements[:2]:  # the database and schema_meta: check the layout before the rest
-            self._run(statement)
-        check_schema_version(self, existed)
-        for statement in statements[2:]:
-            self._run(statement)
+        bootstrap_schema(self)
 
     def _run(self, sql: str, fmt: str = "CSV") -> object:
         try:

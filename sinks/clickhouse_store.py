@@ -14,8 +14,8 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 
 from qrtrace.errors import InputError, StoreError
-from qrtrace.sinks.clickhouse_sql import load_sql, render, split_statements
-from qrtrace.sinks.store import Columns, check_schema_version
+from qrtrace.sinks.clickhouse_sql import render
+from qrtrace.sinks.store import Columns, bootstrap_schema
 
 DEFAULT_PORT = 9000
 
@@ -47,13 +47,7 @@ class ClickHouseStore:
             client_name="qrtrace",
         )
         try:
-            statements = split_statements(load_sql("qrtrace.sinks", "schema"))
-            existed = self.query("SELECT count() AS n FROM system.tables WHERE database = 'qrtrace'")["n"][0] > 0
-            for statement in statements[:2]:  # the database and schema_meta: check the layout before the rest
-                self._run(statement)
-            check_schema_version(self, existed)
-            for statement in statements[2:]:
-                self._run(statement)
+            bootstrap_schema(self)
         except BaseException:
             self._client.disconnect()
             raise

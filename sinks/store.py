@@ -39,3 +39,16 @@ def check_schema_version(store: Store, existed: bool) -> None:
             f"This store has table layout v{found[0]} but this qrtrace writes v{SCHEMA_VERSION}; "
             "export what you need and re-create the store (or use another --store)."
         )
+
+
+def bootstrap_schema(store: Store) -> None:
+    """Create what is missing from sinks/sql/schema.sql, checking the layout version before the tables."""
+    from qrtrace.sinks.clickhouse_sql import load_sql, split_statements
+
+    statements = split_statements(load_sql("qrtrace.sinks", "schema"))
+    existed = store.query("SELECT count() AS n FROM system.tables WHERE database = 'qrtrace'")["n"][0] > 0
+    for statement in statements[:2]:  # the database and schema_meta come first
+        store.execute(statement)
+    check_schema_version(store, existed)
+    for statement in statements[2:]:
+        store.execute(statement)

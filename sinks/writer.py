@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from qrtrace.domain.admin_units import Commune
+from qrtrace.domain.admin_units import COMMUNE_COLUMNS, Commune
 from qrtrace.domain.categories import VenueCategory
 from qrtrace.domain.venues import Venue
 from qrtrace.sinks.store import Store
@@ -135,13 +135,4 @@ class StoreWriter:
     def communes(self, communes: Sequence[Commune]) -> None:
         if not communes:
             return
-        fields = (
-            "commune_code",
-            "name_vi",
-            "unit_type",
-            "district_code",
-            "district_name_vi",
-            "province_code",
-            "province_name_vi",
-        )
-        self.store.insert("qrtrace.communes", {f: [getattr(c, f) for c in communes] for f in fields})
+        self.store.insert("qrtrace.communes", {f: [getattr(c, f) for c in communes] for f in COMMUNE_COLUMNS})
