@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaError, Producer
 
 from qrtrace.errors import QrtraceError
+from qrtrace.metrics import DELIVERY_ERRORS, EVENTS
 from qrtrace.producers.edge import AdmittedBatch
 from qrtrace.schemas.registry import CHECKINS_SUBJECT, DEAD_LETTERS_SUBJECT, IDENTITIES_SUBJECT, SchemaRegistry
 from qrtrace.schemas.wire import encode_batch
@@ -58,6 +59,7 @@ class DeliveryReport:
                 self.delivered += 1
             else:
                 self.failed += 1
+                DELIVERY_ERRORS.inc()
                 if len(self.errors) < 10:
                     self.errors.append(str(err))
 
@@ -79,6 +81,9 @@ class CheckinProducer:
     def send(self, admitted: AdmittedBatch, source: str, received_at_us: int) -> None:
         """Queue one admitted batch: check-ins, dead letters and new identities."""
         batch = admitted.checkins
+        EVENTS.labels("producer", "received").inc(admitted.received)
+        EVENTS.labels("producer", "sent").inc(len(batch))
+        EVENTS.labels("producer", "dead_lettered").inc(len(admitted.dead_letters))
         schema_id, schema = self._schemas[CHECKINS_SUBJECT]
         values = encode_batch(schema_id, schema, checkin_records(batch))
         self._produce_all(self._topics[CHECKINS_TOPIC], [v.encode() for v in batch.venue_id.tolist()], values)

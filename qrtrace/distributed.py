@@ -68,6 +68,9 @@ def produce_lines(settings: Settings, batches: Iterable[Sequence[bytes]]) -> dic
 
     if not settings.broker:
         raise InputError("No broker given: pass --broker HOST:PORT or set QRTRACE_BROKER.")
+    from qrtrace.metrics import serve_metrics
+
+    serve_metrics(settings.metrics_port)
     keys = load_or_create_keyring(settings.key_file)
     producer = CheckinProducer(settings.broker, registry_for(settings.schema_registry_url), settings.topic_prefix)
     edge: Edge | None = None
