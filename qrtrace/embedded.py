@@ -58,14 +58,6 @@ class IngestReport:
         self.visits_written += len(out.visits)
 
 
-@dataclass(frozen=True)
-class TracedContact:
-    identity: Identity
-    hop: int
-    first_exposure_us: int
-    exposures: list[tuple[str, int, int, int, str, int]]  # venue, start, end, overlap_us, source id, source hop
-
-
 class EmbeddedRuntime:
     """One process owns the store directory; every CLI command opens one of these."""
 

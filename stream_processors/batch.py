@@ -64,11 +64,6 @@ def empty_checkins() -> CheckinBatch:
 CLOSED_BY_DWELL = 0  # no check-out (yet): ends at start + dwell; provisional while the visit is open
 CLOSED_BY_CHECKOUT = 1
 CLOSED_BY_NEXT_CHECKIN = 2
-CLOSED_BY_NAMES = {
-    CLOSED_BY_DWELL: "dwell",
-    CLOSED_BY_CHECKOUT: "checkout",
-    CLOSED_BY_NEXT_CHECKIN: "next_checkin",
-}
 
 VERSION_PROVISIONAL = 0  # emitted while open; a later final row with the same key replaces it
 VERSION_FINAL = 1

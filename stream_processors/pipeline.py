@@ -6,7 +6,6 @@ its output through sinks; its state is a plain dataclass they snapshot.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -23,9 +22,9 @@ from qrtrace.stream_processors.batch import (
 )
 from qrtrace.stream_processors.dedupe import drop_retries, forget_scans
 from qrtrace.stream_processors.occupancy import fold_occupancy, forget_windows
-from qrtrace.stream_processors.pairing import LATE, REPEAT, UNMATCHED_OUT, forget_idle_keys, pair_visits
+from qrtrace.stream_processors.pairing import LATE, UNMATCHED_OUT, forget_idle_keys, pair_visits
 from qrtrace.stream_processors.reorder import in_pairing_order, release
-from qrtrace.stream_processors.state import NEVER, PartitionState
+from qrtrace.stream_processors.state import PartitionState
 
 PRUNE_EVERY_US = 60 * US_PER_MINUTE
 PAIRING_DEAD_LETTERS = {
@@ -159,10 +158,3 @@ def pairing_dead_letters(batch: CheckinBatch, outcome: np.ndarray) -> list[DeadL
             )
         )
     return letters
-
-
-def outcome_counts(outcome: np.ndarray) -> Counter[str]:
-    return Counter(outcome.tolist())
-
-
-__all__ = ["NEVER", "REPEAT", "CheckinProcessor", "ProcessorConfig", "ProcessorOutput", "outcome_counts"]
