@@ -74,6 +74,8 @@ class CheckinWorker:
         registry: SchemaRegistry,
         store: RetryingStore,
         highwater: Callable[[int], int | None],
+        assigned: Callable[[], set[int]],
+        committed: Callable[[int], int | None],
     ) -> None:
         self.settings = settings
         self.table = table
@@ -84,6 +86,8 @@ class CheckinWorker:
         self.last_event_wall: dict[int, float] = {}
         self.next_offset: dict[int, int] = {}  # per partition: one past the last offset processed here
         self.highwater = highwater
+        self.assigned = assigned
+        self.committed = committed
         self.lock = asyncio.Lock()
         self.config = self._load_config()
         self._reader = registry.latest(CHECKINS_SUBJECT)[1]
@@ -147,7 +151,13 @@ class CheckinWorker:
             by_partition.setdefault(ev.message.partition, []).append(ev)
         letters: list[DeadLetter] = []
         async with self.lock:
+            mine = self.assigned()
             for p, evs in by_partition.items():
+                if p not in mine:
+                    # Taken before a rebalance moved p away: its new owner replays them from the last
+                    # commit with the state in the table; touching that state here would fork it.
+                    EVENTS.labels("worker", "skipped_revoked").inc(len(evs))
+                    continue
                 letters += await self._handle_partition(p, evs)
         return letters
 
@@ -185,7 +195,9 @@ class CheckinWorker:
     def _caught_up(self, p: int) -> bool:
         """Nothing more to read on partition p: releasing held events cannot reorder anything still coming."""
         highwater = self.highwater(p)
-        return highwater is not None and self.next_offset.get(p, 0) >= highwater
+        # Processed here, or committed by whoever owned p before (a partition can arrive fully processed).
+        done = max(self.next_offset.get(p, 0), self.committed(p) or 0)
+        return highwater is not None and done >= highwater
 
     async def flush_idle(self) -> list[DeadLetter]:
         """Release held events of partitions that are caught up and quiet for IDLE_FLUSH_S.
@@ -194,7 +206,10 @@ class CheckinWorker:
         events may belong before the held ones, so it keeps holding until it has read everything."""
         letters: list[DeadLetter] = []
         async with self.lock:
+            mine = self.assigned()
             for p, state in self.partitions.items():
+                if p not in mine:
+                    continue
                 quiet = time.monotonic() - self.last_event_wall.get(p, 0) > IDLE_FLUSH_S
                 if state.holding and quiet and self._caught_up(p):
                     self._preload(state, set())
@@ -287,6 +302,13 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
     store, dlq_store, identity_store = retrying_store(), retrying_store(), retrying_store()
     holder: dict[str, CheckinWorker] = {}
 
+    def assigned() -> set[int]:
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic == names[CHECKINS_TOPIC]}
+
+    def committed(partition: int) -> int | None:
+        # faust-streaming keeps the group's committed offsets here after assignment and each commit.
+        return app.consumer._committed_offset.get(TP(names[CHECKINS_TOPIC], partition))
+
     def highwater(partition: int) -> int | None:
         try:
             return app.consumer.highwater(TP(names[CHECKINS_TOPIC], partition))
@@ -297,7 +319,7 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
 
     def worker() -> CheckinWorker:
         if "w" not in holder:
-            holder["w"] = CheckinWorker(settings, table, registry, store, highwater)
+            holder["w"] = CheckinWorker(settings, table, registry, store, highwater, assigned, committed)
         return holder["w"]
 
     async def publish(letters: list[DeadLetter]) -> None:
