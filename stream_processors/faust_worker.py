@@ -206,10 +206,9 @@ class CheckinWorker:
         events may belong before the held ones, so it keeps holding until it has read everything."""
         letters: list[DeadLetter] = []
         async with self.lock:
-            mine = self.assigned()
-            for p, state in self.partitions.items():
-                if p not in mine:
-                    continue
+            # Every assigned partition, including one that arrived fully processed but with held events.
+            for p in sorted(self.assigned()):
+                state = self._partition(p)
                 quiet = time.monotonic() - self.last_event_wall.get(p, 0) > IDLE_FLUSH_S
                 if state.holding and quiet and self._caught_up(p):
                     self._preload(state, set())
@@ -371,7 +370,9 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
 
     @app.timer(interval=1.0)
     async def flush_quiet_partitions() -> None:
-        if "w" in holder:
+        # Only with a settled assignment and the venue_state table fully recovered.
+        settled = not app.rebalancing and app.tables.recovery.completed.is_set()
+        if "w" in holder and settled:
             await publish(await holder["w"].flush_idle())
 
     return app
