@@ -74,8 +74,8 @@ def log(msg: str) -> None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=2_000_000, help="about this many simulated events (default 2M)")
-    p.add_argument("--days", type=int, default=7, help="simulated days; the population is scaled to reach --events")
-    p.add_argument("--population", type=int, default=None, help="simulated residents (default: from --events)")
+    p.add_argument("--population", type=int, default=35_000, help="simulated residents (default 35,000; see README)")
+    p.add_argument("--days", type=int, default=None, help="simulated days (default: enough to reach --events)")
     p.add_argument("--seed", type=int, default=2021)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--naive-events", type=int, default=20_000, help="events offered to the naive baseline")
@@ -95,7 +95,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--chart", type=Path, default=None, help="PNG chart (default: next to --out, .png)")
     p.add_argument("--chart-from", type=Path, default=None, help="only redraw the chart from this result JSON")
     a = p.parse_args(argv)
-    if a.events < 1000 or a.workers < 1 or a.workers > PARTITIONS or a.days < 1:
+    if a.events < 1000 or a.workers < 1 or a.workers > PARTITIONS or (a.days is not None and a.days < 1):
         p.error(f"--events >= 1000, 1 <= --workers <= {PARTITIONS}, --days >= 1")
     return a
 
@@ -295,9 +295,11 @@ class Workers:
         self._last: list[dict] = []  # per slot: the latest scrape of the running incarnation
         self._cpu_base: list[float] = []
         self._cpu_last: list[float] = []
+        self._log_start: list[int] = []  # per slot: log size when the running incarnation started
 
     def _spawn(self, slot: int) -> subprocess.Popen:
         fh = (self.logs / f"worker-{slot + 1}.log").open("ab")
+        self._log_start[slot] = fh.tell()
         env = {**self.env, "QRTRACE_METRICS_PORT": str(self.ports[slot])}
         return subprocess.Popen(self.argv(self.ports[slot]), env=env, stdout=fh, stderr=subprocess.STDOUT)
 
@@ -309,6 +311,7 @@ class Workers:
             self._last.append({})
             self._cpu_base.append(0.0)
             self._cpu_last.append(0.0)
+            self._log_start.append(0)
             self.procs.append(self._spawn(slot))
 
     def check_alive(self) -> None:
@@ -319,7 +322,9 @@ class Workers:
                 with contextlib.suppress(OSError):
                     self._last[slot] = scrape(self.ports[slot])
                 continue
-            text = (self.logs / f"worker-{slot + 1}.log").read_text(errors="replace")
+            with (self.logs / f"worker-{slot + 1}.log").open("rb") as f:
+                f.seek(self._log_start[slot])
+                text = f.read().decode(errors="replace")
             errors = [ln for ln in text.splitlines() if "Error" in ln or "CRITICAL" in ln or "Exception" in ln]
             self.restarts.append(
                 {
@@ -1110,12 +1115,13 @@ def draw_chart(path: Path, bars: list[tuple[str, float, str]], title: str, subti
 
 
 # -- main -------------------------------------------------------------------------------------
-def calibrated_population(args: argparse.Namespace) -> int:
-    if args.population:
-        return args.population
-    probe = build_district(SimulationConfig(seed=args.seed, start=SIM_START, days=args.days, population=20_000))
-    per_person = expected_event_count(probe) / 20_000
-    return max(100, round(args.events / per_person))
+def calibrated_days(args: argparse.Namespace) -> int:
+    """Days of simulated traffic for about --events check-ins from --population residents."""
+    if args.days:
+        return args.days
+    probe = build_district(SimulationConfig(seed=args.seed, start=SIM_START, days=3, population=20_000))
+    per_person_day = expected_event_count(probe) / (20_000 * 3)
+    return max(1, round(args.events / (per_person_day * args.population)))
 
 
 def git_state() -> dict[str, Any]:
@@ -1152,14 +1158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # 1. data, in memory (not timed)
         t = time.perf_counter()
-        population = calibrated_population(args)
-        config = SimulationConfig(seed=args.seed, start=SIM_START, days=args.days, population=population)
+        population, days = args.population, calibrated_days(args)
+        config = SimulationConfig(seed=args.seed, start=SIM_START, days=days, population=population)
         district = build_district(config)
         batches = [list(b) for b in checkin_batches(district, Settings().batch_size)]
         lines = [line for b in batches for line in b]
         events = len(lines)
         log(
-            f"simulated {events:,} events ({population:,} people x {args.days} days, {len(district.venues)} venues) "
+            f"simulated {events:,} events ({population:,} people x {days} days, {len(district.venues)} venues) "
             f"in {time.perf_counter() - t:.0f} s [not timed]"
         )
 
@@ -1254,7 +1260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "expected": expected,
         "config": {
             "population": population,
-            "days": args.days,
+            "days": days,
             "seed": args.seed,
             "start": SIM_START.isoformat(),
             "venues": len(district.venues),
