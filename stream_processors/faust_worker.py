@@ -13,6 +13,7 @@ state lives on the same partition number as its check-ins.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import pickle
 import time
@@ -53,6 +54,7 @@ log = logging.getLogger("qrtrace.worker")
 TAKE_MAX = 20_000
 TAKE_WITHIN_S = 1.0
 IDLE_FLUSH_S = 3.0
+STATE_MAX_BYTES = 16 * 1024 * 1024
 
 
 def partition_of(venue_id: str, partitions: int) -> int:
@@ -133,10 +135,29 @@ class CheckinWorker:
         loaded = {v: self._load(v) for v in venues | state.holding}
         state.venues = {v: s for v, s in loaded.items() if s is not None}
 
-    def _save(self, state: PartitionState) -> None:
+    async def _save(self, state: PartitionState) -> None:
+        """Write changed venue states to the table and wait until their changelog records are in Kafka.
+
+        `table[key] = value` only queues the changelog record, and Faust's pre-commit flush gives up
+        on a slow send, so an offset could be committed ahead of the state it depends on (a worker
+        killed then would lose open visits). Waiting here, before the batch is acked, rules that out."""
+        pending: dict[bytes, bytes] = {}
         for venue in state.take_changed():
-            self.cache[venue] = state.venues[venue]
-            self.table[venue.encode()] = pickle.dumps(state.venues[venue], protocol=pickle.HIGHEST_PROTOCOL)
+            vs = state.venues[venue]
+            self.cache[venue] = vs
+            key = venue.encode()
+            pending[key] = self.table.data[key] = pickle.dumps(vs, protocol=pickle.HIGHEST_PROTOCOL)
+        for attempt in itertools.count():
+            # Partitioned by key (murmur2), like the check-ins: a venue's state sits on its partition.
+            sent = {key: self.table.send_changelog(None, key, blob) for key, blob in pending.items()}
+            results = await asyncio.gather(*sent.values(), return_exceptions=True)
+            failed = [key for key, r in zip(sent, results, strict=True) if isinstance(r, BaseException)]
+            if not failed:
+                return
+            # Only the latest state of each key is resent (this lock holder is the only writer).
+            pending = {key: pending[key] for key in failed}
+            log.warning("venue state not written to the changelog (%d venues); retrying", len(failed))
+            await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
 
     def forget_partitions(self) -> None:
         """After a rebalance: state is re-read from the table (another worker may have moved it on)."""
@@ -188,7 +209,7 @@ class CheckinWorker:
         if highwater is not None:
             CONSUMER_LAG.labels(events[0].message.topic, str(p)).set(max(0, highwater - self.next_offset[p]))
         await self._store(out)
-        self._save(state)
+        await self._save(state)
         _observe_latency(events)
         return letters + out.dead_letters
 
@@ -214,7 +235,7 @@ class CheckinWorker:
                     self._preload(state, set())
                     out = CheckinProcessor(self.config, state).flush()
                     await self._store(out)
-                    self._save(state)
+                    await self._save(state)
                     letters += out.dead_letters
         return letters
 
@@ -275,6 +296,10 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
         producer_acks=-1,
+        producer_compression_type="lz4",
+        # A busy venue's state (48 h of scan ids, open visits) can pass Kafka's 1 MB default.
+        producer_max_request_size=STATE_MAX_BYTES,
+        consumer_max_fetch_size=STATE_MAX_BYTES,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         stream_wait_empty=True,
@@ -293,6 +318,7 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
         key_type=bytes,  # bytes key and value: Faust uses raw (no JSON) for the changelog and its recovery
         value_type=bytes,
         use_partitioner=True,
+        extra_topic_configs={"max.message.bytes": str(STATE_MAX_BYTES)},
     )  # fmt: skip
 
     def retrying_store() -> RetryingStore:  # one connection per agent: a connection runs one query at a time
