@@ -790,25 +790,24 @@ class Bench:
 
         from qrtrace.identity import Pseudonymiser
         from qrtrace.producers.edge import Edge
-        from qrtrace.schemas.registry import CHECKINS_SUBJECT, default_registry
-        from qrtrace.schemas.wire import encode_batch
+        from qrtrace.producers.kafka_producer import checkin_messages
+        from qrtrace.schemas.registry import CHECKIN_BUNDLES_SUBJECT, default_registry
         from qrtrace.sinks.resilient import RetryingStore
         from qrtrace.sinks.stores import open_store
-        from qrtrace.stream_processors.codec import checkin_records
         from qrtrace.stream_processors.faust_worker import CheckinWorker, partition_of
 
         n = min(len(lines), self.args.profile_events)
         url, settings, _logs = self.pipeline("core")
         keys = load_or_create_keyring(self.key_file)
         registry = default_registry()
-        schema_id, schema = registry.latest(CHECKINS_SUBJECT)
+        schema_id, schema = registry.latest(CHECKIN_BUNDLES_SUBJECT)
         edge = Edge(Pseudonymiser(keys.pseudonym_key), Vault(keys.vault_key), {v.venue_id for v in self.venues})
         size, events, offsets, now = Settings().batch_size, [], [0] * PARTITIONS, time.time()
         for i in range(0, n, size):  # the producer's work, not timed
             batch = edge.admit(lines[i : min(i + size, n)]).checkins
-            values = encode_batch(schema_id, schema, checkin_records(batch))
-            for venue, value in zip(batch.venue_id.tolist(), values, strict=True):
-                p = partition_of(venue, PARTITIONS)
+            keys, values = checkin_messages(batch, (schema_id, schema))
+            for key, value in zip(keys, values, strict=True):
+                p = partition_of(key.decode(), PARTITIONS)
                 msg = SimpleNamespace(partition=p, offset=offsets[p], value=value, timestamp=now, topic="checkins")
                 events.append(SimpleNamespace(message=msg))
                 offsets[p] += 1
@@ -824,6 +823,16 @@ class Bench:
             def close(self) -> None:
                 return None
 
+        class DictTable(dict):  # the venue-state table without a changelog: delivery is immediate
+            @property
+            def data(self) -> dict:
+                return self
+
+            def send_changelog(self, partition: object, key: bytes, value: bytes) -> asyncio.Future:
+                done = asyncio.get_running_loop().create_future()
+                done.set_result(None)
+                return done
+
         def run(store_factory: Callable[[], Any]) -> dict[str, Any]:
             # Callbacks into Faust's consumer, stubbed: every partition is ours, nothing known about offsets.
             stubs = {
@@ -834,7 +843,7 @@ class Bench:
             extra = {k: v for k, v in stubs.items() if k in inspect.signature(CheckinWorker).parameters}
             worker = CheckinWorker(
                 settings=settings,
-                table={},
+                table=DictTable(),
                 registry=registry,
                 store=RetryingStore(store_factory),
                 **extra,

@@ -1,6 +1,7 @@
 """The edge's Kafka shell: admitted batches out as Avro (Confluent wire format) on venue-keyed topics.
 
-Check-ins go to `checkins` keyed by venue_id, so a venue's events stay in order on one partition;
+Check-ins go to `checkins` keyed by venue_id, so a venue's events stay in order on one partition,
+bundled per venue (one `CheckinBundle` message per venue and batch, see schemas/avro);
 refused records go to `checkins.dlq`; vault rows for newly seen people go to `identities`.
 The partitioner is Java's murmur2, the one Faust tables use, so a venue's state changelog lands on
 the same partition number as its check-ins.
@@ -10,15 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import KafkaError, Producer
 
 from qrtrace.errors import QrtraceError
 from qrtrace.metrics import DELIVERY_ERRORS, EVENTS
 from qrtrace.producers.edge import AdmittedBatch
-from qrtrace.schemas.registry import CHECKINS_SUBJECT, DEAD_LETTERS_SUBJECT, IDENTITIES_SUBJECT, SchemaRegistry
+from qrtrace.schemas.registry import (
+    CHECKIN_BUNDLES_SUBJECT,
+    DEAD_LETTERS_SUBJECT,
+    IDENTITIES_SUBJECT,
+    SchemaRegistry,
+)
 from qrtrace.schemas.wire import encode_batch
-from qrtrace.stream_processors.codec import checkin_records, dead_letter_record
+from qrtrace.stream_processors.batch import CheckinBatch
+from qrtrace.stream_processors.codec import checkin_bundles, dead_letter_record
 
 CHECKINS_TOPIC = "checkins"
 DEAD_LETTER_TOPIC = "checkins.dlq"
@@ -45,6 +53,12 @@ def producer_config(broker: str) -> dict[str, object]:
         "message.timeout.ms": 300_000,  # keep retrying through a broker restart for 5 minutes
         "log_level": 3,  # errors only: transient broker warnings are retried and reported by delivery callbacks
     }
+
+
+def checkin_messages(batch: CheckinBatch, bundle_schema: tuple[int, Any]) -> tuple[list[bytes], list[bytes]]:
+    """Keys and values for the checkins topic: one `CheckinBundle` per venue (split past MAX_BUNDLE)."""
+    venues, bundles = checkin_bundles(batch)
+    return [v.encode() for v in venues], encode_batch(*bundle_schema, bundles)
 
 
 @dataclass
@@ -74,7 +88,8 @@ class CheckinProducer:
     ) -> None:
         self._producer = producer or Producer(producer_config(broker))
         self._topics = topic_names(topic_prefix)
-        self._schemas = {s: registry.latest(s) for s in (CHECKINS_SUBJECT, DEAD_LETTERS_SUBJECT, IDENTITIES_SUBJECT)}
+        subjects = (CHECKIN_BUNDLES_SUBJECT, DEAD_LETTERS_SUBJECT, IDENTITIES_SUBJECT)
+        self._schemas = {s: registry.latest(s) for s in subjects}
         self.report = DeliveryReport()
         self._on_delivery = self.report.callback()
 
@@ -84,9 +99,9 @@ class CheckinProducer:
         EVENTS.labels("producer", "received").inc(admitted.received)
         EVENTS.labels("producer", "sent").inc(len(batch))
         EVENTS.labels("producer", "dead_lettered").inc(len(admitted.dead_letters))
-        schema_id, schema = self._schemas[CHECKINS_SUBJECT]
-        values = encode_batch(schema_id, schema, checkin_records(batch))
-        self._produce_all(self._topics[CHECKINS_TOPIC], [v.encode() for v in batch.venue_id.tolist()], values)
+        if len(batch):
+            keys, values = checkin_messages(batch, self._schemas[CHECKIN_BUNDLES_SUBJECT])
+            self._produce_all(self._topics[CHECKINS_TOPIC], keys, values)
         if admitted.dead_letters:
             dl_id, dl_schema = self._schemas[DEAD_LETTERS_SUBJECT]
             records = [dead_letter_record(d, source, received_at_us) for d in admitted.dead_letters]

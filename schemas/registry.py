@@ -29,6 +29,8 @@ CASES_SUBJECT = "cases-value"
 VISITS_SUBJECT = "visits-value"
 DEAD_LETTERS_SUBJECT = "checkins.dlq-value"
 IDENTITIES_SUBJECT = "identities-value"
+# A second record type on the checkins topic: subject named topic-record style (TopicRecordNameStrategy).
+CHECKIN_BUNDLES_SUBJECT = "checkins-vn.qrtrace.CheckinBundle"
 
 # subject -> (packaged schema name, versions registered oldest first)
 PACKAGED_SUBJECTS: dict[str, tuple[str, tuple[int, ...]]] = {
@@ -38,6 +40,7 @@ PACKAGED_SUBJECTS: dict[str, tuple[str, tuple[int, ...]]] = {
     VISITS_SUBJECT: ("visit", (1,)),
     DEAD_LETTERS_SUBJECT: ("dead_letter", (1,)),
     IDENTITIES_SUBJECT: ("identity", (1,)),
+    CHECKIN_BUNDLES_SUBJECT: ("checkin_bundle", (1,)),
 }
 
 _FILE_FORMAT = 1

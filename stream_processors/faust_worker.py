@@ -1,7 +1,8 @@
 """The distributed shell: Faust agents around the same pure processors, writing to ClickHouse.
 
-- `checkins` (Avro, key = venue_id): batches from `stream.take_events`, grouped by partition, run
-  through `CheckinProcessor` with that partition's state; results inserted (retried until they land),
+- `checkins` (Avro `CheckinBundle`s, or single `Checkin`s of any version; key = venue_id): batches
+  from `stream.take_events`, grouped by partition, run through `CheckinProcessor` with that
+  partition's state; results inserted (retried until they land),
   then venue states saved to the `venue_state` table (changelog-backed), then the batch is acked, so
   offsets are committed only after the insert succeeded.
 - `checkins.dlq` and `identities`: batched inserts into dead_letters and identity_vault.
@@ -37,8 +38,8 @@ from qrtrace.metrics import (
 )
 from qrtrace.producers.kafka_producer import CHECKINS_TOPIC, DEAD_LETTER_TOPIC, IDENTITIES_TOPIC, topic_names
 from qrtrace.schemas.confluent_registry import registry_for
-from qrtrace.schemas.registry import CHECKINS_SUBJECT, DEAD_LETTERS_SUBJECT, SchemaRegistry
-from qrtrace.schemas.wire import WireFormatError, decode_batch, encode_batch
+from qrtrace.schemas.registry import DEAD_LETTERS_SUBJECT, SchemaRegistry
+from qrtrace.schemas.wire import decode_batch, encode_batch
 from qrtrace.settings import Settings
 from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.resilient import RetryingStore
@@ -46,12 +47,17 @@ from qrtrace.sinks.store import Store
 from qrtrace.sinks.stores import open_store
 from qrtrace.sinks.writer import StoreWriter
 from qrtrace.stream_processors.batch import US_PER_MINUTE, DeadLetter
-from qrtrace.stream_processors.codec import checkin_batch, dead_letter_from_record, dead_letter_record
+from qrtrace.stream_processors.codec import (
+    CheckinDecoder,
+    checkin_batch,
+    dead_letter_from_record,
+    dead_letter_record,
+)
 from qrtrace.stream_processors.pipeline import CheckinProcessor, ProcessorConfig, ProcessorOutput
 from qrtrace.stream_processors.state import PartitionState, VenueState
 
 log = logging.getLogger("qrtrace.worker")
-TAKE_MAX = 20_000
+TAKE_MAX = 1_000  # messages: bundles of a few dozen check-ins each, so tens of thousands of events
 TAKE_WITHIN_S = 1.0
 IDLE_FLUSH_S = 3.0
 STATE_MAX_BYTES = 16 * 1024 * 1024
@@ -92,7 +98,7 @@ class CheckinWorker:
         self.committed = committed
         self.lock = asyncio.Lock()
         self.config = self._load_config()
-        self._reader = registry.latest(CHECKINS_SUBJECT)[1]
+        self.decoder = CheckinDecoder(registry)
 
     def _load_config(self) -> ProcessorConfig:
         rows = self.store.run(lambda s: s.query(load_sql("qrtrace.queries", "venues")))
@@ -183,24 +189,20 @@ class CheckinWorker:
         return letters
 
     async def _handle_partition(self, p: int, events: list[Any]) -> list[DeadLetter]:
-        good, offsets, letters = [], [], []
-        for ev in events:
-            try:
-                good.append(decode_batch(self.registry, [ev.message.value], self._reader)[0])
-                offsets.append(ev.message.offset)
-            except WireFormatError as exc:
-                letters.append(_poison(ev, str(exc)))
+        decoded = self.decoder.decode([ev.message.value or b"" for ev in events], [ev.message.offset for ev in events])
+        letters = [_poison(events[i], why) for i, why in decoded.undecodable]
+        good, seq = decoded.records, decoded.seq
         unknown = {r["venue_id"] for r in good} - set(self.config.dwell_us_by_venue)
         if unknown:  # venues registered after start: reload the registry once
             self.config = await asyncio.get_running_loop().run_in_executor(None, self._load_config)
             missing = unknown - set(self.config.dwell_us_by_venue)
-            letters += [_unknown_venue(ev, r) for ev, r in zip(events, good, strict=False) if r["venue_id"] in missing]
+            letters += [_unknown_venue(r) for r in good if r["venue_id"] in missing]
             keep = [i for i, r in enumerate(good) if r["venue_id"] not in missing]
-            good, offsets = [good[i] for i in keep], [offsets[i] for i in keep]
-        EVENTS.labels("worker", "received").inc(len(events))
-        BATCH_SIZE.labels("worker").observe(len(events))
+            good, seq = [good[i] for i in keep], [seq[i] for i in keep]
+        EVENTS.labels("worker", "received").inc(len(decoded.records) + len(decoded.undecodable))
+        BATCH_SIZE.labels("worker").observe(len(decoded.records))
         state = self._partition(p)
-        batch = checkin_batch(good, np.array(offsets, dtype=np.int64))
+        batch = checkin_batch(good, np.array(seq, dtype=np.int64))
         self._preload(state, set(batch.venue_id.tolist()))
         out = CheckinProcessor(self.config, state).process(batch)
         self.last_event_wall[p] = time.monotonic()
@@ -263,7 +265,7 @@ def _poison(ev: Any, why: str) -> DeadLetter:
                       '{"value_hex": "' + (m.value or b"")[:512].hex() + '"}')  # fmt: skip
 
 
-def _unknown_venue(ev: Any, record: dict) -> DeadLetter:
+def _unknown_venue(record: dict) -> DeadLetter:
     return DeadLetter(f"unknown_venue:{record['scan_id']}", "unknown_venue",
                       f"venue {record['venue_id']} is not registered in the store the worker writes to",
                       '{"scan_id": "' + record["scan_id"] + '", "venue_id": "' + record["venue_id"] + '"}')  # fmt: skip

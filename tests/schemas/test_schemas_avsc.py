@@ -20,6 +20,16 @@ from qrtrace.schemas.registry import (
 
 US = 1_626_000_000_000_000  # 2021-07-11 in microseconds
 
+SAMPLES_CHECKIN_V1 = {
+    "scan_id": "scan-0001",
+    "venue_id": "TQ-076-0001",
+    "person": "9f" * 32,
+    "direction": "in",
+    "event_time_us": US,
+    "offset_minutes": 420,
+    "mode": "venue_qr",
+    "scanner_id": "bluezone-abc",
+}
 SAMPLES: dict[str, dict[str, Any]] = {
     "checkin.v1": {
         "scan_id": "scan-0001",
@@ -41,6 +51,13 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "mode": "personal_qr",
         "scanner_id": "staff-7",
         "declaration_sealed": b"\x01sealed\xff",
+    },
+    "checkin_bundle.v1": {
+        "venue_id": "TQ-076-0001",
+        "checkins": [
+            {**base, "scan_id": f"scan-b{i}", "declaration_sealed": None}
+            for i, base in enumerate([SAMPLES_CHECKIN_V1, SAMPLES_CHECKIN_V1])
+        ],
     },
     "venue.v1": {
         "venue_id": "TQ-076-0001",
