@@ -84,6 +84,7 @@ class CheckinWorker:
         highwater: Callable[[int], int | None],
         assigned: Callable[[], set[int]],
         committed: Callable[[int], int | None],
+        settled: Callable[[], bool] = lambda: True,
     ) -> None:
         self.settings = settings
         self.table = table
@@ -96,6 +97,7 @@ class CheckinWorker:
         self.highwater = highwater
         self.assigned = assigned
         self.committed = committed
+        self.settled = settled  # no rebalance under way and the venue_state table recovered
         self.lock = asyncio.Lock()
         self.config = self._load_config()
         self.decoder = CheckinDecoder(registry)
@@ -166,9 +168,12 @@ class CheckinWorker:
             await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
 
     def forget_partitions(self) -> None:
-        """After a rebalance: state is re-read from the table (another worker may have moved it on)."""
+        """After a rebalance: state is re-read from the table (another worker may have moved it on),
+        and progress is re-learnt (the consumer resumes from the committed offsets)."""
         self.partitions.clear()
         self.cache.clear()
+        self.next_offset.clear()
+        self.last_event_wall.clear()
 
     # -- batches ----------------------------------------------------------------------------------
     async def handle(self, events: Sequence[Any]) -> list[DeadLetter]:
@@ -229,6 +234,10 @@ class CheckinWorker:
         events may belong before the held ones, so it keeps holding until it has read everything."""
         letters: list[DeadLetter] = []
         async with self.lock:
+            if not self.settled():
+                # Checked again under the lock: waiting for it can outlast a whole rebalance, after
+                # which the table may still be recovering partitions that moved here.
+                return letters
             # Every assigned partition, including one that arrived fully processed but with held events.
             for p in sorted(self.assigned()):
                 state = self._partition(p)
@@ -344,9 +353,12 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
 
     dl_schema_id, dl_schema = registry.latest(DEAD_LETTERS_SUBJECT)
 
+    def settled() -> bool:
+        return not app.rebalancing and app.tables.recovery.completed.is_set()
+
     def worker() -> CheckinWorker:
         if "w" not in holder:
-            holder["w"] = CheckinWorker(settings, table, registry, store, highwater, assigned, committed)
+            holder["w"] = CheckinWorker(settings, table, registry, store, highwater, assigned, committed, settled)
         return holder["w"]
 
     async def publish(letters: list[DeadLetter]) -> None:
@@ -399,8 +411,7 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
     @app.timer(interval=1.0)
     async def flush_quiet_partitions() -> None:
         # Only with a settled assignment and the venue_state table fully recovered.
-        settled = not app.rebalancing and app.tables.recovery.completed.is_set()
-        if "w" in holder and settled:
+        if "w" in holder and settled():
             await publish(await holder["w"].flush_idle())
 
     return app
