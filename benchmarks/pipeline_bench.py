@@ -794,7 +794,7 @@ class Bench:
         from qrtrace.schemas.registry import CHECKIN_BUNDLES_SUBJECT, default_registry
         from qrtrace.sinks.resilient import RetryingStore
         from qrtrace.sinks.stores import open_store
-        from qrtrace.stream_processors.faust_worker import CheckinWorker, partition_of
+        from qrtrace.stream_processors.faust_worker import CheckinWorker
 
         n = min(len(lines), self.args.profile_events)
         url, settings, _logs = self.pipeline("core")
@@ -805,9 +805,8 @@ class Bench:
         size, events, offsets, now = Settings().batch_size, [], [0] * PARTITIONS, time.time()
         for i in range(0, n, size):  # the producer's work, not timed
             batch = edge.admit(lines[i : min(i + size, n)]).checkins
-            keys, values = checkin_messages(batch, (schema_id, schema))
-            for key, value in zip(keys, values, strict=True):
-                p = partition_of(key.decode(), PARTITIONS)
+            targets, values = checkin_messages(batch, (schema_id, schema), PARTITIONS)
+            for p, value in zip(targets, values, strict=True):
                 msg = SimpleNamespace(partition=p, offset=offsets[p], value=value, timestamp=now, topic="checkins")
                 events.append(SimpleNamespace(message=msg))
                 offsets[p] += 1

@@ -1,7 +1,7 @@
 """The edge's Kafka shell: admitted batches out as Avro (Confluent wire format) on venue-keyed topics.
 
-Check-ins go to `checkins` keyed by venue_id, so a venue's events stay in order on one partition,
-bundled per venue (one `CheckinBundle` message per venue and batch, see schemas/avro);
+Check-ins go to `checkins` on their venue's partition (murmur2 of venue_id), so a venue's events stay
+in order on one partition, bundled per partition in arrival order (`CheckinBundle`, see schemas/avro);
 refused records go to `checkins.dlq`; vault rows for newly seen people go to `identities`.
 The partitioner is Java's murmur2, the one Faust tables use, so a venue's state changelog lands on
 the same partition number as its check-ins.
@@ -55,10 +55,12 @@ def producer_config(broker: str) -> dict[str, object]:
     }
 
 
-def checkin_messages(batch: CheckinBatch, bundle_schema: tuple[int, Any]) -> tuple[list[bytes], list[bytes]]:
-    """Keys and values for the checkins topic: one `CheckinBundle` per venue (split past MAX_BUNDLE)."""
-    venues, bundles = checkin_bundles(batch)
-    return [v.encode() for v in venues], encode_batch(*bundle_schema, bundles)
+def checkin_messages(
+    batch: CheckinBatch, bundle_schema: tuple[int, Any], partitions: int
+) -> tuple[list[int], list[bytes]]:
+    """Partitions and values for the checkins topic: `CheckinBundle`s, each for one partition."""
+    targets, bundles = checkin_bundles(batch, partitions)
+    return targets, encode_batch(*bundle_schema, bundles)
 
 
 @dataclass
@@ -90,6 +92,7 @@ class CheckinProducer:
         self._topics = topic_names(topic_prefix)
         subjects = (CHECKIN_BUNDLES_SUBJECT, DEAD_LETTERS_SUBJECT, IDENTITIES_SUBJECT)
         self._schemas = {s: registry.latest(s) for s in subjects}
+        self._partition_counts: dict[str, int] = {}
         self.report = DeliveryReport()
         self._on_delivery = self.report.callback()
 
@@ -100,8 +103,9 @@ class CheckinProducer:
         EVENTS.labels("producer", "sent").inc(len(batch))
         EVENTS.labels("producer", "dead_lettered").inc(len(admitted.dead_letters))
         if len(batch):
-            keys, values = checkin_messages(batch, self._schemas[CHECKIN_BUNDLES_SUBJECT])
-            self._produce_all(self._topics[CHECKINS_TOPIC], keys, values)
+            topic = self._topics[CHECKINS_TOPIC]
+            targets, values = checkin_messages(batch, self._schemas[CHECKIN_BUNDLES_SUBJECT], self._partitions(topic))
+            self._produce_all(topic, [None] * len(values), values, targets)
         if admitted.dead_letters:
             dl_id, dl_schema = self._schemas[DEAD_LETTERS_SUBJECT]
             records = [dead_letter_record(d, source, received_at_us) for d in admitted.dead_letters]
@@ -120,12 +124,24 @@ class CheckinProducer:
                 encode_batch(id_id, id_schema, records),
             )
 
-    def _produce_all(self, topic: str, keys: list[bytes], values: list[bytes]) -> None:
+    def _partitions(self, topic: str) -> int:
+        """The topic's partition count, from the broker once (bundles are addressed to partitions)."""
+        if topic not in self._partition_counts:
+            meta = self._producer.list_topics(topic, timeout=30).topics.get(topic)
+            if meta is None or meta.error is not None or not meta.partitions:
+                raise QrtraceError(f"Kafka topic {topic} does not exist; create the topics first (qrtrace up does).")
+            self._partition_counts[topic] = len(meta.partitions)
+        return self._partition_counts[topic]
+
+    def _produce_all(
+        self, topic: str, keys: list[bytes | None], values: list[bytes], partitions: list[int] | None = None
+    ) -> None:
         produce, poll = self._producer.produce, self._producer.poll
-        for key, value in zip(keys, values, strict=True):
+        for i, (key, value) in enumerate(zip(keys, values, strict=True)):
+            where = {} if partitions is None else {"partition": partitions[i]}
             while True:
                 try:
-                    produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                    produce(topic, value=value, key=key, on_delivery=self._on_delivery, **where)
                     break
                 except BufferError:  # local queue full: let deliveries drain, then retry this message
                     poll(0.1)

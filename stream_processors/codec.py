@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from aiokafka.partitioner import murmur2
 
 from qrtrace.errors import QrtraceError
 from qrtrace.schemas.registry import CHECKIN_BUNDLES_SUBJECT, CHECKINS_SUBJECT
@@ -36,21 +37,28 @@ def checkin_records(batch: CheckinBatch) -> list[dict]:
     ]  # fmt: skip
 
 
-def checkin_bundles(batch: CheckinBatch) -> tuple[list[str], list[dict]]:
-    """Group a batch into Avro `CheckinBundle` records, one venue each, arrival order kept inside.
+def partition_of(venue_id: str, partitions: int) -> int:
+    """Kafka's default (Java murmur2) partition for a venue key; Faust tables use the same hash."""
+    return (murmur2(venue_id.encode()) & 0x7FFFFFFF) % partitions
 
-    Returns the venue (the message key) and the record of each bundle."""
+
+def checkin_bundles(batch: CheckinBatch, partitions: int) -> tuple[list[int], list[dict]]:
+    """Group a batch into Avro `CheckinBundle` records, one partition each, arrival order kept inside.
+
+    Every check-in goes to its venue's partition, and keeps its place among that partition's other
+    check-ins: the workers then see exactly the order single messages would have had.
+    Returns the partition and the record of each bundle (at most MAX_BUNDLE check-ins each)."""
     records = checkin_records(batch)
-    order = np.argsort(batch.venue_id.astype(str), kind="stable")  # stable: arrival order within a venue
-    venues = batch.venue_id[order]
-    cuts = [*np.flatnonzero(np.r_[True, venues[1:] != venues[:-1]]).tolist(), len(order)]
-    keys, bundles = [], []
+    of_venue = {v: partition_of(v, partitions) for v in set(batch.venue_id.tolist())}
+    part = np.array([of_venue[v] for v in batch.venue_id.tolist()], dtype=np.int64)
+    order = np.argsort(part, kind="stable")  # stable: arrival order within a partition
+    cuts = [*np.flatnonzero(np.r_[True, part[order][1:] != part[order][:-1]]).tolist(), len(order)]
+    targets, bundles = [], []
     for lo, hi in itertools.pairwise(cuts):
         for start in range(lo, hi, MAX_BUNDLE):
-            rows = order[start : min(hi, start + MAX_BUNDLE)].tolist()
-            keys.append(str(venues[lo]))
-            bundles.append({"venue_id": keys[-1], "checkins": [records[i] for i in rows]})
-    return keys, bundles
+            targets.append(int(part[order[lo]]))
+            bundles.append({"checkins": [records[i] for i in order[start : min(hi, start + MAX_BUNDLE)].tolist()]})
+    return targets, bundles
 
 
 @dataclass

@@ -23,7 +23,6 @@ from typing import Any
 
 import faust
 import numpy as np
-from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from qrtrace.domain.categories import load_categories
@@ -52,6 +51,7 @@ from qrtrace.stream_processors.codec import (
     checkin_batch,
     dead_letter_from_record,
     dead_letter_record,
+    partition_of,
 )
 from qrtrace.stream_processors.pipeline import CheckinProcessor, ProcessorConfig, ProcessorOutput
 from qrtrace.stream_processors.state import PartitionState, VenueState
@@ -61,11 +61,6 @@ TAKE_MAX = 1_000  # messages: bundles of a few dozen check-ins each, so tens of 
 TAKE_WITHIN_S = 1.0
 IDLE_FLUSH_S = 3.0
 STATE_MAX_BYTES = 16 * 1024 * 1024
-
-
-def partition_of(venue_id: str, partitions: int) -> int:
-    """Kafka's default (Java murmur2) partition for a key: where the producer put this venue."""
-    return (murmur2(venue_id.encode()) & 0x7FFFFFFF) % partitions
 
 
 def now_us() -> int:
@@ -168,12 +163,11 @@ class CheckinWorker:
             await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
 
     def forget_partitions(self) -> None:
-        """After a rebalance: state is re-read from the table (another worker may have moved it on),
-        and progress is re-learnt (the consumer resumes from the committed offsets)."""
+        """After a rebalance: state is re-read from the table (another worker may have moved it on).
+        `next_offset` stays: offsets only grow, so a partition coming back is never taken as further
+        along than it is."""
         self.partitions.clear()
         self.cache.clear()
-        self.next_offset.clear()
-        self.last_event_wall.clear()
 
     # -- batches ----------------------------------------------------------------------------------
     async def handle(self, events: Sequence[Any]) -> list[DeadLetter]:

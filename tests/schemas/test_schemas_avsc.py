@@ -53,7 +53,6 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "declaration_sealed": b"\x01sealed\xff",
     },
     "checkin_bundle.v1": {
-        "venue_id": "TQ-076-0001",
         "checkins": [
             {**base, "scan_id": f"scan-b{i}", "declaration_sealed": None}
             for i, base in enumerate([SAMPLES_CHECKIN_V1, SAMPLES_CHECKIN_V1])

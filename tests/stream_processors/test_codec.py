@@ -18,7 +18,7 @@ from qrtrace.schemas.registry import (
     load_packaged,
 )
 from qrtrace.stream_processors import codec
-from qrtrace.stream_processors.codec import SEQ_PER_MESSAGE, CheckinDecoder, checkin_batch
+from qrtrace.stream_processors.codec import SEQ_PER_MESSAGE, CheckinDecoder, checkin_batch, partition_of
 
 
 @pytest.fixture(scope="module")
@@ -43,24 +43,25 @@ def test_bundle_schema_carries_the_latest_checkin() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.sampled_from(["A", "B", "C", "D"]), min_size=1, max_size=60), st.integers(1, 7))
-def test_bundles_keep_arrival_order_per_venue(venues: list[str], max_bundle: int) -> None:
+@given(st.lists(st.sampled_from("ABCDE"), min_size=1, max_size=60), st.integers(1, 7), st.integers(1, 4))
+def test_bundles_keep_arrival_order_per_partition(venues: list[str], max_bundle: int, partitions: int) -> None:
     registry = default_registry()
     batch = _batch(venues)
     original = codec.MAX_BUNDLE
     codec.MAX_BUNDLE = max_bundle
     try:
-        keys, values = checkin_messages(batch, registry.latest(CHECKIN_BUNDLES_SUBJECT))
+        targets, values = checkin_messages(batch, registry.latest(CHECKIN_BUNDLES_SUBJECT), partitions)
     finally:
         codec.MAX_BUNDLE = original
     decoded = CheckinDecoder(registry).decode(values, list(range(len(values))))
     assert not decoded.undecodable
     assert sorted(r["scan_id"] for r in decoded.records) == sorted(batch.scan_id.tolist())  # nothing lost or added
-    for venue in set(venues):
-        got = [r["scan_id"] for r in decoded.records if r["venue_id"] == venue]
-        assert got == [s for s, v in zip(batch.scan_id, batch.venue_id, strict=True) if v == venue]
-    assert all(len(decode_one(registry, v)["checkins"]) <= max_bundle for v in values)
-    assert [k.decode() for k in keys] == [decode_one(registry, v)["venue_id"] for v in values]
+    for p in range(partitions):  # each partition sees exactly the order single messages would have had
+        got = [r["scan_id"] for v, t in zip(values, targets, strict=True) if t == p
+               for r in decode_one(registry, v)["checkins"]]  # fmt: skip
+        want = [s for s, v in zip(batch.scan_id, batch.venue_id, strict=True) if partition_of(v, partitions) == p]
+        assert got == want
+    assert all(0 < len(decode_one(registry, v)["checkins"]) <= max_bundle for v in values)
     assert decoded.seq == sorted(decoded.seq) and len(set(decoded.seq)) == len(decoded.seq)
 
 
@@ -70,17 +71,18 @@ def decode_one(registry: SchemaRegistry, value: bytes) -> dict:
 
 def test_decoder_reads_bundles_previous_version_singles_and_reports_poison(registry: SchemaRegistry) -> None:
     batch = _batch(["A", "A", "B"])
-    _, bundles = checkin_messages(batch, registry.latest(CHECKIN_BUNDLES_SUBJECT))
+    _, bundles = checkin_messages(batch, registry.latest(CHECKIN_BUNDLES_SUBJECT), 1)
     v1_id = registry.versions(CHECKINS_SUBJECT)[0]
     old = {"scan_id": "old-1", "venue_id": "A", "person": "ff" * 16, "direction": "in",
            "event_time_us": 1_626_000_000_000_000, "offset_minutes": 420, "mode": "manual",
            "scanner_id": "paper"}  # fmt: skip
     single_v1 = wire.encode(v1_id, load_packaged("checkin", 1), old)
     poison = b"\x00\x00\x00\x00\x08garbage"  # names the bundle schema, body unreadable
-    values = [bundles[0], single_v1, poison, b"not avro", bundles[1]]
+    values = [bundles[0], single_v1, poison, b"not avro", bundles[0]]
     decoded = CheckinDecoder(registry).decode(values, [10, 11, 12, 13, 14])
-    assert [r["scan_id"] for r in decoded.records] == ["s-0", "s-1", "old-1", "s-2"]
-    assert decoded.records[2]["declaration_sealed"] is None  # v1 read with the v2 schema
-    assert decoded.seq == [10 * SEQ_PER_MESSAGE, 10 * SEQ_PER_MESSAGE + 1, 11 * SEQ_PER_MESSAGE, 14 * SEQ_PER_MESSAGE]
+    assert [r["scan_id"] for r in decoded.records] == ["s-0", "s-1", "s-2", "old-1", "s-0", "s-1", "s-2"]
+    assert decoded.records[3]["declaration_sealed"] is None  # v1 read with the v2 schema
+    first, last = 10 * SEQ_PER_MESSAGE, 14 * SEQ_PER_MESSAGE
+    assert decoded.seq == [first, first + 1, first + 2, 11 * SEQ_PER_MESSAGE, last, last + 1, last + 2]
     assert [i for i, _ in decoded.undecodable] == [2, 3]
     assert all(why.endswith(".") for _, why in decoded.undecodable)
