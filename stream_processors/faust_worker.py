@@ -18,7 +18,7 @@ import itertools
 import logging
 import pickle
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
@@ -79,7 +79,8 @@ class CheckinWorker:
         highwater: Callable[[int], int | None],
         assigned: Callable[[], set[int]],
         committed: Callable[[int], int | None],
-        settled: Callable[[], bool] = lambda: True,
+        settled: Callable[[], bool],
+        publish: Callable[[list[DeadLetter]], Awaitable[None]],
     ) -> None:
         self.settings = settings
         self.table = table
@@ -93,6 +94,7 @@ class CheckinWorker:
         self.assigned = assigned
         self.committed = committed
         self.settled = settled  # no rebalance under way and the venue_state table recovered
+        self.publish = publish  # dead letters to checkins.dlq, returning once Kafka has them
         self.lock = asyncio.Lock()
         self.config = self._load_config()
         self.decoder = CheckinDecoder(registry)
@@ -170,12 +172,11 @@ class CheckinWorker:
         self.cache.clear()
 
     # -- batches ----------------------------------------------------------------------------------
-    async def handle(self, events: Sequence[Any]) -> list[DeadLetter]:
-        """Process one take() batch; returns dead letters to publish. Runs under the worker lock."""
+    async def handle(self, events: Sequence[Any]) -> None:
+        """Process one take() batch: rows stored, dead letters published, state saved; then Faust acks it."""
         by_partition: dict[int, list[Any]] = {}
         for ev in events:
             by_partition.setdefault(ev.message.partition, []).append(ev)
-        letters: list[DeadLetter] = []
         async with self.lock:
             mine = self.assigned()
             for p, evs in by_partition.items():
@@ -184,10 +185,9 @@ class CheckinWorker:
                     # commit with the state in the table; touching that state here would fork it.
                     EVENTS.labels("worker", "skipped_revoked").inc(len(evs))
                     continue
-                letters += await self._handle_partition(p, evs)
-        return letters
+                await self._handle_partition(p, evs)
 
-    async def _handle_partition(self, p: int, events: list[Any]) -> list[DeadLetter]:
+    async def _handle_partition(self, p: int, events: list[Any]) -> None:
         decoded = self.decoder.decode([ev.message.value or b"" for ev in events], [ev.message.offset for ev in events])
         letters = [_poison(events[i], why) for i, why in decoded.undecodable]
         good, seq = decoded.records, decoded.seq
@@ -210,9 +210,10 @@ class CheckinWorker:
         if highwater is not None:
             CONSUMER_LAG.labels(events[0].message.topic, str(p)).set(max(0, highwater - self.next_offset[p]))
         await self._store(out)
+        # Dead letters before the state: once the state remembers these scans, a replay drops them.
+        await self.publish(letters + out.dead_letters)
         await self._save(state)
         _observe_latency(events)
-        return letters + out.dead_letters
 
     def _caught_up(self, p: int) -> bool:
         """Nothing more to read on partition p: releasing held events cannot reorder anything still coming."""
@@ -221,17 +222,16 @@ class CheckinWorker:
         done = max(self.next_offset.get(p, 0), self.committed(p) or 0)
         return highwater is not None and done >= highwater
 
-    async def flush_idle(self) -> list[DeadLetter]:
+    async def flush_idle(self) -> None:
         """Release held events of partitions that are caught up and quiet for IDLE_FLUSH_S.
 
         A partition merely waiting behind a slow batch (or a database outage) is not idle: its next
         events may belong before the held ones, so it keeps holding until it has read everything."""
-        letters: list[DeadLetter] = []
         async with self.lock:
             if not self.settled():
                 # Checked again under the lock: waiting for it can outlast a whole rebalance, after
                 # which the table may still be recovering partitions that moved here.
-                return letters
+                return
             # Every assigned partition, including one that arrived fully processed but with held events.
             for p in sorted(self.assigned()):
                 state = self._partition(p)
@@ -240,9 +240,8 @@ class CheckinWorker:
                     self._preload(state, set())
                     out = CheckinProcessor(self.config, state).flush()
                     await self._store(out)
+                    await self.publish(out.dead_letters)
                     await self._save(state)
-                    letters += out.dead_letters
-        return letters
 
     async def _store(self, out: ProcessorOutput) -> None:
         def write(store: Store) -> None:
@@ -352,7 +351,9 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
 
     def worker() -> CheckinWorker:
         if "w" not in holder:
-            holder["w"] = CheckinWorker(settings, table, registry, store, highwater, assigned, committed, settled)
+            holder["w"] = CheckinWorker(
+                settings, table, registry, store, highwater, assigned, committed, settled, publish
+            )
         return holder["w"]
 
     async def publish(letters: list[DeadLetter]) -> None:
@@ -360,13 +361,15 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
             return
         at = now_us()
         values = encode_batch(dl_schema_id, dl_schema, [dead_letter_record(d, "worker", at) for d in letters])
-        for letter, value in zip(letters, values, strict=True):
-            await dlq.send(key=letter.dl_id.encode(), value=value)
+        # force: sent now, not attached to the current event for commit time; awaited until delivered.
+        sent = [await dlq.send(key=letter.dl_id.encode(), value=value, force=True)
+                for letter, value in zip(letters, values, strict=True)]  # fmt: skip
+        await asyncio.gather(*sent)
 
     @app.agent(checkins)
     async def process_checkins(stream: faust.Stream) -> None:
         async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN_S):
-            await publish(await worker().handle(events))
+            await worker().handle(events)
 
     @app.agent(dlq)
     async def store_dead_letters(stream: faust.Stream) -> None:
@@ -406,6 +409,6 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
     async def flush_quiet_partitions() -> None:
         # Only with a settled assignment and the venue_state table fully recovered.
         if "w" in holder and settled():
-            await publish(await holder["w"].flush_idle())
+            await holder["w"].flush_idle()
 
     return app
