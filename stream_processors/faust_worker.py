@@ -123,8 +123,12 @@ class CheckinWorker:
                 venue = key.decode()
                 if partition_of(venue, n) == p:
                     vs = self._load(venue)
-                    if vs is not None and len(vs.held):
-                        state.holding.add(venue)
+                    if vs is not None:
+                        if len(vs.held):
+                            state.holding.add(venue)
+                        # The clock goes on from where the last owner left it: a fresh clock would hold
+                        # back events the last owner would have released, and pair them differently.
+                        state.max_event_time_us = max(state.max_event_time_us, vs.clock_us)
         return state
 
     def _load(self, venue: str) -> VenueState | None:
@@ -149,6 +153,7 @@ class CheckinWorker:
         pending: dict[bytes, bytes] = {}
         for venue in state.take_changed():
             vs = state.venues[venue]
+            vs.clock_us = state.max_event_time_us
             self.cache[venue] = vs
             key = venue.encode()
             pending[key] = self.table.data[key] = pickle.dumps(vs, protocol=pickle.HIGHEST_PROTOCOL)

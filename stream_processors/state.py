@@ -33,6 +33,7 @@ class VenueState:
     present: dict[int, int] = field(default_factory=dict)  # window number -> people present
     arrivals: dict[int, int] = field(default_factory=dict)  # window number -> visits starting
     version: int = 0  # occupancy emission counter: the store keeps the highest
+    clock_us: int = NEVER  # the partition's event-time clock when this state was last saved (adapters)
 
 
 @dataclass
