@@ -61,6 +61,7 @@ TAKE_MAX = 1_000  # messages: bundles of a few dozen check-ins each, so tens of 
 TAKE_WITHIN_S = 1.0
 IDLE_FLUSH_S = 3.0
 STATE_MAX_BYTES = 16 * 1024 * 1024
+HOLDING_REPORT_S = 20.0
 
 
 def now_us() -> int:
@@ -96,6 +97,7 @@ class CheckinWorker:
         self.settled = settled  # no rebalance under way and the venue_state table recovered
         self.publish = publish  # dead letters to checkins.dlq, returning once Kafka has them
         self.lock = asyncio.Lock()
+        self._reported_at = 0.0
         self.config = self._load_config()
         self.decoder = CheckinDecoder(registry)
 
@@ -236,17 +238,30 @@ class CheckinWorker:
             if not self.settled():
                 # Checked again under the lock: waiting for it can outlast a whole rebalance, after
                 # which the table may still be recovering partitions that moved here.
+                self._report_holding("the assignment is not settled")
                 return
             # Every assigned partition, including one that arrived fully processed but with held events.
             for p in sorted(self.assigned()):
                 state = self._partition(p)
                 quiet = time.monotonic() - self.last_event_wall.get(p, 0) > IDLE_FLUSH_S
+                if state.holding and quiet and not self._caught_up(p):
+                    self._report_holding(
+                        f"partition {p} is not caught up (read up to {self.next_offset.get(p)}, "
+                        f"committed {self.committed(p)}, end {self.highwater(p)})"
+                    )
                 if state.holding and quiet and self._caught_up(p):
                     self._preload(state, set())
                     out = CheckinProcessor(self.config, state).flush()
                     await self._store(out)
                     await self.publish(out.dead_letters)
                     await self._save(state)
+
+    def _report_holding(self, why: str) -> None:
+        """Say, at most every HOLDING_REPORT_S, why held events are not released on a quiet worker."""
+        now = time.monotonic()
+        if now - self._reported_at > HOLDING_REPORT_S and any(s.holding for s in self.partitions.values()):
+            self._reported_at = now
+            log.warning("held events wait: %s", why)
 
     async def _store(self, out: ProcessorOutput) -> None:
         def write(store: Store) -> None:
@@ -352,7 +367,8 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
     dl_schema_id, dl_schema = registry.latest(DEAD_LETTERS_SUBJECT)
 
     def settled() -> bool:
-        return not app.rebalancing and app.tables.recovery.completed.is_set()
+        # `recovery.completed` stays set after the first recovery, hence `in_recovery` as well.
+        return not app.rebalancing and not app.in_recovery and app.tables.recovery.completed.is_set()
 
     def worker() -> CheckinWorker:
         if "w" not in holder:
@@ -404,6 +420,14 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
 
             await asyncio.get_running_loop().run_in_executor(None, identity_store.run, write)
 
+    @table.on_recover
+    async def on_table_recovered() -> None:
+        # Partition states built while the table was still recovering (an idle flush can run in the
+        # gap between assignment and recovery) would miss held events: rebuild them from the table.
+        if "w" in holder:
+            async with holder["w"].lock:
+                holder["w"].forget_partitions()
+
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
         if "w" in holder:
@@ -412,8 +436,8 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
 
     @app.timer(interval=1.0)
     async def flush_quiet_partitions() -> None:
-        # Only with a settled assignment and the venue_state table fully recovered.
-        if "w" in holder and settled():
-            await holder["w"].flush_idle()
+        # Only with a settled assignment and the venue_state table fully recovered (checked under the lock).
+        # The worker may not have seen an event yet: partitions can arrive fully read, with held events.
+        await worker().flush_idle()
 
     return app
