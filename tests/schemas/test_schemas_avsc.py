@@ -31,16 +31,7 @@ SAMPLES_CHECKIN_V1 = {
     "scanner_id": "bluezone-abc",
 }
 SAMPLES: dict[str, dict[str, Any]] = {
-    "checkin.v1": {
-        "scan_id": "scan-0001",
-        "venue_id": "TQ-076-0001",
-        "person": "9f" * 32,
-        "direction": "in",
-        "event_time_us": US,
-        "offset_minutes": 420,
-        "mode": "venue_qr",
-        "scanner_id": "bluezone-abc",
-    },
+    "checkin.v1": SAMPLES_CHECKIN_V1,
     "checkin.v2": {
         "scan_id": "scan-0002",
         "venue_id": "TQ-076-0001",
