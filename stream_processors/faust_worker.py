@@ -97,6 +97,7 @@ class CheckinWorker:
         self.settled = settled  # no rebalance under way and the venue_state table recovered
         self.publish = publish  # dead letters to checkins.dlq, returning once Kafka has them
         self.lock = asyncio.Lock()
+        self.rebuild = False  # set when the table recovered: partition states are rebuilt under the lock
         self._reported_at = 0.0
         self.config = self._load_config()
         self.decoder = CheckinDecoder(registry)
@@ -178,6 +179,11 @@ class CheckinWorker:
         self.partitions.clear()
         self.cache.clear()
 
+    def _rebuild_if_recovered(self) -> None:
+        if self.rebuild:
+            self.rebuild = False
+            self.forget_partitions()
+
     # -- batches ----------------------------------------------------------------------------------
     async def handle(self, events: Sequence[Any]) -> None:
         """Process one take() batch: rows stored, dead letters published, state saved; then Faust acks it."""
@@ -185,6 +191,7 @@ class CheckinWorker:
         for ev in events:
             by_partition.setdefault(ev.message.partition, []).append(ev)
         async with self.lock:
+            self._rebuild_if_recovered()
             mine = self.assigned()
             for p, evs in by_partition.items():
                 if p not in mine:
@@ -240,6 +247,7 @@ class CheckinWorker:
                 # which the table may still be recovering partitions that moved here.
                 self._report_holding("the assignment is not settled")
                 return
+            self._rebuild_if_recovered()
             # Every assigned partition, including one that arrived fully processed but with held events.
             for p in sorted(self.assigned()):
                 state = self._partition(p)
@@ -424,9 +432,9 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
     async def on_table_recovered() -> None:
         # Partition states built while the table was still recovering (an idle flush can run in the
         # gap between assignment and recovery) would miss held events: rebuild them from the table.
+        # Only flagged here: waiting for the worker lock inside Faust's recovery could deadlock.
         if "w" in holder:
-            async with holder["w"].lock:
-                holder["w"].forget_partitions()
+            holder["w"].rebuild = True
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
