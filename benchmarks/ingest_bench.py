@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from charts import log_bar_chart
 from naive_ingest import NaiveIngest, NaiveResult
 
 from qrtrace.domain.categories import load_categories
@@ -350,19 +351,6 @@ def naive_baseline(
 # -- 6. chart (Pillow: matplotlib is not in the venv) -----------------------------------------
 def draw_chart(path: Path, bars: list[tuple[str, float, str]], title: str, subtitle: str) -> None:
     """Horizontal bars on a log scale: (label, events/s, kind) with kind in fast / naive / stage / store / sum."""
-    import math
-
-    from PIL import Image, ImageDraw, ImageFont
-
-    def font(size: int, bold: bool = False) -> ImageFont.ImageFont:
-        name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
-        for candidate in (name, f"/usr/share/fonts/truetype/dejavu/{name}"):
-            try:
-                return ImageFont.truetype(candidate, size)
-            except OSError:
-                continue
-        return ImageFont.load_default(size=size)
-
     colours = {
         "fast": (31, 119, 180),
         "naive": (214, 39, 40),
@@ -370,49 +358,10 @@ def draw_chart(path: Path, bars: list[tuple[str, float, str]], title: str, subti
         "store": (255, 127, 14),
         "sum": (70, 70, 70),
     }
-    f_title, f_text, f_small = font(20, bold=True), font(15), font(13)
-    left, right, top, row = 300, 150, 90, 38
-    plot_w = 620
-    width = left + plot_w + right
-    height = top + row * len(bars) + 70
-    img = Image.new("RGB", (width, height), "white")
-    d = ImageDraw.Draw(img)
-    d.text((20, 15), title, fill="black", font=f_title)
-    d.text((20, 45), subtitle, fill=(80, 80, 80), font=f_small)
-    values = [v for _, v, _ in bars if v > 0] + [TARGET_EVENTS_PER_S]
-    lo = 10 ** math.floor(math.log10(min(values)))
-    hi = 10 ** math.ceil(math.log10(max(values)))
-    span = math.log10(hi) - math.log10(lo)
-
-    def x(v: float) -> float:
-        return left + plot_w * (math.log10(max(v, lo)) - math.log10(lo)) / span
-
-    bottom = top + row * len(bars)
-    decade = lo
-    while decade <= hi:  # bounded: ten-fold steps from lo to hi
-        gx = x(decade)
-        d.line([(gx, top - 5), (gx, bottom)], fill=(225, 225, 225))
-        label = f"{decade:,.0f}"
-        d.text((gx - d.textlength(label, font=f_small) / 2, bottom + 6), label, fill=(80, 80, 80), font=f_small)
-        decade *= 10
-    d.text((left + plot_w / 2 - 120, bottom + 28), "events per second (log scale)", fill="black", font=f_text)
-    tx = x(TARGET_EVENTS_PER_S)
-    for y in range(top - 5, bottom, 8):  # dashed target line, behind the bars and their labels
-        d.line([(tx, y), (tx, min(y + 4, bottom))], fill=(44, 160, 44), width=2)
-    d.text((tx + 4, top - 22), f"target {TARGET_EVENTS_PER_S:,}/s", fill=(44, 160, 44), font=f_small)
-    for i, (label, value, kind) in enumerate(bars):
-        y = top + i * row
-        d.text((left - 10 - d.textlength(label, font=f_text), y + 8), label, fill="black", font=f_text)
-        d.rectangle([left, y + 6, x(value), y + row - 6], fill=colours[kind])
-        text = f"{value:,.0f}"
-        tx0 = x(value) + 6
-        d.rectangle([tx0 - 2, y + 8, tx0 + d.textlength(text, font=f_small) + 2, y + row - 8], fill="white")
-        d.text((tx0, y + 9), text, fill="black", font=f_small)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    log_bar_chart(path, bars, title, subtitle, colours, TARGET_EVENTS_PER_S,
+                  f"target {TARGET_EVENTS_PER_S:,}/s", left=300, plot_w=620)  # fmt: skip
 
 
-# -- main -------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     load_at_start = os.getloadavg()
