@@ -23,7 +23,7 @@ from qrtrace.producers.edge import Edge, seal_identities
 from qrtrace.queries.coverage import CoverageReport, coverage_report
 from qrtrace.queries.reidentify import Identity, reidentify
 from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules, trace_cases
-from qrtrace.queries.visit_reader import StoreVisitReader
+from qrtrace.queries.visit_reader import StoreHopReader
 from qrtrace.settings import Settings
 from qrtrace.sinks.audit import AuditLog, now_us
 from qrtrace.sinks.clickhouse_sql import load_sql
@@ -196,7 +196,7 @@ class EmbeddedRuntime:
             person = self.pseudonymiser.one(person_id)
             raw_by_person[person] = person_id
             queries.append(CaseQuery(case_id or f"trace-{person[:12]}", person, from_us, to_us))
-        results = trace_cases(StoreVisitReader(self.store), queries, rules)
+        results = trace_cases(StoreHopReader(self.store), queries, rules)
         persons: set[str] = set()
         for r in results:
             self.audit.record(

@@ -1,18 +1,32 @@
-"""Trace: a positive case (F0) to its F1, F2 ... cohorts, exactly by DESIGN.md's semantics. Pure core.
+"""Trace: positive cases (F0) to their F1, F2 ... cohorts, exactly by DESIGN.md's semantics. Pure core.
 
-Each hop asks the store twice, for the whole frontier at once: the visits at the frontier's venues
-around the frontier's times, then the visits of the newly placed people. Everything between is
-plain Python over those lists.
+One code path serves one case and a batch of thousands. Each hop asks the store two set-based
+questions for the whole frontier (every case at once): the frontier people's visits (one index range
+per person), then every visit in the (venue, hour) cells around those visits (one index range per
+cell). Everything between is columnar work here, without I/O: each case's own sources, the overlap
+join on venue with DESIGN.md's rules, dropping people a case has already placed, each new contact's
+first exposure, and the next frontier (a person reached by several cases is read once).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+import pandas as pd
+
 from qrtrace.stream_processors.batch import US_PER_MINUTE
+
+NO_BOUND = 2**62  # "unbounded" for Int64 time bounds (UTC microseconds)
+
+BUCKET_US = 6 * 60 * US_PER_MINUTE  # the store's start_bucket: visits_by_venue's key is (venue_id, start_bucket)
+VISIT_COLUMNS = ("person", "venue_id", "start_us", "end_us")
+
+# A columnar table: equal-length numpy arrays by column name (strings as object arrays). The core
+# works on these, not on DataFrames: per-call overhead matters when a single trace takes milliseconds.
+Table = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +42,7 @@ class TraceRules:
     depth: int = 2
     grace_us: int = 30 * US_PER_MINUTE
     min_overlap_us: int = 0
-    until_us: int = 2**62  # sources of F2+ start no later than this (default: now)
+    until_us: int = NO_BOUND  # sources of F2+ start no later than this (default: now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,152 +80,301 @@ class TraceResult:
     contacts: list[Contact]  # ordered by hop, first exposure, person
 
     def by_hop(self) -> dict[int, list[Contact]]:
-        out: dict[int, list[Contact]] = defaultdict(list)
+        out: dict[int, list[Contact]] = {}
         for c in self.contacts:
-            out[c.hop].append(c)
-        return dict(out)
+            out.setdefault(c.hop, []).append(c)
+        return out
 
 
-class VisitReader(Protocol):
-    """What the trace needs from a store; each call serves the whole frontier."""
+@dataclass(frozen=True)
+class Frontier:
+    """The source selections of one hop. `selections` has one row per (case, person): the person's
+    visits with start in [start_lo, start_hi] and end >= end_lo are that case's sources. The store is
+    asked once per distinct person (`persons`, with the union of their bounds), shared by all cases."""
 
-    def case_visits(self, person: str, from_us: int, to_us: int) -> list[Visit]:
-        """The person's visits intersecting [from, to]."""
+    selections: Table  # case, person, start_lo, start_hi, end_lo
+    persons: list[str]
+    start_los: list[int]
+    start_his: list[int]
+    end_los: list[int]
 
-    def venue_visits(self, windows: Mapping[str, tuple[int, int]]) -> list[Visit]:
-        """Visits at each venue with start < hi and end > lo, for windows[venue] = (lo, hi)."""
+    @classmethod
+    def of(cls, selections: Table) -> Frontier:
+        codes, persons = pd.factorize(selections["person"])
+        n = len(persons)
+        lo = np.full(n, NO_BOUND, dtype=np.int64)
+        hi = np.full(n, -NO_BOUND, dtype=np.int64)
+        end_lo = np.full(n, NO_BOUND, dtype=np.int64)
+        np.minimum.at(lo, codes, selections["start_lo"])
+        np.maximum.at(hi, codes, selections["start_hi"])
+        np.minimum.at(end_lo, codes, selections["end_lo"])
+        return cls(selections, list(persons), lo.tolist(), hi.tolist(), end_lo.tolist())
 
-    def person_visits(self, since_us: Mapping[str, int], until_us: int) -> list[Visit]:
-        """Each person's visits starting in [since_us[person], until_us]."""
-
-
-def exposure_between(s: Visit, t: Visit, grace_us: int) -> tuple[int, int] | None:
-    """(start, overlap) when source s exposes target t at the same venue, else None."""
-    if not (t.start < s.end + grace_us and s.start < t.end):
-        return None
-    start = max(s.start, t.start)
-    return start, min(s.end + grace_us, t.end) - start
-
-
-def expand_frontier(
-    sources: Sequence[Visit],
-    source_hop: int,
-    candidates: Sequence[Visit],
-    placed: set[str] | frozenset[str],
-    rules: TraceRules,
-) -> dict[str, list[Exposure]]:
-    """Every exposure of a not-yet-placed person's candidate visit by a source visit, per person."""
-    by_venue: dict[str, list[Visit]] = defaultdict(list)
-    for s in sources:
-        by_venue[s.venue].append(s)
-    for group in by_venue.values():
-        group.sort(key=lambda v: v.start)
-    found: dict[str, list[Exposure]] = defaultdict(list)
-    grace, min_overlap = rules.grace_us, rules.min_overlap_us
-    for t in candidates:
-        if t.person in placed:
-            continue
-        for s in by_venue.get(t.venue, ()):
-            if s.start >= t.end:
-                break  # sorted by start: no later source overlaps t
-            hit = exposure_between(s, t, grace)
-            if hit is not None and hit[1] >= min_overlap:
-                start, overlap = hit
-                found[t.person].append(Exposure(t.venue, start, start + overlap, overlap, s.person, source_hop))
-    return dict(found)
+    def __len__(self) -> int:
+        return len(self.persons)
 
 
-def frontier_windows(sources: Sequence[Visit], grace_us: int) -> dict[str, tuple[int, int]]:
-    """Per venue, the time range a target must touch to be exposed by any source there."""
-    windows: dict[str, tuple[int, int]] = {}
-    for s in sources:
-        lo, hi = windows.get(s.venue, (s.start, s.end + grace_us))
-        windows[s.venue] = (min(lo, s.start), max(hi, s.end + grace_us))
-    return windows
+class HopReader(Protocol):
+    """What the trace needs from a store: two set-based reads per hop (tables of VISIT_COLUMNS)."""
+
+    def source_visits(self, frontier: Frontier) -> tuple[Table, int]:
+        """Each frontier person's visits within their bounds (a superset is fine), and the length of
+        the longest visit stored (how far back an overlapping visit can have started)."""
+
+    def cell_visits(self, venues: np.ndarray, buckets: np.ndarray) -> Table:
+        """Every visit whose (venue_id, start_bucket) is one of the given cells."""
 
 
-def trace_case(reader: VisitReader, case: CaseQuery, rules: TraceRules) -> TraceResult:
+@dataclass
+class TraceBatch:
+    """The columnar result of a batch: one row per (case, contact) and one per exposure."""
+
+    cases: list[CaseQuery]
+    rules: TraceRules
+    contacts: Table  # case, person, hop, first_exposure
+    exposures: Table  # case, person, venue, start, end, overlap, source_person, source_hop
+
+    def results(self) -> list[TraceResult]:
+        """One TraceResult per case, in the order the cases were given."""
+        e = self.exposures
+        order = np.lexsort((e["end"], e["source_person"], e["venue"], e["start"], e["person"], e["case"]))
+        evidence: dict[tuple[int, str], list[Exposure]] = {}
+        columns = ("case", "person", "venue", "start", "end", "overlap", "source_person", "source_hop")
+        for case, person, venue, start, end, overlap, source, source_hop in zip(
+            *(e[c][order].tolist() for c in columns), strict=True
+        ):
+            evidence.setdefault((case, person), []).append(Exposure(venue, start, end, overlap, source, source_hop))
+        c = self.contacts
+        order = np.lexsort((c["person"], c["first_exposure"], c["hop"], c["case"]))
+        per_case: list[list[Contact]] = [[] for _ in self.cases]
+        for case, person, hop, first in zip(
+            *(c[k][order].tolist() for k in ("case", "person", "hop", "first_exposure")), strict=True
+        ):
+            per_case[case].append(Contact(person, hop, first, evidence[(case, person)]))
+        return [TraceResult(q, self.rules, found) for q, found in zip(self.cases, per_case, strict=True)]
+
+
+def trace_case(reader: HopReader, case: CaseQuery, rules: TraceRules) -> TraceResult:
     """F1..F(depth) of one case: each person once, at the lowest hop that reaches them."""
-    placed: set[str] = {case.person}
-    contacts: list[Contact] = []
-    sources = reader.case_visits(case.person, case.from_us, case.to_us)
+    return trace_batch(reader, [case], rules).results()[0]
+
+
+def trace_cases(reader: HopReader, cases: Sequence[CaseQuery], rules: TraceRules) -> list[TraceResult]:
+    """Many cases at once; results equal `trace_case` run per case, the cases share the reads."""
+    return trace_batch(reader, cases, rules).results()
+
+
+def trace_batch(reader: HopReader, cases: Sequence[CaseQuery], rules: TraceRules) -> TraceBatch:
+    """Trace every case: two store reads per hop for the whole batch."""
+    cases = list(cases)
+    placed: Table = {"case": np.arange(len(cases), dtype=np.int64), "person": _objects([c.person for c in cases])}
+    frontier = case_frontier(cases)
+    found_contacts: list[Table] = []
+    found_exposures: list[Table] = []
     for hop in range(1, rules.depth + 1):
-        if not sources:
+        if not len(frontier):
             break
-        candidates = reader.venue_visits(frontier_windows(sources, rules.grace_us))
-        found = expand_frontier(sources, hop - 1, candidates, placed, rules)
-        if not found:
+        exposures = expand_frontier(reader, frontier, placed, hop, rules)
+        if not len(exposures["case"]):
             break
-        new = [_contact(person, hop, exposures) for person, exposures in found.items()]
-        new.sort(key=lambda c: (c.first_exposure, c.person))
-        contacts.extend(new)
-        placed.update(found)
+        contacts = first_exposures(exposures, hop)
+        found_exposures.append(exposures)
+        found_contacts.append(contacts)
+        placed = concat_tables([placed, {"case": contacts["case"], "person": contacts["person"]}])
         if hop < rules.depth:
-            sources = reader.person_visits({c.person: c.first_exposure for c in new}, rules.until_us)
-    return TraceResult(case, rules, contacts)
+            frontier = contact_frontier(contacts, rules.until_us)
+    return TraceBatch(
+        cases,
+        rules,
+        concat_tables(found_contacts) if found_contacts else empty_table(CONTACT_COLUMNS),
+        concat_tables(found_exposures) if found_exposures else empty_table(EXPOSURE_COLUMNS),
+    )
 
 
-def trace_cases(reader: VisitReader, cases: Sequence[CaseQuery], rules: TraceRules) -> list[TraceResult]:
-    """Many cases at once: each hop asks the store twice for the union of all cases' frontiers.
-
-    Results equal `trace_case` run per case; the cases only share the reads.
-    """
-    placed = {c.case_id: {c.person} for c in cases}
-    contacts: dict[str, list[Contact]] = {c.case_id: [] for c in cases}
-    sources: dict[str, list[Visit]] = {c.case_id: reader.case_visits(c.person, c.from_us, c.to_us) for c in cases}
-    for hop in range(1, rules.depth + 1):
-        live = {cid: s for cid, s in sources.items() if s}
-        if not live:
-            break
-        candidates = reader.venue_visits(_union_windows(live.values(), rules.grace_us))
-        by_venue: dict[str, list[Visit]] = defaultdict(list)
-        for v in candidates:
-            by_venue[v.venue].append(v)
-        since: dict[str, int] = {}
-        new_by_case: dict[str, list[Contact]] = {}
-        for cid, case_sources in live.items():
-            venues = {s.venue for s in case_sources}
-            mine = [v for venue in venues for v in by_venue.get(venue, ())]
-            found = expand_frontier(case_sources, hop - 1, mine, placed[cid], rules)
-            new = sorted((_contact(p, hop, e) for p, e in found.items()), key=lambda c: (c.first_exposure, c.person))
-            contacts[cid].extend(new)
-            placed[cid].update(found)
-            new_by_case[cid] = new
-            for c in new:
-                since[c.person] = min(since.get(c.person, c.first_exposure), c.first_exposure)
-        sources = {}
-        if hop < rules.depth and since:
-            visits = reader.person_visits(since, rules.until_us)
-            for cid, new in new_by_case.items():
-                first = {c.person: c.first_exposure for c in new}
-                sources[cid] = [v for v in visits if v.person in first and v.start >= first[v.person]]
-    return [TraceResult(c, rules, contacts[c.case_id]) for c in cases]
+CONTACT_COLUMNS = {"case": np.int64, "person": object, "hop": np.int64, "first_exposure": np.int64}
+EXPOSURE_COLUMNS = {
+    "case": np.int64,
+    "person": object,
+    "venue": object,
+    "start": np.int64,
+    "end": np.int64,
+    "overlap": np.int64,
+    "source_person": object,
+    "source_hop": np.int64,
+}
 
 
-def _union_windows(groups: Iterable[Sequence[Visit]], grace_us: int) -> dict[str, tuple[int, int]]:
-    return frontier_windows([v for group in groups for v in group], grace_us)
+def case_frontier(cases: Sequence[CaseQuery]) -> Frontier:
+    """F1 sources: each case's visits intersecting its infectious window [from, to]."""
+    n = len(cases)
+    return Frontier.of(
+        {
+            "case": np.arange(n, dtype=np.int64),
+            "person": _objects([c.person for c in cases]),
+            "start_lo": np.full(n, -NO_BOUND, dtype=np.int64),
+            "start_hi": np.array([c.to_us for c in cases], dtype=np.int64),
+            "end_lo": np.array([c.from_us for c in cases], dtype=np.int64),
+        }
+    )
 
 
-def _contact(person: str, hop: int, exposures: list[Exposure]) -> Contact:
-    exposures.sort(key=lambda e: (e.start, e.venue, e.source_person, e.end))  # total order: stable output
-    return Contact(person, hop, exposures[0].start, exposures)
+def contact_frontier(contacts: Table, until_us: int) -> Frontier:
+    """F(k+1) sources: each new contact's visits from their first exposure until `until`."""
+    n = len(contacts["case"])
+    return Frontier.of(
+        {
+            "case": contacts["case"],
+            "person": contacts["person"],
+            "start_lo": contacts["first_exposure"],
+            "start_hi": np.full(n, until_us, dtype=np.int64),
+            "end_lo": np.full(n, -NO_BOUND, dtype=np.int64),
+        }
+    )
+
+
+def expand_frontier(reader: HopReader, frontier: Frontier, placed: Table, hop: int, rules: TraceRules) -> Table:
+    """One hop: every exposure of a person not yet placed by a case, by one of that case's sources."""
+    visits, longest = reader.source_visits(frontier)
+    sources = case_sources(visits, frontier.selections)
+    if not len(sources["case"]):
+        return empty_table(EXPOSURE_COLUMNS)
+    venues, buckets = exposure_cells(sources, longest, rules.grace_us)
+    candidates = reader.cell_visits(venues, buckets)
+    return hop_exposures(sources, candidates, placed, hop, rules)
+
+
+def case_sources(visits: Table, selections: Table) -> Table:
+    """(case, s_person, venue_id, s_start, s_end): each case's sources, by that case's own bounds."""
+    vi, si = join_indices(visits["person"], selections["person"])
+    start, end = visits["start_us"][vi], visits["end_us"][vi]
+    own = (start >= selections["start_lo"][si]) & (start <= selections["start_hi"][si])
+    own &= end >= selections["end_lo"][si]
+    vi, si = vi[own], si[own]
+    return {
+        "case": selections["case"][si],
+        "s_person": visits["person"][vi],
+        "venue_id": visits["venue_id"][vi],
+        "s_start": visits["start_us"][vi],
+        "s_end": visits["end_us"][vi],
+    }
+
+
+def exposure_cells(sources: Table, longest_us: int, grace_us: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (venue, start bucket) cells a visit exposed by any source can have started in:
+    from the source's start minus the longest visit, to its end plus grace."""
+    first = (sources["s_start"] - longest_us) // BUCKET_US
+    last = (sources["s_end"] + grace_us) // BUCKET_US
+    counts = last - first + 1
+    venue_codes, venues = pd.factorize(sources["venue_id"])
+    buckets = np.repeat(first, counts) + _ranks(counts)
+    low = int(buckets.min())
+    keys = np.unique(np.repeat(venue_codes.astype(np.int64), counts) << 32 | (buckets - low))
+    return np.asarray(venues, dtype=object)[keys >> 32], (keys & 0xFFFFFFFF) + low
+
+
+def hop_exposures(sources: Table, candidates: Table, placed: Table, hop: int, rules: TraceRules) -> Table:
+    """DESIGN.md's exposure rule over (source, candidate) pairs at the same venue, per case, minus
+    people the case has already placed (which includes the case itself)."""
+    si, ti = join_indices(sources["venue_id"], candidates["venue_id"])
+    s_start, s_end = sources["s_start"][si], sources["s_end"][si] + rules.grace_us
+    t_start, t_end = candidates["start_us"][ti], candidates["end_us"][ti]
+    start, end = np.maximum(s_start, t_start), np.minimum(s_end, t_end)
+    hit = (t_start < s_end) & (s_start < t_end) & (end - start >= rules.min_overlap_us)
+    hit &= candidates["person"][ti] != sources["s_person"][si]
+    si, ti, start, end = si[hit], ti[hit], start[hit], end[hit]
+    case, person = sources["case"][si], candidates["person"][ti]
+    fresh = ~contains_pairs(placed, case, person)
+    return {
+        "case": case[fresh],
+        "person": person[fresh],
+        "venue": candidates["venue_id"][ti][fresh],
+        "start": start[fresh],
+        "end": end[fresh],
+        "overlap": (end - start)[fresh],
+        "source_person": sources["s_person"][si][fresh],
+        "source_hop": np.full(int(fresh.sum()), hop - 1, dtype=np.int64),
+    }
+
+
+def first_exposures(exposures: Table, hop: int) -> Table:
+    """One row per (case, newly placed person) with their earliest exposure start."""
+    codes, _ = pd.factorize(exposures["person"])
+    key = exposures["case"] * (int(codes.max(initial=0)) + 1) + codes
+    order = np.lexsort((exposures["start"], key))
+    head = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(order) else order
+    return {
+        "case": exposures["case"][head],
+        "person": exposures["person"][head],
+        "hop": np.full(len(head), hop, dtype=np.int64),
+        "first_exposure": exposures["start"][head],
+    }
+
+
+def join_indices(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i, j) with left[i] == right[j]: an inner equi-join of two key columns."""
+    codes, _ = pd.factorize(np.concatenate([left, right]))
+    left_codes, right_codes = codes[: len(left)], codes[len(left) :]
+    order = np.argsort(right_codes, kind="stable")
+    ordered = right_codes[order]
+    lo = np.searchsorted(ordered, left_codes, "left")
+    counts = np.searchsorted(ordered, left_codes, "right") - lo
+    return np.repeat(np.arange(len(left)), counts), order[np.repeat(lo, counts) + _ranks(counts)]
+
+
+def contains_pairs(table: Table, case: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """For each (case[i], person[i]): is that pair a row of `table` (columns case, person)?"""
+    codes, _ = pd.factorize(np.concatenate([table["person"], person]))
+    width = int(codes.max(initial=0)) + 1
+    known = table["case"] * width + codes[: len(table["person"])]
+    return np.isin(case * width + codes[len(table["person"]) :], known)
+
+
+def _ranks(counts: np.ndarray) -> np.ndarray:
+    """0, 1, ..., counts[i] - 1 for each i, concatenated."""
+    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def _objects(values: Sequence[str]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def empty_table(columns: Mapping[str, type]) -> Table:
+    return {name: np.empty(0, dtype=dtype) for name, dtype in columns.items()}
+
+
+def concat_tables(tables: Sequence[Table]) -> Table:
+    if len(tables) == 1:
+        return tables[0]
+    return {name: np.concatenate([t[name] for t in tables]) for name in tables[0]}
 
 
 class InMemoryVisits:
-    """A VisitReader over a list: the reference adapter for tests and small in-process traces."""
+    """A HopReader over a list: the reference adapter for tests and small in-process traces."""
 
     def __init__(self, visits: Sequence[Visit]) -> None:
         self.visits = list(visits)
 
-    def case_visits(self, person: str, from_us: int, to_us: int) -> list[Visit]:
-        return [v for v in self.visits if v.person == person and v.start <= to_us and v.end >= from_us]
+    def source_visits(self, frontier: Frontier) -> tuple[Table, int]:
+        columns = (frontier.persons, frontier.start_los, frontier.start_his, frontier.end_los)
+        bounds = {p: (lo, hi, end_lo) for p, lo, hi, end_lo in zip(*columns, strict=True)}
+        mine = [v for v in self.visits if v.person in bounds and _within(v, *bounds[v.person])]
+        return visit_table(mine), max((v.end - v.start for v in self.visits), default=0)
 
-    def venue_visits(self, windows: Mapping[str, tuple[int, int]]) -> list[Visit]:
-        return [
-            v
-            for v in self.visits
-            if v.venue in windows and v.start < windows[v.venue][1] and v.end > windows[v.venue][0]
-        ]
+    def cell_visits(self, venues: np.ndarray, buckets: np.ndarray) -> Table:
+        cells = set(zip(venues.tolist(), buckets.tolist(), strict=True))
+        return visit_table([v for v in self.visits if (v.venue, v.start // BUCKET_US) in cells])
 
-    def person_visits(self, since_us: Mapping[str, int], until_us: int) -> list[Visit]:
-        return [v for v in self.visits if v.person in since_us and since_us[v.person] <= v.start <= until_us]
+
+def _within(v: Visit, start_lo: int, start_hi: int, end_lo: int) -> bool:
+    return start_lo <= v.start <= start_hi and v.end >= end_lo
+
+
+def visit_table(visits: Sequence[Visit]) -> Table:
+    return {
+        "person": _objects([v.person for v in visits]),
+        "venue_id": _objects([v.venue for v in visits]),
+        "start_us": np.array([v.start for v in visits], dtype=np.int64),
+        "end_us": np.array([v.end for v in visits], dtype=np.int64),
+    }

@@ -1,50 +1,50 @@
-"""The trace's VisitReader over a store (chDB or ClickHouse server): three parameterised queries."""
+"""The trace's HopReader over a store (chDB or ClickHouse server): two parameterised queries per hop."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import numpy as np
 
-from qrtrace.queries.trace import Visit
-from qrtrace.sinks.clickhouse_sql import chunked, load_sql
+from qrtrace.queries.trace import VISIT_COLUMNS, Frontier, Table, concat_tables, empty_table
+from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.store import Store
 
+# Values per statement: they travel inline (the 18.16 server has no query parameters, and on chDB a
+# literal set is cheaper than a subquery); both stores raise max_query_size for this (sinks/store.py).
+PERSONS_PER_QUERY = 20_000
+CELLS_PER_QUERY = 50_000
+VISIT_TYPES = {"person": object, "venue_id": object, "start_us": np.int64, "end_us": np.int64}
 
-def _visits(rows: dict[str, list]) -> list[Visit]:
-    return [
-        Visit(p, v, s, e)
-        for p, v, s, e in zip(rows["person"], rows["venue_id"], rows["start_us"], rows["end_us"], strict=True)
-    ]
 
-
-class StoreVisitReader:
+class StoreHopReader:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.queries = 0  # statements sent, for benchmarks and tests
 
-    def case_visits(self, person: str, from_us: int, to_us: int) -> list[Visit]:
-        sql = load_sql("qrtrace.queries", "case_visits")
-        return _visits(self.store.query(sql, {"person": person, "from_us": from_us, "to_us": to_us}))
-
-    def venue_visits(self, windows: Mapping[str, tuple[int, int]]) -> list[Visit]:
-        if not windows:
-            return []
-        sql = load_sql("qrtrace.queries", "venue_visits")
-        out: list[Visit] = []
-        for venues in chunked(list(windows)):
+    def source_visits(self, frontier: Frontier) -> tuple[Table, int]:
+        sql = load_sql("qrtrace.queries", "trace_sources")
+        parts, longest = [], 0
+        for lo in range(0, len(frontier), PERSONS_PER_QUERY):
+            hi = min(lo + PERSONS_PER_QUERY, len(frontier))
             params = {
-                "venues": venues,
-                "los": [windows[v][0] for v in venues],
-                "his": [windows[v][1] for v in venues],
-                "max_hi": max(windows[v][1] for v in venues),
+                "persons": frontier.persons[lo:hi],
+                "min_start": min(frontier.start_los[lo:hi]),
+                "max_start": max(frontier.start_his[lo:hi]),
             }
-            out.extend(_visits(self.store.query(sql, params)))
-        return out
+            rows = self._query(sql, params)
+            if len(rows["longest"]):
+                longest = max(longest, int(rows["longest"][0]))
+            parts.append({c: rows[c] for c in VISIT_COLUMNS})
+        return (concat_tables(parts) if parts else empty_table(VISIT_TYPES)), longest
 
-    def person_visits(self, since_us: Mapping[str, int], until_us: int) -> list[Visit]:
-        if not since_us:
-            return []
-        sql = load_sql("qrtrace.queries", "person_visits")
-        out: list[Visit] = []
-        for persons in chunked(list(since_us)):
-            params = {"persons": persons, "since": [since_us[p] for p in persons], "until_us": until_us}
-            out.extend(_visits(self.store.query(sql, params)))
-        return out
+    def cell_visits(self, venues: np.ndarray, buckets: np.ndarray) -> Table:
+        sql = load_sql("qrtrace.queries", "trace_candidates")
+        parts = []
+        for lo in range(0, len(venues), CELLS_PER_QUERY):
+            hi = lo + CELLS_PER_QUERY
+            cells = list(zip(venues[lo:hi].tolist(), buckets[lo:hi].tolist(), strict=True))
+            parts.append(self._query(sql, {"cells": cells}))
+        return concat_tables(parts) if parts else empty_table(VISIT_TYPES)
+
+    def _query(self, sql: str, params: dict[str, object]) -> Table:
+        self.queries += 1
+        return self.store.query_columns(sql, params)

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from qrtrace.errors import StoreError
 from qrtrace.sinks.clickhouse_sql import render
-from qrtrace.sinks.store import Columns, bootstrap_schema
+from qrtrace.sinks.store import MAX_QUERY_BYTES, Columns, bootstrap_schema
 
 
 class ChdbStore:
@@ -26,6 +26,7 @@ class ChdbStore:
         from chdb import session  # imported here: ~0.5 s, only paid by commands that open a store
 
         self._session = session.Session(str(path / "chdb"))
+        self._run(f"SET max_query_size = {MAX_QUERY_BYTES}")
         bootstrap_schema(self)
 
     def _run(self, sql: str, fmt: str = "CSV") -> object:
@@ -41,6 +42,13 @@ class ChdbStore:
         table = self._run(render(sql, params or {}), "ArrowTable")
         return table.to_pydict()  # type: ignore[attr-defined]
 
+    def query_columns(self, sql: str, params: Mapping[str, object] | None = None) -> dict[str, np.ndarray]:
+        table = self._run(render(sql, params or {}), "ArrowTable")
+        return {
+            name: column.to_numpy(zero_copy_only=False)  # strings become an object array
+            for name, column in zip(table.column_names, table.columns, strict=True)  # type: ignore[attr-defined]
+        }
+
     def insert(self, table: str, columns: Columns) -> None:
         """Columnar insert: one statement for the whole batch."""
         batch = pa.table({name: _arrow_column(values) for name, values in columns.items()})
@@ -50,6 +58,11 @@ class ChdbStore:
         # chDB's Python() table function resolves the name in this frame's locals.
         qrtrace_batch = batch  # noqa: F841
         self._run(f"INSERT INTO {table} ({names}) SELECT {names} FROM Python(qrtrace_batch)")
+
+    def insert_select(self, sql: str, batch: pa.Table, params: Mapping[str, object] | None = None) -> None:
+        """Run an INSERT ... SELECT that reads `batch` as `Python(qrtrace_batch)` (bulk loaders)."""
+        qrtrace_batch = batch  # noqa: F841 - chDB resolves the name in this frame's locals
+        self._run(render(sql, params or {}))
 
     def close(self) -> None:
         self._session.close()

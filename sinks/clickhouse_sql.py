@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
 
-_PLACEHOLDER = re.compile(r"\{(\w+):([A-Za-z0-9()]+)\}")
+_PLACEHOLDER = re.compile(r"\{(\w+):([A-Za-z0-9(), ]+)\}")
 _INT_TYPES = {"Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64"}
 
 
@@ -33,6 +33,13 @@ def escape_string(value: str) -> str:
 
 def literal(value: object, type_name: str) -> str:
     """Render `value` as a ClickHouse literal of `type_name`, refusing values of the wrong kind."""
+    if type_name.startswith("Set(") and type_name.endswith(")"):
+        return _set_literal(value, type_name[4:-1])
+    if type_name.startswith("Tuple(") and type_name.endswith(")"):
+        inner = [t.strip() for t in type_name[6:-1].split(",")]
+        if not isinstance(value, Sequence) or isinstance(value, str | bytes) or len(value) != len(inner):
+            raise TypeError(f"expected a {len(inner)}-tuple for {type_name}")
+        return "(" + ",".join(literal(v, t) for v, t in zip(value, inner, strict=True)) + ")"
     if type_name.startswith("Array(") and type_name.endswith(")"):
         if not isinstance(value, Sequence) or isinstance(value, str | bytes):
             raise TypeError(f"expected a sequence for {type_name}")
@@ -49,6 +56,21 @@ def literal(value: object, type_name: str) -> str:
             raise TypeError(f"expected a str for String, got {type(value).__name__}")
         return escape_string(value)
     raise TypeError(f"unsupported parameter type {type_name}")
+
+
+def _set_literal(value: object, inner: str) -> str:
+    """`x IN {v:Set(T)}` renders as `x IN (a, b, ...)`: a literal set, no subquery (both engines)."""
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes) or not value:
+        raise TypeError(f"expected a non-empty sequence for Set({inner})")
+    if inner == "String":  # the common case, kept cheap: one escape per value
+        for v in value:
+            if not isinstance(v, str):
+                raise TypeError(f"expected a str in Set(String), got {type(v).__name__}")
+        return "(" + ",".join(map(escape_string, value)) + ")"
+    items = [literal(v, inner) for v in value]
+    if len(items) == 1:  # `(('a', 1))` would read as the tuple itself, not a set holding it
+        items.append(items[0])
+    return "(" + ",".join(items) + ")"
 
 
 def render(sql: str, params: Mapping[str, object]) -> str:

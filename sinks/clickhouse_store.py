@@ -15,7 +15,7 @@ import numpy as np
 
 from qrtrace.errors import InputError, StoreError
 from qrtrace.sinks.clickhouse_sql import render
-from qrtrace.sinks.store import Columns, bootstrap_schema
+from qrtrace.sinks.store import MAX_QUERY_BYTES, Columns, bootstrap_schema
 
 DEFAULT_PORT = 9000
 
@@ -45,6 +45,7 @@ class ClickHouseStore:
             send_receive_timeout=send_receive_timeout,
             sync_request_timeout=sync_request_timeout,
             client_name="qrtrace",
+            settings={"max_query_size": MAX_QUERY_BYTES},
         )
         try:
             bootstrap_schema(self)
@@ -79,6 +80,10 @@ class ClickHouseStore:
             return {name: [] for name in names}
         return {name: list(values) for name, values in zip(names, data, strict=True)}
 
+    def query_columns(self, sql: str, params: Mapping[str, object] | None = None) -> dict[str, np.ndarray]:
+        result = self.query(sql, params)
+        return {name: _numpy_column(values) for name, values in result.items()}
+
     def insert(self, table: str, columns: Columns) -> None:
         """Columnar insert: one statement (one native data block per 1M rows) for the whole batch."""
         values = [_column(v) for v in columns.values()]
@@ -105,6 +110,14 @@ def _column(values: Sequence[object] | np.ndarray) -> list:
     if isinstance(values, np.ndarray):
         return values.tolist()
     return values if isinstance(values, list) else list(values)
+
+
+def _numpy_column(values: list) -> np.ndarray:
+    if values and isinstance(values[0], str):
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out
+    return np.asarray(values, dtype=np.int64) if not values or isinstance(values[0], int) else np.asarray(values)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -10,7 +10,10 @@ import numpy as np
 Columns = Mapping[str, Sequence[object] | np.ndarray]
 
 # Bump when sinks/sql/schema.sql changes a table; stores of another version are refused with a sentence.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+# Statements may carry long inline value lists (a trace hop's frontier); both stores allow this size.
+MAX_QUERY_BYTES = 256 * 1024 * 1024
 
 
 class Store(Protocol):
@@ -19,6 +22,10 @@ class Store(Protocol):
     def execute(self, sql: str, params: Mapping[str, object] | None = None) -> None: ...
 
     def query(self, sql: str, params: Mapping[str, object] | None = None) -> dict[str, list]: ...
+
+    def query_columns(self, sql: str, params: Mapping[str, object] | None = None) -> dict[str, np.ndarray]:
+        """The result as numpy columns (numbers typed, strings as object arrays): for large results."""
+
 
     def insert(self, table: str, columns: Columns) -> None: ...
 

@@ -32,20 +32,40 @@ ORDER BY (venue_id, event_time_us, scan_id);
 -- Visits twice: by venue for "who else was there", by person for "where was this person".
 -- version 0 = provisional (still open, ends at start + dwell), 1 = final; FINAL keeps the latest.
 -- A visit is identified by the scan that opened it (opened_by) with its venue, person and start.
+-- Tracing reads both as index range scans: the primary key (venue_id, start_bucket) lets a hop ask for
+-- exactly the (venue, 6-hour bucket) cells around its sources with a tuple IN, so the overlap join never
+-- reads a venue's whole history; small granules (256 rows) keep a point lookup to a few KB. Buckets of
+-- 6 h, not 1 h: the index analysis of a tuple IN costs per cell and per part (measured on chDB: ~40 us
+-- per cell over 21 day parts), and a venue's 6 h are a few hundred rows at most. start_bucket is a
+-- function of start_us, so a visit's identity (and ReplacingMergeTree's dedupe) is unchanged.
 CREATE TABLE IF NOT EXISTS qrtrace.visits_by_venue (
     venue_id String, person String, start_us Int64, end_us Int64, closed_by Int8, version UInt8,
-    opened_by String
+    opened_by String, start_bucket UInt32 DEFAULT toUInt32(intDiv(start_us, 21600000000))
 ) ENGINE = ReplacingMergeTree(version) PARTITION BY intDiv(start_us, 86400000000)
-ORDER BY (venue_id, start_us, person, opened_by);
+PRIMARY KEY (venue_id, start_bucket) ORDER BY (venue_id, start_bucket, start_us, person, opened_by)
+SETTINGS index_granularity = 256;
 
 CREATE TABLE IF NOT EXISTS qrtrace.visits_by_person (
     venue_id String, person String, start_us Int64, end_us Int64, closed_by Int8, version UInt8,
     opened_by String
 ) ENGINE = ReplacingMergeTree(version) PARTITION BY intDiv(start_us, 86400000000)
-ORDER BY (person, start_us, venue_id, opened_by);
+PRIMARY KEY (person, start_us) ORDER BY (person, start_us, venue_id, opened_by)
+SETTINGS index_granularity = 256;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS qrtrace.visits_by_person_mv TO qrtrace.visits_by_person
 AS SELECT venue_id, person, start_us, end_us, closed_by, version, opened_by FROM qrtrace.visits_by_venue;
+
+-- The longest visit stored per day: a hop looks back this far before a source's start for visits
+-- still under way (a visit that started earlier but had not ended). Kept by the store itself, so
+-- a 48 h visit closed by a late check-out widens the look-back at once, never silently misses.
+-- Not partitioned (one tiny part to read); rows of days dropped by retention only keep the bound wide.
+CREATE TABLE IF NOT EXISTS qrtrace.visit_spans (
+    day Int64, longest AggregateFunction(max, Int64)
+) ENGINE = AggregatingMergeTree ORDER BY day;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS qrtrace.visit_spans_mv TO qrtrace.visit_spans
+AS SELECT intDiv(start_us, 86400000000) AS day, maxState(end_us - start_us) AS longest
+FROM qrtrace.visits_by_venue GROUP BY day;
 
 CREATE TABLE IF NOT EXISTS qrtrace.occupancy (
     venue_id String, window_start_us Int64, arrivals UInt32, present UInt32, capacity UInt32,

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from qrtrace.domain.venue_qr import ForgedVenueQrError, decode_venue_qr, encode_venue_qr, venue_signing_key
 from qrtrace.domain.venues import Venue
 from qrtrace.queries.trace import CaseQuery, InMemoryVisits, TraceRules, Visit, trace_case
-from qrtrace.queries.visit_reader import StoreVisitReader
+from qrtrace.queries.visit_reader import StoreHopReader
 from qrtrace.sinks.chdb_store import ChdbStore
 from qrtrace.sinks.retention import drop_expired_partitions
 from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
@@ -66,7 +66,7 @@ def test_sql_trace_equals_in_memory(store, visits, case, depth, grace, min_overl
     query = CaseQuery("c", f"p{case}", T0, T0 + 400 * M)
     rules = TraceRules(depth=depth, grace_us=grace * M, min_overlap_us=min_overlap * M, until_us=T0 + 700 * M)
     shape = lambda r: [(c.person, c.hop, c.first_exposure, c.exposures) for c in r.contacts]  # noqa: E731
-    assert shape(trace_case(StoreVisitReader(store), query, rules)) == shape(
+    assert shape(trace_case(StoreHopReader(store), query, rules)) == shape(
         trace_case(InMemoryVisits(visits), query, rules)
     )
 

@@ -26,7 +26,7 @@ from qrtrace.identity import Pseudonymiser, Vault
 from qrtrace.producers.edge import Edge
 from qrtrace.queries.coverage import coverage_report
 from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules, trace_case
-from qrtrace.queries.visit_reader import StoreVisitReader
+from qrtrace.queries.visit_reader import StoreHopReader
 from qrtrace.sinks.chdb_store import ChdbStore
 from qrtrace.sinks.clickhouse_sql import load_sql, render
 from qrtrace.sinks.clickhouse_store import ClickHouseStore
@@ -306,6 +306,9 @@ def _insert_many(server: ClickHouseStore, start: int, n: int) -> None:
 # -- the same SQL on both engines -------------------------------------------------------------------
 
 
+BUCKET = 6 * 60 * M
+
+
 def _params(name: str) -> list[dict[str, object]]:
     """Parameters as the Python callers pass them (queries/*.py, sinks/retention.py, qrtrace/demo.py)."""
     pseudonym = Pseudonymiser(PSEUDONYM_KEY)
@@ -314,7 +317,6 @@ def _params(name: str) -> list[dict[str, object]]:
     venues = [v.venue_id for v in read_venues_csv(SMALL_WAVE / "venues.csv")]
     period = {"since_us": _us(TO) - 2 * US_PER_DAY, "as_of_us": _us(TO)}
     return {
-        "case_visits": [{"person": case, "from_us": _us(FROM), "to_us": _us(TO)}],
         "communes": [{}],
         "venues": [{}],
         "coverage_registered": [{}],
@@ -322,15 +324,13 @@ def _params(name: str) -> list[dict[str, object]]:
         "coverage_commune_people": [period],
         "coverage_silent_venues": [period, {"since_us": 0, "as_of_us": 1}],
         "demo_case": [{"from_us": _us(FROM), "to_us": _us(TO), "seed": 7}, {"from_us": 0, "to_us": 1, "seed": 0}],
-        "person_visits": [
-            {"persons": [case, *others], "since": [_us(FROM), *[_us(FROM) + i * 60 * M for i in range(4)]],
-             "until_us": _us(UNTIL)},
-            {"persons": [], "since": [], "until_us": _us(UNTIL)},
+        "trace_sources": [
+            {"persons": [case, *others], "min_start": _us(FROM), "max_start": _us(UNTIL)},
+            {"persons": [case], "min_start": -(2**62), "max_start": _us(TO)},
         ],
-        "venue_visits": [
-            {"venues": venues, "los": [_us(FROM) + i * 120 * M for i in range(len(venues))],
-             "his": [_us(TO) - i * 120 * M for i in range(len(venues))], "max_hi": _us(TO)},
-            {"venues": [], "los": [], "his": [], "max_hi": 0},
+        "trace_candidates": [
+            {"cells": [(v, h) for v in venues for h in range(_us(FROM) // BUCKET, _us(TO) // BUCKET + 1)]},
+            {"cells": [(venues[0], _us(FROM) // BUCKET)]},
         ],
         "sealed_identities": [{"persons": [case, *others]}, {"persons": []}],
         "day_partitions": [{"tables": list(DAY_PARTITIONED)}, {"tables": []}],
@@ -355,7 +355,7 @@ def test_every_query_file_gives_the_same_rows_on_both(wave, package: str, name: 
             assert got == [r[0] for r in rows(embedded.query(sql, params))]
         else:
             assert got == rows(embedded.query(sql, params)), params
-    if name in ("case_visits", "venue_visits", "person_visits", "coverage_activity", "day_partitions"):
+    if name in ("trace_sources", "trace_candidates", "coverage_activity", "day_partitions"):
         assert rows(server.query(sql, _params(name)[0])), f"{name} found nothing on the small wave"
 
 
@@ -364,8 +364,8 @@ def test_trace_through_the_server_equals_the_trace_through_chdb(wave) -> None:  
     pseudonym = Pseudonymiser(PSEUDONYM_KEY)
     query = CaseQuery("small-wave", pseudonym.one(CASE_ID), _us(FROM), _us(TO))
     rules = TraceRules(depth=2, grace_us=30 * M, min_overlap_us=0, until_us=_us(UNTIL))
-    on_server = trace_case(StoreVisitReader(server), query, rules)
-    assert shape(on_server) == shape(trace_case(StoreVisitReader(embedded), query, rules))
+    on_server = trace_case(StoreHopReader(server), query, rules)
+    assert shape(on_server) == shape(trace_case(StoreHopReader(embedded), query, rules))
 
     import json
 
