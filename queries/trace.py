@@ -238,9 +238,10 @@ def expand_frontier(reader: HopReader, frontier: Frontier, placed: Table, hop: i
     sources = case_sources(visits, frontier.selections)
     if not len(sources["case"]):
         return empty_table(EXPOSURE_COLUMNS)
-    venues, buckets = exposure_cells(sources, longest, rules.grace_us)
-    candidates = reader.cell_visits(venues, buckets)
-    return hop_exposures(sources, candidates, placed, hop, rules)
+    cells = source_cells(sources, longest, rules.grace_us)
+    distinct = np.unique(cells["key"], return_index=True)[1]
+    candidates = reader.cell_visits(sources["venue_id"][cells["source"][distinct]], cells["bucket"][distinct])
+    return hop_exposures(sources, cells, candidates, placed, hop, rules)
 
 
 def case_sources(visits: Table, selections: Table) -> Table:
@@ -259,23 +260,32 @@ def case_sources(visits: Table, selections: Table) -> Table:
     }
 
 
-def exposure_cells(sources: Table, longest_us: int, grace_us: int) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct (venue, start bucket) cells a visit exposed by any source can have started in:
-    from the source's start minus the longest visit, to its end plus grace."""
+def source_cells(sources: Table, longest_us: int, grace_us: int) -> Table:
+    """Each source's (venue, start bucket) cells, one row per (source, cell): the buckets a visit it
+    exposes can have started in, from its start minus the longest visit to its end plus grace."""
     first = (sources["s_start"] - longest_us) // BUCKET_US
     last = (sources["s_end"] + grace_us) // BUCKET_US
     counts = last - first + 1
-    venue_codes, venues = pd.factorize(sources["venue_id"])
-    buckets = np.repeat(first, counts) + _ranks(counts)
-    low = int(buckets.min())
-    keys = np.unique(np.repeat(venue_codes.astype(np.int64), counts) << 32 | (buckets - low))
-    return np.asarray(venues, dtype=object)[keys >> 32], (keys & 0xFFFFFFFF) + low
+    source = np.repeat(np.arange(len(first)), counts)
+    bucket = np.repeat(first, counts) + _ranks(counts)
+    return {"source": source, "bucket": bucket, "key": _cell_keys(sources["venue_id"][source], bucket)}
 
 
-def hop_exposures(sources: Table, candidates: Table, placed: Table, hop: int, rules: TraceRules) -> Table:
-    """DESIGN.md's exposure rule over (source, candidate) pairs at the same venue, per case, minus
+def _cell_keys(venues: np.ndarray, buckets: np.ndarray) -> np.ndarray:
+    """One int64 per (venue, bucket): a hash of the venue in the high bits, the bucket in the low 32."""
+    return (pd.util.hash_array(venues, categorize=True).astype(np.int64) << 32) | (buckets & 0xFFFFFFFF)
+
+
+def hop_exposures(
+    sources: Table, cells: Table, candidates: Table, placed: Table, hop: int, rules: TraceRules
+) -> Table:
+    """DESIGN.md's exposure rule over the (source, candidate) pairs that share a cell, per case, minus
     people the case has already placed (which includes the case itself)."""
-    si, ti = join_indices(sources["venue_id"], candidates["venue_id"])
+    candidate_keys = _cell_keys(candidates["venue_id"], candidates["start_us"] // BUCKET_US)
+    ci, ti = join_indices(cells["key"], candidate_keys)
+    si = cells["source"][ci]
+    same_venue = candidates["venue_id"][ti] == sources["venue_id"][si]  # a 32-bit hash may collide
+    si, ti = si[same_venue], ti[same_venue]
     s_start, s_end = sources["s_start"][si], sources["s_end"][si] + rules.grace_us
     t_start, t_end = candidates["start_us"][ti], candidates["end_us"][ti]
     start, end = np.maximum(s_start, t_start), np.minimum(s_end, t_end)

@@ -62,6 +62,9 @@ def _set_literal(value: object, inner: str) -> str:
     """`x IN {v:Set(T)}` renders as `x IN (a, b, ...)`: a literal set, no subquery (both engines)."""
     if not isinstance(value, Sequence) or isinstance(value, str | bytes) or not value:
         raise TypeError(f"expected a non-empty sequence for Set({inner})")
+    if inner == "Tuple(String, UInt32)":  # a trace hop's (venue, bucket) cells: tens of thousands per statement
+        items = [f"({escape_string(v)},{_uint(b)})" for v, b in value]
+        return "(" + ",".join(items if len(items) > 1 else items * 2) + ")"
     if inner == "String":  # the common case, kept cheap: one escape per value
         for v in value:
             if not isinstance(v, str):
@@ -71,6 +74,12 @@ def _set_literal(value: object, inner: str) -> str:
     if len(items) == 1:  # `(('a', 1))` would read as the tuple itself, not a set holding it
         items.append(items[0])
     return "(" + ",".join(items) + ")"
+
+
+def _uint(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(f"expected a non-negative int, got {value!r}")
+    return value
 
 
 def render(sql: str, params: Mapping[str, object]) -> str:

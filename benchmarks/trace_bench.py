@@ -1,0 +1,380 @@
+"""Trace benchmark: F1 and F1+F2 latency and batch throughput on a national-size embedded store.
+
+    .venv/bin/python benchmarks/trace_bench.py --rows 10000000        # synthetic visits (national_data.py)
+    .venv/bin/python benchmarks/trace_bench.py --visits FILE.parquet  # person, venue, start, end (Unix s)
+
+1. Load the visits into a fresh embedded store (chDB) in bulk; export them to Parquet for DuckDB.
+2. qrtrace: F1 (depth 1) and F1+F2 (depth 2) of 100 random cases (people with visits, a 7-day
+   infectious window between days 2 and 21), p50/p95; rows read per query (a second, untimed pass);
+   a batch of 1,000 and one of 15,000 cases (F1+F2) through one `trace_batch` call each.
+3. Baselines in the same run, on the same data and cases: the straightforward ClickHouse query (one
+   self-join of the visits filtered only by the case, F1) on a few cases within a time budget, and
+   DuckDB (benchmarks/duckdb_baseline.py: sorted copies, one set-based join per hop) on all 100.
+4. Correctness: DuckDB's and qrtrace's F1/F2 cohorts must be identical for every measured case.
+Writes benchmarks/results/trace-<rows>.json and redraws benchmarks/results/trace.png from every
+trace-*.json present (latency against table size). Exits 1 if the cohorts differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from charts import line_chart
+from national_data import DAY_US, VN_OFFSET_US, NationalShape, load_synthetic
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from qrtrace.queries.trace import CaseQuery, TraceRules, trace_batch
+from qrtrace.queries.visit_reader import StoreHopReader
+from qrtrace.sinks.chdb_store import ChdbStore
+
+RESULTS = Path(__file__).resolve().parent / "results"
+US = 1_000_000
+GRACE_US = 30 * 60 * US
+WINDOW_DAYS = 7
+TARGETS = {"f1_p95_ms": 5, "f12_p95_ms": 30, "batch_1000_s": 10, "batch_15000_s": 120}
+NAIVE_SQL = """
+SELECT t.person AS person, count() AS exposures
+FROM qrtrace.visits_by_venue AS s
+INNER JOIN qrtrace.visits_by_venue AS t ON s.venue_id = t.venue_id
+WHERE s.person = {person:String} AND s.start_us <= {to_us:Int64} AND s.end_us >= {from_us:Int64}
+  AND t.person != s.person AND t.start_us < s.end_us + {grace_us:Int64} AND s.start_us < t.end_us
+GROUP BY t.person
+"""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--rows", type=int, default=10_000_000, help="synthetic visits to generate")
+    source.add_argument("--visits", type=Path, help="Parquet of visits: person, venue, start, end (Unix s)")
+    p.add_argument("--cases", type=int, default=100, help="random cases for the latency figures")
+    p.add_argument("--batches", default="1000,15000", help="batch sizes (F1+F2), comma-separated")
+    p.add_argument("--naive-cases", type=int, default=5, help="cases for the self-join baseline (at most)")
+    p.add_argument("--naive-budget-s", type=float, default=120.0, help="time budget of the self-join baseline")
+    p.add_argument("--no-duckdb", action="store_true", help="skip the DuckDB baseline")
+    p.add_argument("--seed", type=int, default=2021)
+    p.add_argument("--store-dir", type=Path, help="where to build the store (default: a temp dir, removed)")
+    p.add_argument("--out", type=Path, help="result JSON (default benchmarks/results/trace-<rows>.json)")
+    return p.parse_args(argv)
+
+
+def progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
+                    TimeElapsedColumn())  # fmt: skip
+
+
+def load_store(store: ChdbStore, args: argparse.Namespace) -> dict:
+    """Bulk-load the visits; returns what was loaded and how long it took."""
+    t0 = time.perf_counter()
+    if args.visits:
+        store.insert_select(PARQUET_INSERT_SQL, _read_parquet(args.visits))
+    else:
+        shape = NationalShape(rows=args.rows, seed=args.seed)
+        with progress() as bar:
+            task = bar.add_task("Nạp lượt ghé tổng hợp / loading synthetic visits", total=shape.rows)
+            load_synthetic(store, shape, on_block=lambda n: bar.advance(task, n))
+    loaded_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    store.execute("OPTIMIZE TABLE qrtrace.visits_by_venue FINAL")
+    store.execute("OPTIMIZE TABLE qrtrace.visits_by_person FINAL")
+    merged_s = time.perf_counter() - t1
+    stats = store.query(
+        "SELECT count() AS n, uniqExact(person) AS people, uniqExact(venue_id) AS venues,"
+        " min(start_us) AS first, max(end_us) AS last FROM qrtrace.visits_by_venue"
+    )
+    parts = store.query(
+        "SELECT table, count() AS parts, sum(bytes_on_disk) AS bytes FROM system.parts"
+        " WHERE database = 'qrtrace' AND active GROUP BY table"
+    )
+    return {
+        "rows": stats["n"][0],
+        "people": stats["people"][0],
+        "venues": stats["venues"][0],
+        "first_us": stats["first"][0],
+        "last_us": stats["last"][0],
+        "load_s": round(loaded_s, 1),
+        "merge_s": round(merged_s, 1),
+        "parts": dict(zip(parts["table"], parts["parts"], strict=True)),
+        "bytes_on_disk": dict(zip(parts["table"], parts["bytes"], strict=True)),
+    }
+
+
+PARQUET_INSERT_SQL = """
+INSERT INTO qrtrace.visits_by_venue (venue_id, person, start_us, end_us, closed_by, version, opened_by)
+SELECT toString(venue), toString(person), toInt64(start) * 1000000, toInt64(`end`) * 1000000,
+       toInt8(1), toUInt8(1), concat('pq', toString(rowNumberInAllBlocks()))
+FROM Python(qrtrace_batch)
+"""
+
+
+def _read_parquet(path: Path):  # type: ignore[no-untyped-def]
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=["person", "venue", "start", "end"])
+    return table
+
+
+def export_parquet(store: ChdbStore, path: Path) -> None:
+    """The stored visits as Parquet (Unix seconds) for the DuckDB baseline."""
+    store.execute(
+        "SELECT person, venue_id AS venue, intDiv(start_us, 1000000) AS start, intDiv(end_us, 1000000) AS `end`"
+        f" FROM qrtrace.visits_by_person INTO OUTFILE '{path}' FORMAT Parquet"  # path: our own temp dir
+    )
+
+
+def draw_cases(store: ChdbStore, n: int, seed: int, first_us: int, last_us: int) -> list[CaseQuery]:
+    """n random people with visits, each with a 7-day infectious window inside the data's period."""
+    people = store.query(
+        "SELECT person FROM qrtrace.visits_by_person GROUP BY person"
+        " ORDER BY cityHash64(person, {seed:UInt64}) LIMIT {n:UInt64}",
+        {"seed": seed, "n": n},
+    )["person"]
+    rng = np.random.default_rng(seed)
+    day0 = (first_us + VN_OFFSET_US) // DAY_US * DAY_US - VN_OFFSET_US
+    days = max(1, (last_us - day0) // DAY_US - WINDOW_DAYS)
+    starts = day0 + (2 + rng.integers(0, max(1, days - 2), len(people))) * DAY_US
+    return [
+        CaseQuery(f"bench-{i:05d}", p, int(s), int(s) + WINDOW_DAYS * DAY_US)
+        for i, (p, s) in enumerate(zip(people, starts, strict=True))
+    ]
+
+
+def percentiles(ms: list[float]) -> tuple[float, float]:
+    return round(float(np.percentile(ms, 50)), 2), round(float(np.percentile(ms, 95)), 2)
+
+
+def cohort(batch, i: int) -> dict[str, tuple[int, int]]:  # type: ignore[no-untyped-def]
+    return {c.person: (c.hop, c.first_exposure // US) for c in batch.results()[i].contacts}
+
+
+def measure_qrtrace(store: ChdbStore, cases: list[CaseQuery], rules: TraceRules) -> dict:
+    """Per-case latency of F1 and of F1+F2, one trace_batch call per case (as a user would)."""
+    out: dict = {}
+    reader = StoreHopReader(store)
+    for depth in (1, 2):
+        ms, sizes, queries, cohorts = [], [], [], []
+        r = TraceRules(depth, rules.grace_us, rules.min_overlap_us, rules.until_us)
+        with progress() as bar:
+            task = bar.add_task(f"qrtrace F1{'+F2' if depth == 2 else ''}", total=len(cases))
+            for case in cases:
+                before = reader.queries
+                t = time.perf_counter()
+                batch = trace_batch(reader, [case], r)
+                ms.append((time.perf_counter() - t) * 1000)
+                queries.append(reader.queries - before)
+                hops = np.bincount(batch.contacts["hop"], minlength=3)
+                sizes.append((int(hops[1]), int(hops[2])))
+                cohorts.append(cohort(batch, 0))
+                bar.advance(task)
+        out[depth] = {"ms": ms, "sizes": sizes, "queries": queries, "cohorts": cohorts}
+    return out
+
+
+def rows_read_per_query(store: ChdbStore, cases: list[CaseQuery], rules: TraceRules) -> dict:
+    """Untimed pass: the rows each of qrtrace's queries read (chDB's counters), F1+F2."""
+    counts: list[int] = []
+
+    class Counting(StoreHopReader):
+        def _query(self, sql, params):  # type: ignore[no-untyped-def]
+            from qrtrace.sinks.clickhouse_sql import render
+
+            counts.append(int(store._session.query(render(sql, params), "CSV").rows_read()))
+            return super()._query(sql, params)
+
+    reader = Counting(store)
+    for case in cases:
+        trace_batch(reader, [case], rules)
+    return {"queries": len(counts), "rows_read_p50": float(np.median(counts)), "rows_read_max": max(counts)}
+
+
+def measure_batches(store: ChdbStore, people: list[CaseQuery], sizes: list[int], rules: TraceRules) -> dict:
+    out = {}
+    for size in sizes:
+        cases = people[:size]
+        if len(cases) < size:
+            out[size] = None
+            continue
+        reader = StoreHopReader(store)
+        t = time.perf_counter()
+        batch = trace_batch(reader, cases, rules)
+        wall = time.perf_counter() - t
+        out[size] = {
+            "wall_s": round(wall, 2),
+            "queries": reader.queries,
+            "contacts": len(batch.contacts["case"]),
+            "exposures": len(batch.exposures["case"]),
+        }
+        print(f"  batch of {size:,} cases (F1+F2): {wall:.1f} s, {reader.queries} queries, "
+              f"{out[size]['contacts']:,} contacts")  # fmt: skip
+    return out
+
+
+def measure_naive(store: ChdbStore, cases: list[CaseQuery], rules: TraceRules, n: int, budget_s: float) -> dict:
+    """The straightforward query: one self-join of the visits filtered only by the case (F1)."""
+    ms: list[float] = []
+    t0 = time.perf_counter()
+    for case in cases[:n]:
+        params = {"person": case.person, "from_us": case.from_us, "to_us": case.to_us, "grace_us": rules.grace_us}
+        t = time.perf_counter()
+        store.query(NAIVE_SQL, params)
+        ms.append((time.perf_counter() - t) * 1000)
+        if time.perf_counter() - t0 > budget_s:
+            break
+    return {"cases": len(ms), "ms": ms}
+
+
+def measure_duckdb(parquet: Path, cases: list[CaseQuery], rules: TraceRules) -> dict:
+    from duckdb_baseline import DuckDBTrace
+
+    t = time.perf_counter()
+    db = DuckDBTrace(parquet, threads=2)
+    build_s = time.perf_counter() - t
+    out: dict = {"build_s": round(build_s, 1)}
+    for depth in (1, 2):
+        ms, cohorts = [], []
+        with progress() as bar:
+            task = bar.add_task(f"DuckDB F1{'+F2' if depth == 2 else ''}", total=len(cases))
+            for case in cases:
+                t = time.perf_counter()
+                found = db.trace(case.person, case.from_us // US, case.to_us // US, depth=depth,
+                                 grace=rules.grace_us // US, min_overlap=rules.min_overlap_us // US,
+                                 until=rules.until_us // US)  # fmt: skip
+                ms.append((time.perf_counter() - t) * 1000)
+                cohorts.append({p: (hop, first) for p, (hop, first, _) in found.items()})
+                bar.advance(task)
+        out[depth] = {"ms": ms, "cohorts": cohorts}
+    db.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    own_dir = args.store_dir is None
+    work = Path(tempfile.mkdtemp(prefix="qrtrace-trace-bench-")) if own_dir else args.store_dir
+    try:
+        return run(args, work)
+    finally:
+        if own_dir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, work: Path) -> int:
+    store = ChdbStore(work / "store")
+    loaded = load_store(store, args)
+    print(f"Loaded {loaded['rows']:,} visits of {loaded['people']:,} people at {loaded['venues']:,} venues "
+          f"in {loaded['load_s']} s (+{loaded['merge_s']} s merge)")  # fmt: skip
+    sizes = [int(x) for x in args.batches.split(",") if x]
+    pool = draw_cases(store, max([args.cases, *sizes]), args.seed, loaded["first_us"], loaded["last_us"])
+    cases = pool[: args.cases]
+    rules = TraceRules(depth=2, grace_us=GRACE_US, min_overlap_us=0, until_us=int(loaded["last_us"]))
+
+    ours = measure_qrtrace(store, cases, rules)
+    rows_read = rows_read_per_query(store, cases[:20], rules)
+    batches = measure_batches(store, pool, sizes, rules)
+    naive = measure_naive(store, cases, rules, args.naive_cases, args.naive_budget_s)
+    duck = None
+    if not args.no_duckdb:
+        parquet = args.visits or work / "visits.parquet"
+        if not args.visits:
+            export_parquet(store, parquet)
+        store.close()  # DuckDB gets the machine's memory and cores to itself
+        duck = measure_duckdb(parquet, cases, rules)
+    else:
+        store.close()
+
+    mismatches = []
+    if duck:
+        for depth in (1, 2):
+            for i, case in enumerate(cases):
+                if ours[depth]["cohorts"][i] != duck[depth]["cohorts"][i]:
+                    mismatches.append((depth, case.case_id))
+    result = summarise(args, loaded, ours, rows_read, batches, naive, duck, mismatches)
+    out = args.out or RESULTS / f"trace-{result['rows']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    draw_chart(RESULTS)
+    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
+    if mismatches:
+        print(f"FAIL: DuckDB and qrtrace disagree on {len(mismatches)} traces: {mismatches[:5]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def summarise(args, loaded, ours, rows_read, batches, naive, duck, mismatches) -> dict:  # type: ignore[no-untyped-def]
+    f1_p50, f1_p95 = percentiles(ours[1]["ms"])
+    f12_p50, f12_p95 = percentiles(ours[2]["ms"])
+    f1_sizes = [a for a, _ in ours[2]["sizes"] if a]
+    f2_sizes = [b for a, b in ours[2]["sizes"] if a]
+    naive_p50, naive_p95 = percentiles(naive["ms"]) if naive["ms"] else (None, None)
+    duck_f1 = percentiles(duck[1]["ms"]) if duck else (None, None)
+    duck_f12 = percentiles(duck[2]["ms"]) if duck else (None, None)
+    b = {size: (v["wall_s"] if v else None) for size, v in batches.items()}
+    return {
+        "rows": loaded["rows"],
+        "source": str(args.visits) if args.visits else f"synthetic (benchmarks/national_data.py, seed {args.seed})",
+        "f1_p50_ms": f1_p50,
+        "f1_p95_ms": f1_p95,
+        "f12_p50_ms": f12_p50,
+        "f12_p95_ms": f12_p95,
+        "batch_1000_s": b.get(1000),
+        "batch_15000_s": b.get(15000),
+        "naive_f1_p50_ms": naive_p50,
+        "naive_f1_p95_ms": naive_p95,
+        "naive_ratio": round(naive_p95 / f1_p95, 1) if naive_p95 else None,
+        "naive_cases": naive["cases"],
+        "duckdb_f1_p50_ms": duck_f1[0],
+        "duckdb_f1_p95_ms": duck_f1[1],
+        "duckdb_f12_p50_ms": duck_f12[0],
+        "duckdb_f12_p95_ms": duck_f12[1],
+        "duckdb_f1_ratio": round(duck_f1[1] / f1_p95, 2) if duck else None,
+        "duckdb_f12_ratio": round(duck_f12[1] / f12_p95, 2) if duck else None,
+        "duckdb_build_s": duck["build_s"] if duck else None,
+        "cohorts_match_duckdb": (not mismatches) if duck else None,
+        "f1_size_median": float(np.median(f1_sizes)) if f1_sizes else 0,
+        "f1_size_p95": float(np.percentile(f1_sizes, 95)) if f1_sizes else 0,
+        "f2_size_median": float(np.median(f2_sizes)) if f2_sizes else 0,
+        "f2_size_p95": float(np.percentile(f2_sizes, 95)) if f2_sizes else 0,
+        "cases_with_visits_in_window": len(f1_sizes) + sum(1 for a, _ in ours[2]["sizes"] if not a),
+        "cases_measured": len(ours[1]["ms"]),
+        "queries_per_f1": float(np.median(ours[1]["queries"])),
+        "queries_per_f12": float(np.median(ours[2]["queries"])),
+        "rows_read_per_query": rows_read,
+        "batches": {str(k): v for k, v in batches.items()},
+        "targets": TARGETS,
+        "load": loaded,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def draw_chart(results: Path) -> None:
+    """Latency (p95) against table size for every trace-*.json present: qrtrace and DuckDB."""
+    runs = sorted((json.loads(p.read_text()) for p in results.glob("trace-*.json")), key=lambda r: r["rows"])
+    if not runs:
+        return
+    series = {
+        "qrtrace F1 p95": [(r["rows"], r["f1_p95_ms"]) for r in runs],
+        "qrtrace F1+F2 p95": [(r["rows"], r["f12_p95_ms"]) for r in runs],
+        "DuckDB F1 p95": [(r["rows"], r["duckdb_f1_p95_ms"]) for r in runs if r.get("duckdb_f1_p95_ms")],
+        "DuckDB F1+F2 p95": [(r["rows"], r["duckdb_f12_p95_ms"]) for r in runs if r.get("duckdb_f12_p95_ms")],
+        "ClickHouse self-join F1 p95": [(r["rows"], r["naive_f1_p95_ms"]) for r in runs if r.get("naive_f1_p95_ms")],
+    }
+    line_chart(
+        results / "trace.png",
+        series,
+        title="Truy vết F1/F2: độ trễ theo kích thước bảng / trace latency against table size",
+        subtitle="embedded store (chDB), 2 shared cores; p95 of 100 random cases; both axes log",
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
