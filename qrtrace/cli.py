@@ -179,6 +179,10 @@ def trace(
     min_overlap_minutes: Annotated[float, typer.Option(min=0)] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Also write the call list as CSV.")] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write one JSON per case and the combined cohort (JSON, CSV) into this folder."),
+    ] = None,
     purpose: Annotated[
         str, typer.Option(help="Why this trace is run (written to the audit log).")
     ] = "outbreak investigation",
@@ -215,6 +219,9 @@ def trace(
     docs = [render.trace_dict(r, identities, settings.display_tz) for r in results]
     if csv_out:
         render.write_call_list(csv_out, docs)
+    if out_dir:
+        written = render.write_trace_dir(out_dir, docs)
+        out.print(f"{len(written)} files → {out_dir}")
     if as_json:
         payload = docs[0] if cases is None else {"cases": docs, "cohort": render.combined_cohort(docs)}
         sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -165,6 +165,37 @@ def write_call_list(path: Path, docs: list[dict]) -> None:
     os.replace(tmp, path)
 
 
+def write_trace_dir(directory: Path, docs: list[dict]) -> list[Path]:
+    """One JSON per case (`<case_id>.json`) and the combined cohort (`cohort.json`, `cohort.csv`)."""
+    import re
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for doc in docs:
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", doc["case_id"]) or "case"
+        written.append(_write_json(directory / f"{name}.json", doc))
+    cohort = combined_cohort(docs)
+    written.append(_write_json(directory / "cohort.json", {"cases": [d["case_id"] for d in docs], "contacts": cohort}))
+    tmp = directory / "cohort.csv.tmp"
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(("person_id", "hop", "first_exposure", "cases", "exposures"))
+        for c in cohort:
+            w.writerow((c["person_id"], c["hop"], c["first_exposure"], " ".join(c["cases"]), len(c["exposures"])))
+    os.replace(tmp, directory / "cohort.csv")
+    written.append(directory / "cohort.csv")
+    return written
+
+
+def _write_json(path: Path, payload: object) -> Path:
+    import orjson
+
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+    os.replace(tmp, path)
+    return path
+
+
 def coverage_dict(report: CoverageReport, tz: timezone) -> dict:
     d = report.to_dict()
     d["as_of"] = iso(report.as_of_us, tz)

@@ -51,3 +51,41 @@ def test_ingesting_the_same_file_twice_stores_nothing_twice(cli, tmp_path) -> No
     expected = json.loads((SMALL_WAVE / "expected.json").read_text())
     got = json.loads(cli(*shlex.split(expected["command"])[1:], store=store).stdout)
     assert len(got["contacts"]) == len(expected["contacts"])
+
+
+def test_batch_trace_writes_each_case_and_one_combined_cohort(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`trace --cases` equals the single traces case by case; the cohort lists each contact once, with all
+    the cases that reached them."""
+    store = tmp_path / "store"
+    cli("venues", "import", str(SMALL_WAVE / "venues.csv"), store=store)
+    cli("ingest", str(SMALL_WAVE / "events.jsonl"), store=store)
+    expected = json.loads((SMALL_WAVE / "expected.json").read_text())
+    window = ("2021-07-20T00:00:00+07:00", "2021-07-21T00:00:00+07:00")
+    people = [expected["case"], expected["contacts"][0]["person_id"]]
+    cases = tmp_path / "cases.csv"
+    cases.write_text(
+        "case_id,person_id,from,to\n" + "".join(f"c{i},{p},{window[0]},{window[1]}\n" for i, p in enumerate(people))
+    )
+    rules = ("--until", "2021-07-25T00:00:00+07:00", "--depth", "2")
+    out = tmp_path / "out"
+    cli("trace", "--cases", str(cases), *rules, "--out", str(out), store=store)
+    singles = {
+        f"c{i}": json.loads(
+            cli("trace", p, "--from", window[0], "--to", window[1], *rules, "--json", store=store).stdout
+        )
+        for i, p in enumerate(people)
+    }
+    for case_id, single in singles.items():
+        written = json.loads((out / f"{case_id}.json").read_text())
+        assert [(c["person_id"], c["hop"]) for c in written["contacts"]] == [
+            (c["person_id"], c["hop"]) for c in single["contacts"]
+        ]
+    cohort = json.loads((out / "cohort.json").read_text())["contacts"]
+    reached: dict[str, set[str]] = {}
+    for case_id, single in singles.items():
+        for c in single["contacts"]:
+            reached.setdefault(c["person_id"], set()).add(case_id)
+    assert sorted(c["person_id"] for c in cohort) == sorted(reached)  # each contact once
+    assert {c["person_id"]: set(c["cases"]) for c in cohort} == reached
+    assert any(len(cs) > 1 for cs in reached.values())  # the two cases share contacts: the merge is exercised
+    assert (out / "cohort.csv").read_text().count("\n") == len(cohort) + 1

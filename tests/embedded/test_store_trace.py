@@ -9,11 +9,12 @@ from hypothesis import strategies as st
 
 from qrtrace.domain.venue_qr import ForgedVenueQrError, decode_venue_qr, encode_venue_qr, venue_signing_key
 from qrtrace.domain.venues import Venue
-from qrtrace.queries.trace import CaseQuery, InMemoryVisits, TraceRules, Visit, trace_case
+from qrtrace.queries.trace import CaseQuery, TraceRules, Visit, trace_case, trace_cases
 from qrtrace.queries.visit_reader import StoreHopReader
 from qrtrace.sinks.chdb_store import ChdbStore
 from qrtrace.sinks.retention import drop_expired_partitions
 from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
+from tests.oracles import oracle_trace
 
 pytestmark = pytest.mark.embedded
 M = US_PER_MINUTE
@@ -59,16 +60,63 @@ visit_lists = st.lists(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(visit_lists, st.integers(0, 7), st.integers(1, 3), st.sampled_from([0, 30]), st.sampled_from([0, 10]))
-def test_sql_trace_equals_in_memory(store, visits, case, depth, grace, min_overlap) -> None:  # type: ignore[no-untyped-def]
-    insert_visits(store, visits)
-    query = CaseQuery("c", f"p{case}", T0, T0 + 400 * M)
-    rules = TraceRules(depth=depth, grace_us=grace * M, min_overlap_us=min_overlap * M, until_us=T0 + 700 * M)
-    shape = lambda r: [(c.person, c.hop, c.first_exposure, c.exposures) for c in r.contacts]  # noqa: E731
-    assert shape(trace_case(StoreHopReader(store), query, rules)) == shape(
-        trace_case(InMemoryVisits(visits), query, rules)
+def oracle_shape(visits, case: CaseQuery, rules: TraceRules) -> dict:  # type: ignore[no-untyped-def]
+    return oracle_trace(
+        visits, case.person, case.from_us, case.to_us, rules.depth, rules.grace_us, rules.min_overlap_us, rules.until_us
     )
+
+
+def result_shape(result) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        c.person: (
+            c.hop,
+            c.first_exposure,
+            sorted((e.venue, e.start, e.end, e.overlap_us, e.source_person, e.source_hop) for e in c.exposures),
+        )
+        for c in result.contacts
+    }
+
+
+traces = st.tuples(
+    visit_lists,
+    st.lists(st.tuples(st.integers(0, 7), st.integers(0, 300), st.integers(0, 400)), min_size=1, max_size=4),
+    st.integers(1, 3),
+    st.sampled_from([0, 30]),
+    st.sampled_from([0, 10]),
+    st.sampled_from([500, 700, 100_000]),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(traces)
+def test_sql_trace_equals_brute_force_oracle_single_and_batch(store, trace) -> None:  # type: ignore[no-untyped-def]
+    """The fast path (chDB, two set-based reads per hop) agrees with the brute-force oracle, one case at
+    a time and as a batch; and the batch equals the single-case results, case by case."""
+    visits, case_specs, depth, grace, min_overlap, until = trace
+    insert_visits(store, visits)
+    rules = TraceRules(depth=depth, grace_us=grace * M, min_overlap_us=min_overlap * M, until_us=T0 + until * M)
+    cases = [CaseQuery(f"c{i}", f"p{p}", T0 + a * M, T0 + (a + w) * M) for i, (p, a, w) in enumerate(case_specs)]
+    reader = StoreHopReader(store)
+    singles = [result_shape(trace_case(reader, case, rules)) for case in cases]
+    assert singles == [oracle_shape(visits, case, rules) for case in cases]
+    assert [result_shape(r) for r in trace_cases(reader, cases, rules)] == singles
+
+
+def test_provisional_row_is_replaced_by_the_final_one(store) -> None:  # type: ignore[no-untyped-def]
+    """A visit stored open (version 0, end = start + dwell) and later closed (version 1) counts once, as closed."""
+    insert_visits(store, [Visit("f0", "V", T0 + 100 * M, T0 + 110 * M), Visit("x", "V", T0 + 50 * M, T0 + 120 * M)])
+    store.insert(  # x's visit was first stored provisionally, ending (start + dwell) before f0 arrived
+        "qrtrace.visits_by_venue",
+        {
+            "venue_id": ["V"], "person": ["x"], "start_us": np.array([T0 + 50 * M]),
+            "end_us": np.array([T0 + 60 * M]), "closed_by": np.zeros(1, np.int8),
+            "version": np.zeros(1, np.uint8), "opened_by": ["s1"],
+        },
+    )  # fmt: skip
+    result = trace_case(StoreHopReader(store), CaseQuery("c", "f0", T0, T0 + 200 * M), TraceRules(grace_us=30 * M))
+    assert [(c.person, [(e.start, e.overlap_us) for e in c.exposures]) for c in result.contacts] == [
+        ("x", [(T0 + 100 * M, 20 * M)])  # the final row only: x stayed until 120, f0 was there 100-110
+    ]
 
 
 def test_retention_drops_whole_old_day_partitions(store) -> None:  # type: ignore[no-untyped-def]
