@@ -276,9 +276,7 @@ def _cell_keys(venues: np.ndarray, buckets: np.ndarray) -> np.ndarray:
     return (pd.util.hash_array(venues, categorize=True).astype(np.int64) << 32) | (buckets & 0xFFFFFFFF)
 
 
-def hop_exposures(
-    sources: Table, cells: Table, candidates: Table, placed: Table, hop: int, rules: TraceRules
-) -> Table:
+def hop_exposures(sources: Table, cells: Table, candidates: Table, placed: Table, hop: int, rules: TraceRules) -> Table:
     """DESIGN.md's exposure rule over the (source, candidate) pairs that share a cell, per case, minus
     people the case has already placed (which includes the case itself)."""
     candidate_keys = _cell_keys(candidates["venue_id"], candidates["start_us"] // BUCKET_US)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-from qrtrace.queries.trace import VISIT_COLUMNS, Frontier, Table, concat_tables, empty_table
+from qrtrace.queries.trace import BUCKET_US, VISIT_COLUMNS, Frontier, Table, concat_tables, empty_table
 from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.store import Store
 
@@ -12,6 +14,8 @@ from qrtrace.sinks.store import Store
 # literal set is cheaper than a subquery); both stores raise max_query_size for this (sinks/store.py).
 PERSONS_PER_QUERY = 20_000
 CELLS_PER_QUERY = 50_000
+US_PER_DAY = 86_400_000_000
+BUCKETS_PER_DAY = US_PER_DAY // BUCKET_US  # day partitions hold whole buckets
 VISIT_TYPES = {"person": object, "venue_id": object, "start_us": np.int64, "end_us": np.int64}
 
 
@@ -37,14 +41,29 @@ class StoreHopReader:
         return (concat_tables(parts) if parts else empty_table(VISIT_TYPES)), longest
 
     def cell_visits(self, venues: np.ndarray, buckets: np.ndarray) -> Table:
+        """One statement per CELLS_PER_QUERY cells: a UNION ALL of one SELECT per day partition."""
         sql = load_sql("qrtrace.queries", "trace_candidates")
+        order = np.argsort(buckets, kind="stable")
+        venues, buckets = venues[order], buckets[order]
+        days = buckets // BUCKETS_PER_DAY
         parts = []
         for lo in range(0, len(venues), CELLS_PER_QUERY):
-            hi = lo + CELLS_PER_QUERY
-            cells = list(zip(venues[lo:hi].tolist(), buckets[lo:hi].tolist(), strict=True))
-            parts.append(self._query(sql, {"cells": cells}))
+            hi = min(lo + CELLS_PER_QUERY, len(venues))
+            bounds = np.flatnonzero(np.diff(days[lo:hi])) + 1
+            statement, params = [], {}
+            for i, (a, b) in enumerate(zip(np.r_[lo, lo + bounds], np.r_[lo + bounds, hi], strict=True)):
+                statement.append(_numbered(sql, i))  # the .sql file, its placeholders suffixed _<i>
+                params[f"day_start_{i}"] = int(days[a]) * US_PER_DAY
+                params[f"day_end_{i}"] = (int(days[a]) + 1) * US_PER_DAY
+                params[f"cells_{i}"] = list(zip(venues[a:b].tolist(), buckets[a:b].tolist(), strict=True))
+            parts.append(self._query("\nUNION ALL\n".join(statement), params))
         return concat_tables(parts) if parts else empty_table(VISIT_TYPES)
 
     def _query(self, sql: str, params: dict[str, object]) -> Table:
         self.queries += 1
         return self.store.query_columns(sql, params)
+
+
+def _numbered(sql: str, i: int) -> str:
+    """The statement with each `{name:Type}` placeholder renamed `{name_<i>:Type}`."""
+    return re.sub(r"\{(\w+):", lambda m: "{" + m.group(1) + f"_{i}:", sql)

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from qrtrace.errors import StoreError
-from qrtrace.sinks.clickhouse_sql import render
+from qrtrace.sinks.clickhouse_sql import load_sql, render, split_statements
 from qrtrace.sinks.store import MAX_QUERY_BYTES, Columns, bootstrap_schema
 
 
@@ -28,6 +28,8 @@ class ChdbStore:
         self._session = session.Session(str(path / "chdb"))
         self._run(f"SET max_query_size = {MAX_QUERY_BYTES}")
         bootstrap_schema(self)
+        for statement in split_statements(load_sql("qrtrace.sinks", "chdb_tuning")):
+            self._run(statement)
 
     def _run(self, sql: str, fmt: str = "CSV") -> object:
         try:

@@ -26,7 +26,6 @@ class Store(Protocol):
     def query_columns(self, sql: str, params: Mapping[str, object] | None = None) -> dict[str, np.ndarray]:
         """The result as numpy columns (numbers typed, strings as object arrays): for large results."""
 
-
     def insert(self, table: str, columns: Columns) -> None: ...
 
     def close(self) -> None: ...

@@ -38,6 +38,8 @@ ORDER BY (venue_id, event_time_us, scan_id);
 -- 6 h, not 1 h: the index analysis of a tuple IN costs per cell and per part (measured on chDB: ~40 us
 -- per cell over 21 day parts), and a venue's 6 h are a few hundred rows at most. start_bucket is a
 -- function of start_us, so a visit's identity (and ReplacingMergeTree's dedupe) is unchanged.
+-- The embedded store also shrinks their compressed blocks (chdb_tuning.sql; 18.16 has no such table
+-- setting).
 CREATE TABLE IF NOT EXISTS qrtrace.visits_by_venue (
     venue_id String, person String, start_us Int64, end_us Int64, closed_by Int8, version UInt8,
     opened_by String, start_bucket UInt32 DEFAULT toUInt32(intDiv(start_us, 21600000000))
