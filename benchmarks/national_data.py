@@ -225,9 +225,7 @@ FROM Python(qrtrace_batch)
 """
 
 
-def load_synthetic(
-    store: object, shape: NationalShape, on_block: Callable[[int], None] | None = None
-) -> VenueTable:
+def load_synthetic(store: object, shape: NationalShape, on_block: Callable[[int], None] | None = None) -> VenueTable:
     """Write the shape's visits (and its venues) into a chDB store; returns the venue table."""
     venues = build_venues(shape)
     _insert_venues(store, venues)
