@@ -180,20 +180,30 @@ def measure_qrtrace(store: ChdbStore, cases: list[CaseQuery], rules: TraceRules)
 
 
 def rows_read_per_query(store: ChdbStore, cases: list[CaseQuery], rules: TraceRules) -> dict:
-    """Untimed pass: the rows each of qrtrace's queries read (chDB's counters), F1+F2."""
+    """Untimed pass: rows each of qrtrace's queries read from the tables (chDB's SelectedRows counter,
+    read before and after each query), F1+F2."""
     counts: list[int] = []
+    events = "SELECT value FROM system.events WHERE event = 'SelectedRows'"
+
+    def selected() -> int:
+        return int((store.query(events)["value"] or [0])[0])
 
     class Counting(StoreHopReader):
         def _query(self, sql, params):  # type: ignore[no-untyped-def]
-            from qrtrace.sinks.clickhouse_sql import render
-
-            counts.append(int(store._session.query(render(sql, params), "CSV").rows_read()))
-            return super()._query(sql, params)
+            before = selected()
+            rows = super()._query(sql, params)
+            counts.append(selected() - before)
+            return rows
 
     reader = Counting(store)
     for case in cases:
         trace_batch(reader, [case], rules)
-    return {"queries": len(counts), "rows_read_p50": float(np.median(counts)), "rows_read_max": max(counts)}
+    return {
+        "queries": len(counts),
+        "rows_read_p50": float(np.median(counts)),
+        "rows_read_p95": float(np.percentile(counts, 95)),
+        "rows_read_max": max(counts),
+    }
 
 
 def measure_batches(store: ChdbStore, people: list[CaseQuery], sizes: list[int], rules: TraceRules) -> dict:
