@@ -63,6 +63,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-duckdb", action="store_true", help="skip the DuckDB baseline")
     p.add_argument("--seed", type=int, default=2021)
     p.add_argument("--store-dir", type=Path, help="where to build the store (default: a temp dir, removed)")
+    p.add_argument("--reuse-store", action="store_true",
+                   help="measure the store (and visits.parquet) already in --store-dir instead of loading")  # fmt: skip
     p.add_argument("--out", type=Path, help="result JSON (default benchmarks/results/trace-<rows>.json)")
     return p.parse_args(argv)
 
@@ -75,7 +77,9 @@ def progress() -> Progress:
 def load_store(store: ChdbStore, args: argparse.Namespace) -> dict:
     """Bulk-load the visits; returns what was loaded and how long it took."""
     t0 = time.perf_counter()
-    if args.visits:
+    if args.reuse_store:
+        pass  # loaded and merged by an earlier run: only describe it
+    elif args.visits:
         store.insert_select(PARQUET_INSERT_SQL, _read_parquet(args.visits))
     else:
         shape = NationalShape(rows=args.rows, seed=args.seed)
@@ -84,8 +88,9 @@ def load_store(store: ChdbStore, args: argparse.Namespace) -> dict:
             load_synthetic(store, shape, on_block=lambda n: bar.advance(task, n))
     loaded_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    store.execute("OPTIMIZE TABLE qrtrace.visits_by_venue FINAL")
-    store.execute("OPTIMIZE TABLE qrtrace.visits_by_person FINAL")
+    if not args.reuse_store:
+        store.execute("OPTIMIZE TABLE qrtrace.visits_by_venue FINAL")
+        store.execute("OPTIMIZE TABLE qrtrace.visits_by_person FINAL")
     merged_s = time.perf_counter() - t1
     stats = store.query(
         "SELECT count() AS n, uniqExact(person) AS people, uniqExact(venue_id) AS venues,"
@@ -101,8 +106,9 @@ def load_store(store: ChdbStore, args: argparse.Namespace) -> dict:
         "venues": stats["venues"][0],
         "first_us": stats["first"][0],
         "last_us": stats["last"][0],
-        "load_s": round(loaded_s, 1),
-        "merge_s": round(merged_s, 1),
+        "load_s": None if args.reuse_store else round(loaded_s, 1),
+        "merge_s": None if args.reuse_store else round(merged_s, 1),
+        "reused_store": bool(args.reuse_store),
         "parts": dict(zip(parts["table"], parts["parts"], strict=True)),
         "bytes_on_disk": dict(zip(parts["table"], parts["bytes"], strict=True)),
     }
@@ -275,6 +281,9 @@ def measure_duckdb(parquet: Path, cases: list[CaseQuery], pool: list[CaseQuery],
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.reuse_store and args.store_dir is None:
+        print("--reuse-store needs --store-dir (the folder of an earlier run).", file=sys.stderr)
+        return 2
     own_dir = args.store_dir is None
     work = Path(tempfile.mkdtemp(prefix="qrtrace-trace-bench-")) if own_dir else args.store_dir
     try:
@@ -287,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace, work: Path) -> int:
     store = ChdbStore(work / "store")
     loaded = load_store(store, args)
-    print(f"Loaded {loaded['rows']:,} visits of {loaded['people']:,} people at {loaded['venues']:,} venues "
+    verb = "Reused" if args.reuse_store else "Loaded"
+    print(f"{verb} {loaded['rows']:,} visits of {loaded['people']:,} people at {loaded['venues']:,} venues "
           f"in {loaded['load_s']} s (+{loaded['merge_s']} s merge)")  # fmt: skip
     sizes = [int(x) for x in args.batches.split(",") if x]
     pool = draw_cases(store, max([args.cases, *sizes]), args.seed, loaded["first_us"], loaded["last_us"])
@@ -301,7 +311,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     duck = None
     if not args.no_duckdb:
         parquet = args.visits or work / "visits.parquet"
-        if not args.visits:
+        if not args.visits and not (args.reuse_store and parquet.exists()):
             export_parquet(store, parquet)
         store.close()  # DuckDB gets the machine's memory and cores to itself
         duck = measure_duckdb(parquet, cases, pool, min(sizes, default=0), rules)

@@ -14,6 +14,10 @@ from qrtrace.sinks.store import Store
 # literal set is cheaper than a subquery); both stores raise max_query_size for this (sinks/store.py).
 PERSONS_PER_QUERY = 20_000
 CELLS_PER_QUERY = 50_000
+# Index analysis of a tuple IN costs per cell and per part it runs on; one SELECT per day makes each
+# day's cells meet one part (2.5x faster at 5,000 cells), but each SELECT has its own setup (~1-2 ms on
+# chDB): a single case's F1 (a handful of cells) was 10 ms as one SELECT, 18 ms split.
+SPLIT_BY_DAY_CELLS = 2_000
 US_PER_DAY = 86_400_000_000
 BUCKETS_PER_DAY = US_PER_DAY // BUCKET_US  # day partitions hold whole buckets
 VISIT_TYPES = {"person": object, "venue_id": object, "start_us": np.int64, "end_us": np.int64}
@@ -41,11 +45,19 @@ class StoreHopReader:
         return (concat_tables(parts) if parts else empty_table(VISIT_TYPES)), longest
 
     def cell_visits(self, venues: np.ndarray, buckets: np.ndarray) -> Table:
-        """One statement per CELLS_PER_QUERY cells: a UNION ALL of one SELECT per day partition."""
+        """One statement per CELLS_PER_QUERY cells: one SELECT over the days the cells span, or, above
+        SPLIT_BY_DAY_CELLS cells, a UNION ALL of one SELECT per day partition."""
+        if not len(venues):
+            return empty_table(VISIT_TYPES)
         sql = load_sql("qrtrace.queries", "trace_candidates")
         order = np.argsort(buckets, kind="stable")
         venues, buckets = venues[order], buckets[order]
         days = buckets // BUCKETS_PER_DAY
+        if len(venues) <= SPLIT_BY_DAY_CELLS:
+            cells = list(zip(venues.tolist(), buckets.tolist(), strict=True))
+            first, last = int(days[0]), int(days[-1])
+            params = {"day_start": first * US_PER_DAY, "day_end": (last + 1) * US_PER_DAY, "cells": cells}
+            return self._query(sql, params)
         parts = []
         for lo in range(0, len(venues), CELLS_PER_QUERY):
             hi = min(lo + CELLS_PER_QUERY, len(venues))
