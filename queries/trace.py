@@ -2,8 +2,8 @@
 
 One code path serves one case and a batch of thousands. Each hop asks the store two set-based
 questions for the whole frontier (every case at once): the frontier people's visits (one index range
-per person), then every visit in the (venue, hour) cells around those visits (one index range per
-cell). Everything between is columnar work here, without I/O: each case's own sources, the overlap
+per person), then every visit in the (venue, 6-hour bucket) cells around those visits (one index range
+per cell). Everything between is columnar work here, without I/O: each case's own sources, the overlap
 join on venue with DESIGN.md's rules, dropping people a case has already placed, each new contact's
 first exposure, and the next frontier (a person reached by several cases is read once).
 """
@@ -239,7 +239,8 @@ def expand_frontier(reader: HopReader, frontier: Frontier, placed: Table, hop: i
     if not len(sources["case"]):
         return empty_table(EXPOSURE_COLUMNS)
     cells = source_cells(sources, longest, rules.grace_us)
-    distinct = np.unique(cells["key"], return_index=True)[1]
+    venue_codes = pd.factorize(sources["venue_id"])[0].astype(np.int64)
+    distinct = np.unique(venue_codes[cells["source"]] << 32 | cells["bucket"], return_index=True)[1]
     candidates = reader.cell_visits(sources["venue_id"][cells["source"][distinct]], cells["bucket"][distinct])
     return hop_exposures(sources, cells, candidates, placed, hop, rules)
 
@@ -266,24 +267,18 @@ def source_cells(sources: Table, longest_us: int, grace_us: int) -> Table:
     first = (sources["s_start"] - longest_us) // BUCKET_US
     last = (sources["s_end"] + grace_us) // BUCKET_US
     counts = last - first + 1
-    source = np.repeat(np.arange(len(first)), counts)
-    bucket = np.repeat(first, counts) + _ranks(counts)
-    return {"source": source, "bucket": bucket, "key": _cell_keys(sources["venue_id"][source], bucket)}
-
-
-def _cell_keys(venues: np.ndarray, buckets: np.ndarray) -> np.ndarray:
-    """One int64 per (venue, bucket): a hash of the venue in the high bits, the bucket in the low 32."""
-    return (pd.util.hash_array(venues, categorize=True).astype(np.int64) << 32) | (buckets & 0xFFFFFFFF)
+    return {"source": np.repeat(np.arange(len(first)), counts), "bucket": np.repeat(first, counts) + _ranks(counts)}
 
 
 def hop_exposures(sources: Table, cells: Table, candidates: Table, placed: Table, hop: int, rules: TraceRules) -> Table:
     """DESIGN.md's exposure rule over the (source, candidate) pairs that share a cell, per case, minus
     people the case has already placed (which includes the case itself)."""
-    candidate_keys = _cell_keys(candidates["venue_id"], candidates["start_us"] // BUCKET_US)
-    ci, ti = join_indices(cells["key"], candidate_keys)
+    # Exact (venue, bucket) keys: venue codes from one factorisation of both sides, bucket in the low 32 bits.
+    codes = pd.factorize(np.concatenate([sources["venue_id"], candidates["venue_id"]]))[0].astype(np.int64)
+    source_codes, candidate_codes = codes[: len(sources["venue_id"])], codes[len(sources["venue_id"]) :]
+    cell_keys = source_codes[cells["source"]] << 32 | cells["bucket"]
+    ci, ti = join_indices(cell_keys, candidate_codes << 32 | candidates["start_us"] // BUCKET_US)
     si = cells["source"][ci]
-    same_venue = candidates["venue_id"][ti] == sources["venue_id"][si]  # a 32-bit hash may collide
-    si, ti = si[same_venue], ti[same_venue]
     s_start, s_end = sources["s_start"][si], sources["s_end"][si] + rules.grace_us
     t_start, t_end = candidates["start_us"][ti], candidates["end_us"][ti]
     start, end = np.maximum(s_start, t_start), np.minimum(s_end, t_end)
