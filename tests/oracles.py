@@ -67,3 +67,15 @@ def oracle_trace(visits, case, frm, to, depth, grace, min_overlap, until):  # ty
         placed |= set(found)
         sources = [(v, hop) for v in visits if v.person in found and out[v.person][1] <= v.start <= until]
     return out
+
+
+def trace_shape(result) -> dict:  # type: ignore[no-untyped-def]
+    """A TraceResult in oracle_trace's shape: {person: (hop, first_exposure, sorted exposures)}."""
+    return {
+        c.person: (
+            c.hop,
+            c.first_exposure,
+            sorted((e.venue, e.start, e.end, e.overlap_us, e.source_person, e.source_hop) for e in c.exposures),
+        )
+        for c in result.contacts
+    }

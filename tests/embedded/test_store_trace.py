@@ -14,7 +14,7 @@ from qrtrace.queries.visit_reader import StoreHopReader
 from qrtrace.sinks.chdb_store import ChdbStore
 from qrtrace.sinks.retention import drop_expired_partitions
 from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
-from tests.oracles import oracle_trace
+from tests.oracles import oracle_trace, trace_shape
 
 pytestmark = pytest.mark.embedded
 M = US_PER_MINUTE
@@ -66,17 +66,6 @@ def oracle_shape(visits, case: CaseQuery, rules: TraceRules) -> dict:  # type: i
     )
 
 
-def result_shape(result) -> dict:  # type: ignore[no-untyped-def]
-    return {
-        c.person: (
-            c.hop,
-            c.first_exposure,
-            sorted((e.venue, e.start, e.end, e.overlap_us, e.source_person, e.source_hop) for e in c.exposures),
-        )
-        for c in result.contacts
-    }
-
-
 traces = st.tuples(
     visit_lists,
     st.lists(st.tuples(st.integers(0, 7), st.integers(0, 300), st.integers(0, 400)), min_size=1, max_size=4),
@@ -97,9 +86,9 @@ def test_sql_trace_equals_brute_force_oracle_single_and_batch(store, trace) -> N
     rules = TraceRules(depth=depth, grace_us=grace * M, min_overlap_us=min_overlap * M, until_us=T0 + until * M)
     cases = [CaseQuery(f"c{i}", f"p{p}", T0 + a * M, T0 + (a + w) * M) for i, (p, a, w) in enumerate(case_specs)]
     reader = StoreHopReader(store)
-    singles = [result_shape(trace_case(reader, case, rules)) for case in cases]
+    singles = [trace_shape(trace_case(reader, case, rules)) for case in cases]
     assert singles == [oracle_shape(visits, case, rules) for case in cases]
-    assert [result_shape(r) for r in trace_cases(reader, cases, rules)] == singles
+    assert [trace_shape(r) for r in trace_cases(reader, cases, rules)] == singles
 
 
 def test_provisional_row_is_replaced_by_the_final_one(store) -> None:  # type: ignore[no-untyped-def]

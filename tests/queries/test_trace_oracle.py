@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from qrtrace.queries.trace import CaseQuery, InMemoryVisits, TraceRules, Visit, trace_case
 from qrtrace.stream_processors.batch import US_PER_MINUTE
-from tests.oracles import Ev, oracle_trace, oracle_visits
+from tests.oracles import Ev, oracle_trace, oracle_visits, trace_shape
 
 M = US_PER_MINUTE
 DWELL = {"A": 30 * M, "B": 60 * M, "C": 120 * M}
@@ -53,22 +53,11 @@ def scenarios(draw):  # type: ignore[no-untyped-def]
     return visits, CaseQuery("c", case, frm, to), rules
 
 
-def as_oracle_shape(result) -> dict:  # type: ignore[no-untyped-def]
-    return {
-        c.person: (
-            c.hop,
-            c.first_exposure,
-            sorted((e.venue, e.start, e.end, e.overlap_us, e.source_person, e.source_hop) for e in c.exposures),
-        )
-        for c in result.contacts
-    }
-
-
 @settings(max_examples=400, deadline=None)
 @given(scenarios())
 def test_trace_equals_brute_force_oracle(scenario) -> None:  # type: ignore[no-untyped-def]
     visits, case, rules = scenario
-    got = as_oracle_shape(trace_case(InMemoryVisits(visits), case, rules))
+    got = trace_shape(trace_case(InMemoryVisits(visits), case, rules))
     want = oracle_trace(
         visits,
         case.person,
@@ -116,4 +105,4 @@ def test_batch_trace_equals_single_traces(scenarios_) -> None:  # type: ignore[n
     reader = InMemoryVisits(visits)
     batch = trace_cases(reader, cases, rules)
     for case, result in zip(cases, batch, strict=True):
-        assert as_oracle_shape(result) == as_oracle_shape(trace_case(reader, case, rules))
+        assert trace_shape(result) == trace_shape(trace_case(reader, case, rules))
