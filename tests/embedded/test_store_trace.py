@@ -91,6 +91,24 @@ def test_sql_trace_equals_brute_force_oracle_single_and_batch(store, trace) -> N
     assert [trace_shape(r) for r in trace_cases(reader, cases, rules)] == singles
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(traces)
+def test_candidates_split_by_day_agree_with_the_oracle(store, trace) -> None:  # type: ignore[no-untyped-def]
+    """The large-batch read (one SELECT per day, UNION ALL) forced on small scenarios."""
+    from qrtrace.queries import visit_reader
+
+    visits, case_specs, depth, grace, min_overlap, until = trace
+    insert_visits(store, visits)
+    rules = TraceRules(depth=depth, grace_us=grace * M, min_overlap_us=min_overlap * M, until_us=T0 + until * M)
+    cases = [CaseQuery(f"c{i}", f"p{p}", T0 + a * M, T0 + (a + w) * M) for i, (p, a, w) in enumerate(case_specs)]
+    split, visit_reader.SPLIT_BY_DAY_CELLS = visit_reader.SPLIT_BY_DAY_CELLS, 0
+    try:
+        got = [trace_shape(r) for r in trace_cases(StoreHopReader(store), cases, rules)]
+    finally:
+        visit_reader.SPLIT_BY_DAY_CELLS = split
+    assert got == [oracle_shape(visits, case, rules) for case in cases]
+
+
 def test_provisional_row_is_replaced_by_the_final_one(store) -> None:  # type: ignore[no-untyped-def]
     """A visit stored open (version 0, end = start + dwell) and later closed (version 1) counts once, as closed."""
     insert_visits(store, [Visit("f0", "V", T0 + 100 * M, T0 + 110 * M), Visit("x", "V", T0 + 50 * M, T0 + 120 * M)])
