@@ -214,14 +214,17 @@ def trace(
         min_overlap_us=round(min_overlap_minutes * US_PER_MINUTE),
         until_us=parse_time(until, "--until", settings) if until else now_us(),
     )
-    with _runtime(settings) as rt:
-        results, identities = rt.trace_many(case_rows, rules, purpose)
+    quiet = as_json or cases is None  # a single case takes milliseconds; a day's cases can take minutes
+    with _runtime(settings) as rt, render.progress(settings.lang, quiet) as bar:
+        task = bar.add_task(t("tracing", settings.lang), total=rules.depth)
+        results, identities = rt.trace_many(case_rows, rules, purpose, on_hop=lambda _: bar.advance(task))
+        bar.update(task, completed=rules.depth)  # a trace that runs out of contacts stops early
     docs = [render.trace_dict(r, identities, settings.display_tz) for r in results]
     if csv_out:
         render.write_call_list(csv_out, docs)
     if out_dir:
         written = render.write_trace_dir(out_dir, docs)
-        out.print(f"{len(written)} files → {out_dir}")
+        out.print(f"{t('files', settings.lang)}: {len(written)} → {out_dir}")
     if as_json:
         payload = docs[0] if cases is None else {"cases": docs, "cohort": render.combined_cohort(docs)}
         sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -187,7 +187,11 @@ class EmbeddedRuntime:
         return results[0], identities
 
     def trace_many(
-        self, cases: Sequence[tuple[str, str, int, int]], rules: TraceRules, purpose: str
+        self,
+        cases: Sequence[tuple[str, str, int, int]],
+        rules: TraceRules,
+        purpose: str,
+        on_hop: Callable[[int], None] | None = None,
     ) -> tuple[list[TraceResult], dict[str, Identity]]:
         """Trace (case_id, identifier, from, to) cases in one pass sharing reads; each is audited."""
         queries = []
@@ -196,7 +200,7 @@ class EmbeddedRuntime:
             person = self.pseudonymiser.one(person_id)
             raw_by_person[person] = person_id
             queries.append(CaseQuery(case_id or f"trace-{person[:12]}", person, from_us, to_us))
-        results = trace_cases(StoreHopReader(self.store), queries, rules)
+        results = trace_cases(StoreHopReader(self.store), queries, rules, on_hop)
         persons: set[str] = set()
         for r in results:
             self.audit.record(

@@ -5,6 +5,7 @@ from __future__ import annotations
 LABELS: dict[str, tuple[str, str]] = {
     "error": ("Lỗi", "Error"),
     "ingesting": ("Đang xử lý lượt quét", "Ingesting check-ins"),
+    "tracing": ("Đang truy vết (mức F1, F2 ...)", "Tracing (hops F1, F2 ...)"),
     "received": ("Đã nhận", "Received"),
     "accepted": ("Hợp lệ", "Accepted"),
     "deduplicated": ("Trùng lặp (bỏ qua)", "Deduplicated"),

@@ -10,7 +10,7 @@ first exposure, and the next frontier (a person reached by several cases is read
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -159,13 +159,17 @@ def trace_case(reader: HopReader, case: CaseQuery, rules: TraceRules) -> TraceRe
     return trace_batch(reader, [case], rules).results()[0]
 
 
-def trace_cases(reader: HopReader, cases: Sequence[CaseQuery], rules: TraceRules) -> list[TraceResult]:
+def trace_cases(
+    reader: HopReader, cases: Sequence[CaseQuery], rules: TraceRules, on_hop: Callable[[int], None] | None = None
+) -> list[TraceResult]:
     """Many cases at once; results equal `trace_case` run per case, the cases share the reads."""
-    return trace_batch(reader, cases, rules).results()
+    return trace_batch(reader, cases, rules, on_hop).results()
 
 
-def trace_batch(reader: HopReader, cases: Sequence[CaseQuery], rules: TraceRules) -> TraceBatch:
-    """Trace every case: two store reads per hop for the whole batch."""
+def trace_batch(
+    reader: HopReader, cases: Sequence[CaseQuery], rules: TraceRules, on_hop: Callable[[int], None] | None = None
+) -> TraceBatch:
+    """Trace every case: two store reads per hop for the whole batch; `on_hop(hop)` after each hop."""
     cases = list(cases)
     placed: Table = {"case": np.arange(len(cases), dtype=np.int64), "person": _objects([c.person for c in cases])}
     frontier = case_frontier(cases)
@@ -175,6 +179,8 @@ def trace_batch(reader: HopReader, cases: Sequence[CaseQuery], rules: TraceRules
         if not len(frontier):
             break
         exposures = expand_frontier(reader, frontier, placed, hop, rules)
+        if on_hop:
+            on_hop(hop)
         if not len(exposures["case"]):
             break
         contacts = first_exposures(exposures, hop)
