@@ -1,0 +1,179 @@
+"""Who may do what, where: roles, scopes and API tokens. Pure: no I/O, no web framework.
+
+The HTTP API (issue 5) asks `authorize` before every action and `TokenBook.verify` for every request.
+Decisions kept here so they can be read in one place and tested without a server:
+- every role is scoped: a scanner to its venue, a venue owner to its venues, a commune officer to its
+  commune, a district officer to the communes of its district; epidemiologists and admins are
+  province-wide;
+- re-identification (contact details in call lists) is for epidemiologists only; admins run the
+  system and read the audit log but do not see who was exposed (least privilege);
+- tokens are random secrets shown once; only a scrypt hash (a memory-hard KDF) is kept, with an
+  expiry. A token names its record (`qrt_<id>_<secret>`) so verification is one KDF run, not a scan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    SCANNER = "scanner"
+    VENUE_OWNER = "venue_owner"
+    COMMUNE_OFFICER = "commune_officer"
+    DISTRICT_OFFICER = "district_officer"
+    EPIDEMIOLOGIST = "epidemiologist"
+    ADMIN = "admin"
+
+
+class Action(StrEnum):
+    INGEST_CHECKINS = "ingest_checkins"
+    REGISTER_VENUE = "register_venue"
+    LIST_VENUES = "list_venues"
+    ISSUE_VENUE_QR = "issue_venue_qr"
+    DECLARE_CASE = "declare_case"
+    RUN_TRACE = "run_trace"
+    EXPORT_CALL_LIST = "export_call_list"
+    REIDENTIFY = "reidentify"
+    READ_COVERAGE = "read_coverage"
+    EXPORT_COVERAGE = "export_coverage"
+    READ_OPERATIONS = "read_operations"
+    READ_AUDIT = "read_audit"
+
+
+A = Action
+PERMISSIONS: dict[Role, frozenset[Action]] = {
+    Role.SCANNER: frozenset({A.INGEST_CHECKINS}),
+    Role.VENUE_OWNER: frozenset({A.LIST_VENUES, A.ISSUE_VENUE_QR}),
+    Role.COMMUNE_OFFICER: frozenset(
+        {A.REGISTER_VENUE, A.LIST_VENUES, A.ISSUE_VENUE_QR, A.READ_COVERAGE, A.EXPORT_COVERAGE}
+    ),
+    Role.DISTRICT_OFFICER: frozenset(
+        {A.REGISTER_VENUE, A.LIST_VENUES, A.ISSUE_VENUE_QR, A.READ_COVERAGE, A.EXPORT_COVERAGE}
+    ),
+    Role.EPIDEMIOLOGIST: frozenset(
+        {A.LIST_VENUES, A.DECLARE_CASE, A.RUN_TRACE, A.EXPORT_CALL_LIST, A.REIDENTIFY, A.READ_COVERAGE}
+    ),
+    Role.ADMIN: frozenset(set(Action) - {A.REIDENTIFY, A.EXPORT_CALL_LIST, A.INGEST_CHECKINS}),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: a role and the place it is bound to (if its role is scoped)."""
+
+    name: str
+    role: Role
+    venues: frozenset[str] = frozenset()  # scanner: exactly one; venue owner: one or more
+    commune_code: str | None = None  # commune officer
+    district_code: str | None = None  # district officer
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a request touches. None means "not about one place" (e.g. a province-wide list)."""
+
+    venue_id: str | None = None
+    commune_code: str | None = None
+
+
+class AccessDenied(Exception):
+    """Refused, with a sentence saying why (the API answers 403 with it)."""
+
+
+@dataclass(frozen=True)
+class Geography:
+    """Reference data the scope checks need: each commune's district, each venue's commune."""
+
+    district_of_commune: Mapping[str, str]
+    commune_of_venue: Mapping[str, str] = field(default_factory=dict)
+
+    def commune(self, scope: Scope) -> str | None:
+        if scope.commune_code is not None:
+            return scope.commune_code
+        return self.commune_of_venue.get(scope.venue_id) if scope.venue_id is not None else None
+
+
+def authorize(who: Principal, action: Action, scope: Scope, geo: Geography) -> None:
+    """Return if `who` may do `action` on `scope`; raise AccessDenied with the reason otherwise."""
+    if action not in PERMISSIONS[who.role]:
+        raise AccessDenied(f"The role {who.role} may not {action.replace('_', ' ')}.")
+    if who.role in (Role.EPIDEMIOLOGIST, Role.ADMIN):
+        return
+    if who.role in (Role.SCANNER, Role.VENUE_OWNER):
+        if scope.venue_id is None or scope.venue_id not in who.venues:
+            raise AccessDenied(f"{who.name} is bound to its own venue(s); this request is about another.")
+        return
+    commune = geo.commune(scope)
+    if commune is None:
+        raise AccessDenied(f"A {who.role} must name a commune or venue within its area.")
+    if who.role is Role.COMMUNE_OFFICER and commune != who.commune_code:
+        raise AccessDenied(f"{who.name} may only see commune {who.commune_code}, not {commune}.")
+    if who.role is Role.DISTRICT_OFFICER and geo.district_of_commune.get(commune) != who.district_code:
+        raise AccessDenied(f"{who.name} may only see the communes of district {who.district_code}.")
+
+
+def visible_communes(who: Principal, geo: Geography) -> frozenset[str] | None:
+    """The communes a report may show to `who` (None: all of them). Lists are filtered, never leaked."""
+    if who.role is Role.COMMUNE_OFFICER:
+        return frozenset({who.commune_code} if who.commune_code else set())
+    if who.role is Role.DISTRICT_OFFICER:
+        return frozenset(c for c, d in geo.district_of_commune.items() if d == who.district_code)
+    if who.role in (Role.EPIDEMIOLOGIST, Role.ADMIN):
+        return None
+    return frozenset()
+
+
+# -- tokens -------------------------------------------------------------------------------------------
+
+SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}  # ~16 MB, tens of ms per check: OWASP's scrypt floor
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    token_id: str
+    principal: Principal
+    salt: bytes
+    digest: bytes
+    expires_at_us: int
+
+
+class InvalidToken(Exception):
+    """Missing, malformed, unknown, wrong or expired token (the API answers 401 with the sentence)."""
+
+
+def issue_token(principal: Principal, expires_at_us: int) -> tuple[str, TokenRecord]:
+    """A new token (shown once) and the record to keep (its scrypt hash, never the secret)."""
+    token_id, secret, salt = secrets.token_hex(8), secrets.token_urlsafe(32), secrets.token_bytes(16)
+    record = TokenRecord(token_id, principal, salt, _digest(secret, salt), expires_at_us)
+    return f"qrt_{token_id}_{secret}", record
+
+
+class TokenBook:
+    """The kept token records, by id."""
+
+    def __init__(self, records: list[TokenRecord] | None = None) -> None:
+        self.records = {r.token_id: r for r in records or []}
+
+    def add(self, record: TokenRecord) -> None:
+        self.records[record.token_id] = record
+
+    def verify(self, token: str, now_us: int) -> Principal:
+        """The principal a presented token stands for, or InvalidToken with the reason."""
+        parts = token.split("_", 2) if token else []
+        if len(parts) != 3 or parts[0] != "qrt":
+            raise InvalidToken("The token is missing or malformed; send 'Authorization: Bearer qrt_...'.")
+        record = self.records.get(parts[1])
+        if record is None or not hmac.compare_digest(_digest(parts[2], record.salt), record.digest):
+            raise InvalidToken("The token is not valid.")
+        if now_us >= record.expires_at_us:
+            raise InvalidToken("The token has expired; ask an administrator for a new one.")
+        return record.principal
+
+
+def _digest(secret: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(secret.encode(), salt=salt, **SCRYPT)  # type: ignore[arg-type]

@@ -1,0 +1,90 @@
+"""Roles, scopes and tokens (qrtrace/access.py): every role against every action, and no scope leaks."""
+
+from __future__ import annotations
+
+import pytest
+
+from qrtrace.access import (
+    PERMISSIONS,
+    AccessDenied,
+    Action,
+    Geography,
+    InvalidToken,
+    Principal,
+    Role,
+    Scope,
+    TokenBook,
+    authorize,
+    issue_token,
+    visible_communes,
+)
+
+GEO = Geography(
+    district_of_commune={"C1": "D1", "C2": "D1", "C3": "D2"},
+    commune_of_venue={"V1": "C1", "V2": "C2", "V3": "C3"},
+)
+PEOPLE = {
+    Role.SCANNER: Principal("scanner-1", Role.SCANNER, venues=frozenset({"V1"})),
+    Role.VENUE_OWNER: Principal("owner-1", Role.VENUE_OWNER, venues=frozenset({"V1"})),
+    Role.COMMUNE_OFFICER: Principal("commune-1", Role.COMMUNE_OFFICER, commune_code="C1"),
+    Role.DISTRICT_OFFICER: Principal("district-1", Role.DISTRICT_OFFICER, district_code="D1"),
+    Role.EPIDEMIOLOGIST: Principal("epi-1", Role.EPIDEMIOLOGIST),
+    Role.ADMIN: Principal("admin-1", Role.ADMIN),
+}
+HOME = Scope(venue_id="V1")  # inside every scoped principal's area above
+
+
+@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize("action", list(Action))
+def test_every_role_against_every_action_in_its_own_area(role: Role, action: Action) -> None:
+    if action in PERMISSIONS[role]:
+        authorize(PEOPLE[role], action, HOME, GEO)
+    else:
+        with pytest.raises(AccessDenied, match="may not"):
+            authorize(PEOPLE[role], action, HOME, GEO)
+
+
+def test_reidentification_is_for_epidemiologists_only() -> None:
+    assert [r for r in Role if Action.REIDENTIFY in PERMISSIONS[r]] == [Role.EPIDEMIOLOGIST]
+    assert [r for r in Role if Action.READ_AUDIT in PERMISSIONS[r]] == [Role.ADMIN]
+
+
+@pytest.mark.parametrize(
+    ("role", "action", "scope"),
+    [
+        (Role.SCANNER, Action.INGEST_CHECKINS, Scope(venue_id="V2")),  # a check-in for another venue
+        (Role.SCANNER, Action.INGEST_CHECKINS, Scope()),
+        (Role.VENUE_OWNER, Action.ISSUE_VENUE_QR, Scope(venue_id="V3")),
+        (Role.COMMUNE_OFFICER, Action.READ_COVERAGE, Scope(commune_code="C2")),  # the next commune
+        (Role.COMMUNE_OFFICER, Action.ISSUE_VENUE_QR, Scope(venue_id="V2")),
+        (Role.COMMUNE_OFFICER, Action.READ_COVERAGE, Scope()),  # "everything" is not its area
+        (Role.DISTRICT_OFFICER, Action.READ_COVERAGE, Scope(commune_code="C3")),  # another district
+        (Role.DISTRICT_OFFICER, Action.REGISTER_VENUE, Scope(venue_id="V3")),
+        (Role.DISTRICT_OFFICER, Action.READ_COVERAGE, Scope(venue_id="V-unknown")),
+    ],
+)
+def test_scoped_roles_cannot_reach_outside_their_area(role: Role, action: Action, scope: Scope) -> None:
+    with pytest.raises(AccessDenied):
+        authorize(PEOPLE[role], action, scope, GEO)
+
+
+def test_district_officer_reaches_every_commune_of_its_district() -> None:
+    for commune in ("C1", "C2"):
+        authorize(PEOPLE[Role.DISTRICT_OFFICER], Action.READ_COVERAGE, Scope(commune_code=commune), GEO)
+    assert visible_communes(PEOPLE[Role.DISTRICT_OFFICER], GEO) == {"C1", "C2"}
+    assert visible_communes(PEOPLE[Role.COMMUNE_OFFICER], GEO) == {"C1"}
+    assert visible_communes(PEOPLE[Role.EPIDEMIOLOGIST], GEO) is None
+    assert visible_communes(PEOPLE[Role.SCANNER], GEO) == frozenset()
+
+
+def test_a_token_verifies_only_as_issued_and_until_it_expires() -> None:
+    token, record = issue_token(PEOPLE[Role.EPIDEMIOLOGIST], expires_at_us=1_000)
+    book = TokenBook([record])
+    assert book.verify(token, now_us=999) == PEOPLE[Role.EPIDEMIOLOGIST]
+    assert token.split("_", 2)[2] not in repr(record)  # only the hash is kept
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    for bad in ("", "Bearer", "qrt_x", forged, "qrt_" + "0" * 16 + "_secret"):
+        with pytest.raises(InvalidToken):
+            book.verify(bad, now_us=999)
+    with pytest.raises(InvalidToken, match="expired"):
+        book.verify(token, now_us=1_000)
