@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from charts import line_chart
 from national_data import DAY_US, VN_OFFSET_US, NationalShape, load_synthetic
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -122,11 +123,10 @@ FROM Python(qrtrace_batch)
 """
 
 
-def _read_parquet(path: Path):  # type: ignore[no-untyped-def]
+def _read_parquet(path: Path) -> pa.Table:
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path, columns=["person", "venue", "start", "end"])
-    return table
+    return pq.read_table(path, columns=["person", "venue", "start", "end"])
 
 
 def export_parquet(store: ChdbStore, path: Path) -> None:

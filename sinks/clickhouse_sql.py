@@ -64,13 +64,13 @@ def _set_literal(value: object, inner: str) -> str:
         raise TypeError(f"expected a non-empty sequence for Set({inner})")
     if inner == "Tuple(String, UInt32)":  # a trace hop's (venue, bucket) cells: tens of thousands per statement
         items = [f"({escape_string(v)},{_uint(b)})" for v, b in value]
-        return "(" + ",".join(items if len(items) > 1 else items * 2) + ")"
-    if inner == "String":  # the common case, kept cheap: one escape per value
+    elif inner == "String":  # the common case, kept cheap: one escape per value
         for v in value:
             if not isinstance(v, str):
                 raise TypeError(f"expected a str in Set(String), got {type(v).__name__}")
-        return "(" + ",".join(map(escape_string, value)) + ")"
-    items = [literal(v, inner) for v in value]
+        items = list(map(escape_string, value))
+    else:
+        items = [literal(v, inner) for v in value]
     if len(items) == 1:  # `(('a', 1))` would read as the tuple itself, not a set holding it
         items.append(items[0])
     return "(" + ",".join(items) + ")"
