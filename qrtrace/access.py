@@ -5,8 +5,9 @@ Decisions kept here so they can be read in one place and tested without a server
 - every role is scoped: a scanner to its venue, a venue owner to its venues, a commune officer to its
   commune, a district officer to the communes of its district; epidemiologists and admins are
   province-wide;
-- re-identification (contact details in call lists) is for epidemiologists only; admins run the
-  system and read the audit log but do not see who was exposed (least privilege);
+- re-identification (identifiers and phone numbers in call lists) is for epidemiologists only; admins
+  run the system, read the audit log and may export a call list, but theirs carries pseudonyms only:
+  they never see who was exposed (least privilege);
 - tokens are random secrets shown once; only a scrypt hash (a memory-hard KDF) is kept, with an
   expiry. A token names its record (`qrt_<id>_<secret>`) so verification is one KDF run, not a scan.
 """
@@ -58,7 +59,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.EPIDEMIOLOGIST: frozenset(
         {A.LIST_VENUES, A.DECLARE_CASE, A.RUN_TRACE, A.EXPORT_CALL_LIST, A.REIDENTIFY, A.READ_COVERAGE}
     ),
-    Role.ADMIN: frozenset(set(Action) - {A.REIDENTIFY, A.EXPORT_CALL_LIST, A.INGEST_CHECKINS}),
+    Role.ADMIN: frozenset(set(Action) - {A.REIDENTIFY, A.INGEST_CHECKINS}),
 }
 
 

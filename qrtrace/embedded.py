@@ -200,33 +200,46 @@ class EmbeddedRuntime:
             person = self.pseudonymiser.one(person_id)
             raw_by_person[person] = person_id
             queries.append(CaseQuery(case_id or f"trace-{person[:12]}", person, from_us, to_us))
-        results = trace_cases(StoreHopReader(self.store), queries, rules, on_hop)
-        persons: set[str] = set()
-        for r in results:
-            self.audit.record(
-                "trace", r.case.case_id, r.case.person, purpose, from_us=r.case.from_us, to_us=r.case.to_us,
-                depth=rules.depth, grace_us=rules.grace_us, min_overlap_us=rules.min_overlap_us,
-                until_us=rules.until_us, contacts=len(r.contacts),
-            )  # fmt: skip
-            persons |= {c.person for c in r.contacts} | {e.source_person for c in r.contacts for e in c.exposures}
-        persons -= set(raw_by_person)
+        results = self.trace_pseudonymous(queries, rules, purpose, self.audit, on_hop)
+        persons = persons_in(results) - set(raw_by_person)
         case_ids = ",".join(q.case_id for q in queries)
         identities = reidentify(self.store, self.vault, self.audit, sorted(persons), case_ids, purpose)
         identities.update({p: Identity(raw, "") for p, raw in raw_by_person.items()})
         return results, identities
 
-    def declare_case(self, case_id: str, person_id: str, from_us: int, to_us: int) -> None:
+    def trace_pseudonymous(
+        self,
+        queries: Sequence[CaseQuery],
+        rules: TraceRules,
+        purpose: str,
+        audit: AuditLog,
+        on_hop: Callable[[int], None] | None = None,
+    ) -> list[TraceResult]:
+        """Trace cases given by pseudonym; every case is audited, nobody is re-identified."""
+        results = trace_cases(StoreHopReader(self.store), list(queries), rules, on_hop)
+        for r in results:
+            audit.record(
+                "trace", r.case.case_id, r.case.person, purpose, from_us=r.case.from_us, to_us=r.case.to_us,
+                depth=rules.depth, grace_us=rules.grace_us, min_overlap_us=rules.min_overlap_us,
+                until_us=rules.until_us, contacts=len(r.contacts),
+            )  # fmt: skip
+        return results
+
+    def declare_case(self, case_id: str, person_id: str, from_us: int, to_us: int, actor: str | None = None) -> str:
+        """Record a positive case under its pseudonym (the identifier itself is never stored); returns it."""
+        person = self.pseudonymiser.one(person_id)
         self.store.insert(
             "qrtrace.cases",
             {
                 "case_id": [case_id],
-                "person": [self.pseudonymiser.one(person_id)],
+                "person": [person],
                 "infectious_from_us": [from_us],
                 "infectious_to_us": [to_us],
                 "declared_at_us": [now_us()],
-                "declared_by": [self.settings.actor],
+                "declared_by": [actor or self.settings.actor],
             },
         )
+        return person
 
     def coverage(self, as_of_us: int | None = None, days: int = 1) -> CoverageReport:
         as_of = as_of_us if as_of_us is not None else now_us()
@@ -235,3 +248,11 @@ class EmbeddedRuntime:
     def apply_retention(self, now: int | None = None) -> list[tuple[str, int]]:
         cutoff_day = ((now if now is not None else now_us()) // US_PER_DAY) - self.settings.retention_days
         return drop_expired_partitions(self.store, cutoff_day)
+
+
+def persons_in(results: Sequence[TraceResult]) -> set[str]:
+    """Every pseudonym a set of results names: cases, contacts and the sources of their exposures."""
+    persons = {r.case.person for r in results}
+    for r in results:
+        persons |= {c.person for c in r.contacts} | {e.source_person for c in r.contacts for e in c.exposures}
+    return persons

@@ -28,6 +28,7 @@ class Settings:
 
     store: str = ".qrtrace"  # QRTRACE_STORE: a directory (embedded chDB) or chdb:///path
     key_file: Path = field(default_factory=_default_key_file)  # QRTRACE_KEY_FILE: HMAC + vault + QR keys
+    token_file: Path | None = None  # QRTRACE_TOKEN_FILE: API token hashes (default: tokens.json beside the keys)
     lang: str = "vi"  # QRTRACE_LANG: vi | en
     display_tz: timezone = VIETNAM  # times are stored in UTC and shown in this offset
     actor: str = field(default_factory=lambda: os.environ.get("USER") or getpass.getuser())  # QRTRACE_ACTOR
@@ -57,6 +58,10 @@ class Settings:
             return self.store_path / "state"
         slug = "".join(c if c.isalnum() else "_" for c in self.store)
         return Path.home() / ".local" / "state" / "qrtrace" / slug
+
+    @property
+    def tokens_path(self) -> Path:
+        return self.token_file if self.token_file is not None else self.key_file.with_name("tokens.json")
 
     @property
     def store_path(self) -> Path:
@@ -92,6 +97,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         values["store"] = env["QRTRACE_STORE"]
     if env.get("QRTRACE_KEY_FILE"):
         values["key_file"] = Path(env["QRTRACE_KEY_FILE"]).expanduser()
+    if env.get("QRTRACE_TOKEN_FILE"):
+        values["token_file"] = Path(env["QRTRACE_TOKEN_FILE"]).expanduser()
     for name, attr in (
         ("QRTRACE_BROKER", "broker"),
         ("QRTRACE_SCHEMA_REGISTRY_URL", "schema_registry_url"),

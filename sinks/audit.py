@@ -20,6 +20,10 @@ class AuditLog:
         self.store = store
         self.actor = actor
 
+    def as_actor(self, actor: str) -> AuditLog:
+        """The same log, written in another actor's name (the API's caller, not the server's user)."""
+        return AuditLog(self.store, actor)
+
     def record(self, action: str, case_id: str, subject: str, purpose: str, **detail: object) -> None:
         self.store.insert(
             "qrtrace.audit_log",

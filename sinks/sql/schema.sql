@@ -95,3 +95,12 @@ CREATE TABLE IF NOT EXISTS qrtrace.audit_log (
     at_us Int64, actor String, action String, case_id String, subject String, purpose String,
     detail String
 ) ENGINE = MergeTree PARTITION BY intDiv(at_us, 86400000000) ORDER BY at_us;
+
+-- Traces run from the API, kept so they can be fetched and exported later. The result is the
+-- pseudonymous JSON document: identifiers and phone numbers are looked up only when a role allowed to
+-- re-identify reads it (and that read is audited). Day-partitioned, so retention drops it with the rest.
+CREATE TABLE IF NOT EXISTS qrtrace.trace_runs (
+    trace_id String, started_at_us Int64, finished_at_us Int64, actor String, case_ids String,
+    purpose String, rules String, result String
+) ENGINE = ReplacingMergeTree(finished_at_us) PARTITION BY intDiv(started_at_us, 86400000000)
+ORDER BY trace_id;
