@@ -374,9 +374,11 @@ def test_every_query_file_gives_the_same_rows_on_both(wave, package: str, name: 
     sql = load_sql(package, name)
     for params in _params(name):
         render(sql, params)  # every placeholder has a value
-        keep = COMPARABLE.get(name, lambda r: r)
-        got = sorted({keep(r) for r in rows(server.query(sql, params))})  # type: ignore[operator]
-        assert got == sorted({keep(r) for r in rows(embedded.query(sql, params))}), params  # type: ignore[operator]
+        got, want = rows(server.query(sql, params)), rows(embedded.query(sql, params))
+        if name in COMPARABLE:
+            keep = COMPARABLE[name]
+            got, want = sorted({keep(r) for r in got}), sorted({keep(r) for r in want})  # type: ignore[operator]
+        assert got == want, params
     if name in ("trace_sources", "trace_candidates", "coverage_activity", "day_partitions", "coverage_daily_trend",
                 "store_size", "ingest_rates"):
         assert rows(server.query(sql, _params(name)[0])), f"{name} found nothing on the small wave"
