@@ -1,0 +1,142 @@
+"""Files people send on: call lists and the coverage report as CSV (UTF-8 with BOM, so Excel reads the
+Vietnamese) and XLSX. Bytes in memory; the API streams them as downloads."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from api.views import CALL_LIST_COLUMNS
+
+HEADERS = {
+    "call_list": {
+        "vi": ("Mã ca", "Ca bệnh (F0)", "Mức", "Người tiếp xúc", "Số điện thoại", "Tiếp xúc đầu tiên", "Địa điểm",
+               "Bắt đầu", "Kết thúc", "Phút trùng", "Nguồn lây", "Mức nguồn"),
+        "en": CALL_LIST_COLUMNS,
+    },
+    "coverage": {
+        "vi": ("STT", "Mã xã", "Xã / thị trấn", "Loại hình cơ sở", "Cơ quan quản lý", "Số cơ sở đăng ký",
+               "Có quét 24 giờ", "Có quét 7 ngày", "Tỷ lệ có quét 7 ngày", "Lượt quét 24 giờ", "Số người 24 giờ"),
+        "en": ("No.", "Commune code", "Commune", "Venue category", "Overseeing office", "Registered venues",
+               "Active 24 h", "Active 7 days", "Active share 7 days", "Scans 24 h", "People 24 h"),
+    },
+    "silent": {
+        "vi": ("STT", "Mã địa điểm", "Tên địa điểm", "Loại hình", "Xã / thị trấn"),
+        "en": ("No.", "Venue ID", "Venue", "Category", "Commune"),
+    },
+}
+TITLES = {
+    "coverage": ("BÁO CÁO TIẾN ĐỘ TRIỂN KHAI QUÉT MÃ QR TẠI CÁC ĐỊA ĐIỂM", "QR CHECK-IN DEPLOYMENT REPORT"),
+    "as_of": ("Số liệu đến", "Data as of"),
+    "area": ("Địa bàn", "Area"),
+    "total": ("Cộng", "Total"),
+    "all": ("TỔNG CỘNG", "GRAND TOTAL"),
+    "sheet_coverage": ("Tiến độ", "Coverage"),
+    "sheet_silent": ("Cơ sở chưa quét", "Silent venues"),
+    "sheet_call": ("Danh sách gọi", "Call list"),
+}
+
+
+def _t(key: str, lang: str) -> str:
+    vi, en = TITLES[key]
+    return en if lang == "en" else vi
+
+
+def csv_bytes(header: Sequence[str], rows: Sequence[Sequence[object]]) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def call_list_csv(rows: Sequence[tuple], lang: str) -> bytes:
+    return csv_bytes(HEADERS["call_list"][lang], rows)
+
+
+def call_list_xlsx(rows: Sequence[tuple], lang: str) -> bytes:
+    wb = Workbook()
+    ws = wb.active
+    ws.title = _t("sheet_call", lang)
+    _table(ws, 1, HEADERS["call_list"][lang], rows)
+    return _save(wb)
+
+
+def coverage_rows(view: dict, lang: str) -> list[tuple]:
+    """The district layout: each commune's categories, then the commune's total; a grand total last."""
+    rows: list[tuple] = []
+    by_commune: dict[str, list[dict]] = {}
+    for c in view["cells"]:
+        by_commune.setdefault(c["commune_code"], []).append(c)
+    n = 0
+    for commune in view["communes"]:
+        for c in by_commune.get(commune["commune_code"], []):
+            if not c["registered"] and not c["scans_24h"]:
+                continue  # categories a commune has none of are left out; its total still counts every venue
+            n += 1
+            share = c["active_7d"] / c["registered"] if c["registered"] else 0.0
+            rows.append((n, c["commune_code"], c["commune_name"], c["category_name"], c["office"], c["registered"],
+                         c["active_24h"], c["active_7d"], round(share, 4), c["scans_24h"],
+                         c["people_24h"]))  # fmt: skip
+        rows.append(("", commune["commune_code"], f"{_t('total', lang)} {commune['commune_name']}", "", "",
+                     commune["registered"], commune["active_24h"], commune["active_7d"], commune["active_share_7d"],
+                     commune["scans_24h"], commune["people_24h"]))  # fmt: skip
+    totals = [sum(c[k] for c in view["communes"]) for k in ("registered", "active_24h", "active_7d", "scans_24h")]
+    share = totals[2] / totals[0] if totals[0] else 0.0
+    rows.append(("", "", _t("all", lang), "", "", totals[0], totals[1], totals[2], round(share, 4), totals[3], ""))
+    return rows
+
+
+def coverage_csv(view: dict, lang: str) -> bytes:
+    return csv_bytes(HEADERS["coverage"][lang], coverage_rows(view, lang))
+
+
+def coverage_xlsx(view: dict, lang: str, area: str, tz: timezone) -> bytes:
+    """Title, area and date lines above the table, as a district office sends it to the province."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = _t("sheet_coverage", lang)
+    as_of = datetime.fromtimestamp(view["as_of_us"] / 1e6, tz).strftime("%d/%m/%Y %H:%M")
+    ws["A1"] = _t("coverage", lang)
+    ws["A1"].font = Font(bold=True, size=14)
+    ws["A2"] = f"{_t('area', lang)}: {area}"
+    ws["A3"] = f"{_t('as_of', lang)}: {as_of} ({tz.tzname(None) or ''})"
+    rows = coverage_rows(view, lang)
+    _table(ws, 5, HEADERS["coverage"][lang], rows)
+    for i, row in enumerate(rows, start=6):
+        if row[0] == "":
+            for cell in ws[i]:
+                cell.font = Font(bold=True)
+        ws.cell(i, 9).number_format = "0.0%"
+    silent = wb.create_sheet(_t("sheet_silent", lang))
+    _table(silent, 1, HEADERS["silent"][lang], [
+        (i, v["venue_id"], v["name"], v["category_name"], v["commune_name"])
+        for i, v in enumerate(view["silent_venues"], start=1)
+    ])  # fmt: skip
+    return _save(wb)
+
+
+def _table(ws, top: int, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:  # type: ignore[no-untyped-def]
+    fill = PatternFill("solid", fgColor="B71C1C")
+    for j, name in enumerate(header, start=1):
+        cell = ws.cell(top, j, name)
+        cell.font = Font(bold=True, color="FFFFFF")
+        cell.fill = fill
+        cell.alignment = Alignment(wrap_text=True, vertical="center")
+        ws.column_dimensions[get_column_letter(j)].width = max(10, min(40, len(name) + 4))
+    for i, row in enumerate(rows, start=top + 1):
+        for j, value in enumerate(row, start=1):
+            ws.cell(i, j, value)
+    ws.freeze_panes = ws.cell(top + 1, 1)
+
+
+def _save(wb: Workbook) -> bytes:
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
