@@ -12,7 +12,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from api.views import CALL_LIST_COLUMNS
+from qrtrace.api.views import CALL_LIST_COLUMNS
 
 HEADERS = {
     "call_list": {

@@ -104,9 +104,14 @@ def daily_trend(rows: Mapping[str, list], visible: Collection[str] | None, first
     return out
 
 
+def offset_us(tz: timezone) -> int:
+    """The display zone's offset from UTC in microseconds (a fixed offset: Vietnam has no DST)."""
+    return int((tz.utcoffset(None) or timedelta(0)).total_seconds()) * 1_000_000
+
+
 def local_day(us: int, tz: timezone) -> int:
-    offset = tz.utcoffset(None) or timedelta(0)
-    return (us + int(offset.total_seconds()) * 1_000_000) // US_PER_DAY
+    """The local day number (days since 1970-01-01 in the display zone) of a UTC microsecond time."""
+    return (us + offset_us(tz)) // US_PER_DAY
 
 
 # -- trace documents --------------------------------------------------------------------------------------

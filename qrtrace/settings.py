@@ -43,6 +43,7 @@ class Settings:
     topic_prefix: str = ""  # QRTRACE_TOPIC_PREFIX: namespaces topics (several pipelines on one cluster)
     worker_group: str = "qrtrace-worker"  # QRTRACE_WORKER_GROUP: Faust app id = consumer group
     metrics_port: int | None = None  # QRTRACE_METRICS_PORT: serve Prometheus /metrics here
+    metrics_urls: tuple[str, ...] = ()  # QRTRACE_METRICS_URLS: comma-separated /metrics of workers (ops page)
     grace_minutes: int = 30  # trace default
     min_overlap_minutes: int = 0  # trace default
     depth: int = 2  # trace default
@@ -107,6 +108,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     ):
         if env.get(name):
             values[attr] = env[name]
+    if env.get("QRTRACE_METRICS_URLS"):
+        values["metrics_urls"] = tuple(u.strip() for u in env["QRTRACE_METRICS_URLS"].split(",") if u.strip())
     if env.get("QRTRACE_ACTOR"):
         values["actor"] = env["QRTRACE_ACTOR"]
     if env.get("QRTRACE_LANG"):

@@ -1,0 +1,166 @@
+"""The FastAPI application: routes under /api, the console at /, OpenAPI at /docs.
+
+Every error is JSON `{"error": "<one sentence>"}` with a 4xx status (a 5xx only for a fault of ours,
+never with a traceback). Every route but /healthz needs a bearer token.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from qrtrace.access import AccessDenied, InvalidToken, Principal
+from qrtrace.api.service import ApiService, Conflict, NotFound, TooLarge
+from qrtrace.errors import QrtraceError
+
+log = logging.getLogger("qrtrace.api")
+MAX_BODY_BYTES = 4 * 1024 * 1024
+CONSOLE = resources.files("qrtrace.api").joinpath("console")
+
+bearer = HTTPBearer(auto_error=False, description="An API token: `qrt_<id>_<secret>` (qrtrace tokens issue)")
+
+
+def service(request: Request) -> ApiService:
+    return request.app.state.service
+
+
+def caller(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal:
+    """The authenticated caller; 401 with the reason otherwise."""
+    header = f"Bearer {credentials.credentials}" if credentials else None
+    return service(request).authenticate(header)
+
+
+Caller = Annotated[Principal, Depends(caller)]
+Service = Annotated[ApiService, Depends(service)]
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _validation_sentence(exc: RequestValidationError) -> str:
+    errors = exc.errors()
+    if not errors:
+        return "The request is not valid."
+    first = errors[0]
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    if first.get("type") == "json_invalid":
+        return "The body is not valid JSON."
+    more = f" ({len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return f"{where}: {first.get('msg', 'invalid value')}.{more}"
+
+
+class BodyLimit:
+    """413 for bodies over the limit, whether or not the client sent Content-Length."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _error(413, f"The body is over {self.limit // (1024 * 1024)} MB; send smaller batches.")(
+                scope, receive, send
+            )
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await _error(413, "The body is too large; send smaller batches.")(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(svc: ApiService) -> FastAPI:
+    """The application over one service (which owns the store)."""
+    from qrtrace.api.routes import cases, checkins, operations, reports, venues
+
+    app = FastAPI(
+        title="qrtrace API",
+        version="1.0",
+        description="QR check-in, contact tracing (F0 -> F1 -> F2) and coverage reports. "
+        "Every route needs `Authorization: Bearer qrt_...`; roles and scopes decide what it returns.",
+    )
+    app.state.service = svc
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+
+    @app.exception_handler(InvalidToken)
+    async def _401(_: Request, exc: InvalidToken) -> JSONResponse:
+        return _error(401, str(exc), {"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(AccessDenied)
+    async def _403(_: Request, exc: AccessDenied) -> JSONResponse:
+        return _error(403, str(exc))
+
+    @app.exception_handler(NotFound)
+    async def _404(_: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(Conflict)
+    async def _409(_: Request, exc: Conflict) -> JSONResponse:
+        return _error(409, str(exc))
+
+    @app.exception_handler(TooLarge)
+    async def _413(_: Request, exc: TooLarge) -> JSONResponse:
+        return _error(413, str(exc))
+
+    @app.exception_handler(QrtraceError)
+    async def _400(_: Request, exc: QrtraceError) -> JSONResponse:
+        return _error(400, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _422(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, _validation_sentence(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail) if exc.detail else "The request cannot be served.")
+
+    @app.exception_handler(Exception)
+    async def _500(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return _error(500, f"The server failed on this request ({type(exc).__name__}); it was logged.")
+
+    for module in (venues, checkins, cases, reports, operations):
+        app.include_router(module.router, prefix="/api")
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(str(CONSOLE.joinpath("index.html")))
+
+    @app.get("/console", include_in_schema=False)
+    def console_root() -> RedirectResponse:
+        return RedirectResponse("/")
+
+    app.mount("/console", StaticFiles(directory=str(CONSOLE)), name="console")
+    return app

@@ -1,0 +1,64 @@
+"""Request bodies of the API. Strict: a wrong type is a 422 naming the field, never a silent coercion."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+MAX_CHECKINS = 5000  # per request; larger batches are refused with 413
+MAX_TRACE_CASES = 20_000
+
+
+# Times arrive as ISO 8601 text; parsing text into a time is the point, so these fields are not strict.
+Time = Annotated[AwareDatetime, Field(strict=False)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class CheckinIn(Strict):
+    """One scan, as in the ingest contract (DESIGN.md), plus the scanned venue QR when there is one."""
+
+    scan_id: str = Field(min_length=1, max_length=128)
+    venue_id: str = Field(min_length=1, max_length=64)
+    person_id: str = Field(min_length=1, max_length=64)
+    direction: Literal["in", "out"]
+    event_time: str = Field(min_length=10, max_length=40, description="ISO 8601 with offset")
+    mode: Literal["venue_qr", "personal_qr", "manual"]
+    scanner_id: str = Field(min_length=1, max_length=64)
+    declaration: dict[str, str | int | float | bool | None] | None = None
+    venue_qr: str | None = Field(None, max_length=600, description="The venue QR text the app scanned")
+
+
+class VenueIn(Strict):
+    venue_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    category: str = Field(min_length=1, max_length=64)
+    commune_code: str = Field(min_length=1, max_length=16, pattern=r"^[0-9]+$")
+    capacity: int = Field(ge=1, le=1_000_000)
+
+
+class CaseIn(Strict):
+    case_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
+    person_id: str = Field(min_length=1, max_length=64, description="The identifier the case checked in with")
+    infectious_from: Time
+    infectious_to: Time
+
+
+class TraceIn(Strict):
+    case_ids: list[str] = Field(min_length=1, max_length=MAX_TRACE_CASES)
+    depth: int = Field(2, ge=1, le=6)
+    grace_minutes: float = Field(30, ge=0, le=1440)
+    min_overlap_minutes: float = Field(0, ge=0, le=1440)
+    until: Time | None = None
+    purpose: str = Field(min_length=3, max_length=300, description="Why this trace is run (audited)")
+
+
+class Accepted(BaseModel):
+    trace_id: str
+    status: str
+    hops_done: int
+    depth: int

@@ -1,0 +1,23 @@
+"""Scanner batches: every check-in for the scanner's own venue, or the whole request is refused."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from qrtrace.api.app import Caller, Service
+from qrtrace.api.models import MAX_CHECKINS, CheckinIn
+from qrtrace.api.service import TooLarge
+
+router = APIRouter(tags=["check-ins"])
+
+
+@router.post("/checkins", status_code=202)
+def ingest(body: list[CheckinIn], who: Caller, svc: Service) -> dict:
+    """Ingest a batch (up to 5,000). Individually bad scans are dead-lettered and counted; a batch with a
+    check-in for another venue (403), a forged venue QR (400) or too many records (413) stores nothing."""
+    if len(body) > MAX_CHECKINS:
+        raise TooLarge(f"The batch holds {len(body):,} check-ins; send at most {MAX_CHECKINS:,} per request.")
+    if not body:
+        return {"received": 0, "accepted": 0, "deduplicated": 0, "dead_lettered": 0, "visits_written": 0,
+                "reasons": {}}  # fmt: skip
+    return svc.ingest(who, [c.model_dump() for c in body])

@@ -1,0 +1,523 @@
+"""The API's shell over the embedded runtime: every request authenticated, authorized, and (for traces,
+exports and re-identification) audited; store access serialised because one process owns the store.
+
+Decisions:
+- One lock around the store: chDB is one in-process engine and the ClickHouse client one connection.
+  Requests are milliseconds; a batch trace holds the lock between its hops only for its own reads.
+- Traces run as jobs on one background thread, so the console can show hop-by-hop progress. Results
+  are kept pseudonymous in `trace_runs`; identifiers and phone numbers are looked up when a role
+  allowed to re-identify reads them, and that read is audited with its stated purpose.
+- A verified token is remembered by its SHA-256 for five minutes so that scrypt runs once per token,
+  not once per request; expiry and revocation are still checked on every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import orjson
+
+from qrtrace import render
+from qrtrace.access import AccessDenied, Action, Geography, InvalidToken, Principal, Role, Scope, authorize
+from qrtrace.access import visible_communes as _visible
+from qrtrace.api import views
+from qrtrace.api.tokens import TokenFile
+from qrtrace.domain.categories import load_categories
+from qrtrace.domain.poster_pdf import render_poster_pdf
+from qrtrace.domain.posters import venue_qr_code
+from qrtrace.domain.venue_qr import decode_venue_qr, encode_venue_qr, venue_signing_key
+from qrtrace.domain.venues import Venue
+from qrtrace.embedded import EmbeddedRuntime
+from qrtrace.errors import InputError
+from qrtrace.queries.reidentify import Identity, reidentify
+from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules
+from qrtrace.settings import Settings
+from qrtrace.sinks.audit import now_us
+from qrtrace.sinks.clickhouse_sql import load_sql
+
+TOKEN_CACHE_SECONDS = 300
+MAX_TRACE_JOBS_KEPT = 200
+
+
+class NotFound(Exception):
+    """404 with the sentence."""
+
+
+class Conflict(Exception):
+    """409 with the sentence."""
+
+
+class TooLarge(Exception):
+    """413 with the sentence."""
+
+
+@dataclass
+class TraceJob:
+    trace_id: str
+    actor: str
+    case_ids: list[str]
+    depth: int
+    purpose: str
+    started_at_us: int
+    hops_done: int = 0
+    status: str = "running"  # running | done | failed
+    error: str | None = None
+    contacts: int = 0
+
+
+@dataclass
+class IngestStats:
+    """This server's own check-in ingest, for the operations page (embedded mode has no workers)."""
+
+    batches: int = 0
+    received: int = 0
+    dead_lettered: int = 0
+    seconds: float = 0.0
+    last_at_us: int | None = None
+
+
+@dataclass
+class _Scrape:
+    at: float
+    events: dict[str, float] = field(default_factory=dict)
+
+
+class _PseudonymsOnly(dict):
+    """render.trace_dict looks people up here: every pseudonym stands for itself."""
+
+    def __missing__(self, key: str) -> Identity:
+        return Identity(key, "")
+
+
+class ApiService:
+    """Everything the routes do, with the caller (a Principal) as the first argument."""
+
+    def __init__(self, settings: Settings, runtime: EmbeddedRuntime | None = None) -> None:
+        self.settings = settings
+        self.rt = runtime or EmbeddedRuntime(settings)
+        self._lock = threading.RLock()
+        self._tokens = TokenFile(settings.tokens_path)
+        self._book_mtime = -1.0
+        self._book = self._tokens.book()
+        self._verified: dict[bytes, tuple[str, float]] = {}
+        self._jobs: dict[str, TraceJob] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qrtrace-trace")
+        self.ingest_stats = IngestStats()
+        self._scrapes: dict[str, _Scrape] = {}
+        self.started_at_us = now_us()
+        self.geo = self._geography()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self.rt.close()
+
+    # -- authentication and scope -------------------------------------------------------------------------
+    def authenticate(self, header: str | None) -> Principal:
+        """The caller behind an `Authorization: Bearer qrt_...` header, or InvalidToken with the reason."""
+        if not header or not header.lower().startswith("bearer "):
+            raise InvalidToken("Sign in first: send 'Authorization: Bearer qrt_...' with your API token.")
+        token = header[7:].strip()
+        self._reload_tokens()
+        key = hashlib.sha256(token.encode()).digest()
+        cached = self._verified.get(key)
+        now = now_us()
+        if cached and time.monotonic() - cached[1] < TOKEN_CACHE_SECONDS:
+            record = self._book.records.get(cached[0])
+            if record is None:
+                raise InvalidToken("The token is not valid.")  # revoked since it was cached
+            if now >= record.expires_at_us:
+                raise InvalidToken("The token has expired; ask an administrator for a new one.")
+            return record.principal
+        principal = self._book.verify(token, now)
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        self._verified[key] = (token.split("_", 2)[1], time.monotonic())
+        return principal
+
+    def _reload_tokens(self) -> None:
+        mtime = self._tokens.mtime()
+        if mtime != self._book_mtime:
+            self._book = self._tokens.book()
+            self._book_mtime = mtime
+            self._verified.clear()
+
+    def _geography(self) -> Geography:
+        with self._lock:
+            communes = self.rt.store.query(load_sql("qrtrace.queries", "communes"))
+            venues = self.rt.venues()
+        return Geography(
+            district_of_commune=dict(zip(communes["commune_code"], communes["district_code"], strict=True)),
+            commune_of_venue={v.venue_id: v.commune_code for v in venues},
+        )
+
+    def visible_communes(self, who: Principal) -> frozenset[str] | None:
+        if who.role in (Role.SCANNER, Role.VENUE_OWNER):
+            return frozenset(self.geo.commune_of_venue.get(v, "") for v in who.venues) - {""}
+        return _visible(who, self.geo)
+
+    def _allowed(self, who: Principal, action: Action) -> None:
+        """The role check alone, for lists that are then narrowed to the caller's area."""
+        from qrtrace.access import PERMISSIONS
+
+        if action not in PERMISSIONS[who.role]:
+            raise AccessDenied(f"The role {who.role} may not {action.replace('_', ' ')}.")
+
+    def may(self, who: Principal, action: Action) -> bool:
+        from qrtrace.access import PERMISSIONS
+
+        return action in PERMISSIONS[who.role]
+
+    # -- reference data -----------------------------------------------------------------------------------
+    def communes(self, who: Principal) -> list[dict]:
+        visible = self.visible_communes(who)
+        with self._lock:
+            rows = self.rt.store.query(load_sql("qrtrace.queries", "communes"))
+        keys = list(rows)
+        out = [dict(zip(keys, r, strict=True)) for r in zip(*rows.values(), strict=True)]
+        return [c for c in out if visible is None or c["commune_code"] in visible]
+
+    # -- venues -------------------------------------------------------------------------------------------
+    def list_venues(self, who: Principal, commune: str | None, category: str | None) -> list[dict]:
+        self._allowed(who, Action.LIST_VENUES)
+        if commune is not None:
+            authorize(who, Action.LIST_VENUES, Scope(commune_code=commune), self.geo)
+        with self._lock:
+            venues = self.rt.venues()
+        if who.role is Role.VENUE_OWNER:
+            venues = [v for v in venues if v.venue_id in who.venues]
+        visible = self.visible_communes(who)
+        return [
+            {"venue_id": v.venue_id, "name": v.name, "category": v.category, "commune_code": v.commune_code,
+             "capacity": v.capacity}
+            for v in venues
+            if (visible is None or v.commune_code in visible)
+            and (commune is None or v.commune_code == commune)
+            and (category is None or v.category == category)
+        ]  # fmt: skip
+
+    def register_venue(self, who: Principal, venue: Venue) -> dict:
+        if venue.commune_code not in self.geo.district_of_commune:
+            raise InputError(f"Commune {venue.commune_code} is not a registered commune.")
+        if venue.category not in load_categories():
+            raise InputError(f"Unknown venue category {venue.category!r}.")
+        authorize(who, Action.REGISTER_VENUE, Scope(commune_code=venue.commune_code), self.geo)
+        with self._lock:
+            if venue.venue_id in {v.venue_id for v in self.rt.venues()}:
+                raise Conflict(f"Venue {venue.venue_id} is already registered; choose another venue_id.")
+            self.rt.register_venues([venue])
+            self.geo = self._geography()
+        return {"venue_id": venue.venue_id, "registered": True}
+
+    def _venue(self, who: Principal, venue_id: str, action: Action) -> tuple[Venue, str]:
+        with self._lock:
+            venue = next((v for v in self.rt.venues() if v.venue_id == venue_id), None)
+        if venue is None:
+            self._allowed(who, action)
+            raise NotFound(f"Venue {venue_id} is not registered.")
+        authorize(who, action, Scope(venue_id=venue_id), self.geo)
+        names = {c["commune_code"]: c["name_vi"] for c in self.communes(Principal("system", Role.ADMIN))}
+        return venue, names.get(venue.commune_code, venue.commune_code)
+
+    def venue_qr(self, who: Principal, venue_id: str, kind: str, lang: str) -> bytes:
+        """The signed venue QR as PNG or SVG, or the A4 poster as PDF."""
+        venue, commune_name = self._venue(who, venue_id, Action.ISSUE_VENUE_QR)
+        payload = encode_venue_qr(venue, venue_signing_key(self.rt.keyring.venue_signing_seed),
+                                  datetime.now(self.settings.display_tz))  # fmt: skip
+        if kind == "pdf":
+            return render_poster_pdf(venue, payload, commune_name, lang)
+        import io
+
+        buf = io.BytesIO()
+        venue_qr_code(payload).save(buf, kind=kind, scale=10, border=4)
+        return buf.getvalue()
+
+    # -- check-ins ----------------------------------------------------------------------------------------
+    def ingest(self, who: Principal, records: Sequence[dict]) -> dict:
+        """A scanner's batch: all for its venue and any scanned venue QR genuine, or nothing is stored."""
+        self._allowed(who, Action.INGEST_CHECKINS)
+        public_key = venue_signing_key(self.rt.keyring.venue_signing_seed).public_key()
+        lines = []
+        for i, record in enumerate(records, start=1):
+            authorize(who, Action.INGEST_CHECKINS, Scope(venue_id=record["venue_id"]), self.geo)
+            qr = record.pop("venue_qr", None)
+            if qr is not None:
+                claims = decode_venue_qr(qr, public_key)  # ForgedVenueQrError: a 400 for the whole batch
+                if claims.venue_id != record["venue_id"]:
+                    raise InputError(f"Check-in {i} carries the QR of venue {claims.venue_id}, not "
+                                     f"{record['venue_id']}; nothing from this batch was stored.")  # fmt: skip
+            if record.get("declaration") is None:
+                record.pop("declaration", None)
+            lines.append(orjson.dumps(record))
+        with self._lock:
+            report = self.rt.ingest([lines], source=f"api:{who.name}")
+        s = self.ingest_stats
+        s.batches += 1
+        s.received += report.received
+        s.dead_lettered += report.dead_lettered
+        s.seconds += report.seconds
+        s.last_at_us = now_us()
+        return {**render.ingest_dict(report), "reasons": dict(report.reasons)}
+
+    # -- cases and traces ---------------------------------------------------------------------------------
+    def declare_case(self, who: Principal, case_id: str, person_id: str, from_us: int, to_us: int) -> dict:
+        authorize(who, Action.DECLARE_CASE, Scope(), self.geo)
+        if to_us < from_us:
+            raise InputError("The infectious window ends before it starts; 'to' must be after 'from'.")
+        with self._lock:
+            self.rt.declare_case(case_id, person_id, from_us, to_us, actor=who.name)
+        return {"case_id": case_id, "declared": True}
+
+    def list_cases(self, who: Principal, limit: int) -> list[dict]:
+        authorize(who, Action.RUN_TRACE, Scope(), self.geo)
+        with self._lock:
+            rows = self.rt.store.query(load_sql("qrtrace.queries", "cases_list"), {"limit": limit})
+        tz = self.settings.display_tz
+        return [
+            {"case_id": c, "infectious_from": render.iso(f, tz), "infectious_to": render.iso(t, tz),
+             "declared_at": render.iso(d, tz), "declared_by": b}
+            for c, f, t, d, b in zip(rows["case_id"], rows["infectious_from_us"], rows["infectious_to_us"],
+                                     rows["declared_at_us"], rows["declared_by"], strict=True)
+        ]  # fmt: skip
+
+    def start_trace(self, who: Principal, case_ids: list[str], rules: TraceRules, purpose: str) -> TraceJob:
+        authorize(who, Action.RUN_TRACE, Scope(), self.geo)
+        wanted = list(dict.fromkeys(case_ids))
+        with self._lock:
+            rows = self.rt.store.query(load_sql("qrtrace.queries", "cases_by_id"), {"case_ids": wanted})
+        found = {c: CaseQuery(c, p, f, t) for c, p, f, t in zip(*rows.values(), strict=True)}
+        missing = [c for c in wanted if c not in found]
+        if missing:
+            raise NotFound(f"No declared case {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1
+                           else "") + "; declare it first with POST /api/cases.")  # fmt: skip
+        job = TraceJob(f"tr-{secrets.token_hex(6)}", who.name, wanted, rules.depth, purpose, now_us())
+        self._jobs[job.trace_id] = job
+        if len(self._jobs) > MAX_TRACE_JOBS_KEPT:
+            for old in [j for j in self._jobs if self._jobs[j].status != "running"][:50]:
+                del self._jobs[old]
+        self._executor.submit(self._run_trace, job, [found[c] for c in wanted], rules)
+        return job
+
+    def _run_trace(self, job: TraceJob, queries: list[CaseQuery], rules: TraceRules) -> None:
+        def hop(_: int) -> None:
+            job.hops_done += 1
+
+        try:
+            with self._lock:
+                results = self.rt.trace_pseudonymous(queries, rules, job.purpose, self.rt.audit.as_actor(job.actor),
+                                                     on_hop=hop)  # fmt: skip
+                self._store_run(job, results, rules)
+            job.contacts = sum(len(r.contacts) for r in results)
+            job.hops_done = job.depth
+            job.status = "done"
+        except Exception as exc:  # a job's failure is reported to its poller as a sentence
+            job.status = "failed"
+            job.error = f"The trace failed: {exc}"
+
+    def _store_run(self, job: TraceJob, results: list[TraceResult], rules: TraceRules) -> None:
+        docs = [render.trace_dict(r, _PseudonymsOnly(), self.settings.display_tz) for r in results]
+        self.rt.store.insert("qrtrace.trace_runs", {
+            "trace_id": [job.trace_id], "started_at_us": [job.started_at_us], "finished_at_us": [now_us()],
+            "actor": [job.actor], "case_ids": [",".join(job.case_ids)], "purpose": [job.purpose],
+            "rules": [orjson.dumps({"depth": rules.depth, "grace_us": rules.grace_us,
+                                    "min_overlap_us": rules.min_overlap_us, "until_us": rules.until_us}).decode()],
+            "result": [orjson.dumps(docs).decode()],
+        })  # fmt: skip
+
+    def trace_status(self, who: Principal, trace_id: str) -> dict:
+        authorize(who, Action.RUN_TRACE, Scope(), self.geo)
+        job = self._jobs.get(trace_id)
+        if job is not None and job.status != "done":
+            return {"trace_id": trace_id, "status": job.status, "hops_done": job.hops_done, "depth": job.depth,
+                    "error": job.error}  # fmt: skip
+        run = self._load_run(trace_id)
+        return {"trace_id": trace_id, "status": "done", "hops_done": run["depth"], "depth": run["depth"],
+                "error": None}  # fmt: skip
+
+    def _load_run(self, trace_id: str) -> dict:
+        with self._lock:
+            rows = self.rt.store.query(load_sql("qrtrace.queries", "trace_run"), {"trace_id": trace_id})
+        if not rows["trace_id"]:
+            raise NotFound(f"No finished trace {trace_id}.")
+        rules = orjson.loads(rows["rules"][0])
+        return {"trace_id": trace_id, "actor": rows["actor"][0], "case_ids": rows["case_ids"][0].split(","),
+                "purpose": rows["purpose"][0], "depth": rules["depth"], "docs": orjson.loads(rows["result"][0]),
+                "started_at_us": rows["started_at_us"][0], "finished_at_us": rows["finished_at_us"][0]}  # fmt: skip
+
+    def trace_result(self, who: Principal, trace_id: str, purpose: str | None) -> dict:
+        """The cohort documents; identifiers and phones only for roles allowed to re-identify (audited)."""
+        authorize(who, Action.RUN_TRACE, Scope(), self.geo)
+        run = self._load_run(trace_id)
+        docs = self._shown(who, run, purpose or run["purpose"])
+        tz = self.settings.display_tz
+        return {"trace_id": trace_id, "status": "done", "purpose": run["purpose"], "run_by": run["actor"],
+                "started_at": render.iso(run["started_at_us"], tz),
+                "finished_at": render.iso(run["finished_at_us"], tz),
+                "cases": docs, "cohort": render.combined_cohort(docs) if len(docs) > 1 else None}  # fmt: skip
+
+    def _shown(self, who: Principal, run: dict, purpose: str) -> list[dict]:
+        if not self.may(who, Action.REIDENTIFY):
+            return views.show_people(run["docs"], None)
+        persons = sorted(views.pseudonyms_in(run["docs"]))
+        with self._lock:
+            found = reidentify(self.rt.store, self.rt.vault, self.rt.audit.as_actor(who.name), persons,
+                               ",".join(run["case_ids"]), purpose)  # fmt: skip
+        people = {p: views.Person(i.identifier, i.contact or None) for p, i in found.items()}
+        return views.show_people(run["docs"], people)
+
+    def call_list(self, who: Principal, trace_id: str, fmt: str, purpose: str, lang: str) -> bytes:
+        from qrtrace.api import exports
+
+        authorize(who, Action.EXPORT_CALL_LIST, Scope(), self.geo)
+        run = self._load_run(trace_id)
+        rows = views.call_list_rows(self._shown(who, run, purpose))
+        with self._lock:
+            self.rt.audit.as_actor(who.name).record(
+                "export_call_list", ",".join(run["case_ids"]), trace_id, purpose, format=fmt, rows=len(rows),
+                reidentified=self.may(who, Action.REIDENTIFY),
+            )  # fmt: skip
+        return exports.call_list_xlsx(rows, lang) if fmt == "xlsx" else exports.call_list_csv(rows, lang)
+
+    def list_traces(self, who: Principal, limit: int) -> list[dict]:
+        authorize(who, Action.RUN_TRACE, Scope(), self.geo)
+        with self._lock:
+            rows = self.rt.store.query(load_sql("qrtrace.queries", "trace_runs_list"), {"limit": limit})
+        tz = self.settings.display_tz
+        done = [
+            {"trace_id": t, "status": "done", "started_at": render.iso(s, tz), "run_by": a,
+             "case_ids": c.split(","), "purpose": p}
+            for t, s, _f, a, c, p, _r in zip(*rows.values(), strict=True)
+        ]  # fmt: skip
+        running = [
+            {"trace_id": j.trace_id, "status": j.status, "started_at": render.iso(j.started_at_us, tz),
+             "run_by": j.actor, "case_ids": j.case_ids, "purpose": j.purpose}
+            for j in self._jobs.values() if j.status != "done"
+        ]  # fmt: skip
+        return running + done
+
+    # -- reports ------------------------------------------------------------------------------------------
+    def coverage(self, who: Principal, commune: str | None, as_of_us: int | None) -> dict:
+        visible = self._report_area(who, Action.READ_COVERAGE, commune)
+        as_of = as_of_us if as_of_us is not None else now_us()
+        with self._lock:
+            day = self.rt.coverage(as_of, 1)
+            week = self.rt.coverage(as_of, 7)
+        return views.coverage_view(day, week, visible, self.settings.lang)
+
+    def _report_area(self, who: Principal, action: Action, commune: str | None) -> frozenset[str] | None:
+        self._allowed(who, action)
+        if commune is not None:
+            authorize(who, action, Scope(commune_code=commune), self.geo)
+            return frozenset({commune})
+        return self.visible_communes(who)
+
+    def trend(self, who: Principal, commune: str | None, days: int, as_of_us: int | None) -> list[dict]:
+        visible = self._report_area(who, Action.READ_COVERAGE, commune)
+        as_of = as_of_us if as_of_us is not None else now_us()
+        tz = self.settings.display_tz
+        last_day = views.local_day(as_of, tz)
+        first_day = last_day - days + 1
+        offset_us = views.offset_us(tz)
+        since = first_day * views.US_PER_DAY - offset_us
+        with self._lock:
+            rows = self.rt.store.query(load_sql("qrtrace.queries", "coverage_daily_trend"),
+                                       {"since_us": since, "as_of_us": as_of, "offset_us": offset_us})  # fmt: skip
+        return views.daily_trend(rows, visible, first_day, days)
+
+    def coverage_export(self, who: Principal, commune: str | None, as_of_us: int | None, fmt: str, lang: str,
+                        purpose: str) -> bytes:  # fmt: skip
+        from qrtrace.api import exports
+
+        visible = self._report_area(who, Action.EXPORT_COVERAGE, commune)
+        view = self.coverage(who, commune, as_of_us)
+        area = self._area_name(who, visible)
+        with self._lock:
+            self.rt.audit.as_actor(who.name).record("export_coverage", "", area, purpose, format=fmt,
+                                                    communes=len(view["communes"]))  # fmt: skip
+        if fmt == "xlsx":
+            return exports.coverage_xlsx(view, lang, area, self.settings.display_tz)
+        return exports.coverage_csv(view, lang)
+
+    def _area_name(self, who: Principal, visible: frozenset[str] | None) -> str:
+        communes = self.communes(Principal("system", Role.ADMIN))
+        if visible is not None and len(visible) == 1:
+            return next((c["name_vi"] for c in communes if c["commune_code"] in visible), "")
+        if who.role is Role.DISTRICT_OFFICER or visible is None:
+            district = next((c["district_name_vi"] for c in communes
+                             if who.district_code in (None, c["district_code"])), "")  # fmt: skip
+            return district
+        return ", ".join(sorted(c["name_vi"] for c in communes if c["commune_code"] in visible))
+
+    # -- operations and audit -----------------------------------------------------------------------------
+    def operations(self, who: Principal) -> dict:
+        authorize(who, Action.READ_OPERATIONS, Scope(), self.geo)
+        now = now_us()
+        with self._lock:
+            dead = self.rt.store.query(load_sql("qrtrace.queries", "dead_letter_reasons"),
+                                       {"since_us": now - 7 * views.US_PER_DAY})  # fmt: skip
+            sizes = self.rt.store.query(load_sql("qrtrace.queries", "store_size"))
+            stored = self.rt.store.query(load_sql("qrtrace.queries", "ingest_rates"),
+                                         {"since_us": now - 60 * 60_000_000})  # fmt: skip
+        per_minute: dict[int, int] = {}
+        for minute, _outcome, n in zip(*stored.values(), strict=True):
+            per_minute[minute] = per_minute.get(minute, 0) + n
+        return {
+            "mode": "embedded" if self.settings.broker is None else "distributed",
+            "store": "chDB (embedded)" if self.settings.is_embedded_store else "ClickHouse server",
+            "workers": self._scrape_all(self.settings.metrics_urls),
+            "api_ingest": {**self.ingest_stats.__dict__,
+                           "events_per_second": (self.ingest_stats.received / self.ingest_stats.seconds
+                                                 if self.ingest_stats.seconds else None)},
+            "stored_per_minute": [{"minute_us": m * 60_000_000, "events": n} for m, n in sorted(per_minute.items())],
+            "dead_letters": [{"reason": r, "count": n, "last_at": render.iso(at, self.settings.display_tz)}
+                             for r, n, at in zip(*dead.values(), strict=True)],
+            "store_size": [{"table": t, "rows": r, "bytes": b} for t, r, b in zip(*sizes.values(), strict=True)],
+        }
+
+    def _scrape_all(self, urls: Sequence[str]) -> dict:
+        if not urls:
+            return {"state": "not_running", "reason": "Embedded mode: no stream workers or Kafka consumers run here; "
+                    "check-ins are processed inside `qrtrace ingest` and this server's ingest endpoint "
+                    "(set QRTRACE_METRICS_URLS to the workers' /metrics to watch a distributed pipeline)."}
+        targets = [self._scrape(u) for u in urls]
+        return {"state": "running" if any(t["state"] == "up" for t in targets) else "unreachable", "targets": targets}
+
+    def _scrape(self, url: str, fetch: Callable[[str], str] | None = None) -> dict:
+        try:
+            text = (fetch or _fetch_text)(url)
+        except OSError as exc:
+            return {"url": url, "state": "unreachable", "reason": f"{url} did not answer ({exc})."}
+        parsed = views.parse_metrics(text)
+        now = time.monotonic()
+        before = self._scrapes.get(url)
+        self._scrapes[url] = _Scrape(now, parsed["events"])
+        per_stage = views.rates(before.events, parsed["events"], now - before.at) if before else {}
+        return {"url": url, "state": "up", "events_total": parsed["events"], "events_per_second": per_stage,
+                "dead_letters": parsed["dead_letters"], "consumer_lag": parsed["consumer_lag"],
+                "e2e_p50_s": views.histogram_quantile(parsed["e2e_buckets"], 0.5),
+                "e2e_p95_s": views.histogram_quantile(parsed["e2e_buckets"], 0.95)}  # fmt: skip
+
+    def audit_log(self, who: Principal, since_us: int, action: str, case_id: str, limit: int) -> list[dict]:
+        authorize(who, Action.READ_AUDIT, Scope(), self.geo)
+        with self._lock:
+            rows = self.rt.store.query(load_sql("qrtrace.queries", "audit_log_read"),
+                                       {"since_us": since_us, "action": action, "case_id": case_id,
+                                        "limit": limit})  # fmt: skip
+        tz = self.settings.display_tz
+        return [
+            {"at": render.iso(at, tz), "actor": a, "action": act, "case_id": c, "subject": s, "purpose": p,
+             "detail": orjson.loads(d) if d else {}}
+            for at, a, act, c, s, p, d in zip(*rows.values(), strict=True)
+        ]  # fmt: skip
+
+
+def _fetch_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=2) as resp:  # operator-configured loopback targets
+        return resp.read().decode("utf-8", "replace")
