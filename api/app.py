@@ -54,7 +54,8 @@ def _validation_sentence(exc: RequestValidationError) -> str:
     if not errors:
         return "The request is not valid."
     first = errors[0]
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first.get("loc", ()) if p != "body")
+    where = where.lstrip(".") or "body"
     if first.get("type") == "json_invalid":
         return "The body is not valid JSON."
     more = f" ({len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
@@ -139,8 +140,11 @@ def create_app(svc: ApiService) -> FastAPI:
         return _error(422, _validation_sentence(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail) if exc.detail else "The request cannot be served.")
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        sentences = {404: f"There is no page or API route {request.url.path}.",
+                     405: f"{request.method} is not allowed on {request.url.path}."}  # fmt: skip
+        fallback = str(exc.detail or "The request cannot be served.")
+        return _error(exc.status_code, sentences.get(exc.status_code, fallback))
 
     @app.exception_handler(Exception)
     async def _500(request: Request, exc: Exception) -> JSONResponse:

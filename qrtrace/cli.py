@@ -31,7 +31,9 @@ app = typer.Typer(
 venues_app = typer.Typer(no_args_is_help=True, help="Venue registry.")
 communes_app = typer.Typer(no_args_is_help=True, help="Administrative units (communes).")
 report_app = typer.Typer(no_args_is_help=True, help="Reports for authorities.")
+tokens_app = typer.Typer(no_args_is_help=True, help="API tokens (roles and scopes) for `qrtrace serve`.")
 app.add_typer(venues_app, name="venues")
+app.add_typer(tokens_app, name="tokens")
 app.add_typer(communes_app, name="communes")
 app.add_typer(report_app, name="report")
 
@@ -378,6 +380,72 @@ def serve_scanners(
     from qrtrace.producers.http_endpoint import run
 
     run(_settings(store).with_overrides(broker=broker), host=host, port=port, tokens=tokens)
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port; 0 picks a free one.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    store: StoreOpt = None,
+    lang: LangOpt = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs) and the web console on the store; prints the console's URL."""
+    from qrtrace.api.server import run
+
+    run(_settings(store, lang), host, port)
+
+
+@tokens_app.command("issue")
+def tokens_issue(
+    role: Annotated[str, typer.Option(help="scanner, venue_owner, commune_officer, district_officer, "
+                                           "epidemiologist or admin")],
+    name: Annotated[str, typer.Option(help="Who holds it (written to the audit log as the actor).")],
+    venue: Annotated[list[str] | None, typer.Option(help="The venue(s) of a scanner or venue owner.")] = None,
+    commune: Annotated[str | None, typer.Option(help="The commune of a commune officer.")] = None,
+    district: Annotated[str | None, typer.Option(help="The district of a district officer.")] = None,
+    days: Annotated[int, typer.Option(min=1, max=366, help="Days until it expires.")] = 30,
+) -> None:
+    """Issue an API token; it is printed once and only its scrypt hash is kept."""
+    from qrtrace.access import Principal, Role
+    from qrtrace.api.tokens import TokenFile
+    from qrtrace.sinks.audit import now_us
+
+    try:
+        the_role = Role(role)
+    except ValueError:
+        raise InputError(f"Unknown role {role!r}; use one of {', '.join(r.value for r in Role)}.") from None
+    needs = {Role.SCANNER: venue, Role.VENUE_OWNER: venue, Role.COMMUNE_OFFICER: commune,
+             Role.DISTRICT_OFFICER: district}  # fmt: skip
+    if the_role in needs and not needs[the_role]:
+        flag = {Role.COMMUNE_OFFICER: "--commune", Role.DISTRICT_OFFICER: "--district"}.get(the_role, "--venue")
+        raise InputError(f"A {the_role} token is scoped: give {flag}.")
+    if the_role is Role.SCANNER and venue and len(venue) != 1:
+        raise InputError("A scanner token is bound to exactly one venue.")
+    principal = Principal(name, the_role, venues=frozenset(venue or ()), commune_code=commune,
+                          district_code=district)  # fmt: skip
+    settings = settings_from_env()
+    issued = TokenFile(settings.tokens_path).issue(principal, now_us() + days * 86_400_000_000)
+    out.print(f"{issued.token}\n(shown once; id {issued.record.token_id}, expires in {days} days)")
+
+
+@tokens_app.command("list")
+def tokens_list() -> None:
+    """The issued tokens (ids, holders, roles, scopes, expiry; never the secrets)."""
+    from qrtrace.api.tokens import TokenFile
+
+    for e in TokenFile(settings_from_env().tokens_path).entries():
+        scope = ",".join(e["venues"]) or e["commune_code"] or e["district_code"] or "-"
+        out.print(f"{e['token_id']}  {e['role']:17} {e['name']:24} {scope}")
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: str) -> None:
+    """Revoke a token by its id (a running server stops accepting it at once)."""
+    from qrtrace.api.tokens import TokenFile
+
+    if not TokenFile(settings_from_env().tokens_path).revoke(token_id):
+        raise InputError(f"No token with id {token_id}.")
+    out.print(f"revoked {token_id}")
 
 
 def _lang() -> str:

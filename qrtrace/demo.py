@@ -126,6 +126,11 @@ def run_demo(settings: Settings, population: int, days: int, seed: int, console:
             exports / f"poster-{venue.venue_id}.png",
             lang=lang,
         )
+        units = rt.store.query(load_sql("qrtrace.queries", "communes"))
+        district_code = dict(zip(units["commune_code"], units["district_code"], strict=True))[venue.commune_code]
+    from qrtrace.api.server import DEMO_TOKENS, issue_demo_tokens
+
+    issue_demo_tokens(settings, venue.venue_id, venue.commune_code, district_code)
     console.print()
     console.print(f"[bold]{t('files', lang)}[/]")
     console.print(f"  {t('store', lang)}: {settings.store_path}")
@@ -133,4 +138,5 @@ def run_demo(settings: Settings, population: int, days: int, seed: int, console:
     console.print(f"  coverage: {exports / 'coverage.json'}")
     console.print(f"  poster: {poster}")
     console.print(f"  keys: {settings.key_file}")
+    console.print(f"  console: qrtrace serve  (demo sign-in tokens: {settings.store_path / DEMO_TOKENS})")
     console.print(f"demo: {time.perf_counter() - started:.1f} s")
