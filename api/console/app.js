@@ -1,0 +1,474 @@
+// qrtrace console: plain JavaScript over the JSON API, charts drawn as SVG. Vietnamese by default.
+"use strict";
+
+const T = {
+  vi: {
+    tagline: "truy vết tiếp xúc qua mã QR", nav_coverage: "Độ phủ QR", nav_trace: "Truy vết", nav_operations: "Vận hành",
+    nav_venues: "Địa điểm", nav_audit: "Nhật ký", sign_in: "Đăng nhập", sign_out: "Đăng xuất",
+    sign_in_help: "Dán mã truy cập (API token) do quản trị viên cấp. Bản demo in sẵn đường dẫn đăng nhập khi chạy `qrtrace serve`.",
+    coverage_title: "Tiến độ triển khai quét mã QR theo xã và loại hình", commune: "Xã / thị trấn", all_communes: "Tất cả trong phạm vi",
+    report_date: "Ngày báo cáo", highlight: "Tô màu theo", last_24h: "24 giờ qua", last_7d: "7 ngày qua", show: "Xem",
+    trend_title: "Số địa điểm có quét mỗi ngày", by_commune: "Tỷ lệ địa điểm có quét theo xã",
+    matrix_title: "Xã × loại hình: số có quét / số đăng ký", legend_zero: "chưa quét", legend_partial: "một phần",
+    legend_full: "tất cả", legend_none: "không có địa điểm", zero_communes: "Xã chưa có lượt quét nào",
+    silent_venues: "Địa điểm chưa quét", registered: "Đã đăng ký", active_24h: "Có quét 24 giờ", active_7d: "Có quét 7 ngày",
+    scans_24h: "Lượt quét 24 giờ", people_24h: "Số người 24 giờ", none: "Không có", venue: "Địa điểm", category: "Loại hình",
+    trace_title: "Truy vết F0 → F1 → F2", run_trace: "Chạy truy vết", case: "Ca bệnh (chọn một hoặc nhiều)", depth: "Số mức",
+    grace: "Thời gian chờ (phút)", min_overlap: "Trùng tối thiểu (phút)", until: "Nguồn F2 đến (mặc định: bây giờ)",
+    purpose: "Mục đích (ghi nhật ký)", run: "Truy vết", declare_case: "Khai báo ca bệnh (F0)", case_id: "Mã ca",
+    person_id: "Định danh đã quét (SĐT / mã QR cá nhân)", window_from: "Lây nhiễm từ", window_to: "đến", declare: "Khai báo",
+    call_list_csv: "Danh sách gọi (CSV)", call_list_xlsx: "Danh sách gọi (XLSX)", cohort_table: "Danh sách tiếp xúc",
+    hop: "Mức", person: "Người", phone: "Điện thoại", first_exposure: "Tiếp xúc đầu tiên", overlap: "Phút trùng",
+    via: "Qua (nguồn lây)", cases: "Ca", tracing: "Đang truy vết", hops_done: "mức", done: "Xong", contacts: "người tiếp xúc",
+    graph_note: "Đồ thị: ai bị phơi nhiễm, ở đâu, qua ai (hiển thị tối đa", pseudonyms_only: "Vai trò của bạn chỉ xem bí danh (không tái định danh).",
+    ops_title: "Vận hành hệ thống", mode: "Chế độ", store: "Kho dữ liệu", workers: "Bộ xử lý luồng (Faust)",
+    not_running: "không chạy", unreachable: "không liên lạc được", running: "đang chạy", up: "hoạt động",
+    api_ingest: "Nhận qua API", events_per_s: "sự kiện/giây", stored_per_minute: "Lượt quét được lưu mỗi phút (60 phút qua)",
+    dead_by_reason: "Hàng đợi lỗi theo lý do (7 ngày)", store_size: "Dung lượng kho theo bảng", table: "Bảng", rows: "Số dòng",
+    bytes: "Dung lượng", consumer_lag: "Độ trễ tiêu thụ (tin)", e2e: "Độ trễ đầu-cuối p50 / p95",
+    venues_title: "Địa điểm và mã QR", register_venue: "Đăng ký địa điểm", venue_id: "Mã địa điểm", venue_name: "Tên địa điểm",
+    capacity: "Sức chứa", register: "Đăng ký", poster: "Áp phích A4 (PDF)", all: "Tất cả",
+    audit_title: "Nhật ký truy cập (chỉ đọc)", at: "Thời điểm", actor: "Người thực hiện", action: "Hành động", subject: "Đối tượng",
+    detail: "Chi tiết", error: "Lỗi", declared: "Đã khai báo ca", registered_ok: "Đã đăng ký địa điểm", downloaded: "Đã tải",
+    loading: "Đang tải…", no_cases: "Chưa có ca bệnh nào được khai báo.", scans: "Lượt quét",
+  },
+  en: {
+    tagline: "QR check-in contact tracing", nav_coverage: "QR coverage", nav_trace: "Trace", nav_operations: "Operations",
+    nav_venues: "Venues", nav_audit: "Audit log", sign_in: "Sign in", sign_out: "Sign out",
+    sign_in_help: "Paste the API token an administrator issued you. The demo prints sign-in links when `qrtrace serve` starts.",
+    coverage_title: "QR deployment by commune and venue category", commune: "Commune", all_communes: "All in your area",
+    report_date: "Report date", highlight: "Colour by", last_24h: "Last 24 h", last_7d: "Last 7 days", show: "Show",
+    trend_title: "Venues with at least one scan, per day", by_commune: "Share of venues scanning, per commune",
+    matrix_title: "Commune × category: active / registered", legend_zero: "zero scans", legend_partial: "some",
+    legend_full: "all", legend_none: "no venues", zero_communes: "Communes with zero scans",
+    silent_venues: "Venues with zero scans", registered: "Registered", active_24h: "Active 24 h", active_7d: "Active 7 days",
+    scans_24h: "Scans 24 h", people_24h: "People 24 h", none: "None", venue: "Venue", category: "Category",
+    trace_title: "Trace F0 → F1 → F2", run_trace: "Run a trace", case: "Case (pick one or more)", depth: "Hops",
+    grace: "Grace (minutes)", min_overlap: "Min overlap (minutes)", until: "F2 sources until (default: now)",
+    purpose: "Purpose (audited)", run: "Trace", declare_case: "Declare a positive case (F0)", case_id: "Case ID",
+    person_id: "Identifier checked in with (phone / personal QR)", window_from: "Infectious from", window_to: "to", declare: "Declare",
+    call_list_csv: "Call list (CSV)", call_list_xlsx: "Call list (XLSX)", cohort_table: "Contacts",
+    hop: "Hop", person: "Person", phone: "Phone", first_exposure: "First exposure", overlap: "Overlap min",
+    via: "Via (source)", cases: "Cases", tracing: "Tracing", hops_done: "hops", done: "Done", contacts: "contacts",
+    graph_note: "Graph: who was exposed where, via whom (showing at most", pseudonyms_only: "Your role sees pseudonyms only (no re-identification).",
+    ops_title: "Operations", mode: "Mode", store: "Store", workers: "Stream workers (Faust)",
+    not_running: "not running", unreachable: "unreachable", running: "running", up: "up",
+    api_ingest: "Ingest via API", events_per_s: "events/s", stored_per_minute: "Check-ins stored per minute (last 60 min)",
+    dead_by_reason: "Dead letters by reason (7 days)", store_size: "Store size per table", table: "Table", rows: "Rows",
+    bytes: "Size", consumer_lag: "Consumer lag (messages)", e2e: "End-to-end latency p50 / p95",
+    venues_title: "Venues and QR codes", register_venue: "Register a venue", venue_id: "Venue ID", venue_name: "Venue name",
+    capacity: "Capacity", register: "Register", poster: "A4 poster (PDF)", all: "All",
+    audit_title: "Audit log (read-only)", at: "Time", actor: "Actor", action: "Action", subject: "Subject",
+    detail: "Detail", error: "Error", declared: "Case declared", registered_ok: "Venue registered", downloaded: "Downloaded",
+    loading: "Loading…", no_cases: "No case has been declared yet.", scans: "Scans",
+  },
+};
+
+const state = { lang: localStorage.getItem("qrtrace.lang") || "vi", token: sessionStorage.getItem("qrtrace.token"),
+  me: null, communes: [], categories: [], lastTrace: null };
+const $ = (sel) => document.querySelector(sel);
+const t = (key) => (T[state.lang] && T[state.lang][key]) || T.vi[key] || key;
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+const fmt = (n) => (n ?? 0).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-US");
+const vnToday = () => new Date(Date.now() + 7 * 3600e3).toISOString().slice(0, 10);  // the display zone is +07:00
+const pct = (x) => `${Math.round((x || 0) * 100)}%`;
+
+// -- API -------------------------------------------------------------------------------------------------
+async function api(path, options = {}) {
+  const headers = { Authorization: `Bearer ${state.token}`, ...(options.headers || {}) };
+  if (options.json !== undefined) { headers["Content-Type"] = "application/json"; options.body = JSON.stringify(options.json); }
+  const resp = await fetch(path, { ...options, headers });
+  if (resp.status === 401) { signOut(); }
+  if (!resp.ok) {
+    let sentence = `${resp.status}`;
+    try { sentence = (await resp.json()).error || sentence; } catch (_) { /* not JSON */ }
+    throw new Error(sentence);
+  }
+  return options.raw ? resp : resp.json();
+}
+
+async function download(path, filename) {
+  const resp = await api(path, { raw: true });
+  const blob = await resp.blob();
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = filename;
+  document.body.appendChild(a);
+  a.click();
+  setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+  say(`${t("downloaded")}: ${filename}`, true);
+}
+
+function say(text, ok = false) {
+  const box = $("#message");
+  box.textContent = ok ? text : `${t("error")}: ${text}`;
+  box.className = ok ? "ok" : "";
+  box.hidden = false;
+  clearTimeout(say.timer);
+  say.timer = setTimeout(() => { box.hidden = true; }, ok ? 4000 : 12000);
+}
+
+const guard = (fn) => async (...args) => { try { await fn(...args); } catch (e) { say(e.message); } };
+
+// -- shell -----------------------------------------------------------------------------------------------
+function applyLabels() {
+  document.documentElement.lang = state.lang;
+  document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
+  $("#lang").textContent = state.lang === "vi" ? "English" : "Tiếng Việt";
+}
+
+const PAGES = { coverage: "read_coverage", trace: "run_trace", operations: "read_operations", venues: "list_venues", audit: "read_audit" };
+
+function allowedPages() {
+  const perms = new Set(state.me ? state.me.permissions : []);
+  return Object.keys(PAGES).filter((p) => perms.has(PAGES[p]));
+}
+
+async function route() {
+  document.querySelectorAll(".page").forEach((el) => { el.hidden = true; });
+  if (!state.token || !state.me) { $("#page-signin").hidden = false; $("#nav").hidden = true; return; }
+  $("#nav").hidden = false;
+  const pages = allowedPages();
+  document.querySelectorAll("#nav a").forEach((a) => { a.hidden = !pages.includes(a.dataset.page); });
+  let page = location.hash.replace("#", "") || pages[0];
+  if (!pages.includes(page)) page = pages[0];
+  document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === page));
+  if (!page) { say(`${state.me.role}: ${state.me.permissions.join(", ")}`, true); return; }
+  $(`#page-${page}`).hidden = false;
+  await guard(LOADERS[page])();
+}
+
+async function signIn(token) {
+  state.token = token;
+  sessionStorage.setItem("qrtrace.token", token);
+  try {
+    state.me = await api("/api/me");
+  } catch (e) { state.me = null; say(e.message); return route(); }
+  $("#who").textContent = `${state.me.name} · ${state.me.role}`;
+  [state.communes, state.categories] = await Promise.all([api("/api/communes"), api("/api/categories")]);
+  fillSelects();
+  await route();
+}
+
+function signOut() {
+  sessionStorage.removeItem("qrtrace.token");
+  state.token = null; state.me = null;
+  $("#who").textContent = "";
+  route();
+}
+
+function catName(code) {
+  const c = state.categories.find((x) => x.code === code);
+  return c ? (state.lang === "en" ? c.name_en : c.name_vi) : code;
+}
+
+function fillSelects() {
+  const communeOptions = (withAll) => (withAll ? `<option value="">${esc(t("all_communes"))}</option>` : "") +
+    state.communes.map((c) => `<option value="${esc(c.commune_code)}">${esc(c.name_vi)}</option>`).join("");
+  const catOptions = (withAll) => (withAll ? `<option value="">${esc(t("all"))}</option>` : "") +
+    state.categories.map((c) => `<option value="${esc(c.code)}">${esc(catName(c.code))}</option>`).join("");
+  $("#cov-commune").innerHTML = communeOptions(true);
+  $("#venues-commune").innerHTML = communeOptions(true);
+  $("#venue-commune").innerHTML = communeOptions(false);
+  $("#venues-category").innerHTML = catOptions(true);
+  $("#venue-category").innerHTML = catOptions(false);
+}
+
+// -- charts (SVG) ----------------------------------------------------------------------------------------
+function lineChart(points, valueKey, labelKey) {
+  const w = 560, h = 200, pad = 34;
+  if (!points.length) return `<p class="empty">${t("none")}</p>`;
+  const max = Math.max(1, ...points.map((p) => p[valueKey]));
+  const x = (i) => pad + (i * (w - 2 * pad)) / Math.max(1, points.length - 1);
+  const y = (v) => h - pad + 6 - (v * (h - 2 * pad)) / max;
+  const path = points.map((p, i) => `${i ? "L" : "M"}${x(i).toFixed(1)},${y(p[valueKey]).toFixed(1)}`).join(" ");
+  const dots = points.map((p, i) => `<circle cx="${x(i)}" cy="${y(p[valueKey])}" r="3" fill="#b71c1c"><title>${esc(p[labelKey])}: ${fmt(p[valueKey])}</title></circle>`).join("");
+  const labels = points.map((p, i) => (i % Math.ceil(points.length / 7) === 0 || i === points.length - 1)
+    ? `<text x="${x(i)}" y="${h - 8}" text-anchor="middle">${esc(String(p[labelKey]).slice(5))}</text>` : "").join("");
+  return `<svg viewBox="0 0 ${w} ${h}" width="100%" role="img">
+    <line x1="${pad}" y1="${h - pad + 6}" x2="${w - pad}" y2="${h - pad + 6}" stroke="#ccc"/>
+    <text x="4" y="${y(max) + 4}">${fmt(max)}</text><text x="4" y="${h - pad + 10}">0</text>
+    <path d="${path}" fill="none" stroke="#b71c1c" stroke-width="2"/>${dots}${labels}</svg>`;
+}
+
+function barChart(rows, { label, value, max, text, colour }) {
+  const rowH = 20, w = 560, left = 170;
+  const top = Math.max(1, max ?? Math.max(...rows.map(value), 1));
+  const bars = rows.map((r, i) => {
+    const v = value(r), bw = ((w - left - 110) * v) / top;
+    return `<text x="0" y="${i * rowH + 14}">${esc(label(r)).slice(0, 26)}</text>
+      <rect x="${left}" y="${i * rowH + 3}" width="${Math.max(0, bw)}" height="${rowH - 6}" fill="${colour ? colour(r) : "#b71c1c"}"/>
+      <text x="${left + Math.max(0, bw) + 4}" y="${i * rowH + 14}">${esc(text(r))}</text>`;
+  }).join("");
+  return `<svg viewBox="0 0 ${w} ${rows.length * rowH + 4}" width="100%" role="img">${bars}</svg>`;
+}
+
+// -- coverage --------------------------------------------------------------------------------------------
+function asOfParam() {
+  const day = $("#cov-date").value;
+  if (!day) return "";
+  if (day >= vnToday()) return "";  // today: up to now
+  return `${day}T23:59:59.999999+07:00`;  // the end of the chosen local day
+}
+
+function coverageQuery() {
+  const q = new URLSearchParams();
+  if ($("#cov-commune").value) q.set("commune", $("#cov-commune").value);
+  const asOf = asOfParam();
+  if (asOf) q.set("as_of", asOf);
+  return q;
+}
+
+async function loadCoverage() {
+  const q = coverageQuery();
+  const [cov, trend] = await Promise.all([api(`/api/reports/coverage?${q}`), api(`/api/reports/trend?${q}&days=14`)]);
+  const period = $("#cov-period").value;
+  const activeKey = period === "7d" ? "active_7d" : "active_24h";
+  const sum = (k) => cov.communes.reduce((a, c) => a + c[k], 0);
+  $("#cov-kpis").innerHTML = [["registered", sum("registered")], ["active_24h", sum("active_24h")],
+    ["active_7d", sum("active_7d")], ["scans_24h", sum("scans_24h")], ["zero_communes", cov.zero_scan_communes.length]]
+    .map(([k, v]) => `<div class="kpi" data-kpi="${k}"><b>${fmt(v)}</b><span>${esc(t(k))}</span></div>`).join("");
+  $("#cov-trend").innerHTML = lineChart(trend, "active_venues", "date");
+  $("#cov-bars").innerHTML = barChart(cov.communes, {
+    label: (c) => c.commune_name, max: 1,
+    value: (c) => (c.registered ? c[activeKey] / c.registered : 0),
+    text: (c) => `${fmt(c[activeKey])}/${fmt(c.registered)} (${pct(c.registered ? c[activeKey] / c.registered : 0)})`,
+    colour: (c) => (c[activeKey] === 0 ? "#c62828" : c[activeKey] < c.registered ? "#f9a825" : "#2e7d32"),
+  });
+  const cats = state.categories.map((c) => c.code).filter((code) => cov.cells.some((x) => x.category === code && x.registered));
+  const byKey = new Map(cov.cells.map((c) => [`${c.commune_code}|${c.category}`, c]));
+  const head = `<tr><th>${esc(t("commune"))}</th>${cats.map((c) => `<th class="cat">${esc(catName(c))}</th>`).join("")}
+    <th class="num">${esc(t(activeKey))}</th><th class="num">${esc(t("scans_24h"))}</th></tr>`;
+  const body = cov.communes.map((row) => {
+    const cells = cats.map((cat) => {
+      const c = byKey.get(`${row.commune_code}|${cat}`);
+      if (!c || !c.registered) return `<td><span class="cell none">–</span></td>`;
+      const a = c[activeKey], cls = a === 0 ? "zero" : a < c.registered ? "partial" : "full";
+      return `<td><span class="cell ${cls}" title="${esc(row.commune_name)} · ${esc(catName(cat))}">${a}/${c.registered}</span></td>`;
+    }).join("");
+    const zero = row[activeKey] === 0 ? " zero-commune" : "";
+    return `<tr class="commune-row${zero}" data-commune="${esc(row.commune_code)}"><td>${esc(row.commune_name)}</td>${cells}
+      <td class="num">${fmt(row[activeKey])}/${fmt(row.registered)}</td><td class="num">${fmt(row.scans_24h)}</td></tr>`;
+  }).join("");
+  $("#cov-matrix").innerHTML = `<table class="matrix">${head}${body}</table>`;
+  $("#cov-zero").innerHTML = cov.zero_scan_communes.length
+    ? cov.zero_scan_communes.map((c) => `<li>${esc(c.commune_name)} (${fmt(c.registered)} ${esc(t("registered").toLowerCase())})</li>`).join("")
+    : `<li class="empty">${t("none")}</li>`;
+  const silent = cov.silent_venues.slice(0, 300);
+  $("#cov-silent").innerHTML = silent.length ? `<table><tr><th>${t("venue")}</th><th>${t("category")}</th><th>${t("commune")}</th></tr>
+    ${silent.map((v) => `<tr><td>${esc(v.name)} <small>${esc(v.venue_id)}</small></td><td>${esc(catName(v.category))}</td><td>${esc(v.commune_name)}</td></tr>`).join("")}</table>
+    ${cov.silent_venues.length > silent.length ? `<p class="empty">… ${fmt(cov.silent_venues.length - silent.length)}</p>` : ""}`
+    : `<p class="empty">${t("none")}</p>`;
+}
+
+// -- trace -----------------------------------------------------------------------------------------------
+async function loadTrace() {
+  const cases = await api("/api/cases?limit=200");
+  $("#trace-case").innerHTML = cases.length
+    ? cases.map((c, i) => `<option value="${esc(c.case_id)}"${i === 0 ? " selected" : ""}>${esc(c.case_id)} · ${esc(c.infectious_from.slice(0, 16))} → ${esc(c.infectious_to.slice(0, 16))}</option>`).join("")
+    : `<option disabled>${esc(t("no_cases"))}</option>`;
+  const perms = new Set(state.me.permissions);
+  $("#case-form").hidden = !perms.has("declare_case");
+  $("#trace-csv").hidden = $("#trace-xlsx").hidden = !perms.has("export_call_list");
+}
+
+const localToIso = (value) => (value ? `${value.length === 16 ? `${value}:00` : value}+07:00` : null);
+
+async function runTrace(ev) {
+  ev.preventDefault();
+  const caseIds = [...$("#trace-case").selectedOptions].map((o) => o.value).filter(Boolean);
+  const body = { case_ids: caseIds, depth: Number($("#trace-depth").value), grace_minutes: Number($("#trace-grace").value),
+    min_overlap_minutes: Number($("#trace-overlap").value), purpose: $("#trace-purpose").value.trim() };
+  const until = localToIso($("#trace-until").value);
+  if (until) body.until = until;
+  $("#trace-run").disabled = true;
+  const bar = $("#trace-progress");
+  bar.hidden = false;
+  try {
+    let job = await api("/api/traces", { method: "POST", json: body });
+    for (let i = 0; i < 1200 && job.status === "running"; i++) {  // bounded: at most ~10 minutes of polling
+      bar.querySelector(".bar").style.width = `${(100 * job.hops_done) / job.depth}%`;
+      bar.querySelector(".label").textContent = `${t("tracing")}: ${job.hops_done}/${job.depth} ${t("hops_done")}`;
+      await new Promise((r) => setTimeout(r, 500));
+      job = await api(`/api/traces/${encodeURIComponent(job.trace_id)}`);
+    }
+    if (job.status === "failed") throw new Error(job.error);
+    bar.querySelector(".bar").style.width = "100%";
+    bar.querySelector(".label").textContent = t("done");
+    const result = await api(`/api/traces/${encodeURIComponent(job.trace_id)}/result`);
+    state.lastTrace = result;
+    showTrace(result);
+  } finally {
+    $("#trace-run").disabled = false;
+  }
+}
+
+function showTrace(result) {
+  $("#trace-result").hidden = false;
+  const contacts = result.cohort || result.cases[0].contacts;
+  const counts = {};
+  contacts.forEach((c) => { counts[c.hop] = (counts[c.hop] || 0) + 1; });
+  $("#trace-summary").textContent = `${result.cases.map((c) => c.case_id).join(", ")} · ${result.trace_id}`;
+  $("#trace-counts").innerHTML = Object.keys(counts).sort().map((h) => `F${h}: <b>${fmt(counts[h])}</b>`).join(" &nbsp; ") +
+    (result.cases[0].reidentified ? "" : `<br><small>${esc(t("pseudonyms_only"))}</small>`);
+  const rows = contacts.slice(0, 2000).map((c) => {
+    const e = c.exposures[0];
+    return `<tr class="hop-row" data-hop="${c.hop}"><td>F${c.hop}</td><td>${esc(c.person_id)}</td><td>${esc(c.contact || "")}</td>
+      <td>${esc(c.first_exposure.slice(0, 16).replace("T", " "))}</td><td>${esc(e.venue_id)}</td>
+      <td class="num">${e.overlap_minutes}</td><td>F${e.source_hop} ${esc(e.source_person_id)}${c.exposures.length > 1 ? ` (+${c.exposures.length - 1})` : ""}</td></tr>`;
+  }).join("");
+  $("#trace-table").innerHTML = `<table><tr><th>${t("hop")}</th><th>${t("person")}</th><th>${t("phone")}</th><th>${t("first_exposure")}</th>
+    <th>${t("venue")}</th><th class="num">${t("overlap")}</th><th>${t("via")}</th></tr>${rows}</table>`;
+  $("#trace-graph").innerHTML = cohortGraph(result.cases, contacts);
+}
+
+function cohortGraph(cases, contacts) {
+  // Columns F0, F1, F2 ...; an edge from the source person to each contact it exposed, labelled by venue.
+  const LIMIT = { 1: 40, 2: 60, 3: 40 };
+  const cols = new Map();
+  cases.forEach((c) => { cols.set(c.case, { hop: 0, id: c.case }); });
+  const shown = contacts.filter((c) => {
+    const n = [...cols.values()].filter((x) => x.hop === c.hop).length;
+    if (n >= (LIMIT[c.hop] || 20)) return false;
+    if (c.hop > 1 && !cols.has(c.exposures[0].source_person_id)) return false;
+    cols.set(c.person_id, { hop: c.hop, id: c.person_id });
+    return true;
+  });
+  const byHop = {};
+  [...cols.values()].forEach((n) => { (byHop[n.hop] = byHop[n.hop] || []).push(n); });
+  const colW = 260, rowH = 16, maxRows = Math.max(...Object.values(byHop).map((l) => l.length));
+  const h = Math.max(120, maxRows * rowH + 40), pos = new Map();
+  Object.entries(byHop).forEach(([hop, list]) => {
+    list.forEach((n, i) => pos.set(n.id, { x: 20 + hop * colW, y: 34 + (i + 0.5) * ((h - 40) / list.length) }));
+  });
+  const edges = shown.map((c) => {
+    const e = c.exposures[0], a = pos.get(e.source_person_id), b = pos.get(c.person_id);
+    if (!a || !b) return "";
+    return `<path d="M${a.x + 8},${a.y} C${a.x + colW / 2},${a.y} ${b.x - colW / 2},${b.y} ${b.x - 6},${b.y}" stroke="#bbb" fill="none"><title>${esc(e.source_person_id)} → ${esc(c.person_id)} @ ${esc(e.venue_id)} ${esc(e.start.slice(0, 16))}</title></path>`;
+  }).join("");
+  const nodes = [...cols.values()].map((n) => {
+    const p = pos.get(n.id);
+    return `<g class="node" data-hop="${n.hop}"><circle cx="${p.x}" cy="${p.y}" r="5" class="hop-${Math.min(n.hop, 3)}"/><text x="${p.x + 9}" y="${p.y + 4}">${esc(String(n.id).slice(0, 14))}</text></g>`;
+  }).join("");
+  const heads = Object.keys(byHop).map((hop) => `<text x="${20 + hop * colW}" y="16" font-weight="bold">F${hop} (${fmt(hop == 0 ? cases.length : contacts.filter((c) => c.hop == hop).length)})</text>`).join("");
+  return `<p class="empty">${esc(t("graph_note"))} ${Object.values(LIMIT).join("/")})</p>
+    <svg viewBox="0 0 ${colW * Object.keys(byHop).length + 60} ${h}" width="${colW * Object.keys(byHop).length + 60}" role="img">${heads}${edges}${nodes}</svg>`;
+}
+
+async function declareCase(ev) {
+  ev.preventDefault();
+  await api("/api/cases", { method: "POST", json: { case_id: $("#case-id").value.trim(), person_id: $("#case-person").value.trim(),
+    infectious_from: localToIso($("#case-from").value), infectious_to: localToIso($("#case-to").value) } });
+  say(`${t("declared")}: ${$("#case-id").value}`, true);
+  await loadTrace();
+}
+
+function callList(format) {
+  const r = state.lastTrace;
+  const purpose = $("#trace-purpose").value.trim() || "call list";
+  return download(`/api/traces/${encodeURIComponent(r.trace_id)}/call-list?format=${format}&lang=${state.lang}&purpose=${encodeURIComponent(purpose)}`,
+    `call-list-${r.trace_id}.${format}`);
+}
+
+// -- operations ------------------------------------------------------------------------------------------
+const bytes = (n) => (n > 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n > 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(0)} KB`);
+
+async function loadOperations() {
+  const ops = await api("/api/operations");
+  const w = ops.workers;
+  const totalRows = ops.store_size.reduce((a, r) => a + r.rows, 0), totalBytes = ops.store_size.reduce((a, r) => a + r.bytes, 0);
+  $("#ops-kpis").innerHTML = [[t("mode"), ops.mode], [t("store"), ops.store], [t("store_size"), bytes(totalBytes)],
+    [t("api_ingest"), ops.api_ingest.events_per_second ? `${fmt(Math.round(ops.api_ingest.events_per_second))} ${t("events_per_s")}` : `${fmt(ops.api_ingest.received)}`]]
+    .map(([k, v]) => `<div class="kpi"><b>${esc(v)}</b><span>${esc(k)}</span></div>`).join("");
+  let workers = `<h2>${t("workers")} <span class="state ${esc(w.state)}" id="workers-state">${esc(t(w.state))}</span></h2>`;
+  if (w.reason) workers += `<p>${esc(w.reason)}</p>`;
+  (w.targets || []).forEach((tg) => {
+    const rates = Object.entries(tg.events_per_second || {}).map(([k, v]) => `${esc(k)}: ${fmt(Math.round(v))}`).join(", ");
+    workers += `<p><span class="state ${esc(tg.state)}">${esc(t(tg.state))}</span> ${esc(tg.url)} ${tg.reason ? esc(tg.reason) : ""}
+      ${tg.state === "up" ? `<br>${t("events_per_s")}: ${rates || "–"} · ${t("consumer_lag")}: ${fmt(tg.consumer_lag)} · ${t("e2e")}: ${tg.e2e_p50_s ?? "–"} s / ${tg.e2e_p95_s ?? "–"} s` : ""}</p>`;
+  });
+  $("#ops-workers").innerHTML = workers;
+  const minutes = ops.stored_per_minute.map((m) => ({ label: new Date(m.minute_us / 1000).toISOString().slice(0, 16), events: m.events }));
+  $("#ops-rate").innerHTML = minutes.length ? lineChart(minutes, "events", "label") : `<p class="empty">${t("none")}</p>`;
+  $("#ops-dead").innerHTML = ops.dead_letters.length ? barChart(ops.dead_letters, { label: (r) => r.reason, value: (r) => r.count, text: (r) => fmt(r.count) })
+    : `<p class="empty">${t("none")}</p>`;
+  $("#ops-size").innerHTML = `<table><tr><th>${t("table")}</th><th class="num">${t("rows")}</th><th class="num">${t("bytes")}</th></tr>
+    ${ops.store_size.map((r) => `<tr><td>${esc(r.table)}</td><td class="num">${fmt(r.rows)}</td><td class="num">${bytes(r.bytes)}</td></tr>`).join("")}
+    <tr><th></th><th class="num">${fmt(totalRows)}</th><th class="num">${bytes(totalBytes)}</th></tr></table>`;
+}
+
+// -- venues ----------------------------------------------------------------------------------------------
+async function loadVenues() {
+  const perms = new Set(state.me.permissions);
+  $("#venue-form").hidden = !perms.has("register_venue");
+  const q = new URLSearchParams();
+  if ($("#venues-commune").value) q.set("commune", $("#venues-commune").value);
+  if ($("#venues-category").value) q.set("category", $("#venues-category").value);
+  const venues = await api(`/api/venues?${q}`);
+  const names = new Map(state.communes.map((c) => [c.commune_code, c.name_vi]));
+  const canQr = perms.has("issue_venue_qr");
+  $("#venues-list").innerHTML = `<table><tr><th>${t("venue_id")}</th><th>${t("venue_name")}</th><th>${t("category")}</th><th>${t("commune")}</th>
+    <th class="num">${t("capacity")}</th><th></th></tr>${venues.slice(0, 1000).map((v) => `<tr data-venue="${esc(v.venue_id)}"><td>${esc(v.venue_id)}</td>
+    <td>${esc(v.name)}</td><td>${esc(catName(v.category))}</td><td>${esc(names.get(v.commune_code) || v.commune_code)}</td><td class="num">${fmt(v.capacity)}</td>
+    <td>${canQr ? `<button type="button" class="secondary poster" data-id="${esc(v.venue_id)}">${t("poster")}</button>
+      <button type="button" class="secondary qr" data-id="${esc(v.venue_id)}">PNG</button>` : ""}</td></tr>`).join("")}</table>`;
+}
+
+async function registerVenue(ev) {
+  ev.preventDefault();
+  const id = $("#venue-id").value.trim();
+  await api("/api/venues", { method: "POST", json: { venue_id: id, name: $("#venue-name").value.trim(),
+    category: $("#venue-category").value, commune_code: $("#venue-commune").value, capacity: Number($("#venue-capacity").value) } });
+  say(`${t("registered_ok")}: ${id}`, true);
+  $("#venues-commune").value = $("#venue-commune").value;
+  await loadVenues();
+}
+
+// -- audit -----------------------------------------------------------------------------------------------
+async function loadAudit() {
+  const rows = await api("/api/audit?limit=300");
+  $("#audit-list").innerHTML = `<table><tr><th>${t("at")}</th><th>${t("actor")}</th><th>${t("action")}</th><th>Case</th><th>${t("purpose")}</th><th>${t("detail")}</th></tr>
+    ${rows.map((r) => `<tr><td>${esc(r.at.slice(0, 19).replace("T", " "))}</td><td>${esc(r.actor)}</td><td>${esc(r.action)}</td><td>${esc(r.case_id)}</td>
+    <td>${esc(r.purpose)}</td><td><small>${esc(JSON.stringify(r.detail))}</small></td></tr>`).join("")}</table>`;
+}
+
+const LOADERS = { coverage: loadCoverage, trace: loadTrace, operations: loadOperations, venues: loadVenues, audit: loadAudit };
+
+// -- wiring ----------------------------------------------------------------------------------------------
+window.addEventListener("hashchange", () => { if (!location.hash.startsWith("#token=")) route(); });
+$("#signin-form").addEventListener("submit", (ev) => { ev.preventDefault(); signIn($("#token").value.trim()); });
+$("#signout").addEventListener("click", signOut);
+$("#lang").addEventListener("click", () => {
+  state.lang = state.lang === "vi" ? "en" : "vi";
+  localStorage.setItem("qrtrace.lang", state.lang);
+  applyLabels(); fillSelects(); route();
+});
+$("#coverage-filters").addEventListener("submit", (ev) => { ev.preventDefault(); guard(loadCoverage)(); });
+$("#cov-period").addEventListener("change", guard(loadCoverage));
+$("#cov-csv").addEventListener("click", guard(() => download(`/api/reports/coverage/export?${coverageQuery()}&format=csv&lang=${state.lang}`, "coverage.csv")));
+$("#cov-xlsx").addEventListener("click", guard(() => download(`/api/reports/coverage/export?${coverageQuery()}&format=xlsx&lang=${state.lang}`, "coverage.xlsx")));
+$("#trace-form").addEventListener("submit", guard(runTrace));
+$("#case-form").addEventListener("submit", guard(declareCase));
+$("#trace-csv").addEventListener("click", guard(() => callList("csv")));
+$("#trace-xlsx").addEventListener("click", guard(() => callList("xlsx")));
+$("#venue-form").addEventListener("submit", guard(registerVenue));
+$("#venue-filters").addEventListener("submit", (ev) => { ev.preventDefault(); guard(loadVenues)(); });
+$("#venues-list").addEventListener("click", guard(async (ev) => {
+  const b = ev.target.closest("button");
+  if (!b) return;
+  const id = b.dataset.id;
+  if (b.classList.contains("poster")) await download(`/api/venues/${encodeURIComponent(id)}/poster.pdf?lang=${state.lang}`, `poster-${id}.pdf`);
+  if (b.classList.contains("qr")) await download(`/api/venues/${encodeURIComponent(id)}/qr.png`, `qr-${id}.png`);
+}));
+
+applyLabels();
+$("#cov-date").value = vnToday();
+if (location.hash.startsWith("#token=")) {  // a sign-in link: keep the token for this tab, drop it from the address bar
+  const token = decodeURIComponent(location.hash.slice(7));
+  history.replaceState(null, "", location.pathname);
+  signIn(token);
+} else if (state.token) {
+  signIn(state.token);
+} else {
+  route();
+}
