@@ -1,0 +1,114 @@
+"""Every role against every endpoint, allowed and refused. The expected table is written out here, not
+derived from qrtrace.access, so a change of policy has to change this file too."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import World
+
+pytestmark = pytest.mark.api
+
+ROLES = ("scanner", "venue_owner", "commune_officer", "district_officer", "epidemiologist", "admin")
+ALL = frozenset(ROLES)
+OFFICERS = frozenset({"commune_officer", "district_officer"})
+EPI_ADMIN = frozenset({"epidemiologist", "admin"})
+
+EXPECTED: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/api/me"): ALL,
+    ("GET", "/api/communes"): ALL,
+    ("GET", "/api/categories"): ALL,
+    ("GET", "/api/venues"): ALL - {"scanner"},
+    ("POST", "/api/venues"): OFFICERS | {"admin"},
+    ("GET", "/api/venues/{venue_id}/qr.png"): OFFICERS | {"venue_owner", "admin"},
+    ("GET", "/api/venues/{venue_id}/qr.svg"): OFFICERS | {"venue_owner", "admin"},
+    ("GET", "/api/venues/{venue_id}/poster.pdf"): OFFICERS | {"venue_owner", "admin"},
+    ("POST", "/api/checkins"): frozenset({"scanner"}),
+    ("POST", "/api/cases"): EPI_ADMIN,
+    ("GET", "/api/cases"): EPI_ADMIN,
+    ("POST", "/api/traces"): EPI_ADMIN,
+    ("GET", "/api/traces"): EPI_ADMIN,
+    ("GET", "/api/traces/{trace_id}"): EPI_ADMIN,
+    ("GET", "/api/traces/{trace_id}/result"): EPI_ADMIN,
+    ("GET", "/api/traces/{trace_id}/call-list"): EPI_ADMIN,
+    ("GET", "/api/reports/coverage"): OFFICERS | EPI_ADMIN,
+    ("GET", "/api/reports/trend"): OFFICERS | EPI_ADMIN,
+    ("GET", "/api/reports/coverage/export"): OFFICERS | {"admin"},
+    ("GET", "/api/operations"): frozenset({"admin"}),
+    ("GET", "/api/audit"): frozenset({"admin"}),
+}
+
+
+def test_the_table_names_every_published_route(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    published = {(m.upper(), p) for p, ops in paths.items() if p.startswith("/api") for m in ops}
+    assert published == set(EXPECTED)
+
+
+@pytest.fixture(scope="session")
+def finished_trace(client: TestClient, world: World) -> str:
+    return run_trace(client, world, "epidemiologist", ["DEMO-F0-1"], purpose="role matrix fixture")
+
+
+def run_trace(client: TestClient, world: World, who: str, case_ids: list[str], **body: object) -> str:
+    """Start a trace and poll it (bounded) until it is done; returns its id."""
+    resp = client.post("/api/traces", json={"case_ids": case_ids, "purpose": "testing", **body},
+                       headers=world.auth(who))  # fmt: skip
+    assert resp.status_code == 202, resp.text
+    trace_id = resp.json()["trace_id"]
+    for _ in range(600):
+        status = client.get(f"/api/traces/{trace_id}", headers=world.auth(who)).json()
+        if status["status"] != "running":
+            break
+        time.sleep(0.05)
+    assert status["status"] == "done", status
+    return trace_id
+
+
+_serial = itertools.count()
+
+
+def _request(client: TestClient, world: World, role: str, method: str, path: str, trace_id: str):  # type: ignore[no-untyped-def]
+    url = path.replace("{venue_id}", world.venue_id).replace("{trace_id}", trace_id)
+    n = next(_serial)
+    bodies = {
+        "/api/venues": {"venue_id": f"ROLE-{role}-{n}", "name": "Quán thử quyền", "category": "restaurant",
+                        "commune_code": world.commune_code, "capacity": 20},
+        "/api/checkins": [{"scan_id": f"role-{n}", "venue_id": world.venue_id, "person_id": "0912000001",
+                           "direction": "in", "event_time": "2026-11-20T09:00:00+07:00", "mode": "personal_qr",
+                           "scanner_id": "role-test"}],
+        "/api/cases": {"case_id": f"ROLE-CASE-{n}", "person_id": "0912000002",
+                       "infectious_from": "2026-11-20T00:00:00+07:00", "infectious_to": "2026-11-22T00:00:00+07:00"},
+        "/api/traces": {"case_ids": ["DEMO-F0-1"], "purpose": "role matrix"},
+    }  # fmt: skip
+    params = {"purpose": "role matrix"} if path.endswith("call-list") else None
+    if role in ("commune_officer",) and path.startswith("/api/reports"):
+        params = {"commune": world.commune_code}
+    return client.request(method, url, json=bodies.get(path) if method == "POST" else None, params=params,
+                          headers=world.auth(role))  # fmt: skip
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("method", "path"), list(EXPECTED), ids=[f"{m} {p}" for m, p in EXPECTED])
+def test_role_against_endpoint(client: TestClient, world: World, finished_trace: str, role: str, method: str,
+                               path: str) -> None:  # fmt: skip
+    resp = _request(client, world, role, method, path, finished_trace)
+    if role in EXPECTED[(method, path)]:
+        assert 200 <= resp.status_code < 300, f"{role} {method} {path}: {resp.status_code} {resp.text[:300]}"
+    else:
+        assert resp.status_code == 403, f"{role} {method} {path}: {resp.status_code} {resp.text[:300]}"
+        assert set(resp.json()) == {"error"} and resp.json()["error"].endswith(".")
+
+
+@pytest.mark.parametrize(("method", "path"), list(EXPECTED), ids=[f"{m} {p}" for m, p in EXPECTED])
+def test_every_endpoint_needs_a_token(client: TestClient, world: World, method: str, path: str) -> None:
+    url = path.replace("{venue_id}", world.venue_id).replace("{trace_id}", "tr-x")
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}, world.auth("expired")):
+        resp = client.request(method, url, headers=headers, json={} if method == "POST" else None)
+        assert resp.status_code == 401, (headers, resp.text)
+        assert resp.headers["www-authenticate"] == "Bearer"
+    assert "expired" in client.get("/api/me", headers=world.auth("expired")).json()["error"]
