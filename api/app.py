@@ -74,7 +74,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _error(413, f"The body is over {self.limit // (1024 * 1024)} MB; send smaller batches.")(
+            await _error(413, f"The body is too large (over {self.limit // (1024 * 1024)} MB); send smaller batches.")(
                 scope, receive, send
             )
             return
@@ -91,7 +91,9 @@ class BodyLimit:
         try:
             await self.app(scope, counted, send)
         except _TooLarge:
-            await _error(413, "The body is too large; send smaller batches.")(scope, receive, send)
+            await _error(413, f"The body is too large (over {self.limit // (1024 * 1024)} MB); send smaller batches.")(
+                scope, receive, send
+            )
 
 
 class _TooLarge(Exception):

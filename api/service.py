@@ -33,7 +33,7 @@ from qrtrace.api.tokens import TokenFile
 from qrtrace.domain.categories import load_categories
 from qrtrace.domain.poster_pdf import render_poster_pdf
 from qrtrace.domain.posters import venue_qr_code
-from qrtrace.domain.venue_qr import decode_venue_qr, encode_venue_qr, venue_signing_key
+from qrtrace.domain.venue_qr import ForgedVenueQrError, decode_venue_qr, encode_venue_qr, venue_signing_key
 from qrtrace.domain.venues import Venue
 from qrtrace.embedded import EmbeddedRuntime
 from qrtrace.errors import InputError
@@ -249,7 +249,10 @@ class ApiService:
             authorize(who, Action.INGEST_CHECKINS, Scope(venue_id=record["venue_id"]), self.geo)
             qr = record.pop("venue_qr", None)
             if qr is not None:
-                claims = decode_venue_qr(qr, public_key)  # ForgedVenueQrError: a 400 for the whole batch
+                try:
+                    claims = decode_venue_qr(qr, public_key)
+                except ForgedVenueQrError as exc:  # a 400 for the whole batch: a forged poster is an incident
+                    raise ForgedVenueQrError(f"Check-in {i}: {exc} Nothing from this batch was stored.") from None
                 if claims.venue_id != record["venue_id"]:
                     raise InputError(f"Check-in {i} carries the QR of venue {claims.venue_id}, not "
                                      f"{record['venue_id']}; nothing from this batch was stored.")  # fmt: skip

@@ -1,0 +1,101 @@
+"""Each role sees only its area: asking for another commune, district or venue gets a 403 and no data,
+and lists are narrowed to the caller's area, never leaked."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+
+from qrtrace.api.service import ApiService
+from tests.api.conftest import World, counts
+
+pytestmark = pytest.mark.api
+
+OTHER_DISTRICT = {"99901", "99902"}
+
+
+def _refused(resp) -> None:  # type: ignore[no-untyped-def]
+    assert resp.status_code == 403, resp.text
+    assert set(resp.json()) == {"error"}  # a sentence, no rows
+
+
+def test_commune_officer_sees_its_commune_only(client: TestClient, world: World) -> None:
+    me = world.auth("commune_officer")
+    cov = client.get("/api/reports/coverage", headers=me).json()
+    assert {c["commune_code"] for c in cov["cells"]} == {world.commune_code}
+    assert [c["commune_code"] for c in cov["communes"]] == [world.commune_code]
+    assert {v["commune_code"] for v in cov["silent_venues"]} <= {world.commune_code}
+    venues = client.get("/api/venues", headers=me).json()
+    assert venues and {v["commune_code"] for v in venues} == {world.commune_code}
+    assert [c["commune_code"] for c in client.get("/api/communes", headers=me).json()] == [world.commune_code]
+    for path in ("/api/reports/coverage", "/api/reports/trend", "/api/reports/coverage/export", "/api/venues"):
+        _refused(client.get(path, params={"commune": world.other_commune}, headers=me))
+
+
+def test_commune_officer_cannot_register_or_print_elsewhere(client: TestClient, world: World,
+                                                            service: ApiService) -> None:  # fmt: skip
+    me = world.auth("commune_officer")
+    before = counts(service)
+    venue = {"venue_id": "LEAK-1", "name": "x", "category": "market", "commune_code": world.other_commune,
+             "capacity": 5}  # fmt: skip
+    _refused(client.post("/api/venues", headers=me, json=venue))
+    assert counts(service) == before
+    elsewhere = next(v for v in client.get("/api/venues", headers=world.auth("admin")).json()
+                     if v["commune_code"] != world.commune_code)  # fmt: skip
+    _refused(client.get(f"/api/venues/{elsewhere['venue_id']}/poster.pdf", headers=me))
+
+
+def test_district_officers_see_their_own_district(client: TestClient, world: World) -> None:
+    demo = client.get("/api/reports/coverage", headers=world.auth("district_officer")).json()
+    demo_communes = {c["commune_code"] for c in demo["communes"]}
+    assert len(demo_communes) == 31 and not demo_communes & OTHER_DISTRICT
+    other = client.get("/api/reports/coverage", headers=world.auth("other_district_officer")).json()
+    assert {c["commune_code"] for c in other["communes"]} == OTHER_DISTRICT
+    assert {v["venue_id"] for v in other["silent_venues"]} == {"OT-MARKET", "OT-SCHOOL"}  # registered, never scanned
+    other_venues = client.get("/api/venues", headers=world.auth("other_district_officer")).json()
+    assert {v["venue_id"] for v in other_venues} == {"OT-MARKET", "OT-SCHOOL"}
+    _refused(client.get("/api/reports/coverage", params={"commune": "99901"}, headers=world.auth("district_officer")))
+    _refused(client.get(f"/api/venues/{world.venue_id}/qr.png", headers=world.auth("other_district_officer")))
+    export = client.get("/api/reports/coverage/export", params={"format": "xlsx"},
+                        headers=world.auth("other_district_officer"))  # fmt: skip
+    sheet = load_workbook(io.BytesIO(export.content)).active
+    codes = {row[1] for row in sheet.iter_rows(min_row=6, values_only=True) if row[1]}
+    assert codes == OTHER_DISTRICT
+
+
+def test_venue_owner_and_scanner_stay_at_their_venue(client: TestClient, world: World, service: ApiService) -> None:
+    owner = world.auth("venue_owner")
+    assert [v["venue_id"] for v in client.get("/api/venues", headers=owner).json()] == [world.venue_id]
+    _refused(client.get("/api/venues/OT-MARKET/poster.pdf", headers=owner))
+    assert client.get("/api/venues/OT-MARKET/poster.pdf", headers=world.auth("other_venue_owner")).status_code == 200
+    before = counts(service)
+    mixed = [
+        {"scan_id": "scope-own", "venue_id": world.venue_id, "person_id": "0912000003", "direction": "in",
+         "event_time": "2026-11-20T10:00:00+07:00", "mode": "personal_qr", "scanner_id": "s"},
+        {"scan_id": "scope-other", "venue_id": "OT-MARKET", "person_id": "0912000003", "direction": "in",
+         "event_time": "2026-11-20T10:05:00+07:00", "mode": "personal_qr", "scanner_id": "s"},
+    ]  # fmt: skip
+    _refused(client.post("/api/checkins", json=mixed, headers=world.auth("scanner")))
+    assert counts(service) == before  # not even the check-in for its own venue
+
+
+def test_roles_without_reidentification_never_see_identifiers(client: TestClient, world: World) -> None:
+    from tests.api.test_roles import run_trace
+
+    trace_id = run_trace(client, world, "admin", ["DEMO-F0-1"], purpose="system check")
+    result = client.get(f"/api/traces/{trace_id}/result", headers=world.auth("admin")).json()
+    case = result["cases"][0]
+    assert case["reidentified"] is False and len(case["case"]) == 32
+    for c in case["contacts"]:
+        assert c["contact"] is None and len(c["person_id"]) == 32
+        assert all(len(e["source_person_id"]) == 32 for e in c["exposures"])
+    listing = client.get(f"/api/traces/{trace_id}/call-list", params={"purpose": "review"},
+                         headers=world.auth("admin")).content.decode("utf-8-sig").splitlines()  # fmt: skip
+    assert len(listing) > 1
+    phones = [line.split(",")[4] for line in listing[1:]]
+    assert set(phones) == {""}
+    known = {c["person_id"] for c in world.demo_trace["contacts"]}
+    assert not any(p in line for line in listing for p in known)
