@@ -425,7 +425,7 @@ class ApiService:
         visible = self._report_area(who, Action.READ_COVERAGE, commune)
         as_of = as_of_us if as_of_us is not None else now_us()
         tz = self.settings.display_tz
-        last_day = views.local_day(as_of, tz)
+        last_day = views.local_day(as_of - 1, tz)  # a period ending at midnight ends the day before
         first_day = last_day - days + 1
         offset_us = views.offset_us(tz)
         since = first_day * views.US_PER_DAY - offset_us

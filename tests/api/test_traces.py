@@ -1,0 +1,85 @@
+"""Traces through the API equal the CLI's (the same core), batch traces combine cases, downloads open."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+
+from tests.api.conftest import World
+from tests.api.test_roles import run_trace
+
+pytestmark = pytest.mark.api
+
+
+def _shape(contacts: list[dict]) -> list[tuple]:
+    return sorted((c["person_id"], c["hop"], c["first_exposure"],
+                   tuple((e["venue_id"], e["start"], e["end"], e["source_person_id"]) for e in c["exposures"]))
+                  for c in contacts)  # fmt: skip
+
+
+def test_the_api_trace_equals_the_demo_trace(client: TestClient, world: World) -> None:
+    rules = world.demo_trace["rules"]
+    trace_id = run_trace(client, world, "epidemiologist", ["DEMO-F0-1"], until=rules["until"], depth=rules["depth"],
+                         grace_minutes=rules["grace_minutes"])  # fmt: skip
+    result = client.get(f"/api/traces/{trace_id}/result", headers=world.auth("epidemiologist")).json()
+    case = result["cases"][0]
+    assert case["reidentified"] is True and case["case"] == world.demo_trace["case"]
+    assert _shape(case["contacts"]) == _shape(world.demo_trace["contacts"])
+    assert {1, 2} <= {c["hop"] for c in case["contacts"]}
+    assert any(c["contact"] for c in case["contacts"])  # phone numbers, from the vault
+
+
+def test_progress_is_reported_and_a_batch_combines_its_cases(client: TestClient, world: World) -> None:
+    contacts = world.demo_trace["contacts"]
+    f1 = next(c for c in contacts if c["hop"] == 1)
+    resp = client.post("/api/cases", headers=world.auth("epidemiologist"), json={
+        "case_id": "BATCH-2", "person_id": f1["person_id"], "infectious_from": world.demo_trace["window"]["from"],
+        "infectious_to": world.demo_trace["window"]["to"]})  # fmt: skip
+    assert resp.status_code == 201, resp.text
+    listed = [c["case_id"] for c in client.get("/api/cases", headers=world.auth("epidemiologist")).json()]
+    assert {"BATCH-2", "DEMO-F0-1"} <= set(listed)
+    until = world.demo_trace["rules"]["until"]
+    batch = run_trace(client, world, "epidemiologist", ["DEMO-F0-1", "BATCH-2"], until=until)
+    status = client.get(f"/api/traces/{batch}", headers=world.auth("epidemiologist")).json()
+    assert status == {"trace_id": batch, "status": "done", "hops_done": 2, "depth": 2, "error": None}
+    result = client.get(f"/api/traces/{batch}/result", headers=world.auth("epidemiologist")).json()
+    assert [c["case_id"] for c in result["cases"]] == ["DEMO-F0-1", "BATCH-2"]
+    single = run_trace(client, world, "epidemiologist", ["BATCH-2"], until=until)
+    alone = client.get(f"/api/traces/{single}/result", headers=world.auth("epidemiologist")).json()["cases"][0]
+    assert _shape(result["cases"][1]["contacts"]) == _shape(alone["contacts"])
+    cohort = result["cohort"]
+    assert len({c["person_id"] for c in cohort}) == len(cohort)
+    both = {c["person_id"] for c in result["cases"][0]["contacts"]} & {c["person_id"] for c in alone["contacts"]}
+    assert both and all(set(c["cases"]) == {"DEMO-F0-1", "BATCH-2"} for c in cohort if c["person_id"] in both)
+    listed = client.get("/api/traces", headers=world.auth("admin")).json()
+    assert batch in {t["trace_id"] for t in listed}
+
+
+def test_call_lists_and_posters_download(client: TestClient, world: World) -> None:
+    trace_id = run_trace(client, world, "epidemiologist", ["DEMO-F0-1"], until=world.demo_trace["rules"]["until"])
+    exposures = sum(len(c["exposures"]) for c in world.demo_trace["contacts"])
+    epi = world.auth("epidemiologist")
+    csv_resp = client.get(f"/api/traces/{trace_id}/call-list", params={"purpose": "calls"}, headers=epi)
+    assert csv_resp.headers["content-type"].startswith("text/csv")
+    lines = csv_resp.content.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("Mã ca,Ca bệnh (F0),Mức,Người tiếp xúc,Số điện thoại") and len(lines) == exposures + 1
+    xlsx = client.get(f"/api/traces/{trace_id}/call-list", params={"purpose": "calls", "format": "xlsx",
+                                                                   "lang": "en"}, headers=epi)  # fmt: skip
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][:5] == ("case_id", "case", "hop", "person_id", "phone") and len(rows) == exposures + 1
+    assert {r[3] for r in rows[1:]} == {c["person_id"] for c in world.demo_trace["contacts"]}
+
+    owner = world.auth("venue_owner")
+    pdf = client.get(f"/api/venues/{world.venue_id}/poster.pdf", headers=owner)
+    assert pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF-")
+    assert pdf.content.count(b"/Type /Page\n") + pdf.content.count(b"/Type /Page>") + pdf.content.count(
+        b"/Type /Page ") >= 1  # fmt: skip
+    assert b"DejaVu" in pdf.content  # the Unicode font that carries the Vietnamese text is embedded
+    png = client.get(f"/api/venues/{world.venue_id}/qr.png", headers=owner)
+    assert png.content.startswith(b"\x89PNG")
+    svg = client.get(f"/api/venues/{world.venue_id}/qr.svg", headers=owner)
+    assert svg.content.lstrip().startswith(b"<?xml") and b"<svg" in svg.content
