@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint unit embedded distributed bench clean
+.PHONY: demo serve test lint unit embedded api browser distributed bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) is required (Python 3.11)"; exit 1; }
@@ -16,17 +16,29 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/qrtrace demo
 
+serve: $(STAMP)
+	$(BIN)/qrtrace serve
+
 # Every tier runs; pytest's "no tests collected" (exit 5) fails the build like any other failure.
-test: $(STAMP) lint unit embedded distributed
+test: $(STAMP) lint unit embedded api browser distributed
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 unit: $(STAMP)
-	$(BIN)/pytest -q -m "not embedded and not distributed" -p no:cacheprovider
+	$(BIN)/pytest -q -m "not embedded and not distributed and not api and not browser" -p no:cacheprovider
 
 embedded: $(STAMP)
 	$(BIN)/pytest -q -m embedded -p no:cacheprovider
+
+# The HTTP API in-process over a chDB demo store: its own run, because chDB is one engine per process.
+api: $(STAMP)
+	$(BIN)/pytest -q -m api -p no:cacheprovider
+
+# The console in Debian's headless Chromium (installed by infra/browser/install.sh); screenshots in test-artifacts/.
+browser: $(STAMP)
+	bash infra/browser/install.sh
+	$(BIN)/pytest -q -m browser -p no:cacheprovider
 
 # Real Kafka (KRaft, jars from Maven Central) and a ClickHouse server (Debian package), started by infra/.
 distributed: $(STAMP)

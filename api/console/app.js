@@ -219,9 +219,14 @@ function coverageQuery() {
   return q;
 }
 
+const latest = {};  // a newer request for the same panel wins, whatever order the answers arrive in
+const isStale = (panel, n) => latest[panel] !== n;
+
 async function loadCoverage() {
   const q = coverageQuery();
+  const n = (latest.coverage = (latest.coverage || 0) + 1);
   const [cov, trend] = await Promise.all([api(`/api/reports/coverage?${q}`), api(`/api/reports/trend?${q}&days=14`)]);
+  if (isStale("coverage", n)) return;
   const period = $("#cov-period").value;
   const activeKey = period === "7d" ? "active_7d" : "active_24h";
   const sum = (k) => cov.communes.reduce((a, c) => a + c[k], 0);
@@ -404,7 +409,9 @@ async function loadVenues() {
   const q = new URLSearchParams();
   if ($("#venues-commune").value) q.set("commune", $("#venues-commune").value);
   if ($("#venues-category").value) q.set("category", $("#venues-category").value);
+  const n = (latest.venues = (latest.venues || 0) + 1);
   const venues = await api(`/api/venues?${q}`);
+  if (isStale("venues", n)) return;
   const names = new Map(state.communes.map((c) => [c.commune_code, c.name_vi]));
   const canQr = perms.has("issue_venue_qr");
   $("#venues-list").innerHTML = `<table><tr><th>${t("venue_id")}</th><th>${t("venue_name")}</th><th>${t("category")}</th><th>${t("commune")}</th>

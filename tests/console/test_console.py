@@ -1,0 +1,124 @@
+"""Each console page in headless Chromium against `qrtrace serve` on demo data: the main action, what the
+page then shows, and a screenshot per test (test-artifacts/browser/)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.console.conftest import ARTIFACTS, Console
+
+pytestmark = pytest.mark.browser
+VN = timezone(timedelta(hours=7))
+
+
+def _sign_in(page, console: Console, role: str, hash_: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(console.sign_in_link(role))
+    page.wait_for_selector("#who:not(:empty)")
+    assert "#token" not in page.url  # the token leaves the address bar
+    page.goto(f"{console.url}#{hash_}")
+
+
+def test_coverage_page_filters_by_commune(page, console: Console) -> None:  # type: ignore[no-untyped-def]
+    _sign_in(page, console, "district_officer", "coverage")
+    yesterday = (datetime.now(VN) - timedelta(days=1)).date().isoformat()
+    page.fill("#cov-date", yesterday)  # the demo's last simulated day
+    page.click("#coverage-filters button[type=submit]")
+    page.wait_for_function("document.querySelectorAll('#cov-matrix tr.commune-row').length === 31")
+    assert page.locator("#cov-trend svg circle").count() == 14
+    assert int(page.inner_text("[data-kpi=active_24h] b").replace(".", "")) > 0
+    zero_cells = page.locator("#cov-matrix .cell.zero")
+    assert zero_cells.count() >= 1  # some commune x category has registered venues and no scan
+    colour = zero_cells.first.evaluate("el => getComputedStyle(el).backgroundColor")
+    assert colour == "rgb(198, 40, 40)"  # the zero-scan cells stand out in red
+    assert page.locator("#cov-bars svg rect").count() == 31
+    page.screenshot(path=str(ARTIFACTS / "coverage.png"), full_page=False)
+
+    page.select_option("#cov-commune", label="Tân Trào")
+    page.click("#coverage-filters button[type=submit]")
+    page.wait_for_function("document.querySelectorAll('#cov-matrix tr.commune-row').length === 1")
+    assert page.inner_text("#cov-matrix tr.commune-row td") == "Tân Trào"
+    assert page.locator("#cov-bars svg rect").count() == 1
+
+
+def test_trace_page_runs_a_trace_and_downloads_the_call_list(page, console: Console, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _sign_in(page, console, "epidemiologist", "trace")
+    page.wait_for_selector("#trace-case option[value='DEMO-F0-1']", state="attached")
+    page.select_option("#trace-case", "DEMO-F0-1")
+    page.fill("#trace-purpose", "kiểm thử trình duyệt")
+    page.click("#trace-run")
+    page.wait_for_selector("#trace-counts b")
+    counts = page.inner_text("#trace-counts")
+    assert "F1:" in counts and "F2:" in counts
+    assert page.inner_text("#trace-progress .label") in ("Xong", "Done")
+    rows = page.locator("#trace-table tr.hop-row")
+    assert rows.count() > 10 and rows.first.get_attribute("data-hop") == "1"
+    for hop in ("0", "1", "2"):
+        assert page.locator(f"#trace-graph g.node[data-hop='{hop}']").count() >= 1
+    assert page.locator("#trace-graph path").count() >= 10  # edges: who exposed whom
+    page.screenshot(path=str(ARTIFACTS / "trace.png"), full_page=False)
+    with page.expect_download() as info:
+        page.click("#trace-csv")
+    saved = tmp_path / "call-list.csv"
+    info.value.save_as(saved)
+    lines = saved.read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0].startswith("Mã ca,Ca bệnh (F0),Mức,Người tiếp xúc,Số điện thoại") and len(lines) > 10
+
+
+def test_trace_page_shows_errors_as_sentences(page, console: Console) -> None:  # type: ignore[no-untyped-def]
+    _sign_in(page, console, "epidemiologist", "trace")
+    page.fill("#case-id", "BROWSER-1")
+    page.fill("#case-person", "0912345678")
+    page.fill("#case-from", "2026-11-22T08:00")
+    page.fill("#case-to", "2026-11-20T08:00")
+    page.click("#case-form button[type=submit]")
+    page.wait_for_selector("#message:not([hidden])")
+    assert "ends before it starts" in page.inner_text("#message")
+
+
+def test_venue_page_registers_a_venue_and_downloads_its_poster(page, console: Console, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _sign_in(page, console, "commune_officer", "venues")
+    page.wait_for_selector("#venues-list tr[data-venue]")
+    page.fill("#venue-id", "BROWSER-CAFE")
+    page.fill("#venue-name", "Quán cà phê Bên Suối")
+    page.select_option("#venue-category", "restaurant")
+    page.fill("#venue-capacity", "35")
+    page.click("#venue-form button[type=submit]")
+    page.wait_for_selector("#venues-list tr[data-venue='BROWSER-CAFE']")
+    assert "BROWSER-CAFE" in page.inner_text("#message")
+    with page.expect_download() as info:
+        page.click("#venues-list tr[data-venue='BROWSER-CAFE'] button.poster")
+    saved = tmp_path / "poster.pdf"
+    info.value.save_as(saved)
+    assert saved.read_bytes().startswith(b"%PDF-") and info.value.suggested_filename == "poster-BROWSER-CAFE.pdf"
+    page.screenshot(path=str(ARTIFACTS / "venues.png"), full_page=False)
+
+
+def test_operations_page_is_honest_in_embedded_mode(page, console: Console) -> None:  # type: ignore[no-untyped-def]
+    _sign_in(page, console, "admin", "operations")
+    page.wait_for_selector("#workers-state")
+    assert page.inner_text("#workers-state") == "không chạy"
+    assert "Embedded mode" in page.inner_text("#ops-workers")
+    assert page.locator("#ops-dead svg rect").count() >= 3  # dead letters by reason
+    assert "checkins" in page.inner_text("#ops-size")
+    page.screenshot(path=str(ARTIFACTS / "operations.png"), full_page=False)
+
+
+def test_english_labels_and_role_aware_navigation(page, console: Console) -> None:  # type: ignore[no-untyped-def]
+    _sign_in(page, console, "commune_officer", "coverage")
+    page.wait_for_selector("#cov-matrix tr.commune-row")
+    visible = [a.inner_text() for a in page.locator("#nav a:visible").all()]
+    assert visible == ["Độ phủ QR", "Địa điểm"]  # no trace, operations or audit for a commune officer
+    page.click("#lang")
+    page.wait_for_function("document.querySelector('#nav a[data-page=coverage]').textContent === 'QR coverage'")
+    assert page.inner_text("h1:visible") == "QR deployment by commune and venue category"
+
+
+def test_a_bad_token_stays_on_the_sign_in_page(page, console: Console) -> None:  # type: ignore[no-untyped-def]
+    page.goto(console.url)
+    page.fill("#token", "qrt_0000_not-a-real-token")
+    page.click("#signin-form button")
+    page.wait_for_selector("#message:not([hidden])")
+    assert "not valid" in page.inner_text("#message")
+    assert page.is_visible("#page-signin")
