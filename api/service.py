@@ -17,10 +17,9 @@ import hashlib
 import secrets
 import threading
 import time
-import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
@@ -29,6 +28,7 @@ from qrtrace import render
 from qrtrace.access import AccessDenied, Action, Geography, InvalidToken, Principal, Role, Scope, authorize
 from qrtrace.access import visible_communes as _visible
 from qrtrace.api import views
+from qrtrace.api.metrics_watch import MetricsWatcher
 from qrtrace.api.tokens import TokenFile
 from qrtrace.domain.categories import load_categories
 from qrtrace.domain.poster_pdf import render_poster_pdf
@@ -84,12 +84,6 @@ class IngestStats:
     last_at_us: int | None = None
 
 
-@dataclass
-class _Scrape:
-    at: float
-    events: dict[str, float] = field(default_factory=dict)
-
-
 class _PseudonymsOnly(dict):
     """render.trace_dict looks people up here: every pseudonym stands for itself."""
 
@@ -111,7 +105,7 @@ class ApiService:
         self._jobs: dict[str, TraceJob] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qrtrace-trace")
         self.ingest_stats = IngestStats()
-        self._scrapes: dict[str, _Scrape] = {}
+        self.watcher = MetricsWatcher()
         self.started_at_us = now_us()
         self.geo = self._geography()
 
@@ -474,7 +468,7 @@ class ApiService:
         return {
             "mode": "embedded" if self.settings.broker is None else "distributed",
             "store": "chDB (embedded)" if self.settings.is_embedded_store else "ClickHouse server",
-            "workers": self._scrape_all(self.settings.metrics_urls),
+            "workers": self.watcher.scrape(self.settings.metrics_urls),
             "api_ingest": {**self.ingest_stats.__dict__,
                            "events_per_second": (self.ingest_stats.received / self.ingest_stats.seconds
                                                  if self.ingest_stats.seconds else None)},
@@ -483,29 +477,6 @@ class ApiService:
                              for r, n, at in zip(*dead.values(), strict=True)],
             "store_size": [{"table": t, "rows": r, "bytes": b} for t, r, b in zip(*sizes.values(), strict=True)],
         }
-
-    def _scrape_all(self, urls: Sequence[str]) -> dict:
-        if not urls:
-            return {"state": "not_running", "reason": "Embedded mode: no stream workers or Kafka consumers run here; "
-                    "check-ins are processed inside `qrtrace ingest` and this server's ingest endpoint "
-                    "(set QRTRACE_METRICS_URLS to the workers' /metrics to watch a distributed pipeline)."}
-        targets = [self._scrape(u) for u in urls]
-        return {"state": "running" if any(t["state"] == "up" for t in targets) else "unreachable", "targets": targets}
-
-    def _scrape(self, url: str, fetch: Callable[[str], str] | None = None) -> dict:
-        try:
-            text = (fetch or _fetch_text)(url)
-        except OSError as exc:
-            return {"url": url, "state": "unreachable", "reason": f"{url} did not answer ({exc})."}
-        parsed = views.parse_metrics(text)
-        now = time.monotonic()
-        before = self._scrapes.get(url)
-        self._scrapes[url] = _Scrape(now, parsed["events"])
-        per_stage = views.rates(before.events, parsed["events"], now - before.at) if before else {}
-        return {"url": url, "state": "up", "events_total": parsed["events"], "events_per_second": per_stage,
-                "dead_letters": parsed["dead_letters"], "consumer_lag": parsed["consumer_lag"],
-                "e2e_p50_s": views.histogram_quantile(parsed["e2e_buckets"], 0.5),
-                "e2e_p95_s": views.histogram_quantile(parsed["e2e_buckets"], 0.95)}  # fmt: skip
 
     def audit_log(self, who: Principal, since_us: int, action: str, case_id: str, limit: int) -> list[dict]:
         authorize(who, Action.READ_AUDIT, Scope(), self.geo)
@@ -519,8 +490,3 @@ class ApiService:
              "detail": orjson.loads(d) if d else {}}
             for at, a, act, c, s, p, d in zip(*rows.values(), strict=True)
         ]  # fmt: skip
-
-
-def _fetch_text(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=2) as resp:  # operator-configured loopback targets
-        return resp.read().decode("utf-8", "replace")

@@ -13,6 +13,7 @@ from qrtrace.domain.categories import load_categories, office_name
 from qrtrace.queries.coverage import CoverageReport
 
 US_PER_DAY = 86_400_000_000
+VIETNAM = timezone(timedelta(hours=7), "ICT")
 
 
 # -- coverage -------------------------------------------------------------------------------------------

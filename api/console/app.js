@@ -31,6 +31,12 @@ const T = {
     audit_title: "Nhật ký truy cập (chỉ đọc)", at: "Thời điểm", actor: "Người thực hiện", action: "Hành động", subject: "Đối tượng",
     detail: "Chi tiết", error: "Lỗi", declared: "Đã khai báo ca", registered_ok: "Đã đăng ký địa điểm", downloaded: "Đã tải",
     loading: "Đang tải…", no_cases: "Chưa có ca bệnh nào được khai báo.", scans: "Lượt quét",
+    embedded: "nhúng (một tiến trình)", distributed: "phân tán (Kafka + Faust)",
+    embedded_not_running: "Chế độ nhúng: không có bộ xử lý luồng hay Kafka. Lượt quét được xử lý trong lệnh `qrtrace ingest` và cổng nhận của máy chủ này. Đặt QRTRACE_METRICS_URLS tới /metrics của các worker để theo dõi hệ thống phân tán.",
+    reasons: { unmatched_checkout: "Quét ra không có lượt vào", missing_field: "Thiếu trường", malformed_json: "JSON hỏng",
+      bad_event_time: "Thời gian sai", bad_direction: "Chiều vào/ra sai", wrong_type: "Sai kiểu dữ liệu",
+      unknown_venue: "Địa điểm chưa đăng ký", bad_mode: "Cách quét sai", late: "Đến quá muộn", field_too_long: "Trường quá dài",
+      not_an_object: "Không phải đối tượng JSON", record_too_large: "Bản ghi quá lớn" },
   },
   en: {
     tagline: "QR check-in contact tracing", nav_coverage: "QR coverage", nav_trace: "Trace", nav_operations: "Operations",
@@ -61,6 +67,12 @@ const T = {
     audit_title: "Audit log (read-only)", at: "Time", actor: "Actor", action: "Action", subject: "Subject",
     detail: "Detail", error: "Error", declared: "Case declared", registered_ok: "Venue registered", downloaded: "Downloaded",
     loading: "Loading…", no_cases: "No case has been declared yet.", scans: "Scans",
+    embedded: "embedded (one process)", distributed: "distributed (Kafka + Faust)",
+    embedded_not_running: "Embedded mode: no stream workers or Kafka consumers run here. Check-ins are processed inside `qrtrace ingest` and this server's ingest endpoint. Set QRTRACE_METRICS_URLS to the workers' /metrics to watch a distributed pipeline.",
+    reasons: { unmatched_checkout: "Check-out without check-in", missing_field: "Missing field", malformed_json: "Malformed JSON",
+      bad_event_time: "Bad event time", bad_direction: "Bad direction", wrong_type: "Wrong type", unknown_venue: "Unknown venue",
+      bad_mode: "Bad scan mode", late: "Too late", field_too_long: "Field too long", not_an_object: "Not a JSON object",
+      record_too_large: "Record too large" },
   },
 };
 
@@ -189,6 +201,19 @@ function lineChart(points, valueKey, labelKey) {
     <line x1="${pad}" y1="${h - pad + 6}" x2="${w - pad}" y2="${h - pad + 6}" stroke="#ccc"/>
     <text x="4" y="${y(max) + 4}">${fmt(max)}</text><text x="4" y="${h - pad + 10}">0</text>
     <path d="${path}" fill="none" stroke="#b71c1c" stroke-width="2"/>${dots}${labels}</svg>`;
+}
+
+function columnChart(points, valueKey, labelKey) {
+  const w = 560, h = 200, pad = 34, n = points.length;
+  const max = Math.max(1, ...points.map((p) => p[valueKey]));
+  const bw = (w - 2 * pad) / n;
+  const cols = points.map((p, i) => {
+    const bh = ((h - 2 * pad) * p[valueKey]) / max;
+    return `<rect x="${pad + i * bw + 1}" y="${h - pad + 6 - bh}" width="${Math.max(1, bw - 2)}" height="${bh}" fill="#b71c1c"><title>${esc(p[labelKey])}: ${fmt(p[valueKey])}</title></rect>`;
+  }).join("");
+  const labels = points.map((p, i) => (i % 10 === 0 || i === n - 1 ? `<text x="${pad + i * bw}" y="${h - 8}">${esc(p[labelKey])}</text>` : "")).join("");
+  return `<svg viewBox="0 0 ${w} ${h}" width="100%" role="img"><line x1="${pad}" y1="${h - pad + 6}" x2="${w - pad}" y2="${h - pad + 6}" stroke="#ccc"/>
+    <text x="2" y="${pad}">${fmt(max)}</text><text x="2" y="${h - pad + 10}">0</text>${cols}${labels}</svg>`;
 }
 
 function barChart(rows, { label, value, max, text, colour }) {
@@ -382,20 +407,24 @@ async function loadOperations() {
   const ops = await api("/api/operations");
   const w = ops.workers;
   const totalRows = ops.store_size.reduce((a, r) => a + r.rows, 0), totalBytes = ops.store_size.reduce((a, r) => a + r.bytes, 0);
-  $("#ops-kpis").innerHTML = [[t("mode"), ops.mode], [t("store"), ops.store], [t("store_size"), bytes(totalBytes)],
+  $("#ops-kpis").innerHTML = [[t("mode"), t(ops.mode)], [t("store"), ops.store], [t("store_size"), bytes(totalBytes)],
     [t("api_ingest"), ops.api_ingest.events_per_second ? `${fmt(Math.round(ops.api_ingest.events_per_second))} ${t("events_per_s")}` : `${fmt(ops.api_ingest.received)}`]]
     .map(([k, v]) => `<div class="kpi"><b>${esc(v)}</b><span>${esc(k)}</span></div>`).join("");
   let workers = `<h2>${t("workers")} <span class="state ${esc(w.state)}" id="workers-state">${esc(t(w.state))}</span></h2>`;
-  if (w.reason) workers += `<p>${esc(w.reason)}</p>`;
+  if (w.reason) workers += `<p>${esc(w.state === "not_running" ? t("embedded_not_running") : w.reason)}</p>`;
   (w.targets || []).forEach((tg) => {
     const rates = Object.entries(tg.events_per_second || {}).map(([k, v]) => `${esc(k)}: ${fmt(Math.round(v))}`).join(", ");
     workers += `<p><span class="state ${esc(tg.state)}">${esc(t(tg.state))}</span> ${esc(tg.url)} ${tg.reason ? esc(tg.reason) : ""}
       ${tg.state === "up" ? `<br>${t("events_per_s")}: ${rates || "–"} · ${t("consumer_lag")}: ${fmt(tg.consumer_lag)} · ${t("e2e")}: ${tg.e2e_p50_s ?? "–"} s / ${tg.e2e_p95_s ?? "–"} s` : ""}</p>`;
   });
   $("#ops-workers").innerHTML = workers;
-  const minutes = ops.stored_per_minute.map((m) => ({ label: new Date(m.minute_us / 1000).toISOString().slice(0, 16), events: m.events }));
-  $("#ops-rate").innerHTML = minutes.length ? lineChart(minutes, "events", "label") : `<p class="empty">${t("none")}</p>`;
-  $("#ops-dead").innerHTML = ops.dead_letters.length ? barChart(ops.dead_letters, { label: (r) => r.reason, value: (r) => r.count, text: (r) => fmt(r.count) })
+  const stored = new Map(ops.stored_per_minute.map((m) => [m.minute_us / 60e6, m.events]));
+  const now = Math.floor(Date.now() / 60e3);
+  const minutes = Array.from({ length: 60 }, (_, i) => now - 59 + i).map((m) => ({
+    label: new Date(m * 60e3 + 7 * 3600e3).toISOString().slice(11, 16), events: stored.get(m) || 0 }));
+  $("#ops-rate").innerHTML = columnChart(minutes, "events", "label");
+  const reason = (r) => (T[state.lang].reasons[r] ? `${T[state.lang].reasons[r]}` : r);
+  $("#ops-dead").innerHTML = ops.dead_letters.length ? barChart(ops.dead_letters, { label: (r) => reason(r.reason), value: (r) => r.count, text: (r) => `${fmt(r.count)} (${r.reason})` })
     : `<p class="empty">${t("none")}</p>`;
   $("#ops-size").innerHTML = `<table><tr><th>${t("table")}</th><th class="num">${t("rows")}</th><th class="num">${t("bytes")}</th></tr>
     ${ops.store_size.map((r) => `<tr><td>${esc(r.table)}</td><td class="num">${fmt(r.rows)}</td><td class="num">${bytes(r.bytes)}</td></tr>`).join("")}

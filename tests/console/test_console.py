@@ -99,7 +99,7 @@ def test_operations_page_is_honest_in_embedded_mode(page, console: Console) -> N
     _sign_in(page, console, "admin", "operations")
     page.wait_for_selector("#workers-state")
     assert page.inner_text("#workers-state") == "không chạy"
-    assert "Embedded mode" in page.inner_text("#ops-workers")
+    assert "Chế độ nhúng" in page.inner_text("#ops-workers")
     assert page.locator("#ops-dead svg rect").count() >= 3  # dead letters by reason
     assert "checkins" in page.inner_text("#ops-size")
     page.screenshot(path=str(ARTIFACTS / "operations.png"), full_page=False)
