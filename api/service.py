@@ -253,6 +253,12 @@ class ApiService:
             if record.get("declaration") is None:
                 record.pop("declaration", None)
             lines.append(orjson.dumps(record))
+        if self.settings.broker:  # distributed: the workers own pairing state, so the batch goes to Kafka
+            from qrtrace.distributed import produce_lines
+
+            sent = produce_lines(self.settings, [lines])
+            return {"received": len(lines), "accepted": sent["sent"], "dead_lettered": sent["dead_lettered"],
+                    "queued": True}  # fmt: skip
         with self._lock:
             report = self.rt.ingest([lines], source=f"api:{who.name}")
         s = self.ingest_stats
