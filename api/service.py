@@ -424,14 +424,8 @@ class ApiService:
     def trend(self, who: Principal, commune: str | None, days: int, as_of_us: int | None) -> list[dict]:
         visible = self._report_area(who, Action.READ_COVERAGE, commune)
         as_of = as_of_us if as_of_us is not None else now_us()
-        tz = self.settings.display_tz
-        last_day = views.local_day(as_of - 1, tz)  # a period ending at midnight ends the day before
-        first_day = last_day - days + 1
-        offset_us = views.offset_us(tz)
-        since = first_day * views.US_PER_DAY - offset_us
         with self._lock:
-            rows = self.rt.store.query(load_sql("qrtrace.queries", "coverage_daily_trend"),
-                                       {"since_us": since, "as_of_us": as_of, "offset_us": offset_us})  # fmt: skip
+            rows, first_day = self.rt.coverage_trend(as_of, days)
         return views.daily_trend(rows, visible, first_day, days)
 
     def coverage_export(self, who: Principal, commune: str | None, as_of_us: int | None, fmt: str, lang: str,

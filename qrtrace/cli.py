@@ -240,19 +240,33 @@ def report_coverage(
     as_json: Annotated[bool, typer.Option("--json")] = False,
     as_of: Annotated[str | None, typer.Option(help="End of the period (default: now).")] = None,
     days: Annotated[int, typer.Option(min=1, max=60, help="Length of the period in days.")] = 1,
+    chart: Annotated[Path | None, typer.Option(help="Also draw the report as a PNG chart (trend + communes).")] = None,
     store: StoreOpt = None,
     lang: LangOpt = None,
 ) -> None:
     """QR deployment coverage per commune x venue category, by office, with zero-scan communes and venues."""
+    from qrtrace.sinks.audit import now_us
+
     settings = _settings(store, lang)
+    as_of_us = parse_time(as_of, "--as-of", settings) if as_of else now_us()
     with _runtime(settings) as rt:
-        report = rt.coverage(parse_time(as_of, "--as-of", settings) if as_of else None, days)
+        report = rt.coverage(as_of_us, days)
+        if chart is not None:
+            from qrtrace.api.views import daily_trend
+            from qrtrace.report_charts import coverage_chart_png
+
+            rows, first_day = rt.coverage_trend(as_of_us, 14)
+            title = f"{t('coverage_title', settings.lang)} · {render.iso(as_of_us, settings.display_tz)[:16]}"
+            chart.write_bytes(coverage_chart_png(report.communes, daily_trend(rows, None, first_day, 14), title,
+                                                 settings.lang))  # fmt: skip
     if as_json:
         sys.stdout.write(
             orjson.dumps(render.coverage_dict(report, settings.display_tz), option=orjson.OPT_INDENT_2).decode() + "\n"
         )
     else:
         render.coverage_tables(out, report, settings)
+    if chart is not None and not as_json:
+        out.print(f"{t('files', settings.lang)}: {chart}")
 
 
 @app.command()

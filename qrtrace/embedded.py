@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from qrtrace.domain.admin_units import Commune, load_communes
@@ -244,6 +245,14 @@ class EmbeddedRuntime:
     def coverage(self, as_of_us: int | None = None, days: int = 1) -> CoverageReport:
         as_of = as_of_us if as_of_us is not None else now_us()
         return coverage_report(self.store, as_of, as_of - days * US_PER_DAY, self.settings.lang)
+
+    def coverage_trend(self, as_of_us: int, days: int) -> tuple[dict[str, list], int]:
+        """Per local day and commune: active venues, scans, people for the `days` days up to `as_of`;
+        returns the rows and the first day's number (a period ending at midnight ends the day before)."""
+        offset = int((self.settings.display_tz.utcoffset(None) or timedelta(0)).total_seconds()) * 1_000_000
+        first_day = (as_of_us - 1 + offset) // US_PER_DAY - days + 1
+        params = {"since_us": first_day * US_PER_DAY - offset, "as_of_us": as_of_us, "offset_us": offset}
+        return self.store.query(load_sql("qrtrace.queries", "coverage_daily_trend"), params), first_day
 
     def apply_retention(self, now: int | None = None) -> list[tuple[str, int]]:
         cutoff_day = ((now if now is not None else now_us()) // US_PER_DAY) - self.settings.retention_days
