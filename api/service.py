@@ -406,13 +406,13 @@ class ApiService:
         return running + done
 
     # -- reports ------------------------------------------------------------------------------------------
-    def coverage(self, who: Principal, commune: str | None, as_of_us: int | None) -> dict:
+    def coverage(self, who: Principal, commune: str | None, as_of_us: int | None, lang: str | None = None) -> dict:
         visible = self._report_area(who, Action.READ_COVERAGE, commune)
         as_of = as_of_us if as_of_us is not None else now_us()
         with self._lock:
             day = self.rt.coverage(as_of, 1)
             week = self.rt.coverage(as_of, 7)
-        return views.coverage_view(day, week, visible, self.settings.lang)
+        return views.coverage_view(day, week, visible, lang or self.settings.lang)
 
     def _report_area(self, who: Principal, action: Action, commune: str | None) -> frozenset[str] | None:
         self._allowed(who, action)
@@ -433,7 +433,7 @@ class ApiService:
         from qrtrace.api import exports
 
         visible = self._report_area(who, Action.EXPORT_COVERAGE, commune)
-        view = self.coverage(who, commune, as_of_us)
+        view = self.coverage(who, commune, as_of_us, lang)
         area = self._area_name(who, visible)
         with self._lock:
             self.rt.audit.as_actor(who.name).record("export_coverage", "", area, purpose, format=fmt,

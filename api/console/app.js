@@ -30,6 +30,7 @@ const T = {
     capacity: "Sức chứa", register: "Đăng ký", poster: "Áp phích A4 (PDF)", all: "Tất cả",
     audit_title: "Nhật ký truy cập (chỉ đọc)", at: "Thời điểm", actor: "Người thực hiện", action: "Hành động", subject: "Đối tượng",
     detail: "Chi tiết", error: "Lỗi", declared: "Đã khai báo ca", registered_ok: "Đã đăng ký địa điểm", downloaded: "Đã tải",
+    by_office: "Theo cơ quan quản lý", office: "Cơ quan quản lý", share_7d: "Tỷ lệ có quét 7 ngày",
     loading: "Đang tải…", no_cases: "Chưa có ca bệnh nào được khai báo.", scans: "Lượt quét",
     embedded: "nhúng (một tiến trình)", distributed: "phân tán (Kafka + Faust)",
     embedded_not_running: "Chế độ nhúng: không có bộ xử lý luồng hay Kafka. Lượt quét được xử lý trong lệnh `qrtrace ingest` và cổng nhận của máy chủ này. Đặt QRTRACE_METRICS_URLS tới /metrics của các worker để theo dõi hệ thống phân tán.",
@@ -66,6 +67,7 @@ const T = {
     capacity: "Capacity", register: "Register", poster: "A4 poster (PDF)", all: "All",
     audit_title: "Audit log (read-only)", at: "Time", actor: "Actor", action: "Action", subject: "Subject",
     detail: "Detail", error: "Error", declared: "Case declared", registered_ok: "Venue registered", downloaded: "Downloaded",
+    by_office: "By overseeing office", office: "Overseeing office", share_7d: "Active share 7 days",
     loading: "Loading…", no_cases: "No case has been declared yet.", scans: "Scans",
     embedded: "embedded (one process)", distributed: "distributed (Kafka + Faust)",
     embedded_not_running: "Embedded mode: no stream workers or Kafka consumers run here. Check-ins are processed inside `qrtrace ingest` and this server's ingest endpoint. Set QRTRACE_METRICS_URLS to the workers' /metrics to watch a distributed pipeline.",
@@ -237,7 +239,7 @@ function asOfParam() {
 }
 
 function coverageQuery() {
-  const q = new URLSearchParams();
+  const q = new URLSearchParams({ lang: state.lang });
   if ($("#cov-commune").value) q.set("commune", $("#cov-commune").value);
   const asOf = asOfParam();
   if (asOf) q.set("as_of", asOf);
@@ -281,6 +283,11 @@ async function loadCoverage() {
       <td class="num">${fmt(row[activeKey])}/${fmt(row.registered)}</td><td class="num">${fmt(row.scans_24h)}</td></tr>`;
   }).join("");
   $("#cov-matrix").innerHTML = `<table class="matrix">${head}${body}</table>`;
+  $("#cov-offices").innerHTML = `<table><tr><th>${t("office")}</th><th class="num">${t("registered")}</th>
+    <th class="num">${t("active_24h")}</th><th class="num">${t("active_7d")}</th><th class="num">${t("share_7d")}</th>
+    <th class="num">${t("scans_24h")}</th></tr>${cov.offices.map((o) => `<tr class="office-row"><td>${esc(o.office_name)}</td>
+    <td class="num">${fmt(o.registered)}</td><td class="num">${fmt(o.active_24h)}</td><td class="num">${fmt(o.active_7d)}</td>
+    <td class="num">${pct(o.active_share_7d)}</td><td class="num">${fmt(o.scans_24h)}</td></tr>`).join("")}</table>`;
   $("#cov-zero").innerHTML = cov.zero_scan_communes.length
     ? cov.zero_scan_communes.map((c) => `<li>${esc(c.commune_name)} (${fmt(c.registered)} ${esc(t("registered").toLowerCase())})</li>`).join("")
     : `<li class="empty">${t("none")}</li>`;
@@ -481,8 +488,8 @@ $("#lang").addEventListener("click", () => {
 });
 $("#coverage-filters").addEventListener("submit", (ev) => { ev.preventDefault(); guard(loadCoverage)(); });
 $("#cov-period").addEventListener("change", guard(loadCoverage));
-$("#cov-csv").addEventListener("click", guard(() => download(`/api/reports/coverage/export?${coverageQuery()}&format=csv&lang=${state.lang}`, "coverage.csv")));
-$("#cov-xlsx").addEventListener("click", guard(() => download(`/api/reports/coverage/export?${coverageQuery()}&format=xlsx&lang=${state.lang}`, "coverage.xlsx")));
+$("#cov-csv").addEventListener("click", guard(() => download(`/api/reports/coverage/export?${coverageQuery()}&format=csv`, "coverage.csv")));
+$("#cov-xlsx").addEventListener("click", guard(() => download(`/api/reports/coverage/export?${coverageQuery()}&format=xlsx`, "coverage.xlsx")));
 $("#trace-form").addEventListener("submit", guard(runTrace));
 $("#case-form").addEventListener("submit", guard(declareCase));
 $("#trace-csv").addEventListener("click", guard(() => callList("csv")));

@@ -27,10 +27,12 @@ def _as_of(value: datetime | None) -> int | None:
 
 
 @router.get("/coverage")
-def coverage(who: Caller, svc: Service, commune: Commune = None, as_of: AsOf = None) -> dict:
+def coverage(
+    who: Caller, svc: Service, commune: Commune = None, as_of: AsOf = None, lang: Literal["vi", "en"] | None = None
+) -> dict:
     """Registered, active (24 h / 7 days), scans and people per commune x category in the caller's area,
     with totals per commune and per overseeing office, zero-scan communes and silent venues."""
-    return svc.coverage(who, commune, _as_of(as_of))
+    return svc.coverage(who, commune, _as_of(as_of), lang)
 
 
 @router.get("/trend")

@@ -33,6 +33,7 @@ def test_coverage_page_filters_by_commune(page, console: Console) -> None:  # ty
     colour = zero_cells.first.evaluate("el => getComputedStyle(el).backgroundColor")
     assert colour == "rgb(198, 40, 40)"  # the zero-scan cells stand out in red
     assert page.locator("#cov-bars svg rect").count() == 31
+    assert page.locator("#cov-offices tr.office-row").count() == 4  # by overseeing office
     page.screenshot(path=str(ARTIFACTS / "coverage.png"), full_page=True)  # the README shows the whole report
 
     page.select_option("#cov-commune", label="Tân Trào")
