@@ -1,7 +1,8 @@
 """The FastAPI application: routes under /api, the console at /, OpenAPI at /docs.
 
 Every error is JSON `{"error": "<one sentence>"}` with a 4xx status (a 5xx only for a fault of ours,
-never with a traceback). Every route but /healthz needs a bearer token.
+never with a traceback). Every /api route needs a bearer token; /healthz, /docs and the console's own
+files do not (the console asks for a token before it calls the API).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qrtrace.access import AccessDenied, InvalidToken, Principal
-from qrtrace.api.service import ApiService, Conflict, NotFound, TooLarge
+from qrtrace.api.service import ApiService, Conflict, NotFound, TooLarge, Unavailable
 from qrtrace.errors import QrtraceError
 
 log = logging.getLogger("qrtrace.api")
 MAX_BODY_BYTES = 4 * 1024 * 1024
 CONSOLE = resources.files("qrtrace.api").joinpath("console")
+# The console is its own files only: no inline script, nothing from elsewhere (downloads are blob: URLs).
+CONSOLE_POLICY = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; frame-ancestors 'none'"
 
 bearer = HTTPBearer(auto_error=False, description="An API token: `qrt_<id>_<secret>` (qrtrace tokens issue)")
 
@@ -63,7 +66,8 @@ def _validation_sentence(exc: RequestValidationError) -> str:
 
 
 class BodyLimit:
-    """413 for bodies over the limit, whether or not the client sent Content-Length."""
+    """413 for bodies over the limit, whether or not the client sent Content-Length: the body is read
+    (at most `limit` bytes) before the application sees it."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -72,32 +76,32 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        too_large = _error(413, f"The body is too large (over {self.limit // (1024 * 1024)} MB); send smaller batches.")
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _error(413, f"The body is too large (over {self.limit // (1024 * 1024)} MB); send smaller batches.")(
-                scope, receive, send
-            )
+            await too_large(scope, receive, send)
             return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        body = bytearray()
+        more = True
+        while more:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLarge
-            return message
+            if message["type"] == "http.disconnect":
+                return  # the client went away; nothing to answer
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                await too_large(scope, receive, send)
+                return
+            more = message.get("more_body", False)
+        replayed = False
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await _error(413, f"The body is too large (over {self.limit // (1024 * 1024)} MB); send smaller batches.")(
-                scope, receive, send
-            )
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
 
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 def create_app(svc: ApiService) -> FastAPI:
@@ -112,6 +116,14 @@ def create_app(svc: ApiService) -> FastAPI:
     )
     app.state.service = svc
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+
+    @app.middleware("http")
+    async def console_policy(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        if request.url.path == "/" or request.url.path.startswith("/console"):
+            response.headers["Content-Security-Policy"] = CONSOLE_POLICY
+            response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
     @app.exception_handler(InvalidToken)
     async def _401(_: Request, exc: InvalidToken) -> JSONResponse:
@@ -132,6 +144,10 @@ def create_app(svc: ApiService) -> FastAPI:
     @app.exception_handler(TooLarge)
     async def _413(_: Request, exc: TooLarge) -> JSONResponse:
         return _error(413, str(exc))
+
+    @app.exception_handler(Unavailable)
+    async def _503(_: Request, exc: Unavailable) -> JSONResponse:
+        return _error(503, str(exc))
 
     @app.exception_handler(QrtraceError)
     async def _400(_: Request, exc: QrtraceError) -> JSONResponse:

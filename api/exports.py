@@ -48,11 +48,24 @@ def _t(key: str, lang: str) -> str:
     return en if lang == "en" else vi
 
 
+_CONTROL = dict.fromkeys([*range(32), 127])
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: object) -> object:
+    """Text as a spreadsheet shows it, never run: control characters dropped (XLSX cannot hold them) and
+    text that a spreadsheet would read as a formula (=, +, -, @ first) prefixed with an apostrophe."""
+    if not isinstance(value, str):
+        return value
+    text = value.translate(_CONTROL)
+    return f"'{text}" if text.startswith(_FORMULA_START) else text
+
+
 def csv_bytes(header: Sequence[str], rows: Sequence[Sequence[object]]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header)
-    w.writerows(rows)
+    w.writerows([safe_cell(v) for v in row] for row in rows)
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
@@ -105,7 +118,7 @@ def coverage_xlsx(view: dict, lang: str, area: str, tz: timezone) -> bytes:
     as_of = datetime.fromtimestamp(view["as_of_us"] / 1e6, tz).strftime("%d/%m/%Y %H:%M")
     ws["A1"] = _t("coverage", lang)
     ws["A1"].font = Font(bold=True, size=14)
-    ws["A2"] = f"{_t('area', lang)}: {area}"
+    ws["A2"] = safe_cell(f"{_t('area', lang)}: {area}")
     ws["A3"] = f"{_t('as_of', lang)}: {as_of} ({tz.tzname(None) or ''})"
     rows = coverage_rows(view, lang)
     _table(ws, 5, HEADERS["coverage"][lang], rows)
@@ -132,7 +145,7 @@ def _table(ws, top: int, header: Sequence[str], rows: Sequence[Sequence[object]]
         ws.column_dimensions[get_column_letter(j)].width = max(10, min(40, len(name) + 4))
     for i, row in enumerate(rows, start=top + 1):
         for j, value in enumerate(row, start=1):
-            ws.cell(i, j, value)
+            ws.cell(i, j, safe_cell(value))
     ws.freeze_panes = ws.cell(top + 1, 1)
 
 

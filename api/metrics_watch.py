@@ -47,7 +47,10 @@ class MetricsWatcher:
             text = self._fetch(url)
         except (OSError, ValueError) as exc:
             return {"url": url, "state": "unreachable", "reason": f"{url} did not answer ({exc})."}
-        parsed = views.parse_metrics(text)
+        try:
+            parsed = views.parse_metrics(text)
+        except (ValueError, KeyError, TypeError):
+            return {"url": url, "state": "unreachable", "reason": f"{url} answered, but not with Prometheus metrics."}
         now = self._clock()
         before = self._previous.get(url)
         self._previous[url] = _Scrape(now, parsed["events"])

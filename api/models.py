@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -15,8 +16,11 @@ MAX_TRACE_CASES = 20_000
 Time = Annotated[AwareDatetime, Field(strict=False)]
 
 
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"  # names and identifiers are one line of printable text
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 
 
 class CheckinIn(Strict):
@@ -24,7 +28,7 @@ class CheckinIn(Strict):
 
     scan_id: str = Field(min_length=1, max_length=128)
     venue_id: str = Field(min_length=1, max_length=64)
-    person_id: str = Field(min_length=1, max_length=64)
+    person_id: str = Field(min_length=1, max_length=64, pattern=NO_CONTROL)
     direction: Literal["in", "out"]
     event_time: str = Field(min_length=10, max_length=40, description="ISO 8601 with offset")
     mode: Literal["venue_qr", "personal_qr", "manual"]
@@ -35,7 +39,7 @@ class CheckinIn(Strict):
 
 class VenueIn(Strict):
     venue_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_CONTROL)
     category: str = Field(min_length=1, max_length=64)
     commune_code: str = Field(min_length=1, max_length=16, pattern=r"^[0-9]+$")
     capacity: int = Field(ge=1, le=1_000_000)
@@ -43,7 +47,8 @@ class VenueIn(Strict):
 
 class CaseIn(Strict):
     case_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
-    person_id: str = Field(min_length=1, max_length=64, description="The identifier the case checked in with")
+    person_id: str = Field(min_length=1, max_length=64, pattern=NO_CONTROL,
+                           description="The identifier the case checked in with")
     infectious_from: Time
     infectious_to: Time
 
@@ -54,7 +59,8 @@ class TraceIn(Strict):
     grace_minutes: float = Field(30, ge=0, le=1440)
     min_overlap_minutes: float = Field(0, ge=0, le=1440)
     until: Time | None = None
-    purpose: str = Field(min_length=3, max_length=300, description="Why this trace is run (audited)")
+    purpose: str = Field(min_length=3, max_length=300, pattern=NO_CONTROL,
+                         description="Why this trace is run (audited)")
 
 
 class Accepted(BaseModel):
@@ -62,3 +68,17 @@ class Accepted(BaseModel):
     status: str
     hops_done: int
     depth: int
+
+
+FIRST_YEAR, LAST_YEAR = 2000, 2100  # outside this a time is a typo, and some dates cannot be shown at all
+
+
+def to_us(value: datetime, name: str) -> int:
+    """A timezone-aware time as UTC microseconds; InputError (400) without an offset or outside 2000-2100."""
+    from qrtrace.errors import InputError
+
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InputError(f"{name} needs a UTC offset, such as 2021-07-20T08:00:00+07:00.")
+    if not FIRST_YEAR <= value.year <= LAST_YEAR or not FIRST_YEAR <= value.astimezone().year <= LAST_YEAR:
+        raise InputError(f"{name} {value.isoformat()} is outside {FIRST_YEAR}-{LAST_YEAR}.")
+    return round(value.timestamp() * 1_000_000)

@@ -3,7 +3,8 @@ exports and re-identification) audited; store access serialised because one proc
 
 Decisions:
 - One lock around the store: chDB is one in-process engine and the ClickHouse client one connection.
-  Requests are milliseconds; a batch trace holds the lock between its hops only for its own reads.
+  Requests are milliseconds; a trace job takes the lock per statement (LockedStore), so a batch trace
+  of minutes does not stop scanners and officers in the meantime.
 - Traces run as jobs on one background thread, so the console can show hop-by-hop progress. Results
   are kept pseudonymous in `trace_runs`; identifiers and phone numbers are looked up when a role
   allowed to re-identify reads them, and that read is audited with its stated purpose.
@@ -14,10 +15,11 @@ Decisions:
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,8 +42,11 @@ from qrtrace.errors import InputError
 from qrtrace.queries.reidentify import Identity, reidentify
 from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules
 from qrtrace.settings import Settings
-from qrtrace.sinks.audit import now_us
+from qrtrace.sinks.audit import AuditLog, now_us
 from qrtrace.sinks.clickhouse_sql import load_sql
+from qrtrace.sinks.store import Columns, Store
+
+log = logging.getLogger("qrtrace.api")
 
 TOKEN_CACHE_SECONDS = 300
 MAX_TRACE_JOBS_KEPT = 200
@@ -57,6 +62,37 @@ class Conflict(Exception):
 
 class TooLarge(Exception):
     """413 with the sentence."""
+
+
+class Unavailable(Exception):
+    """503 with the sentence: the server cannot answer until an operator acts."""
+
+
+class LockedStore:
+    """The store with the service's lock taken per statement, so a long trace lets other requests in
+    between its statements instead of holding the store for minutes."""
+
+    def __init__(self, store: Store, lock: threading.RLock) -> None:
+        self._store, self._lock = store, lock
+
+    def execute(self, sql: str, params: Mapping[str, object] | None = None) -> None:
+        with self._lock:
+            self._store.execute(sql, params)
+
+    def query(self, sql: str, params: Mapping[str, object] | None = None) -> dict[str, list]:
+        with self._lock:
+            return self._store.query(sql, params)
+
+    def query_columns(self, sql: str, params: Mapping[str, object] | None = None) -> dict:
+        with self._lock:
+            return self._store.query_columns(sql, params)
+
+    def insert(self, table: str, columns: Columns) -> None:
+        with self._lock:
+            self._store.insert(table, columns)
+
+    def close(self) -> None:
+        """The runtime closes the real store."""
 
 
 @dataclass
@@ -103,6 +139,8 @@ class ApiService:
         self._book = self._tokens.book()
         self._verified: dict[bytes, tuple[str, float]] = {}
         self._jobs: dict[str, TraceJob] = {}
+        self._jobs_lock = threading.Lock()
+        self._locked_store = LockedStore(self.rt.store, self._lock)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qrtrace-trace")
         self.ingest_stats = IngestStats()
         self.watcher = MetricsWatcher()
@@ -139,7 +177,11 @@ class ApiService:
     def _reload_tokens(self) -> None:
         mtime = self._tokens.mtime()
         if mtime != self._book_mtime:
-            self._book = self._tokens.book()
+            try:
+                self._book = self._tokens.book()
+            except InputError as exc:
+                log.error("token file unreadable: %s", exc)
+                raise Unavailable("The server cannot read its token file; an administrator must repair it.") from None
             self._book_mtime = mtime
             self._verified.clear()
 
@@ -211,12 +253,13 @@ class ApiService:
         return {"venue_id": venue.venue_id, "registered": True}
 
     def _venue(self, who: Principal, venue_id: str, action: Action) -> tuple[Venue, str]:
+        # The scope first: a scoped caller gets the same 403 for a venue elsewhere and for no venue at all,
+        # so it cannot probe which venue ids exist.
+        authorize(who, action, Scope(venue_id=venue_id), self.geo)
         with self._lock:
             venue = next((v for v in self.rt.venues() if v.venue_id == venue_id), None)
         if venue is None:
-            self._allowed(who, action)
             raise NotFound(f"Venue {venue_id} is not registered.")
-        authorize(who, action, Scope(venue_id=venue_id), self.geo)
         names = {c["commune_code"]: c["name_vi"] for c in self.communes(Principal("system", Role.ADMIN))}
         return venue, names.get(venue.commune_code, venue.commune_code)
 
@@ -234,9 +277,15 @@ class ApiService:
         return buf.getvalue()
 
     # -- check-ins ----------------------------------------------------------------------------------------
+    def check_ingest_role(self, who: Principal) -> None:
+        self._allowed(who, Action.INGEST_CHECKINS)
+
     def ingest(self, who: Principal, records: Sequence[dict]) -> dict:
         """A scanner's batch: all for its venue and any scanned venue QR genuine, or nothing is stored."""
         self._allowed(who, Action.INGEST_CHECKINS)
+        if not records:
+            return {"received": 0, "accepted": 0, "deduplicated": 0, "dead_lettered": 0, "visits_written": 0,
+                    "reasons": {}}  # fmt: skip
         public_key = venue_signing_key(self.rt.keyring.venue_signing_seed).public_key()
         lines = []
         for i, record in enumerate(records, start=1):
@@ -256,18 +305,24 @@ class ApiService:
         if self.settings.broker:  # distributed: the workers own pairing state, so the batch goes to Kafka
             from qrtrace.distributed import produce_lines
 
+            started = time.perf_counter()
             sent = produce_lines(self.settings, [lines])
+            self._count_ingest(len(lines), sent["dead_lettered"], time.perf_counter() - started)
             return {"received": len(lines), "accepted": sent["sent"], "dead_lettered": sent["dead_lettered"],
                     "queued": True}  # fmt: skip
         with self._lock:
             report = self.rt.ingest([lines], source=f"api:{who.name}")
-        s = self.ingest_stats
-        s.batches += 1
-        s.received += report.received
-        s.dead_lettered += report.dead_lettered
-        s.seconds += report.seconds
-        s.last_at_us = now_us()
+        self._count_ingest(report.received, report.dead_lettered, report.seconds)
         return {**render.ingest_dict(report), "reasons": dict(report.reasons)}
+
+    def _count_ingest(self, received: int, dead_lettered: int, seconds: float) -> None:
+        with self._jobs_lock:
+            s = self.ingest_stats
+            s.batches += 1
+            s.received += received
+            s.dead_lettered += dead_lettered
+            s.seconds += seconds
+            s.last_at_us = now_us()
 
     # -- cases and traces ---------------------------------------------------------------------------------
     def declare_case(self, who: Principal, case_id: str, person_id: str, from_us: int, to_us: int) -> dict:
@@ -275,7 +330,12 @@ class ApiService:
         if to_us < from_us:
             raise InputError("The infectious window ends before it starts; 'to' must be after 'from'.")
         with self._lock:
-            self.rt.declare_case(case_id, person_id, from_us, to_us, actor=who.name)
+            taken = self.rt.store.query(load_sql("qrtrace.queries", "cases_by_id"), {"case_ids": [case_id]})
+            if taken["case_id"]:
+                raise Conflict(f"Case {case_id} is already declared; choose another case_id.")
+            person = self.rt.declare_case(case_id, person_id, from_us, to_us, actor=who.name)
+            self.rt.audit.as_actor(who.name).record("declare_case", case_id, person, "positive case declared",
+                                                    from_us=from_us, to_us=to_us)  # fmt: skip
         return {"case_id": case_id, "declared": True}
 
     def list_cases(self, who: Principal, limit: int) -> list[dict]:
@@ -301,10 +361,11 @@ class ApiService:
             raise NotFound(f"No declared case {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1
                            else "") + "; declare it first with POST /api/cases.")  # fmt: skip
         job = TraceJob(f"tr-{secrets.token_hex(6)}", who.name, wanted, rules.depth, purpose, now_us())
-        self._jobs[job.trace_id] = job
-        if len(self._jobs) > MAX_TRACE_JOBS_KEPT:
-            for old in [j for j in self._jobs if self._jobs[j].status != "running"][:50]:
-                del self._jobs[old]
+        with self._jobs_lock:
+            self._jobs[job.trace_id] = job
+            if len(self._jobs) > MAX_TRACE_JOBS_KEPT:
+                for old in [j for j in self._jobs if self._jobs[j].status != "running"][:50]:
+                    del self._jobs[old]
         self._executor.submit(self._run_trace, job, [found[c] for c in wanted], rules)
         return job
 
@@ -312,21 +373,22 @@ class ApiService:
         def hop(_: int) -> None:
             job.hops_done += 1
 
+        store = self._locked_store
         try:
-            with self._lock:
-                results = self.rt.trace_pseudonymous(queries, rules, job.purpose, self.rt.audit.as_actor(job.actor),
-                                                     on_hop=hop)  # fmt: skip
-                self._store_run(job, results, rules)
+            results = self.rt.trace_pseudonymous(queries, rules, job.purpose, AuditLog(store, job.actor),
+                                                 on_hop=hop, store=store)  # fmt: skip
+            self._store_run(job, results, rules)
             job.contacts = sum(len(r.contacts) for r in results)
             job.hops_done = job.depth
             job.status = "done"
-        except Exception as exc:  # a job's failure is reported to its poller as a sentence
+        except Exception as exc:  # a job's failure is reported to its poller as a sentence, and logged
+            log.exception("trace %s failed", job.trace_id)
             job.status = "failed"
-            job.error = f"The trace failed: {exc}"
+            job.error = f"The trace failed ({type(exc).__name__}); the server logged the details."
 
     def _store_run(self, job: TraceJob, results: list[TraceResult], rules: TraceRules) -> None:
         docs = [render.trace_dict(r, _PseudonymsOnly(), self.settings.display_tz) for r in results]
-        self.rt.store.insert("qrtrace.trace_runs", {
+        self._locked_store.insert("qrtrace.trace_runs", {
             "trace_id": [job.trace_id], "started_at_us": [job.started_at_us], "finished_at_us": [now_us()],
             "actor": [job.actor], "case_ids": [",".join(job.case_ids)], "purpose": [job.purpose],
             "rules": [orjson.dumps({"depth": rules.depth, "grace_us": rules.grace_us,
@@ -336,7 +398,8 @@ class ApiService:
 
     def trace_status(self, who: Principal, trace_id: str) -> dict:
         authorize(who, Action.RUN_TRACE, Scope(), self.geo)
-        job = self._jobs.get(trace_id)
+        with self._jobs_lock:
+            job = self._jobs.get(trace_id)
         if job is not None and job.status != "done":
             return {"trace_id": trace_id, "status": job.status, "hops_done": job.hops_done, "depth": job.depth,
                     "error": job.error}  # fmt: skip
@@ -354,11 +417,17 @@ class ApiService:
                 "purpose": rows["purpose"][0], "depth": rules["depth"], "docs": orjson.loads(rows["result"][0]),
                 "started_at_us": rows["started_at_us"][0], "finished_at_us": rows["finished_at_us"][0]}  # fmt: skip
 
-    def trace_result(self, who: Principal, trace_id: str, purpose: str | None) -> dict:
-        """The cohort documents; identifiers and phones only for roles allowed to re-identify (audited)."""
+    def _job_list(self) -> list[TraceJob]:
+        with self._jobs_lock:
+            return list(self._jobs.values())
+
+    def trace_result(self, who: Principal, trace_id: str, purpose: str) -> dict:
+        """The cohort documents; identifiers and phones only for roles allowed to re-identify, audited with
+        the purpose the reader states (not the purpose of whoever ran the trace)."""
         authorize(who, Action.RUN_TRACE, Scope(), self.geo)
+        purpose = _purpose(purpose)
         run = self._load_run(trace_id)
-        docs = self._shown(who, run, purpose or run["purpose"])
+        docs = self._shown(who, run, purpose)
         tz = self.settings.display_tz
         return {"trace_id": trace_id, "status": "done", "purpose": run["purpose"], "run_by": run["actor"],
                 "started_at": render.iso(run["started_at_us"], tz),
@@ -379,14 +448,16 @@ class ApiService:
         from qrtrace.api import exports
 
         authorize(who, Action.EXPORT_CALL_LIST, Scope(), self.geo)
+        purpose = _purpose(purpose)
         run = self._load_run(trace_id)
         rows = views.call_list_rows(self._shown(who, run, purpose))
-        with self._lock:
+        data = exports.call_list_xlsx(rows, lang) if fmt == "xlsx" else exports.call_list_csv(rows, lang)
+        with self._lock:  # the file is built: only now is it an export
             self.rt.audit.as_actor(who.name).record(
                 "export_call_list", ",".join(run["case_ids"]), trace_id, purpose, format=fmt, rows=len(rows),
                 reidentified=self.may(who, Action.REIDENTIFY),
             )  # fmt: skip
-        return exports.call_list_xlsx(rows, lang) if fmt == "xlsx" else exports.call_list_csv(rows, lang)
+        return data
 
     def list_traces(self, who: Principal, limit: int) -> list[dict]:
         authorize(who, Action.RUN_TRACE, Scope(), self.geo)
@@ -401,7 +472,7 @@ class ApiService:
         running = [
             {"trace_id": j.trace_id, "status": j.status, "started_at": render.iso(j.started_at_us, tz),
              "run_by": j.actor, "case_ids": j.case_ids, "purpose": j.purpose}
-            for j in self._jobs.values() if j.status != "done"
+            for j in self._job_list() if j.status != "done"
         ]  # fmt: skip
         return running + done
 
@@ -435,12 +506,14 @@ class ApiService:
         visible = self._report_area(who, Action.EXPORT_COVERAGE, commune)
         view = self.coverage(who, commune, as_of_us, lang)
         area = self._area_name(who, visible)
-        with self._lock:
-            self.rt.audit.as_actor(who.name).record("export_coverage", "", area, purpose, format=fmt,
-                                                    communes=len(view["communes"]))  # fmt: skip
         if fmt == "xlsx":
-            return exports.coverage_xlsx(view, lang, area, self.settings.display_tz)
-        return exports.coverage_csv(view, lang)
+            data = exports.coverage_xlsx(view, lang, area, self.settings.display_tz)
+        else:
+            data = exports.coverage_csv(view, lang)
+        with self._lock:  # the file is built: only now is it an export
+            self.rt.audit.as_actor(who.name).record("export_coverage", "", area, _purpose(purpose), format=fmt,
+                                                    communes=len(view["communes"]))  # fmt: skip
+        return data
 
     def _area_name(self, who: Principal, visible: frozenset[str] | None) -> str:
         communes = self.communes(Principal("system", Role.ADMIN))
@@ -490,3 +563,11 @@ class ApiService:
              "detail": orjson.loads(d) if d else {}}
             for at, a, act, c, s, p, d in zip(*rows.values(), strict=True)
         ]  # fmt: skip
+
+
+def _purpose(text: str) -> str:
+    """The stated purpose, trimmed; a purpose of blanks is no purpose."""
+    text = " ".join(text.split())
+    if len(text) < 3:
+        raise InputError("State the purpose in a few words (at least 3 characters); it goes to the audit log.")
+    return text

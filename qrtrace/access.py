@@ -6,8 +6,9 @@ Decisions kept here so they can be read in one place and tested without a server
   commune, a district officer to the communes of its district; epidemiologists and admins are
   province-wide;
 - re-identification (identifiers and phone numbers in call lists) is for epidemiologists only; admins
-  run the system, read the audit log and may export a call list, but theirs carries pseudonyms only:
-  they never see who was exposed (least privilege);
+  run the system, read the audit log and may re-run an epidemiologist's declared case and export its
+  call list, but with pseudonyms only, and they cannot declare a case (which would let them look up a
+  named person's movements): they never see who was exposed (least privilege);
 - tokens are random secrets shown once; only a scrypt hash (a memory-hard KDF) is kept, with an
   expiry. A token names its record (`qrt_<id>_<secret>`) so verification is one KDF run, not a scan.
 """
@@ -59,7 +60,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.EPIDEMIOLOGIST: frozenset(
         {A.LIST_VENUES, A.DECLARE_CASE, A.RUN_TRACE, A.EXPORT_CALL_LIST, A.REIDENTIFY, A.READ_COVERAGE}
     ),
-    Role.ADMIN: frozenset(set(Action) - {A.REIDENTIFY, A.INGEST_CHECKINS}),
+    Role.ADMIN: frozenset(set(Action) - {A.REIDENTIFY, A.INGEST_CHECKINS, A.DECLARE_CASE}),
 }
 
 

@@ -29,6 +29,7 @@ from qrtrace.settings import Settings
 from qrtrace.sinks.audit import AuditLog, now_us
 from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.retention import drop_expired_partitions
+from qrtrace.sinks.store import Store
 from qrtrace.sinks.stores import open_store
 from qrtrace.sinks.writer import StoreWriter
 from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
@@ -215,9 +216,11 @@ class EmbeddedRuntime:
         purpose: str,
         audit: AuditLog,
         on_hop: Callable[[int], None] | None = None,
+        store: Store | None = None,
     ) -> list[TraceResult]:
-        """Trace cases given by pseudonym; every case is audited, nobody is re-identified."""
-        results = trace_cases(StoreHopReader(self.store), list(queries), rules, on_hop)
+        """Trace cases given by pseudonym; every case is audited, nobody is re-identified. `store` lets a
+        caller read through a wrapper (the API's per-statement lock) instead of the runtime's own store."""
+        results = trace_cases(StoreHopReader(store or self.store), list(queries), rules, on_hop)
         for r in results:
             audit.record(
                 "trace", r.case.case_id, r.case.person, purpose, from_us=r.case.from_us, to_us=r.case.to_us,

@@ -30,6 +30,7 @@ const T = {
     capacity: "Sức chứa", register: "Đăng ký", poster: "Áp phích A4 (PDF)", all: "Tất cả",
     audit_title: "Nhật ký truy cập (chỉ đọc)", at: "Thời điểm", actor: "Người thực hiện", action: "Hành động", subject: "Đối tượng",
     detail: "Chi tiết", error: "Lỗi", declared: "Đã khai báo ca", registered_ok: "Đã đăng ký địa điểm", downloaded: "Đã tải",
+    purpose_needed: "Hãy nêu mục đích (ít nhất 3 ký tự): việc xem và xuất danh sách được ghi nhật ký.",
     by_office: "Theo cơ quan quản lý", office: "Cơ quan quản lý", share_7d: "Tỷ lệ có quét 7 ngày",
     loading: "Đang tải…", no_cases: "Chưa có ca bệnh nào được khai báo.", scans: "Lượt quét",
     embedded: "nhúng (một tiến trình)", distributed: "phân tán (Kafka + Faust)",
@@ -67,6 +68,7 @@ const T = {
     capacity: "Capacity", register: "Register", poster: "A4 poster (PDF)", all: "All",
     audit_title: "Audit log (read-only)", at: "Time", actor: "Actor", action: "Action", subject: "Subject",
     detail: "Detail", error: "Error", declared: "Case declared", registered_ok: "Venue registered", downloaded: "Downloaded",
+    purpose_needed: "State the purpose (at least 3 characters): reading and exporting contacts is audited.",
     by_office: "By overseeing office", office: "Overseeing office", share_7d: "Active share 7 days",
     loading: "Loading…", no_cases: "No case has been declared yet.", scans: "Scans",
     embedded: "embedded (one process)", distributed: "distributed (Kafka + Faust)",
@@ -223,7 +225,7 @@ function barChart(rows, { label, value, max, text, colour }) {
   const top = Math.max(1, max ?? Math.max(...rows.map(value), 1));
   const bars = rows.map((r, i) => {
     const v = value(r), bw = ((w - left - 110) * v) / top;
-    return `<text x="0" y="${i * rowH + 14}">${esc(label(r)).slice(0, 26)}</text>
+    return `<text x="0" y="${i * rowH + 14}">${esc(String(label(r)).slice(0, 26))}</text>
       <rect x="${left}" y="${i * rowH + 3}" width="${Math.max(0, bw)}" height="${rowH - 6}" fill="${colour ? colour(r) : "#b71c1c"}"/>
       <text x="${left + Math.max(0, bw) + 4}" y="${i * rowH + 14}">${esc(text(r))}</text>`;
   }).join("");
@@ -332,7 +334,7 @@ async function runTrace(ev) {
     if (job.status === "failed") throw new Error(job.error);
     bar.querySelector(".bar").style.width = "100%";
     bar.querySelector(".label").textContent = t("done");
-    const result = await api(`/api/traces/${encodeURIComponent(job.trace_id)}/result`);
+    const result = await api(`/api/traces/${encodeURIComponent(job.trace_id)}/result?purpose=${encodeURIComponent(body.purpose)}`);
     state.lastTrace = result;
     showTrace(result);
   } finally {
@@ -402,7 +404,8 @@ async function declareCase(ev) {
 
 function callList(format) {
   const r = state.lastTrace;
-  const purpose = $("#trace-purpose").value.trim() || "call list";
+  const purpose = $("#trace-purpose").value.trim();
+  if (purpose.length < 3) throw new Error(t("purpose_needed"));
   return download(`/api/traces/${encodeURIComponent(r.trace_id)}/call-list?format=${format}&lang=${state.lang}&purpose=${encodeURIComponent(purpose)}`,
     `call-list-${r.trace_id}.${format}`);
 }

@@ -8,25 +8,22 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from qrtrace.api.app import Caller, Service
-from qrtrace.api.models import Accepted, CaseIn, TraceIn
+from qrtrace.api.models import Accepted, CaseIn, TraceIn, to_us
 from qrtrace.queries.trace import TraceRules
 from qrtrace.sinks.audit import now_us
 
 router = APIRouter(tags=["cases and traces"])
 US_PER_MINUTE = 60_000_000
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-Purpose = Annotated[str, Query(min_length=3, max_length=300, description="Why (written to the audit log)")]
-
-
-def _us(value) -> int:  # type: ignore[no-untyped-def]
-    return round(value.timestamp() * 1_000_000)
+Purpose = Annotated[str, Query(min_length=3, max_length=300, pattern=r"^\s*\S.{1,}\S\s*$",
+                               description="Why (written to the audit log)")]
 
 
 @router.post("/cases", status_code=201)
 def declare_case(body: CaseIn, who: Caller, svc: Service) -> dict:
     """Declare a positive case (F0) with its infectious window; only its pseudonym is stored."""
-    return svc.declare_case(who, body.case_id, body.person_id.strip(), _us(body.infectious_from),
-                            _us(body.infectious_to))  # fmt: skip
+    return svc.declare_case(who, body.case_id, body.person_id, to_us(body.infectious_from, "infectious_from"),
+                            to_us(body.infectious_to, "infectious_to"))  # fmt: skip
 
 
 @router.get("/cases")
@@ -42,9 +39,9 @@ def start_trace(body: TraceIn, who: Caller, svc: Service) -> Accepted:
         depth=body.depth,
         grace_us=round(body.grace_minutes * US_PER_MINUTE),
         min_overlap_us=round(body.min_overlap_minutes * US_PER_MINUTE),
-        until_us=_us(body.until) if body.until else now_us(),
+        until_us=to_us(body.until, "until") if body.until else now_us(),
     )
-    job = svc.start_trace(who, body.case_ids, rules, body.purpose.strip())
+    job = svc.start_trace(who, body.case_ids, rules, body.purpose)
     return Accepted(trace_id=job.trace_id, status=job.status, hops_done=job.hops_done, depth=job.depth)
 
 
@@ -63,10 +60,10 @@ def trace_status(trace_id: str, who: Caller, svc: Service) -> dict:
 @router.get("/traces/{trace_id}/result")
 def trace_result(
     trace_id: str, who: Caller, svc: Service,
-    purpose: Annotated[str | None, Query(min_length=3, max_length=300)] = None,
+    purpose: Purpose,
 ) -> dict:  # fmt: skip
     """The cohort per case with the evidence of every contact. Epidemiologists see identifiers and phone
-    numbers (re-identification, audited with the purpose); other roles see pseudonyms."""
+    numbers (re-identification, audited with the purpose stated here); other roles see pseudonyms."""
     return svc.trace_result(who, trace_id, purpose)
 
 
@@ -77,7 +74,7 @@ def call_list(
     format: Literal["csv", "xlsx"] = "csv", lang: Literal["vi", "en"] = "vi",
 ) -> Response:  # fmt: skip
     """The call list (one row per exposure) as CSV or XLSX; audited with the purpose."""
-    data = svc.call_list(who, trace_id, format, purpose.strip(), lang)
+    data = svc.call_list(who, trace_id, format, purpose, lang)
     media = "text/csv; charset=utf-8" if format == "csv" else XLSX
     disposition = f'attachment; filename="call-list-{trace_id}.{format}"'  # trace_id was found in the store
     return Response(data, media_type=media, headers={"Content-Disposition": disposition})

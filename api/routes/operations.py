@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from qrtrace.api.app import Caller, Service
+from qrtrace.api.models import to_us
 
 router = APIRouter(tags=["operations"])
 
@@ -28,5 +29,5 @@ def audit(
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
 ) -> list[dict]:  # fmt: skip
     """The audit log, newest first (admins only). There is no route that changes or deletes it."""
-    since_us = round(since.timestamp() * 1_000_000) if since and since.tzinfo else 0
+    since_us = to_us(since, "since") if since else 0
     return svc.audit_log(who, since_us, action, case_id, limit)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from qrtrace.api.app import Caller, Service
+from qrtrace.api.models import to_us
 from qrtrace.api.routes.cases import XLSX
 
 router = APIRouter(prefix="/reports", tags=["reports"])
@@ -17,13 +18,7 @@ AsOf = Annotated[datetime | None, Query(description="End of the period, ISO 8601
 
 
 def _as_of(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        from qrtrace.errors import InputError
-
-        raise InputError("as_of needs a UTC offset, such as 2021-07-20T08:00:00+07:00.")
-    return round(value.timestamp() * 1_000_000)
+    return None if value is None else to_us(value, "as_of")
 
 
 @router.get("/coverage")
@@ -49,7 +44,7 @@ def trend(
 def coverage_export(
     who: Caller, svc: Service, commune: Commune = None, as_of: AsOf = None,
     format: Literal["csv", "xlsx"] = "xlsx", lang: Literal["vi", "en"] = "vi",
-    purpose: Annotated[str, Query(min_length=3, max_length=300)] = "báo cáo định kỳ",
+    purpose: Annotated[str, Query(min_length=3, max_length=300, pattern=r"\S")] = "báo cáo định kỳ",
 ) -> Response:  # fmt: skip
     """The coverage report in the layout a district office sends to the province (audited)."""
     data = svc.coverage_export(who, commune, _as_of(as_of), format, lang, purpose)

@@ -108,4 +108,5 @@ def client(service: ApiService) -> TestClient:
 def counts(service: ApiService) -> dict[str, int]:
     """Rows per table that a refused request must leave unchanged."""
     tables = ("checkins", "dead_letters", "venues", "cases", "visits_by_venue", "identity_vault", "trace_runs")
-    return {t: service.rt.store.query(f"SELECT count() AS n FROM qrtrace.{t}")["n"][0] for t in tables}
+    with service._lock:  # the store is the service's: read it under the service's lock
+        return {t: service.rt.store.query(f"SELECT count() AS n FROM qrtrace.{t}")["n"][0] for t in tables}

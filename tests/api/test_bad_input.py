@@ -142,4 +142,84 @@ def test_refused_venues_store_nothing(client: TestClient, world: World, service:
 def test_unknown_routes_and_venues_are_sentences(client: TestClient, world: World) -> None:
     _refused(client.get("/api/nothing-here", headers=world.auth("admin")), 404, "no page or API route")
     _refused(client.get("/api/venues/NOPE/poster.pdf", headers=world.auth("admin")), 404, "not registered")
-    _refused(client.get("/api/traces/tr-nope/result", headers=world.auth("admin")), 404, "No finished trace")
+    _refused(client.get("/api/traces/tr-nope/result", params={"purpose": "look"}, headers=world.auth("admin")), 404,
+             "No finished trace")
+
+
+def test_an_empty_batch_is_still_checked_for_the_role(client: TestClient, world: World) -> None:
+    _refused(client.post("/api/checkins", json=[], headers=world.auth("epidemiologist")), 403, "may not")
+    assert client.post("/api/checkins", json=[], headers=world.auth("scanner")).json()["received"] == 0
+
+
+def test_a_chunked_oversized_body_is_refused_too(client: TestClient, world: World, service: ApiService) -> None:
+    before = counts(service)
+
+    def chunks():  # no Content-Length: the server must count
+        yield b"["
+        for _ in range(5000):
+            yield b'{"scan_id": "' + b"x" * 1000 + b'"},'
+        yield b"{}]"
+
+    resp = client.post("/api/checkins", content=chunks(), headers={**world.auth("scanner"),
+                                                                   "Content-Type": "application/json"})  # fmt: skip
+    _refused(resp, 413, "too large")
+    assert counts(service) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/reports/coverage", {"as_of": "0001-01-01T00:00:00+07:00"}),
+        ("/api/reports/trend", {"as_of": "9999-12-31T23:59:59+07:00"}),
+        ("/api/reports/coverage/export", {"as_of": "0001-01-01T00:00:00+00:00"}),
+        ("/api/reports/coverage", {"as_of": "2026-11-20T00:00:00"}),
+        ("/api/audit", {"since": "2026-11-20T00:00:00"}),
+    ],
+)
+def test_times_outside_reason_are_sentences(client: TestClient, world: World, path: str, params: dict) -> None:
+    resp = client.get(path, params=params, headers=world.auth("admin"))
+    _refused(resp, 400, "")
+    assert "outside 2000-2100" in resp.json()["error"] or "UTC offset" in resp.json()["error"]
+
+
+def test_blank_or_control_character_input_is_refused(client: TestClient, world: World, service: ApiService) -> None:
+    before = counts(service)
+    epi = world.auth("epidemiologist")
+    _refused(client.post("/api/cases", headers=epi, json={"case_id": "BLANK-1", "person_id": "   ",
+                         "infectious_from": "2026-11-20T00:00:00+07:00", "infectious_to": "2026-11-21T00:00:00+07:00"}),
+             422, "person_id")  # fmt: skip
+    _refused(client.post("/api/traces", headers=epi, json={"case_ids": ["DEMO-F0-1"], "purpose": "    "}), 422,
+             "purpose")  # fmt: skip
+    year_one = "0001-01-01T00:00:00+07:00"
+    trace = {"case_ids": ["DEMO-F0-1"], "until": year_one}
+    _refused(client.post("/api/traces", headers=epi, json={**trace, "purpose": "ok"}), 422, "purpose")
+    _refused(client.post("/api/traces", headers=epi, json={**trace, "purpose": "testing"}), 400, "outside")
+    _refused(client.post("/api/venues", headers=world.auth("commune_officer"), json={
+        "venue_id": "CTRL-1", "name": "Quán\x01", "category": "market", "commune_code": world.commune_code,
+        "capacity": 5}), 422, "name")  # fmt: skip
+    _refused(client.get("/api/traces/tr-x/result", headers=epi), 422, "purpose")
+    assert counts(service) == before
+
+
+def test_spreadsheets_never_run_what_people_typed(client: TestClient, world: World) -> None:
+    import io
+
+    from openpyxl import load_workbook
+
+    officer = world.auth("commune_officer")
+    resp = client.post("/api/venues", headers=officer, json={"venue_id": "FORMULA-1", "name": "=HYPERLINK(\"x\")",
+                                                             "category": "karaoke", "commune_code": world.commune_code,
+                                                             "capacity": 5})  # fmt: skip
+    assert resp.status_code == 201, resp.text
+    xlsx = client.get("/api/reports/coverage/export", params={"format": "xlsx"}, headers=officer)
+    silent = load_workbook(io.BytesIO(xlsx.content))["Cơ sở chưa quét"]
+    names = [row[2] for row in silent.iter_rows(min_row=2, values_only=True)]
+    assert "'=HYPERLINK(\"x\")" in names and not any(str(n).startswith("=") for n in names)
+
+
+def test_scoped_callers_cannot_probe_which_venues_exist(client: TestClient, world: World) -> None:
+    owner = world.auth("venue_owner")
+    unknown = client.get("/api/venues/NO-SUCH-VENUE/poster.pdf", headers=owner)
+    elsewhere = client.get("/api/venues/OT-MARKET/poster.pdf", headers=owner)
+    assert unknown.status_code == elsewhere.status_code == 403
+    assert unknown.json()["error"] == elsewhere.json()["error"]

@@ -28,7 +28,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/venues/{venue_id}/qr.svg"): OFFICERS | {"venue_owner", "admin"},
     ("GET", "/api/venues/{venue_id}/poster.pdf"): OFFICERS | {"venue_owner", "admin"},
     ("POST", "/api/checkins"): frozenset({"scanner"}),
-    ("POST", "/api/cases"): EPI_ADMIN,
+    ("POST", "/api/cases"): frozenset({"epidemiologist"}),
     ("GET", "/api/cases"): EPI_ADMIN,
     ("POST", "/api/traces"): EPI_ADMIN,
     ("GET", "/api/traces"): EPI_ADMIN,
@@ -60,13 +60,23 @@ def run_trace(client: TestClient, world: World, who: str, case_ids: list[str], *
                        headers=world.auth(who))  # fmt: skip
     assert resp.status_code == 202, resp.text
     trace_id = resp.json()["trace_id"]
-    for _ in range(600):
+    _wait(client, world, who, trace_id)
+    return trace_id
+
+
+def read_result(client: TestClient, world: World, who: str, trace_id: str, purpose: str = "reading") -> dict:
+    resp = client.get(f"/api/traces/{trace_id}/result", params={"purpose": purpose}, headers=world.auth(who))
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def _wait(client: TestClient, world: World, who: str, trace_id: str) -> None:
+    for _ in range(1200):  # bounded: a minute at most
         status = client.get(f"/api/traces/{trace_id}", headers=world.auth(who)).json()
         if status["status"] != "running":
             break
         time.sleep(0.05)
     assert status["status"] == "done", status
-    return trace_id
 
 
 _serial = itertools.count()
@@ -85,11 +95,14 @@ def _request(client: TestClient, world: World, role: str, method: str, path: str
                        "infectious_from": "2026-11-20T00:00:00+07:00", "infectious_to": "2026-11-22T00:00:00+07:00"},
         "/api/traces": {"case_ids": ["DEMO-F0-1"], "purpose": "role matrix"},
     }  # fmt: skip
-    params = {"purpose": "role matrix"} if path.endswith("call-list") else None
+    params = {"purpose": "role matrix"} if path.endswith(("call-list", "result")) else None
     if role in ("commune_officer",) and path.startswith("/api/reports"):
         params = {"commune": world.commune_code}
-    return client.request(method, url, json=bodies.get(path) if method == "POST" else None, params=params,
+    resp = client.request(method, url, json=bodies.get(path) if method == "POST" else None, params=params,
                           headers=world.auth(role))  # fmt: skip
+    if path == "/api/traces" and method == "POST" and resp.status_code == 202:
+        _wait(client, world, role, resp.json()["trace_id"])  # no job left running into later tests
+    return resp
 
 
 @pytest.mark.parametrize("role", ROLES)

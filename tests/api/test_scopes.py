@@ -83,10 +83,10 @@ def test_venue_owner_and_scanner_stay_at_their_venue(client: TestClient, world: 
 
 
 def test_roles_without_reidentification_never_see_identifiers(client: TestClient, world: World) -> None:
-    from tests.api.test_roles import run_trace
+    from tests.api.test_roles import read_result, run_trace
 
     trace_id = run_trace(client, world, "admin", ["DEMO-F0-1"], purpose="system check")
-    result = client.get(f"/api/traces/{trace_id}/result", headers=world.auth("admin")).json()
+    result = read_result(client, world, "admin", trace_id)
     case = result["cases"][0]
     assert case["reidentified"] is False and len(case["case"]) == 32
     for c in case["contacts"]:

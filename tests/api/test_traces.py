@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
 from tests.api.conftest import World
-from tests.api.test_roles import run_trace
+from tests.api.test_roles import read_result, run_trace
 
 pytestmark = pytest.mark.api
 
@@ -24,7 +24,7 @@ def test_the_api_trace_equals_the_demo_trace(client: TestClient, world: World) -
     rules = world.demo_trace["rules"]
     trace_id = run_trace(client, world, "epidemiologist", ["DEMO-F0-1"], until=rules["until"], depth=rules["depth"],
                          grace_minutes=rules["grace_minutes"])  # fmt: skip
-    result = client.get(f"/api/traces/{trace_id}/result", headers=world.auth("epidemiologist")).json()
+    result = read_result(client, world, "epidemiologist", trace_id)
     case = result["cases"][0]
     assert case["reidentified"] is True and case["case"] == world.demo_trace["case"]
     assert _shape(case["contacts"]) == _shape(world.demo_trace["contacts"])
@@ -45,10 +45,10 @@ def test_progress_is_reported_and_a_batch_combines_its_cases(client: TestClient,
     batch = run_trace(client, world, "epidemiologist", ["DEMO-F0-1", "BATCH-2"], until=until)
     status = client.get(f"/api/traces/{batch}", headers=world.auth("epidemiologist")).json()
     assert status == {"trace_id": batch, "status": "done", "hops_done": 2, "depth": 2, "error": None}
-    result = client.get(f"/api/traces/{batch}/result", headers=world.auth("epidemiologist")).json()
+    result = read_result(client, world, "epidemiologist", batch)
     assert [c["case_id"] for c in result["cases"]] == ["DEMO-F0-1", "BATCH-2"]
     single = run_trace(client, world, "epidemiologist", ["BATCH-2"], until=until)
-    alone = client.get(f"/api/traces/{single}/result", headers=world.auth("epidemiologist")).json()["cases"][0]
+    alone = read_result(client, world, "epidemiologist", single)["cases"][0]
     assert _shape(result["cases"][1]["contacts"]) == _shape(alone["contacts"])
     cohort = result["cohort"]
     assert len({c["person_id"] for c in cohort}) == len(cohort)

@@ -343,8 +343,8 @@ def _params(name: str) -> list[dict[str, object]]:
                                                                               "offset_us": 0}],
         "dead_letter_reasons": [{"since_us": 0}],
         "store_size": [{}],
-        "audit_log_read": [{"since_us": 2**62, "action": "", "case_id": ""},
-                           {"since_us": 0, "action": "trace", "case_id": "no-such-case"}],
+        "audit_log_read": [{"since_us": 2**62, "action": "", "case_id": "", "limit": 10},
+                           {"since_us": 0, "action": "trace", "case_id": "no-such-case", "limit": 10}],
         "ingest_rates": [{"since_us": 0}],
     }[name]  # fmt: skip
 
