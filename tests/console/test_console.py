@@ -1,11 +1,13 @@
 """Each console page in headless Chromium against `qrtrace serve` on demo data: the main action, what the
-page then shows, and a screenshot per test (test-artifacts/browser/)."""
+page then shows, and a screenshot per test (test-artifacts/browser/). The console's Content-Security-Policy
+stays on (no `wait_for_function` strings, which it rightly refuses to evaluate)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.console.conftest import ARTIFACTS, Console
 
@@ -25,7 +27,7 @@ def test_coverage_page_filters_by_commune(page, console: Console) -> None:  # ty
     yesterday = (datetime.now(VN) - timedelta(days=1)).date().isoformat()
     page.fill("#cov-date", yesterday)  # the demo's last simulated day
     page.click("#coverage-filters button[type=submit]")
-    page.wait_for_function("document.querySelectorAll('#cov-matrix tr.commune-row').length === 31")
+    expect(page.locator("#cov-matrix tr.commune-row")).to_have_count(31)
     assert page.locator("#cov-trend svg circle").count() == 14
     assert int(page.inner_text("[data-kpi=active_24h] b").replace(".", "")) > 0
     zero_cells = page.locator("#cov-matrix .cell.zero")
@@ -38,7 +40,7 @@ def test_coverage_page_filters_by_commune(page, console: Console) -> None:  # ty
 
     page.select_option("#cov-commune", label="Tân Trào")
     page.click("#coverage-filters button[type=submit]")
-    page.wait_for_function("document.querySelectorAll('#cov-matrix tr.commune-row').length === 1")
+    expect(page.locator("#cov-matrix tr.commune-row")).to_have_count(1)
     assert page.inner_text("#cov-matrix tr.commune-row td") == "Tân Trào"
     assert page.locator("#cov-bars svg rect").count() == 1
 
@@ -112,7 +114,7 @@ def test_english_labels_and_role_aware_navigation(page, console: Console) -> Non
     visible = [a.inner_text() for a in page.locator("#nav a:visible").all()]
     assert visible == ["Độ phủ QR", "Địa điểm"]  # no trace, operations or audit for a commune officer
     page.click("#lang")
-    page.wait_for_function("document.querySelector('#nav a[data-page=coverage]').textContent === 'QR coverage'")
+    expect(page.locator("#nav a[data-page=coverage]")).to_have_text("QR coverage")
     assert page.inner_text("h1:visible") == "QR deployment by commune and venue category"
 
 
