@@ -370,12 +370,12 @@ function cohortGraph(cases, contacts) {
     const n = [...cols.values()].filter((x) => x.hop === c.hop).length;
     if (n >= (LIMIT[c.hop] || 20)) return false;
     if (c.hop > 1 && !cols.has(c.exposures[0].source_person_id)) return false;
-    cols.set(c.person_id, { hop: c.hop, id: c.person_id });
+    cols.set(c.person_id, { hop: c.hop, id: c.person_id, venue: c.exposures[0].venue_id, at: c.first_exposure });
     return true;
   });
   const byHop = {};
   [...cols.values()].forEach((n) => { (byHop[n.hop] = byHop[n.hop] || []).push(n); });
-  const colW = 260, rowH = 16, maxRows = Math.max(...Object.values(byHop).map((l) => l.length));
+  const colW = 300, rowH = 16, maxRows = Math.max(...Object.values(byHop).map((l) => l.length));
   const h = Math.max(120, maxRows * rowH + 40), pos = new Map();
   Object.entries(byHop).forEach(([hop, list]) => {
     list.forEach((n, i) => pos.set(n.id, { x: 20 + hop * colW, y: 34 + (i + 0.5) * ((h - 40) / list.length) }));
@@ -387,7 +387,8 @@ function cohortGraph(cases, contacts) {
   }).join("");
   const nodes = [...cols.values()].map((n) => {
     const p = pos.get(n.id);
-    return `<g class="node" data-hop="${n.hop}"><circle cx="${p.x}" cy="${p.y}" r="5" class="hop-${Math.min(n.hop, 3)}"/><text x="${p.x + 9}" y="${p.y + 4}">${esc(String(n.id).slice(0, 14))}</text></g>`;
+    const where = n.venue ? ` @ ${n.venue} ${String(n.at).slice(11, 16)}` : "";
+    return `<g class="node" data-hop="${n.hop}"><circle cx="${p.x}" cy="${p.y}" r="5" class="hop-${Math.min(n.hop, 3)}"/><text x="${p.x + 9}" y="${p.y + 4}">${esc(String(n.id).slice(0, 14))}<tspan class="where">${esc(where)}</tspan></text></g>`;
   }).join("");
   const heads = Object.keys(byHop).map((hop) => `<text x="${20 + hop * colW}" y="16" font-weight="bold">F${hop} (${fmt(hop == 0 ? cases.length : contacts.filter((c) => c.hop == hop).length)})</text>`).join("");
   return `<p class="empty">${esc(t("graph_note"))} ${Object.values(LIMIT).join("/")})</p>

@@ -60,6 +60,7 @@ def test_trace_page_runs_a_trace_and_downloads_the_call_list(page, console: Cons
     for hop in ("0", "1", "2"):
         assert page.locator(f"#trace-graph g.node[data-hop='{hop}']").count() >= 1
     assert page.locator("#trace-graph path").count() >= 10  # edges: who exposed whom
+    page.set_viewport_size({"width": 1400, "height": 1500})  # the forms, the counts and the graph's top
     page.screenshot(path=str(ARTIFACTS / "trace.png"), full_page=False)
     with page.expect_download() as info:
         page.click("#trace-csv")
