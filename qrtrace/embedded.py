@@ -6,7 +6,6 @@ the pure parts. The distributed tier wires the same parts around Kafka and Faust
 
 from __future__ import annotations
 
-import os
 import pickle
 import time
 from collections import Counter
@@ -35,6 +34,8 @@ from qrtrace.sinks.writer import StoreWriter
 from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
 from qrtrace.stream_processors.pairing import CLOSED, LATE, OPENED, REPEAT, UNMATCHED_OUT
 from qrtrace.stream_processors.pipeline import CheckinProcessor, ProcessorConfig, ProcessorOutput
+from qrtrace.stream_processors.state import PartitionState
+from qrtrace.stream_processors.venue_state_file import VenueStateFile
 
 STATE_VERSION = 2  # bump when PartitionState changes shape
 
@@ -71,9 +72,13 @@ class EmbeddedRuntime:
         self.vault = Vault(self.keyring.vault_key)
         self.pseudonymiser = Pseudonymiser(self.keyring.pseudonym_key)
         self.audit = AuditLog(self.store, settings.actor)
+        self._partition: PartitionState | None = None  # processor state, loaded on the first ingest
+        self._venue_states: VenueStateFile | None = None
         self._ensure_reference_data()
 
     def close(self) -> None:
+        if self._venue_states is not None:
+            self._venue_states.close()
         self.store.close()
 
     def __enter__(self) -> EmbeddedRuntime:
@@ -159,26 +164,29 @@ class EmbeddedRuntime:
         )
 
     @property
-    def _state_file(self) -> Path:
-        return self.settings.state_dir / "processor.pickle"
+    def _legacy_state_file(self) -> Path:
+        return self.settings.state_dir / "processor.pickle"  # the single-pickle state of earlier versions
 
     def _load_processor(self, venues: Sequence[Venue]) -> CheckinProcessor:
-        """A processor with the current venues and the state the previous ingest left."""
-        state = None
-        if self._state_file.exists():
-            # Our own file in the store directory, written by _save_processor below.
-            version, saved = pickle.loads(self._state_file.read_bytes())
-            state = saved if version == STATE_VERSION else None
-        return CheckinProcessor(self._processor_config(venues), state)
+        """A processor with the current venues and the state the previous ingest left. The state is read
+        from disk once per runtime and kept in memory; each ingest then saves only the venues it touched."""
+        if self._partition is None:
+            self._venue_states = VenueStateFile(self.settings.state_dir / "venue_state.sqlite")
+            self._partition = self._venue_states.load()
+            legacy = self._legacy_state_file
+            if self._venue_states.is_empty() and legacy.exists():
+                # Our own file in the store directory, written by an earlier qrtrace; moved over once.
+                version, saved = pickle.loads(legacy.read_bytes())
+                if version == STATE_VERSION:
+                    self._partition = saved
+                    self._venue_states.save(saved, list(saved.venues))
+                legacy.unlink()
+        return CheckinProcessor(self._processor_config(venues), self._partition)
 
     def _save_processor(self, p: CheckinProcessor) -> None:
         """Saved after the store accepted every batch: a crash before this replays into idempotent tables."""
-        p.state.take_changed()  # the embedded runtime saves the whole partition at once
-        blob = pickle.dumps((STATE_VERSION, p.state))
-        self._state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_file.with_suffix(".tmp")
-        tmp.write_bytes(blob)
-        os.replace(tmp, self._state_file)
+        assert self._venue_states is not None
+        self._venue_states.save(p.state, p.state.take_changed())
 
     # -- trace and reports ----------------------------------------------------------------------
     def trace(
