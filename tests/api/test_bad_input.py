@@ -82,13 +82,15 @@ def test_refused_check_in_batches_store_nothing(client: TestClient, world: World
 def test_a_good_batch_keeps_its_bad_scans_as_dead_letters(client: TestClient, world: World,
                                                           service: ApiService) -> None:  # fmt: skip
     before = counts(service)
-    batch = [scan(world, 20, venue_qr=_qr(service, world.venue_id)), scan(world, 21, event_time="yesterday morning")]
+    batch = [scan(world, 20, venue_qr=_qr(service, world.venue_id)), scan(world, 21, event_time="yesterday morning"),
+             scan(world, 22, direction="sideways"), scan(world, 23, mode="telepathy")]
     resp = client.post("/api/checkins", json=batch, headers=world.auth("scanner"))
     assert resp.status_code == 202, resp.text
     body = resp.json()
-    assert body["received"] == 2 and body["dead_lettered"] == 1 and body["reasons"] == {"bad_event_time": 1}
+    assert body["received"] == 4 and body["dead_lettered"] == 3
+    assert body["reasons"] == {"bad_event_time": 1, "bad_direction": 1, "bad_mode": 1}
     after = counts(service)
-    assert after["dead_letters"] == before["dead_letters"] + 1
+    assert after["dead_letters"] == before["dead_letters"] + 3
     assert after["checkins"] == before["checkins"] + 1
     # the same batch again (a scanner's retry) stores no second check-in
     assert client.post("/api/checkins", json=batch, headers=world.auth("scanner")).json()["deduplicated"] == 1
