@@ -13,8 +13,10 @@ router = APIRouter(tags=["check-ins"])
 
 @router.post("/checkins", status_code=202)
 def ingest(body: list[CheckinIn], who: Caller, svc: Service) -> dict:
-    """Ingest a batch (up to 5,000). Individually bad scans are dead-lettered and counted; a batch with a
-    check-in for another venue (403), a forged venue QR (400) or too many records (413) stores nothing."""
+    """Store a batch (up to 5,000) and answer once it is stored: `accepted` counts the scans that passed the
+    edge (a retried scan_id is dropped downstream, so resending a batch is safe), `dead_lettered` and
+    `reasons` the ones kept as dead letters. A batch with a check-in for another venue (403), a forged
+    venue QR (400), a mistyped record (422) or too many records (413) stores nothing."""
     svc.check_ingest_role(who)  # the role first: a refused caller learns nothing about the body
     if len(body) > MAX_CHECKINS:
         raise TooLarge(f"The batch holds {len(body):,} check-ins; send at most {MAX_CHECKINS:,} per request.")

@@ -93,7 +93,7 @@ def test_a_good_batch_keeps_its_bad_scans_as_dead_letters(client: TestClient, wo
     assert after["dead_letters"] == before["dead_letters"] + 3
     assert after["checkins"] == before["checkins"] + 1
     # the same batch again (a scanner's retry) stores no second check-in
-    assert client.post("/api/checkins", json=batch, headers=world.auth("scanner")).json()["deduplicated"] == 1
+    assert client.post("/api/checkins", json=batch, headers=world.auth("scanner")).status_code == 202
     assert counts(service)["checkins"] == after["checkins"]
 
 

@@ -1,0 +1,84 @@
+"""Scanner batches that arrive together are stored together.
+
+In embedded mode every pass through the runtime costs about one store insert per table (~20 ms each on
+chDB, whatever the row count: measured in benchmarks/api_bench.py), so storing each scanner's request
+alone caps a server at ~9 requests/s. A single writer thread takes every request queued while the
+previous pass ran and stores them in one pass; each request's caller waits until its pass is stored
+(and only then answers 202), so nothing is acknowledged before it is durable.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+MAX_EVENTS_PER_PASS = 20_000
+
+
+class CommitTimeout(Exception):
+    """The pass did not finish in time; the caller should retry (retries are deduplicated by scan_id)."""
+
+
+@dataclass
+class _Pending:
+    lines: Sequence[bytes]
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+class GroupCommit:
+    """One writer thread; `submit` blocks until the lines are stored (or raises what storing raised)."""
+
+    def __init__(self, store_lines: Callable[[list[bytes]], None], max_events: int = MAX_EVENTS_PER_PASS) -> None:
+        self._store_lines = store_lines
+        self._max_events = max_events
+        self._queue: list[_Pending] = []
+        self._cond = threading.Condition()
+        self._stopping = False
+        self.passes = 0
+        self._thread = threading.Thread(target=self._run, name="qrtrace-group-commit", daemon=True)
+        self._thread.start()
+
+    def submit(self, lines: Sequence[bytes], timeout_s: float = 60.0) -> None:
+        pending = _Pending(lines)
+        with self._cond:
+            if self._stopping:
+                raise CommitTimeout("The server is shutting down; send the batch again.")
+            self._queue.append(pending)
+            self._cond.notify()
+        if not pending.done.wait(timeout_s):
+            raise CommitTimeout("The store did not confirm the batch in time; send it again (nothing is doubled).")
+        if pending.error is not None:
+            raise pending.error
+
+    def close(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout=60)
+
+    def _take(self) -> list[_Pending] | None:
+        with self._cond:
+            while not self._queue and not self._stopping:
+                self._cond.wait()
+            if not self._queue:
+                return None
+            taken, events = [], 0
+            while self._queue and (not taken or events + len(self._queue[0].lines) <= self._max_events):
+                item = self._queue.pop(0)
+                taken.append(item)
+                events += len(item.lines)
+            return taken
+
+    def _run(self) -> None:
+        while (taken := self._take()) is not None:
+            try:
+                self._store_lines([line for p in taken for line in p.lines])
+                self.passes += 1
+            except BaseException as exc:  # every waiting caller gets the failure, not a hang
+                for p in taken:
+                    p.error = exc
+            finally:
+                for p in taken:
+                    p.done.set()
