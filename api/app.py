@@ -104,6 +104,21 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+# Our exceptions carry a sentence for the caller; this says which status goes with which.
+SENTENCE_STATUS: dict[type[Exception], int] = {
+    InvalidToken: 401, AccessDenied: 403, NotFound: 404, Conflict: 409, TooLarge: 413, Unavailable: 503,
+    QrtraceError: 400,  # InputError and the other user-facing errors of the core
+}
+
+
+def _sentence_handler(status: int):  # type: ignore[no-untyped-def]
+    async def handle(_: Request, exc: Exception) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return _error(status, str(exc), headers)
+
+    return handle
+
+
 def create_app(svc: ApiService) -> FastAPI:
     """The application over one service (which owns the store)."""
     from qrtrace.api.routes import cases, checkins, operations, reports, venues
@@ -125,33 +140,8 @@ def create_app(svc: ApiService) -> FastAPI:
             response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    @app.exception_handler(InvalidToken)
-    async def _401(_: Request, exc: InvalidToken) -> JSONResponse:
-        return _error(401, str(exc), {"WWW-Authenticate": "Bearer"})
-
-    @app.exception_handler(AccessDenied)
-    async def _403(_: Request, exc: AccessDenied) -> JSONResponse:
-        return _error(403, str(exc))
-
-    @app.exception_handler(NotFound)
-    async def _404(_: Request, exc: NotFound) -> JSONResponse:
-        return _error(404, str(exc))
-
-    @app.exception_handler(Conflict)
-    async def _409(_: Request, exc: Conflict) -> JSONResponse:
-        return _error(409, str(exc))
-
-    @app.exception_handler(TooLarge)
-    async def _413(_: Request, exc: TooLarge) -> JSONResponse:
-        return _error(413, str(exc))
-
-    @app.exception_handler(Unavailable)
-    async def _503(_: Request, exc: Unavailable) -> JSONResponse:
-        return _error(503, str(exc))
-
-    @app.exception_handler(QrtraceError)
-    async def _400(_: Request, exc: QrtraceError) -> JSONResponse:
-        return _error(400, str(exc))
+    for exc_type, status in SENTENCE_STATUS.items():
+        app.add_exception_handler(exc_type, _sentence_handler(status))
 
     @app.exception_handler(RequestValidationError)
     async def _422(_: Request, exc: RequestValidationError) -> JSONResponse:
