@@ -30,6 +30,10 @@ const T = {
     capacity: "Sức chứa", register: "Đăng ký", poster: "Áp phích A4 (PDF)", all: "Tất cả",
     audit_title: "Nhật ký truy cập (chỉ đọc)", at: "Thời điểm", actor: "Người thực hiện", action: "Hành động", subject: "Đối tượng",
     detail: "Chi tiết", error: "Lỗi", declared: "Đã khai báo ca", registered_ok: "Đã đăng ký địa điểm", downloaded: "Đã tải",
+    status: { 400: "Yêu cầu không hợp lệ.", 401: "Mã truy cập không hợp lệ hoặc đã hết hạn; hãy đăng nhập lại.",
+      403: "Vai trò của bạn không được phép làm việc này hoặc ở địa bàn này.", 404: "Không tìm thấy.",
+      409: "Đã có, không thể tạo trùng.", 413: "Dữ liệu gửi lên quá lớn.", 422: "Dữ liệu nhập chưa đúng.",
+      503: "Máy chủ tạm thời không phục vụ được; hãy thử lại sau.", other: "Máy chủ gặp lỗi." },
     purpose_needed: "Hãy nêu mục đích (ít nhất 3 ký tự): việc xem và xuất danh sách được ghi nhật ký.",
     by_office: "Theo cơ quan quản lý", office: "Cơ quan quản lý", share_7d: "Tỷ lệ có quét 7 ngày",
     loading: "Đang tải…", no_cases: "Chưa có ca bệnh nào được khai báo.", scans: "Lượt quét",
@@ -68,6 +72,7 @@ const T = {
     capacity: "Capacity", register: "Register", poster: "A4 poster (PDF)", all: "All",
     audit_title: "Audit log (read-only)", at: "Time", actor: "Actor", action: "Action", subject: "Subject",
     detail: "Detail", error: "Error", declared: "Case declared", registered_ok: "Venue registered", downloaded: "Downloaded",
+    status: { other: "The server failed." },
     purpose_needed: "State the purpose (at least 3 characters): reading and exporting contacts is audited.",
     by_office: "By overseeing office", office: "Overseeing office", share_7d: "Active share 7 days",
     loading: "Loading…", no_cases: "No case has been declared yet.", scans: "Scans",
@@ -96,9 +101,10 @@ async function api(path, options = {}) {
   const resp = await fetch(path, { ...options, headers });
   if (resp.status === 401) { signOut(); }
   if (!resp.ok) {
-    let sentence = `${resp.status}`;
-    try { sentence = (await resp.json()).error || sentence; } catch (_) { /* not JSON */ }
-    throw new Error(sentence);
+    let detail = "";
+    try { detail = (await resp.json()).error || ""; } catch (_) { /* not JSON */ }
+    const lead = T[state.lang].status[resp.status] || T[state.lang].status.other;
+    throw new Error(state.lang === "en" && detail ? detail : `${lead}${detail ? ` (${detail})` : ""}`);
   }
   return options.raw ? resp : resp.json();
 }

@@ -78,7 +78,8 @@ def test_trace_page_shows_errors_as_sentences(page, console: Console) -> None:  
     page.fill("#case-to", "2026-11-20T08:00")
     page.click("#case-form button[type=submit]")
     page.wait_for_selector("#message:not([hidden])")
-    assert "ends before it starts" in page.inner_text("#message")
+    message = page.inner_text("#message")
+    assert message.startswith("Lỗi: Yêu cầu không hợp lệ.") and "ends before it starts" in message
 
 
 def test_venue_page_registers_a_venue_and_downloads_its_poster(page, console: Console, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -124,5 +125,5 @@ def test_a_bad_token_stays_on_the_sign_in_page(page, console: Console) -> None: 
     page.fill("#token", "qrt_0000_not-a-real-token")
     page.click("#signin-form button")
     page.wait_for_selector("#message:not([hidden])")
-    assert "not valid" in page.inner_text("#message")
+    assert "Mã truy cập không hợp lệ" in page.inner_text("#message") and "not valid" in page.inner_text("#message")
     assert page.is_visible("#page-signin")
