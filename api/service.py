@@ -28,7 +28,7 @@ from datetime import datetime
 import orjson
 
 from qrtrace import render
-from qrtrace.access import AccessDenied, Action, Geography, InvalidToken, Principal, Role, Scope, authorize
+from qrtrace.access import PERMISSIONS, AccessDenied, Action, Geography, InvalidToken, Principal, Role, Scope, authorize
 from qrtrace.access import visible_communes as _visible
 from qrtrace.api import views
 from qrtrace.api.group_commit import CommitTimeout, GroupCommit
@@ -41,6 +41,7 @@ from qrtrace.domain.venue_qr import ForgedVenueQrError, decode_venue_qr, encode_
 from qrtrace.domain.venues import Venue
 from qrtrace.embedded import EmbeddedRuntime
 from qrtrace.errors import InputError
+from qrtrace.queries.coverage import daily_trend
 from qrtrace.queries.reidentify import Identity, reidentify
 from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules
 from qrtrace.settings import Settings
@@ -206,24 +207,23 @@ class ApiService:
 
     def _allowed(self, who: Principal, action: Action) -> None:
         """The role check alone, for lists that are then narrowed to the caller's area."""
-        from qrtrace.access import PERMISSIONS
-
         if action not in PERMISSIONS[who.role]:
             raise AccessDenied(f"The role {who.role} may not {action.replace('_', ' ')}.")
 
     def may(self, who: Principal, action: Action) -> bool:
-        from qrtrace.access import PERMISSIONS
-
         return action in PERMISSIONS[who.role]
 
     # -- reference data -----------------------------------------------------------------------------------
     def communes(self, who: Principal) -> list[dict]:
+        """The communes in the caller's area."""
         visible = self.visible_communes(who)
+        return [c for c in self._all_communes() if visible is None or c["commune_code"] in visible]
+
+    def _all_communes(self) -> list[dict]:
         with self._lock:
             rows = self.rt.store.query(load_sql("qrtrace.queries", "communes"))
         keys = list(rows)
-        out = [dict(zip(keys, r, strict=True)) for r in zip(*rows.values(), strict=True)]
-        return [c for c in out if visible is None or c["commune_code"] in visible]
+        return [dict(zip(keys, r, strict=True)) for r in zip(*rows.values(), strict=True)]
 
     # -- venues -------------------------------------------------------------------------------------------
     def list_venues(self, who: Principal, commune: str | None, category: str | None) -> list[dict]:
@@ -265,7 +265,7 @@ class ApiService:
             venue = next((v for v in self.rt.venues() if v.venue_id == venue_id), None)
         if venue is None:
             raise NotFound(f"Venue {venue_id} is not registered.")
-        names = {c["commune_code"]: c["name_vi"] for c in self.communes(Principal("system", Role.ADMIN))}
+        names = {c["commune_code"]: c["name_vi"] for c in self._all_communes()}
         return venue, names.get(venue.commune_code, venue.commune_code)
 
     def venue_qr(self, who: Principal, venue_id: str, kind: str, lang: str) -> bytes:
@@ -514,7 +514,7 @@ class ApiService:
         as_of = as_of_us if as_of_us is not None else now_us()
         with self._lock:
             rows, first_day = self.rt.coverage_trend(as_of, days)
-        return views.daily_trend(rows, visible, first_day, days)
+        return daily_trend(rows, visible, first_day, days)
 
     def coverage_export(self, who: Principal, commune: str | None, as_of_us: int | None, fmt: str, lang: str,
                         purpose: str) -> bytes:  # fmt: skip
@@ -533,7 +533,7 @@ class ApiService:
         return data
 
     def _area_name(self, who: Principal, visible: frozenset[str] | None) -> str:
-        communes = self.communes(Principal("system", Role.ADMIN))
+        communes = self._all_communes()
         if visible is not None and len(visible) == 1:
             return next((c["name_vi"] for c in communes if c["commune_code"] in visible), "")
         if who.role is Role.DISTRICT_OFFICER or visible is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 from qrtrace.domain.categories import load_categories, office_name
 from qrtrace.queries.coverage import CoverageReport
@@ -87,22 +87,6 @@ def _totals(cells: list[dict], key: str) -> list[dict]:
     for row in totals.values():
         row["active_share_7d"] = round(row["active_7d"] / row["registered"], 4) if row["registered"] else 0.0
     return [totals[k] for k in sorted(totals)]
-
-
-def daily_trend(rows: Mapping[str, list], visible: Collection[str] | None, first_day: int, days: int) -> list[dict]:
-    """Active venues and scans per local day over the caller's communes; days without a scan are zeros."""
-    per_day: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for day, commune, active, scans in zip(rows["day"], rows["commune_code"], rows["active_venues"], rows["scans"],
-                                           strict=True):  # fmt: skip
-        if visible is None or commune in visible:
-            per_day[day][0] += active  # a venue is in one commune, so summing communes counts it once
-            per_day[day][1] += scans
-    out = []
-    for day in range(first_day, first_day + days):
-        local = datetime.fromtimestamp(day * 86_400, UTC).date()  # day numbers are already local days
-        active, scans = per_day.get(day, (0, 0))
-        out.append({"date": local.isoformat(), "active_venues": active, "scans": scans})
-    return out
 
 
 def offset_us(tz: timezone) -> int:

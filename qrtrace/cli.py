@@ -252,7 +252,7 @@ def report_coverage(
     with _runtime(settings) as rt:
         report = rt.coverage(as_of_us, days)
         if chart is not None:
-            from qrtrace.api.views import daily_trend
+            from qrtrace.queries.coverage import daily_trend
             from qrtrace.report_charts import coverage_chart_png
 
             rows, first_day = rt.coverage_trend(as_of_us, 14)

@@ -8,7 +8,9 @@ because a zero is exactly what a district office must see.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 
 from qrtrace.domain.categories import load_categories, office_name
 from qrtrace.sinks.clickhouse_sql import load_sql
@@ -147,3 +149,19 @@ def _per_office(cells: list[CoverageCell], lang: str) -> list[OfficeCoverage]:
         t[1] += c.active_venues
         t[2] += c.scans
     return [OfficeCoverage(o, office_name(o, lang), *t) for o, t in sorted(totals.items())]
+
+
+def daily_trend(rows: Mapping[str, list], visible: Collection[str] | None, first_day: int, days: int) -> list[dict]:
+    """Active venues and scans per local day over the caller's communes; days without a scan are zeros."""
+    per_day: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for day, commune, active, scans in zip(rows["day"], rows["commune_code"], rows["active_venues"], rows["scans"],
+                                           strict=True):  # fmt: skip
+        if visible is None or commune in visible:
+            per_day[day][0] += active  # a venue is in one commune, so summing communes counts it once
+            per_day[day][1] += scans
+    out = []
+    for day in range(first_day, first_day + days):
+        local = datetime.fromtimestamp(day * 86_400, UTC).date()  # day numbers are already local days
+        active, scans = per_day.get(day, (0, 0))
+        out.append({"date": local.isoformat(), "active_venues": active, "scans": scans})
+    return out

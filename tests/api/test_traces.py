@@ -15,8 +15,9 @@ pytestmark = pytest.mark.api
 
 
 def _shape(contacts: list[dict]) -> list[tuple]:
+    # Exposures as a sorted tuple: their order within a contact is not part of the contract.
     return sorted((c["person_id"], c["hop"], c["first_exposure"],
-                   tuple((e["venue_id"], e["start"], e["end"], e["source_person_id"]) for e in c["exposures"]))
+                   tuple(sorted((e["venue_id"], e["start"], e["end"], e["source_person_id"]) for e in c["exposures"])))
                   for c in contacts)  # fmt: skip
 
 

@@ -5,7 +5,6 @@ contract, and the operations panel reads the running worker's /metrics."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 from datetime import datetime
@@ -16,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from qrtrace.access import Principal, Role
 from qrtrace.api.app import create_app
+from qrtrace.api.server import free_port
 from qrtrace.api.service import ApiService
 from qrtrace.api.tokens import TokenFile
 from qrtrace.settings import settings_from_env
@@ -28,12 +28,6 @@ pytestmark = pytest.mark.distributed
 
 
 CONTRACT = {"scan_id", "venue_id", "person_id", "direction", "event_time", "mode", "scanner_id", "declaration"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_scanners_through_the_api_are_traced_on_the_server(pipeline, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -54,7 +48,7 @@ def test_scanners_through_the_api_are_traced_on_the_server(pipeline, tmp_path: P
               for v in by_venue}  # fmt: skip
     epi = book.issue(Principal("epi", Role.EPIDEMIOLOGIST), later).token
     admin = book.issue(Principal("admin", Role.ADMIN), later).token
-    metrics_port = _free_port()
+    metrics_port = free_port("127.0.0.1")
     settings = settings_from_env(pipeline.env).with_overrides(
         token_file=tmp_path / "tokens.json", metrics_urls=(f"http://127.0.0.1:{metrics_port}/metrics",)
     )
