@@ -13,11 +13,17 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from qrtrace.errors import QrtraceError
+
 MAX_EVENTS_PER_PASS = 20_000
 
 
 class CommitTimeout(Exception):
     """The pass did not finish in time; the caller should retry (retries are deduplicated by scan_id)."""
+
+
+class CommitFailed(Exception):
+    """Storing the pass failed (the store is away or refused it); nothing is acknowledged, send it again."""
 
 
 @dataclass
@@ -50,7 +56,12 @@ class GroupCommit:
         if not pending.done.wait(timeout_s):
             raise CommitTimeout("The store did not confirm the batch in time; send it again (nothing is doubled).")
         if pending.error is not None:
-            raise pending.error
+            # Each waiting caller gets an exception of its own (one object raised in several threads
+            # would mix their tracebacks); a sentence meant for users keeps its type.
+            err = pending.error
+            if isinstance(err, QrtraceError):
+                raise type(err)(str(err)) from err
+            raise CommitFailed("The store could not save this batch; nothing was acknowledged, send it again.") from err
 
     def close(self) -> None:
         with self._cond:

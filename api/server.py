@@ -9,6 +9,7 @@ import orjson
 
 from qrtrace.access import Principal, Role
 from qrtrace.api.tokens import TokenFile
+from qrtrace.errors import InputError
 from qrtrace.settings import Settings
 from qrtrace.sinks.audit import now_us
 
@@ -50,7 +51,16 @@ def run(settings: Settings, host: str, port: int) -> None:
     from qrtrace.api.app import create_app
     from qrtrace.api.service import ApiService
 
-    port = port or free_port(host)
+    # Bind first, then print the address and hand the socket to uvicorn: with --port 0 the printed port is
+    # the one listening (choosing a free port and binding it later could race with another process).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InputError(f"Cannot listen on {host}:{port} ({exc.strerror}); choose another --port.") from None
+    port = sock.getsockname()[1]
     svc = ApiService(settings)
     url = f"http://{host}:{port}/"
     print(f"qrtrace console: {url}   API docs: {url}docs", flush=True)
@@ -61,8 +71,11 @@ def run(settings: Settings, host: str, port: int) -> None:
             print(f"  {role:17} {url}#token={token}", flush=True)
     else:
         print("sign in with a token from `qrtrace tokens issue`", flush=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(svc), host=host, port=port, log_level="warning",
+                                           access_log=False))  # fmt: skip
     try:
-        uvicorn.run(create_app(svc), host=host, port=port, log_level="warning", access_log=False)
+        server.run(sockets=[sock])
     finally:
         svc.close()
+        sock.close()
         sys.stdout.flush()

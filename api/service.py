@@ -31,7 +31,7 @@ from qrtrace import render
 from qrtrace.access import PERMISSIONS, AccessDenied, Action, Geography, InvalidToken, Principal, Role, Scope, authorize
 from qrtrace.access import visible_communes as _visible
 from qrtrace.api import views
-from qrtrace.api.group_commit import CommitTimeout, GroupCommit
+from qrtrace.api.group_commit import CommitFailed, CommitTimeout, GroupCommit
 from qrtrace.api.metrics_watch import MetricsWatcher
 from qrtrace.api.tokens import TokenFile
 from qrtrace.domain.categories import load_categories
@@ -155,7 +155,8 @@ class ApiService:
     def close(self) -> None:
         self._commit.close()
         self._executor.shutdown(wait=True, cancel_futures=True)
-        self.rt.close()
+        with self._lock:  # a pass still running (after the commit's bounded wait) finishes first
+            self.rt.close()
 
     # -- authentication and scope -------------------------------------------------------------------------
     def authenticate(self, header: str | None) -> Principal:
@@ -321,7 +322,8 @@ class ApiService:
         started = time.perf_counter()
         try:
             self._commit.submit(lines)
-        except CommitTimeout as exc:
+        except (CommitTimeout, CommitFailed) as exc:
+            log.warning("check-in batch not stored: %s (%s)", exc, exc.__cause__)
             raise Unavailable(str(exc)) from None
         self._count_ingest(len(lines), len(rejected), time.perf_counter() - started)
         return {"received": len(lines), "accepted": len(valid), "dead_lettered": len(rejected),

@@ -77,8 +77,7 @@ class EmbeddedRuntime:
         self._ensure_reference_data()
 
     def close(self) -> None:
-        if self._venue_states is not None:
-            self._venue_states.close()
+        self._forget_state()
         self.store.close()
 
     def __enter__(self) -> EmbeddedRuntime:
@@ -127,6 +126,25 @@ class EmbeddedRuntime:
             raise InputError("No venues are registered yet; run `qrtrace venues import FILE.csv` first.")
         edge = Edge(self.pseudonymiser, self.vault, {v.venue_id for v in venues})
         processor = self._load_processor(venues)
+        try:
+            report = self._ingest(edge, processor, batches, source, on_batch)
+        except BaseException:
+            # The state in memory may now be ahead of the store (scan ids remembered, visits not written):
+            # forget it, so the next ingest starts from the last state saved after a complete pass and a
+            # resent batch is stored, not dropped as a retry.
+            self._forget_state()
+            raise
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _ingest(
+        self,
+        edge: Edge,
+        processor: CheckinProcessor,
+        batches: Iterable[Sequence[bytes]],
+        source: str,
+        on_batch: Callable[[int], None] | None,
+    ) -> IngestReport:
         report = IngestReport()
         for lines in batches:
             admitted = edge.admit(lines)
@@ -143,7 +161,6 @@ class EmbeddedRuntime:
         self._write(out, source, now_us())
         report.add(out, [], 0)
         self._save_processor(processor)
-        report.seconds = time.perf_counter() - started
         return report
 
     def _write(self, out: ProcessorOutput, source: str, at: int) -> None:
@@ -169,7 +186,9 @@ class EmbeddedRuntime:
 
     def _load_processor(self, venues: Sequence[Venue]) -> CheckinProcessor:
         """A processor with the current venues and the state the previous ingest left. The state is read
-        from disk once per runtime and kept in memory; each ingest then saves only the venues it touched."""
+        from disk once per runtime and kept in memory; each ingest then saves only the venues it touched.
+        The state file is locked for the runtime's life: two processes ingesting into one store (possible
+        with a ClickHouse server) would each overwrite the other's venues with stale ones."""
         if self._partition is None:
             self._venue_states = VenueStateFile(self.settings.state_dir / "venue_state.sqlite")
             self._partition = self._venue_states.load()
@@ -184,9 +203,17 @@ class EmbeddedRuntime:
         return CheckinProcessor(self._processor_config(venues), self._partition)
 
     def _save_processor(self, p: CheckinProcessor) -> None:
-        """Saved after the store accepted every batch: a crash before this replays into idempotent tables."""
+        """Saved after the store accepted every batch: a crash before this replays into idempotent tables.
+        The venues are marked saved only once the save succeeded."""
         assert self._venue_states is not None
-        self._venue_states.save(p.state, p.state.take_changed())
+        changed = set(p.state.changed)
+        self._venue_states.save(p.state, changed)
+        p.state.changed -= changed
+
+    def _forget_state(self) -> None:
+        if self._venue_states is not None:
+            self._venue_states.close()
+        self._venue_states, self._partition = None, None
 
     # -- trace and reports ----------------------------------------------------------------------
     def trace(

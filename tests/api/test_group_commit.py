@@ -8,28 +8,55 @@ import time
 
 import pytest
 
-from qrtrace.api.group_commit import CommitTimeout, GroupCommit
+from qrtrace.api.group_commit import CommitFailed, CommitTimeout, GroupCommit
+from qrtrace.errors import InputError
 
 
 def test_concurrent_batches_share_passes_and_each_line_is_stored_once() -> None:
     stored: list[bytes] = []
     passes: list[int] = []
+    first_pass = threading.Event()
 
-    def slow_store(lines: list[bytes]) -> None:
-        time.sleep(0.02)  # a store pass costs time whatever its size: that is why grouping pays
+    def store(lines: list[bytes]) -> None:
+        if not passes:
+            first_pass.wait(10)  # hold the first pass until every other batch is queued behind it
         stored.extend(lines)
         passes.append(len(lines))
 
-    commit = GroupCommit(slow_store)
+    commit = GroupCommit(store)
     threads = [threading.Thread(target=commit.submit, args=([f"{t}-{i}".encode() for i in range(5)],))
                for t in range(40)]  # fmt: skip
     for th in threads:
         th.start()
+    deadline = time.monotonic() + 20
+    while len(commit._queue) < 39 and time.monotonic() < deadline:  # bounded: the other 39 queue up
+        time.sleep(0.01)
+    queued = len(commit._queue)
+    first_pass.set()
     for th in threads:
         th.join(timeout=30)
+    assert not any(th.is_alive() for th in threads)
     commit.close()
     assert sorted(stored) == sorted(f"{t}-{i}".encode() for t in range(40) for i in range(5))
-    assert len(passes) < 40 and max(passes) > 5  # batches were grouped
+    assert queued == 39
+    assert passes == [5, 195]  # the first batch alone, then everyone who queued meanwhile in one pass
+
+
+def test_closing_stores_what_is_queued() -> None:
+    stored: list[bytes] = []
+    gate = threading.Event()
+    commit = GroupCommit(lambda lines: (gate.wait(10), stored.extend(lines)))
+    threads = [threading.Thread(target=commit.submit, args=([f"{i}".encode()],)) for i in range(3)]
+    for th in threads:
+        th.start()
+    time.sleep(0.1)
+    closing = threading.Thread(target=commit.close)
+    closing.start()
+    gate.set()
+    closing.join(timeout=30)
+    for th in threads:
+        th.join(timeout=30)
+    assert sorted(stored) == [b"0", b"1", b"2"]
 
 
 def test_a_failed_pass_fails_its_callers_and_the_next_pass_runs() -> None:
@@ -39,13 +66,18 @@ def test_a_failed_pass_fails_its_callers_and_the_next_pass_runs() -> None:
         calls.append(lines)
         if len(calls) == 1:
             raise OSError("the store went away")
+        if len(calls) == 2:
+            raise InputError("No venues are registered yet.")
 
     commit = GroupCommit(flaky)
-    with pytest.raises(OSError, match="went away"):
+    with pytest.raises(CommitFailed, match="send it again") as failed:
+        commit.submit([b"a"])
+    assert isinstance(failed.value.__cause__, OSError)
+    with pytest.raises(InputError, match="No venues"):  # a sentence for the user keeps its type (400)
         commit.submit([b"a"])
     commit.submit([b"b"])
     commit.close()
-    assert calls == [[b"a"], [b"b"]]
+    assert calls == [[b"a"], [b"a"], [b"b"]]
 
 
 def test_a_pass_that_takes_too_long_asks_for_a_retry() -> None:

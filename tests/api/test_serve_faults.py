@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -66,19 +67,26 @@ def scanner_batches() -> list[list[dict]]:
 
 
 def _start(store: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    """`qrtrace serve --port 0` (it binds before printing its address); killed if it does not come up."""
     with log.open("ab") as err:
         proc = subprocess.Popen([qrtrace_bin(), "serve", "--store", str(store), "--port", "0"], env=env,
                                 stdout=subprocess.PIPE, stderr=err, text=True)  # fmt: skip
-    first = proc.stdout.readline() if proc.stdout else ""
-    assert first.startswith("qrtrace console: "), first + log.read_text()
-    url = first.split()[2]
-    for _ in range(300):  # bounded: 30 s
-        try:
-            with _HTTP.open(f"{url}healthz", timeout=2):
-                return proc, url
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("qrtrace serve did not answer: " + log.read_text())
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        first = proc.stdout.readline() if ready and proc.stdout else ""
+        assert first.startswith("qrtrace console: "), first + log.read_text()
+        url = first.split()[2]
+        for _ in range(300):  # bounded: 30 s
+            try:
+                with _HTTP.open(f"{url}healthz", timeout=2):
+                    return proc, url
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("qrtrace serve did not answer: " + log.read_text())
+    except BaseException:
+        proc.kill()  # our own child, by its pid
+        proc.wait(timeout=30)
+        raise
 
 
 def _post(url: str, token: str, batch: list[dict]) -> int:

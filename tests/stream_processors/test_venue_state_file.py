@@ -81,4 +81,15 @@ def test_a_file_of_another_format_starts_afresh(district_batches, tmp_path: Path
     p.process(batches[0])
     store.save(p.state, p.state.take_changed())
     store._db.execute("UPDATE meta SET value = 999 WHERE key = 'format'")
+    store.close()
     assert not VenueStateFile(tmp_path / "s.sqlite").load().venues
+
+
+def test_one_process_at_a_time_owns_the_state(tmp_path: Path) -> None:
+    from qrtrace.stream_processors.venue_state_file import StateInUse
+
+    first = VenueStateFile(tmp_path / "s.sqlite")
+    with pytest.raises(StateInUse, match="Another qrtrace process"):
+        VenueStateFile(tmp_path / "s.sqlite")
+    first.close()
+    VenueStateFile(tmp_path / "s.sqlite").close()  # free again once closed
