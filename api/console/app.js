@@ -260,8 +260,10 @@ const isStale = (panel, n) => latest[panel] !== n;
 async function loadCoverage() {
   const q = coverageQuery();
   const n = (latest.coverage = (latest.coverage || 0) + 1);
+  const shown = { date: $("#cov-date").value, commune: $("#cov-commune").value };
   const [cov, trend] = await Promise.all([api(`/api/reports/coverage?${q}`), api(`/api/reports/trend?${q}&days=14`)]);
   if (isStale("coverage", n)) return;
+  Object.assign($("#page-coverage").dataset, { shownDate: shown.date, shownCommune: shown.commune });
   const period = $("#cov-period").value;
   const activeKey = period === "7d" ? "active_7d" : "active_24h";
   const sum = (k) => cov.communes.reduce((a, c) => a + c[k], 0);

@@ -27,6 +27,7 @@ def test_coverage_page_filters_by_commune(page, console: Console) -> None:  # ty
     yesterday = (datetime.now(VN) - timedelta(days=1)).date().isoformat()
     page.fill("#cov-date", yesterday)  # the demo's last simulated day
     page.click("#coverage-filters button[type=submit]")
+    page.wait_for_selector(f"#page-coverage[data-shown-date='{yesterday}']", state="attached")  # not the first load
     expect(page.locator("#cov-matrix tr.commune-row")).to_have_count(31)
     assert page.locator("#cov-trend svg circle").count() == 14
     assert int(page.inner_text("[data-kpi=active_24h] b").replace(".", "")) > 0
