@@ -89,16 +89,6 @@ def _totals(cells: list[dict], key: str) -> list[dict]:
     return [totals[k] for k in sorted(totals)]
 
 
-def offset_us(tz: timezone) -> int:
-    """The display zone's offset from UTC in microseconds (a fixed offset: Vietnam has no DST)."""
-    return int((tz.utcoffset(None) or timedelta(0)).total_seconds()) * 1_000_000
-
-
-def local_day(us: int, tz: timezone) -> int:
-    """The local day number (days since 1970-01-01 in the display zone) of a UTC microsecond time."""
-    return (us + offset_us(tz)) // US_PER_DAY
-
-
 # -- trace documents --------------------------------------------------------------------------------------
 
 
