@@ -324,6 +324,9 @@ def produce(
     population: Annotated[int, typer.Option(min=100)] = 20_000,
     days: Annotated[int, typer.Option(min=1, max=21)] = 3,
     seed: int = 2021,
+    start: Annotated[
+        str | None, typer.Option(help="First simulated day, e.g. 2021-07-19 (default: DAYS days before today).")
+    ] = None,
     broker: BrokerOpt = None,
     store: StoreOpt = None,
 ) -> None:
@@ -333,7 +336,11 @@ def produce(
     settings = _settings(store).with_overrides(broker=broker)
     if simulate == (file is not None):
         raise InputError("Give a FILE of check-ins or --simulate (one of the two).")
-    lines = simulated_lines(settings, population, days, seed) if simulate else _read_lines(file, settings.batch_size)
+    first_day = None
+    if start:
+        first_day = datetime.fromtimestamp(parse_time(start, "--start", settings) / 1e6, settings.display_tz)
+    lines = (simulated_lines(settings, population, days, seed, first_day) if simulate
+             else _read_lines(file, settings.batch_size))  # fmt: skip
     report = produce_lines(settings, lines)
     out.print(f"sent {report['sent']:,} check-ins, {report['dead_lettered']:,} dead letters, "
               f"{report['identities']:,} new identities to {settings.broker}")  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from qrtrace.errors import InputError, QrtraceError
@@ -40,14 +41,17 @@ def servers_down(state_dir: Path) -> None:
             _script(INFRA / name / "stop.sh", state_dir / name)
 
 
-def simulated_lines(settings: Settings, population: int, days: int, seed: int) -> Iterator[list[bytes]]:
-    """Register a simulated district's venues in the store, then yield its check-ins."""
+def simulated_lines(
+    settings: Settings, population: int, days: int, seed: int, start: datetime | None = None
+) -> Iterator[list[bytes]]:
+    """Register a simulated district's venues in the store, then yield its check-ins (from `start`, a local
+    midnight; default: `days` days before today)."""
     from qrtrace.producers.simulator import SimulationConfig, build_district, checkin_batches
     from qrtrace.sinks.audit import now_us
     from qrtrace.sinks.stores import open_store
     from qrtrace.sinks.writer import StoreWriter
 
-    district = build_district(SimulationConfig(seed=seed, days=days, population=population))
+    district = build_district(SimulationConfig(seed=seed, start=start, days=days, population=population))
     store = open_store(settings)
     try:
         StoreWriter(store).venues(district.venues, now_us())

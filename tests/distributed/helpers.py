@@ -26,13 +26,21 @@ def dead_letter_counts(store) -> dict[str, int]:  # type: ignore[no-untyped-def]
     return dict(zip(result["reason"], result["n"], strict=True))
 
 
+# Simulations start on a fixed day, never "days before today": a run that crosses local midnight would
+# otherwise simulate different days on its two sides (it did, at 17:00 UTC).
+SIM_START = "2021-07-19"
+
+
 def embedded_result(population: int, days: int, seed: int, keys: Path) -> dict[str, object]:
     """The same simulated input through the embedded pipeline (chDB in a temp dir, same keys)."""
+    from datetime import datetime
+
     from qrtrace.embedded import EmbeddedRuntime
     from qrtrace.producers.simulator import SimulationConfig, build_district, checkin_batches
     from qrtrace.settings import Settings
 
-    district = build_district(SimulationConfig(seed=seed, days=days, population=population))
+    start = datetime.fromisoformat(f"{SIM_START}T00:00:00+07:00")
+    district = build_district(SimulationConfig(seed=seed, start=start, days=days, population=population))
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRuntime(Settings(store=tmp, key_file=keys)) as rt:
         rt.register_venues(district.venues)
         rt.ingest(checkin_batches(district, 20_000), source="embedded")

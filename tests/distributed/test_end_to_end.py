@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.distributed.helpers import embedded_result, server_result, wait_for
+from tests.distributed.helpers import SIM_START, embedded_result, server_result, wait_for
 
 pytestmark = pytest.mark.distributed
 POPULATION, DAYS, SEED = 3000, 1, 7
 
 
 def test_two_workers_store_exactly_what_the_embedded_pipeline_stores(pipeline, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    pipeline.cli("produce", "--simulate", "--population", str(POPULATION), "--days", str(DAYS), "--seed", str(SEED))
+    pipeline.cli("produce", "--simulate", "--population", str(POPULATION), "--days", str(DAYS), "--seed", str(SEED),
+                 "--start", SIM_START)
     pipeline.start_worker(tmp_path / "w1.log")
     pipeline.start_worker(tmp_path / "w2.log")
     expected = embedded_result(POPULATION, DAYS, SEED, pipeline.keys)

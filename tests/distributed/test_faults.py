@@ -11,7 +11,7 @@ import time
 import pytest
 from confluent_kafka import Producer
 
-from tests.distributed.helpers import embedded_result, server_result, wait_for
+from tests.distributed.helpers import SIM_START, embedded_result, server_result, wait_for
 
 pytestmark = pytest.mark.distributed
 POPULATION, DAYS, SEED = 6000, 2, 11
@@ -46,7 +46,8 @@ def expected(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, object]:
 
 def produce(pipeline, keys) -> None:  # type: ignore[no-untyped-def]
     pipeline.keys = keys  # same pseudonymisation key as the embedded reference
-    pipeline.cli("produce", "--simulate", "--population", str(POPULATION), "--days", str(DAYS), "--seed", str(SEED))
+    pipeline.cli("produce", "--simulate", "--population", str(POPULATION), "--days", str(DAYS), "--seed", str(SEED),
+                 "--start", SIM_START)
 
 
 def test_worker_killed_mid_stream_and_restarted(pipeline, expected, tmp_path) -> None:  # type: ignore[no-untyped-def]
