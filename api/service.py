@@ -48,7 +48,7 @@ from qrtrace.settings import Settings
 from qrtrace.sinks.audit import AuditLog, now_us
 from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.store import Columns, Store
-from qrtrace.stream_processors.validate import Validator, parse_lines
+from qrtrace.stream_processors.validate import EventTimeWindow, Validator, parse_lines
 
 log = logging.getLogger("qrtrace.api")
 
@@ -318,7 +318,10 @@ class ApiService:
                     "queued": True}  # fmt: skip
         # The edge's verdict for this request alone (cheap, in memory); storing goes through the group commit,
         # which runs the same edge again inside the runtime together with the other queued requests.
-        valid, rejected = Validator(self.geo.commune_of_venue).validate(parse_lines(lines))
+        window = EventTimeWindow(self.settings.max_event_age_us, self.settings.max_future_us)
+        valid, rejected = Validator(self.geo.commune_of_venue, window).validate(
+            parse_lines(lines), self.settings.clock_us()
+        )
         started = time.perf_counter()
         try:
             self._commit.submit(lines)

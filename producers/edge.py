@@ -8,15 +8,16 @@ so that allowed roles can re-identify a contact later.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import orjson
 
 from qrtrace.identity import Pseudonymiser, Vault, normalise_identifier
+from qrtrace.settings import Settings
 from qrtrace.stream_processors.batch import CheckinBatch, DeadLetter
-from qrtrace.stream_processors.validate import Rejection, Validator, parse_lines
+from qrtrace.stream_processors.validate import EventTimeWindow, Rejection, Validator, parse_lines
 
 IDENTITY_CONTEXT = "identity"
 CONTACT_CONTEXT = "contact"
@@ -49,16 +50,27 @@ class AdmittedBatch:
 class Edge:
     """Validates and pseudonymises batches of raw records. Holds keys, never writes anywhere."""
 
-    def __init__(self, pseudonymiser: Pseudonymiser, vault: Vault, known_venues: Collection[str]) -> None:
+    def __init__(
+        self,
+        pseudonymiser: Pseudonymiser,
+        vault: Vault,
+        known_venues: Collection[str],
+        window: EventTimeWindow | None = None,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        """`window` and `clock` (UTC microseconds) bound event times around the time of receipt; every
+        receiver in production passes both (tests of the pure parts may leave them out)."""
         self._pseudonymiser = pseudonymiser
         self._vault = vault
-        self._validator = Validator(known_venues)
+        self._validator = Validator(known_venues, window)
+        self._clock = clock
         self._sealed: set[str] = set()  # pseudonyms whose vault row this process already wrote
         self._seq = 0
 
     def admit(self, lines: Sequence[bytes]) -> AdmittedBatch:
         """Parse, validate and pseudonymise one batch of JSON lines."""
-        valid, rejected = self._validator.validate(parse_lines(lines))
+        received_at = self._clock() if self._clock is not None else None
+        valid, rejected = self._validator.validate(parse_lines(lines), received_at)
         persons = self._pseudonymiser.many(valid.person_id.tolist())
         n = len(valid)
         seq = np.arange(self._seq, self._seq + n, dtype=np.int64)
@@ -111,3 +123,12 @@ def seal_identities(vault: Vault, raw_by_person: dict[str, str], phones: dict[st
         [vault.seal(i, IDENTITY_CONTEXT) for i in ids],
         [vault.seal(c, CONTACT_CONTEXT) if c else "" for c in contacts],
     )
+
+
+def receiving_edge(
+    settings: Settings, pseudonymiser: Pseudonymiser, vault: Vault, known_venues: Collection[str]
+) -> Edge:
+    """The edge every receiver runs (CLI, API, HTTP endpoint, producer): event times bounded around the
+    settings' receiving clock, the retention period back and a few minutes ahead."""
+    window = EventTimeWindow(settings.max_event_age_us, settings.max_future_us)
+    return Edge(pseudonymiser, vault, known_venues, window, settings.clock_us)

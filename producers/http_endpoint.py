@@ -53,7 +53,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from qrtrace.errors import InputError, QrtraceError
 from qrtrace.metrics import BATCH_SIZE, DELIVERY_ERRORS, EVENTS
-from qrtrace.producers.edge import AdmittedBatch, Edge
+from qrtrace.producers.edge import AdmittedBatch, Edge, receiving_edge
 from qrtrace.settings import Settings
 from qrtrace.sinks.audit import now_us
 
@@ -482,7 +482,7 @@ def run(
             f"until they are and the server restarts: {', '.join(unknown[:10])}\n"
         )
     producer = CheckinProducer(settings.broker, registry_for(settings.schema_registry_url), settings.topic_prefix)
-    edge = Edge(Pseudonymiser(keys.pseudonym_key), Vault(keys.vault_key), venues)
+    edge = receiving_edge(settings, Pseudonymiser(keys.pseudonym_key), Vault(keys.vault_key), venues)
     app = make_app(settings, edge, producer, scanner_tokens, max_batch, max_body_bytes, known_venues=venues)
     try:
         asyncio.run(_serve(app, host, port, len(scanner_tokens)))

@@ -63,7 +63,7 @@ def simulated_lines(
 def produce_lines(settings: Settings, batches: Iterable[Sequence[bytes]]) -> dict[str, int]:
     """Edge + Kafka producer: validate, pseudonymise, send; waits until Kafka acknowledged everything."""
     from qrtrace.identity import Pseudonymiser, Vault, load_or_create_keyring
-    from qrtrace.producers.edge import Edge
+    from qrtrace.producers.edge import Edge, receiving_edge
     from qrtrace.producers.kafka_producer import CheckinProducer
     from qrtrace.schemas.confluent_registry import registry_for
     from qrtrace.sinks.audit import now_us
@@ -88,7 +88,7 @@ def produce_lines(settings: Settings, batches: Iterable[Sequence[bytes]]) -> dic
                 store.close()
             if not venues:
                 raise InputError("No venues are registered in the store; import them first (qrtrace venues import).")
-            edge = Edge(Pseudonymiser(keys.pseudonym_key), Vault(keys.vault_key), venues)
+            edge = receiving_edge(settings, Pseudonymiser(keys.pseudonym_key), Vault(keys.vault_key), venues)
         admitted = edge.admit(lines)
         producer.send(admitted, source="produce", received_at_us=now_us())
         counts["sent"] += len(admitted.checkins)

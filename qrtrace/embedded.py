@@ -19,7 +19,7 @@ from qrtrace.domain.categories import load_categories
 from qrtrace.domain.venues import Venue
 from qrtrace.errors import InputError
 from qrtrace.identity import Keyring, Pseudonymiser, Vault, load_or_create_keyring
-from qrtrace.producers.edge import Edge, seal_identities
+from qrtrace.producers.edge import Edge, receiving_edge, seal_identities
 from qrtrace.queries.coverage import CoverageReport, coverage_report
 from qrtrace.queries.reidentify import Identity, reidentify
 from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules, trace_cases
@@ -31,7 +31,8 @@ from qrtrace.sinks.retention import drop_expired_partitions
 from qrtrace.sinks.store import Store
 from qrtrace.sinks.stores import open_store
 from qrtrace.sinks.writer import StoreWriter
-from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
+from qrtrace.stream_processors.batch import US_PER_DAY
+from qrtrace.stream_processors.config import processor_config
 from qrtrace.stream_processors.pairing import CLOSED, LATE, OPENED, REPEAT, UNMATCHED_OUT
 from qrtrace.stream_processors.pipeline import CheckinProcessor, ProcessorConfig, ProcessorOutput
 from qrtrace.stream_processors.state import PartitionState
@@ -124,7 +125,7 @@ class EmbeddedRuntime:
         venues = self.venues()
         if not venues:
             raise InputError("No venues are registered yet; run `qrtrace venues import FILE.csv` first.")
-        edge = Edge(self.pseudonymiser, self.vault, {v.venue_id for v in venues})
+        edge = receiving_edge(self.settings, self.pseudonymiser, self.vault, {v.venue_id for v in venues})
         processor = self._load_processor(venues)
         try:
             report = self._ingest(edge, processor, batches, source, on_batch)
@@ -152,7 +153,7 @@ class EmbeddedRuntime:
             ids = admitted.identities
             self.writer.identities(ids.person, ids.identifier_sealed, ids.contact_sealed, at)
             self.writer.dead_letters(admitted.dead_letters, source, at)
-            out = processor.process(admitted.checkins)
+            out = processor.process(admitted.checkins, self.settings.clock_us())
             self._write(out, source, at)
             report.add(out, [d.reason for d in admitted.dead_letters], admitted.received)
             if on_batch:
@@ -170,15 +171,8 @@ class EmbeddedRuntime:
         self.writer.dead_letters(out.dead_letters, source, at)
 
     def _processor_config(self, venues: Sequence[Venue]) -> ProcessorConfig:
-        cats = load_categories()
-        s = self.settings
-        return ProcessorConfig(
-            dwell_us_by_venue={v.venue_id: cats[v.category].default_dwell_minutes * US_PER_MINUTE for v in venues},
-            capacity_by_venue={v.venue_id: v.capacity for v in venues},
-            allowed_lateness_us=s.allowed_lateness_minutes * US_PER_MINUTE,
-            dedupe_window_us=s.dedupe_window_hours * 60 * US_PER_MINUTE,
-            occupancy_window_us=s.occupancy_window_minutes * US_PER_MINUTE,
-        )
+        ids, cats, caps = [v.venue_id for v in venues], [v.category for v in venues], [v.capacity for v in venues]
+        return processor_config(ids, cats, caps, self.settings)
 
     @property
     def _legacy_state_file(self) -> Path:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import getpass
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from qrtrace.errors import InputError
@@ -37,6 +38,14 @@ class Settings:
     dedupe_window_hours: int = 48  # QRTRACE_DEDUPE_WINDOW_HOURS: how long a scan_id is remembered
     occupancy_window_minutes: int = 15  # QRTRACE_OCCUPANCY_WINDOW_MINUTES
     retention_days: int = 21  # QRTRACE_RETENTION_DAYS: whole day partitions older than this are dropped
+    # Event times are checked against the receiving clock: older than the retention period or further
+    # ahead than this is a dead letter (a phone's clock a few minutes fast is normal, a year is not).
+    max_future_minutes: int = 5  # QRTRACE_MAX_FUTURE_MINUTES
+    # The longest a visit may last: max(factor x its category's dwell, the floor). A check-out later than
+    # that closes nothing and is a dead letter (a 67-year visit would drag its person into every trace).
+    visit_cap_factor: int = 3  # QRTRACE_VISIT_CAP_FACTOR
+    visit_cap_min_hours: int = 4  # QRTRACE_VISIT_CAP_MIN_HOURS
+    now: str | None = None  # QRTRACE_NOW: ISO 8601 time the receiving clock reads (replays); default: wall clock
     broker: str | None = None  # QRTRACE_BROKER: Kafka bootstrap servers; absent = embedded in-process processing
     schema_registry_url: str | None = None  # QRTRACE_SCHEMA_REGISTRY_URL: Confluent-compatible; else local registry
     partitions: int = 4  # QRTRACE_PARTITIONS: partitions of the checkins topic (>= workers)
@@ -47,6 +56,32 @@ class Settings:
     grace_minutes: int = 30  # trace default
     min_overlap_minutes: int = 0  # trace default
     depth: int = 2  # trace default
+
+    def __post_init__(self) -> None:
+        for name in ("max_future_minutes", "visit_cap_min_hours", "retention_days"):
+            if getattr(self, name) < 0:
+                raise InputError(f"{name} cannot be negative, got {getattr(self, name)}.")
+        if self.visit_cap_factor < 1:
+            raise InputError(f"visit_cap_factor must be at least 1, got {self.visit_cap_factor}.")
+
+    def clock_us(self) -> int:
+        """The receiving clock in UTC microseconds: the wall clock, or QRTRACE_NOW when replaying history."""
+        if self.now is None:
+            return time.time_ns() // 1_000
+        return parse_clock(self.now)
+
+    def visit_cap_us(self, dwell_minutes: int) -> int:
+        """The longest visit allowed at a venue whose category has this default dwell."""
+        minutes = max(self.visit_cap_factor * dwell_minutes, self.visit_cap_min_hours * 60)
+        return minutes * 60_000_000
+
+    @property
+    def max_future_us(self) -> int:
+        return self.max_future_minutes * 60_000_000
+
+    @property
+    def max_event_age_us(self) -> int:
+        return self.retention_days * 86_400_000_000
 
     @property
     def is_embedded_store(self) -> bool:
@@ -87,7 +122,21 @@ _INT_ENV = {
     "QRTRACE_RETENTION_DAYS": "retention_days",
     "QRTRACE_PARTITIONS": "partitions",
     "QRTRACE_METRICS_PORT": "metrics_port",
+    "QRTRACE_MAX_FUTURE_MINUTES": "max_future_minutes",
+    "QRTRACE_VISIT_CAP_FACTOR": "visit_cap_factor",
+    "QRTRACE_VISIT_CAP_MIN_HOURS": "visit_cap_min_hours",
 }
+
+
+def parse_clock(value: str) -> int:
+    """QRTRACE_NOW as UTC microseconds; an ISO 8601 time with an offset, or one sentence why not."""
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"QRTRACE_NOW must be an ISO 8601 time with an offset, not {value!r}.") from None
+    if at.tzinfo is None:
+        raise InputError(f"QRTRACE_NOW needs a UTC offset (e.g. +07:00): {value!r}.")
+    return round(at.timestamp() * 1_000_000)
 
 
 def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +159,9 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
             values[attr] = env[name]
     if env.get("QRTRACE_METRICS_URLS"):
         values["metrics_urls"] = tuple(u.strip() for u in env["QRTRACE_METRICS_URLS"].split(",") if u.strip())
+    if env.get("QRTRACE_NOW"):
+        parse_clock(env["QRTRACE_NOW"])  # refuse a bad value at start, not at the first check-in
+        values["now"] = env["QRTRACE_NOW"]
     if env.get("QRTRACE_ACTOR"):
         values["actor"] = env["QRTRACE_ACTOR"]
     if env.get("QRTRACE_LANG"):

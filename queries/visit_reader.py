@@ -23,9 +23,20 @@ BUCKETS_PER_DAY = US_PER_DAY // BUCKET_US  # day partitions hold whole buckets
 VISIT_TYPES = {"person": object, "venue_id": object, "start_us": np.int64, "end_us": np.int64}
 
 
+# No visit lasts longer than its category's cap; the runtime passes the longest cap of its settings
+# (`longest_allowed_visit_us`: a day under the defaults). A store written before caps existed may still
+# hold longer visits (`qrtrace repair` shortens them).
+DEFAULT_MAX_VISIT_US = US_PER_DAY
+MAX_BUCKET = 2**32 - 1  # start_bucket is a UInt32
+
+
 class StoreHopReader:
-    def __init__(self, store: Store) -> None:
+    """Reads a hop's visits; visits longer than `max_visit_us` are read as ending at start + max_visit_us,
+    so a corrupt row can neither widen every look-back nor drag its person into unrelated cohorts."""
+
+    def __init__(self, store: Store, max_visit_us: int = DEFAULT_MAX_VISIT_US) -> None:
         self.store = store
+        self.max_visit_us = max_visit_us
         self.queries = 0  # statements sent, for benchmarks and tests
 
     def source_visits(self, frontier: Frontier) -> tuple[Table, int]:
@@ -41,12 +52,14 @@ class StoreHopReader:
             rows = self._query(sql, params)
             if len(rows["longest"]):
                 longest = max(longest, int(rows["longest"][0]))
-            parts.append({c: rows[c] for c in VISIT_COLUMNS})
-        return (concat_tables(parts) if parts else empty_table(VISIT_TYPES)), longest
+            parts.append(self._capped({c: rows[c] for c in VISIT_COLUMNS}))
+        return (concat_tables(parts) if parts else empty_table(VISIT_TYPES)), min(longest, self.max_visit_us)
 
     def cell_visits(self, venues: np.ndarray, buckets: np.ndarray) -> Table:
         """One statement per CELLS_PER_QUERY cells: one SELECT over the days the cells span, or, above
         SPLIT_BY_DAY_CELLS cells, a UNION ALL of one SELECT per day partition."""
+        real = (buckets >= 0) & (buckets <= MAX_BUCKET)  # a source from before 1970 has no cells to read
+        venues, buckets = venues[real], buckets[real]
         if not len(venues):
             return empty_table(VISIT_TYPES)
         sql = load_sql("qrtrace.queries", "trace_candidates")
@@ -57,7 +70,7 @@ class StoreHopReader:
             cells = list(zip(venues.tolist(), buckets.tolist(), strict=True))
             first, last = int(days[0]), int(days[-1])
             params = {"day_start": first * US_PER_DAY, "day_end": (last + 1) * US_PER_DAY, "cells": cells}
-            return self._query(sql, params)
+            return self._capped(self._query(sql, params))
         parts = []
         for lo in range(0, len(venues), CELLS_PER_QUERY):
             hi = min(lo + CELLS_PER_QUERY, len(venues))
@@ -68,8 +81,13 @@ class StoreHopReader:
                 params[f"day_start_{i}"] = int(days[a]) * US_PER_DAY
                 params[f"day_end_{i}"] = (int(days[a]) + 1) * US_PER_DAY
                 params[f"cells_{i}"] = list(zip(venues[a:b].tolist(), buckets[a:b].tolist(), strict=True))
-            parts.append(self._query("\nUNION ALL\n".join(statement), params))
+            parts.append(self._capped(self._query("\nUNION ALL\n".join(statement), params)))
         return concat_tables(parts) if parts else empty_table(VISIT_TYPES)
+
+    def _capped(self, visits: Table) -> Table:
+        start, end = np.asarray(visits["start_us"], dtype=np.int64), np.asarray(visits["end_us"], dtype=np.int64)
+        visits["start_us"], visits["end_us"] = start, np.minimum(end, start + self.max_visit_us)
+        return visits
 
     def _query(self, sql: str, params: dict[str, object]) -> Table:
         self.queries += 1

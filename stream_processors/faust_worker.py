@@ -25,7 +25,6 @@ import faust
 import numpy as np
 from faust.types import TP
 
-from qrtrace.domain.categories import load_categories
 from qrtrace.metrics import (
     BATCH_SIZE,
     CONSUMER_LAG,
@@ -45,7 +44,7 @@ from qrtrace.sinks.resilient import RetryingStore
 from qrtrace.sinks.store import Store
 from qrtrace.sinks.stores import open_store
 from qrtrace.sinks.writer import StoreWriter
-from qrtrace.stream_processors.batch import US_PER_MINUTE, DeadLetter
+from qrtrace.stream_processors.batch import DeadLetter
 from qrtrace.stream_processors.codec import (
     CheckinDecoder,
     checkin_batch,
@@ -53,6 +52,7 @@ from qrtrace.stream_processors.codec import (
     dead_letter_record,
     partition_of,
 )
+from qrtrace.stream_processors.config import processor_config
 from qrtrace.stream_processors.pipeline import CheckinProcessor, ProcessorConfig, ProcessorOutput
 from qrtrace.stream_processors.state import PartitionState, VenueState
 
@@ -104,16 +104,7 @@ class CheckinWorker:
 
     def _load_config(self) -> ProcessorConfig:
         rows = self.store.run(lambda s: s.query(load_sql("qrtrace.queries", "venues")))
-        cats = load_categories()
-        s = self.settings
-        return ProcessorConfig(
-            dwell_us_by_venue={v: cats[c].default_dwell_minutes * US_PER_MINUTE
-                               for v, c in zip(rows["venue_id"], rows["category"], strict=True)},
-            capacity_by_venue=dict(zip(rows["venue_id"], rows["capacity"], strict=True)),
-            allowed_lateness_us=s.allowed_lateness_minutes * US_PER_MINUTE,
-            dedupe_window_us=s.dedupe_window_hours * 60 * US_PER_MINUTE,
-            occupancy_window_us=s.occupancy_window_minutes * US_PER_MINUTE,
-        )  # fmt: skip
+        return processor_config(rows["venue_id"], rows["category"], rows["capacity"], self.settings)
 
     # -- state ------------------------------------------------------------------------------------
     def _partition(self, p: int) -> PartitionState:
@@ -217,7 +208,7 @@ class CheckinWorker:
         state = self._partition(p)
         batch = checkin_batch(good, np.array(seq, dtype=np.int64))
         self._preload(state, set(batch.venue_id.tolist()))
-        out = CheckinProcessor(self.config, state).process(batch)
+        out = CheckinProcessor(self.config, state).process(batch, self.settings.clock_us())
         self.last_event_wall[p] = time.monotonic()
         self.next_offset[p] = max(self.next_offset.get(p, 0), max(ev.message.offset for ev in events) + 1)
         highwater = self.highwater(p)

@@ -5,6 +5,8 @@ Per (person, venue), in event-time order:
 - `in` while open and no later than start + dwell is a repeat scan (ignored);
 - `in` later than start + dwell closes the open visit at start + dwell and opens a new one;
 - `out` closes the open visit at its time; `out` with nothing open is a dead letter;
+- `out` later than start + the venue's visit cap closes nothing and is a dead letter (the visit keeps
+  its dwell end): without a cap one forged or mistyped check-out makes a visit of years;
 - a visit never closed ends at start + dwell (emitted provisionally while it is open).
 Pairing is local to (person, venue), so it runs on venue-keyed partitions.
 """
@@ -29,6 +31,9 @@ from qrtrace.stream_processors.state import KeyState, VenueState
 
 # Outcome of each check-in, stored with it.
 OPENED, CLOSED, REPEAT, UNMATCHED_OUT, LATE = "opened", "closed", "repeat", "unmatched_checkout", "late"
+CHECKOUT_AFTER_CAP = "checkout_after_cap"
+
+NO_CAP = 2**62
 
 # venue, person, start, end, closed_by, version, previous end (-1: new row), opened_by
 VisitRow = tuple[str, str, int, int, int, int, int, str]
@@ -41,19 +46,25 @@ class PairingResult:
 
 
 def pair_visits(
-    batch: CheckinBatch, venue_state: Callable[[str], VenueState], dwell_us_by_venue: Mapping[str, int]
+    batch: CheckinBatch,
+    venue_state: Callable[[str], VenueState],
+    dwell_us_by_venue: Mapping[str, int],
+    cap_us_by_venue: Mapping[str, int] | None = None,
 ) -> PairingResult:
-    """Pair a batch in pairing order (venue, time, delivery) against each venue's open visits."""
+    """Pair a batch in pairing order (venue, time, delivery) against each venue's open visits. A venue
+    without a cap in `cap_us_by_venue` has none (check-outs close whatever is open)."""
+    caps = cap_us_by_venue or {}
     rows: list[VisitRow] = []
     outcome: list[str] = []
     touched: list[tuple[str, str, KeyState]] = []
-    current_venue, keys, dwell = None, {}, 0
+    current_venue, keys, dwell, cap = None, {}, 0, NO_CAP
     for venue, person, is_in, t, scan in zip(
         batch.venue_id.tolist(), batch.person.tolist(), batch.is_in.tolist(), batch.event_time_us.tolist(),
         batch.scan_id.tolist(), strict=True,
     ):  # fmt: skip
         if venue != current_venue:
             current_venue, keys, dwell = venue, venue_state(venue).keys, dwell_us_by_venue[venue]
+            cap = caps.get(venue, NO_CAP)
         st = keys.get(person)
         if st is None:
             st = keys[person] = KeyState(None, t)
@@ -78,6 +89,8 @@ def pair_visits(
                 outcome.append(OPENED)
         elif start is None:
             outcome.append(UNMATCHED_OUT)
+        elif t > start + cap:
+            outcome.append(CHECKOUT_AFTER_CAP)
         else:
             prev = start + dwell if st.emitted else -1
             rows.append((venue, person, start, t, CLOSED_BY_CHECKOUT, VERSION_FINAL, prev, st.open_scan))

@@ -7,7 +7,7 @@ its output through sinks; its state is a plain dataclass they snapshot.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import orjson
@@ -22,7 +22,7 @@ from qrtrace.stream_processors.batch import (
 )
 from qrtrace.stream_processors.dedupe import drop_retries, forget_scans
 from qrtrace.stream_processors.occupancy import fold_occupancy, forget_windows
-from qrtrace.stream_processors.pairing import LATE, UNMATCHED_OUT, forget_idle_keys, pair_visits
+from qrtrace.stream_processors.pairing import CHECKOUT_AFTER_CAP, LATE, UNMATCHED_OUT, forget_idle_keys, pair_visits
 from qrtrace.stream_processors.reorder import in_pairing_order, release
 from qrtrace.stream_processors.state import PartitionState
 
@@ -30,7 +30,9 @@ PRUNE_EVERY_US = 60 * US_PER_MINUTE
 PAIRING_DEAD_LETTERS = {
     UNMATCHED_OUT: "a check-out with no open visit for this person at this venue",
     LATE: "arrived after later events of the same person and venue were paired (beyond the allowed lateness)",
+    CHECKOUT_AFTER_CAP: "a check-out later than the longest visit this venue's category allows; it closes nothing",
 }
+EVENT_TIME_IN_FUTURE = "event_time_in_future"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class ProcessorConfig:
     allowed_lateness_us: int = 30 * US_PER_MINUTE
     dedupe_window_us: int = 2 * US_PER_DAY
     occupancy_window_us: int = 15 * US_PER_MINUTE
+    cap_us_by_venue: Mapping[str, int] | None = None  # longest visit per venue; None: uncapped
+    max_future_us: int | None = None  # events further ahead of the caller's clock are refused; None: no check
 
 
 @dataclass(frozen=True)
@@ -59,11 +63,28 @@ class CheckinProcessor:
         self.config = config
         self.state = state if state is not None else PartitionState()
 
-    def process(self, batch: CheckinBatch) -> ProcessorOutput:
-        """Take a batch of validated check-ins; return what is now final enough to store."""
+    def process(self, batch: CheckinBatch, now_us: int | None = None) -> ProcessorOutput:
+        """Take a batch of validated check-ins; return what is now final enough to store. With `now_us`
+        (the caller's clock) and a `max_future_us` bound, events from the future are dead letters: the
+        edge refuses them already, this keeps the partition's clock safe from any other producer."""
+        batch, refused = self._refuse_future(batch, now_us)
         retried = self._hold(batch)
         watermark = self.state.max_event_time_us - self.config.allowed_lateness_us
-        return self._pair(self._release(watermark), retried)
+        out = self._pair(self._release(watermark), retried)
+        if refused:
+            out = replace(out, dead_letters=refused + out.dead_letters)
+        return out
+
+    def _refuse_future(self, batch: CheckinBatch, now_us: int | None) -> tuple[CheckinBatch, list[DeadLetter]]:
+        limit = self.config.max_future_us
+        if now_us is None or limit is None or not len(batch):
+            return batch, []
+        ahead = batch.event_time_us > now_us + limit
+        if not ahead.any():
+            return batch, []
+        letters = event_dead_letters(batch.take(np.flatnonzero(ahead)), EVENT_TIME_IN_FUTURE,
+                                     "an event time ahead of the processor's clock")  # fmt: skip
+        return batch.take(np.flatnonzero(~ahead)), letters
 
     def flush(self) -> ProcessorOutput:
         """End of a finite input, or an idle partition: pair everything still held."""
@@ -74,7 +95,6 @@ class CheckinProcessor:
         state = self.state
         if not len(batch):
             return 0
-        state.max_event_time_us = max(state.max_event_time_us, int(batch.event_time_us.max()))
         order = np.argsort(batch.venue_id.astype(str), kind="stable")
         venues = batch.venue_id[order]
         bounds = np.flatnonzero(np.r_[True, venues[1:] != venues[:-1], True])
@@ -87,6 +107,8 @@ class CheckinProcessor:
             retried += int(hi - lo - keep.sum())
             part = batch.take(order[lo:hi][keep])
             if len(part):
+                # The clock moves with accepted first deliveries only (a retry repeats a known time).
+                state.max_event_time_us = max(state.max_event_time_us, int(part.event_time_us.max()))
                 vs.held = CheckinBatch.concat([vs.held, part]) if len(vs.held) else part
                 state.holding.add(venue)
         return retried
@@ -105,7 +127,7 @@ class CheckinProcessor:
 
     def _pair(self, ready: CheckinBatch, retried: int) -> ProcessorOutput:
         c = self.config
-        result = pair_visits(ready, self.state.venue, c.dwell_us_by_venue)
+        result = pair_visits(ready, self.state.venue, c.dwell_us_by_venue, c.cap_us_by_venue)
         occupancy = fold_occupancy(result.visits, self.state.venue, c.occupancy_window_us, c.capacity_by_venue)
         self._forget_old_state(set(ready.venue_id.tolist()))
         return ProcessorOutput(
@@ -135,26 +157,28 @@ class CheckinProcessor:
 
 
 def pairing_dead_letters(batch: CheckinBatch, outcome: np.ndarray) -> list[DeadLetter]:
-    """Dead letters for unmatched check-outs and too-late events (already pseudonymised)."""
-    idx = np.flatnonzero((outcome == UNMATCHED_OUT) | (outcome == LATE))
+    """Dead letters for unmatched and over-cap check-outs and too-late events (already pseudonymised)."""
+    idx = np.flatnonzero(np.isin(outcome, list(PAIRING_DEAD_LETTERS)))
     letters = []
     for i in idx.tolist():
         reason = str(outcome[i])
-        payload = {
-            "scan_id": batch.scan_id[i],
-            "venue_id": batch.venue_id[i],
-            "person": batch.person[i],
-            "direction": "in" if batch.is_in[i] else "out",
-            "event_time_us": int(batch.event_time_us[i]),
-            "mode": batch.mode[i],
-            "scanner_id": batch.scanner_id[i],
-        }
-        letters.append(
-            DeadLetter(
-                f"{reason}:{batch.scan_id[i]}",
-                reason,
-                PAIRING_DEAD_LETTERS[reason],
-                orjson.dumps(payload).decode(),
-            )
-        )
+        letters.append(_event_letter(batch, i, reason, PAIRING_DEAD_LETTERS[reason]))
     return letters
+
+
+def event_dead_letters(batch: CheckinBatch, reason: str, detail: str) -> list[DeadLetter]:
+    """One dead letter per check-in of `batch`, all for the same reason."""
+    return [_event_letter(batch, i, reason, detail) for i in range(len(batch))]
+
+
+def _event_letter(batch: CheckinBatch, i: int, reason: str, detail: str) -> DeadLetter:
+    payload = {
+        "scan_id": batch.scan_id[i],
+        "venue_id": batch.venue_id[i],
+        "person": batch.person[i],
+        "direction": "in" if batch.is_in[i] else "out",
+        "event_time_us": int(batch.event_time_us[i]),
+        "mode": batch.mode[i],
+        "scanner_id": batch.scanner_id[i],
+    }
+    return DeadLetter(f"{reason}:{batch.scan_id[i]}", reason, detail, orjson.dumps(payload).decode())

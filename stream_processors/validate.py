@@ -25,6 +25,18 @@ ISO_WITH_OFFSET = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)
 
 
 @dataclass(frozen=True, slots=True)
+class EventTimeWindow:
+    """Which event times a receiver accepts, relative to its clock: at most `max_age_us` old (the
+    retention period: older history would be dropped at once) and at most `max_future_us` ahead."""
+
+    max_age_us: int
+    max_future_us: int
+
+    def bounds(self, received_at_us: int) -> tuple[int, int]:
+        return received_at_us - self.max_age_us, received_at_us + self.max_future_us
+
+
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """Why record `index` of the batch was refused; `record` is the parsed object if there was one."""
 
@@ -76,12 +88,16 @@ def _not_object(i: int) -> Rejection:
 class Validator:
     """The contract's checks over whole batches, against the registered venues."""
 
-    def __init__(self, known_venues: Collection[str]) -> None:
+    def __init__(self, known_venues: Collection[str], window: EventTimeWindow | None = None) -> None:
         self._venues = pa.array(sorted(known_venues), pa.string())
         self._modes = pa.array(MODES, pa.string())
+        self._window = window
 
-    def validate(self, parsed: Sequence[dict | Rejection]) -> tuple[ValidRecords, list[Rejection]]:
-        """Split a parsed batch into valid columns and rejections, each with its reason."""
+    def validate(
+        self, parsed: Sequence[dict | Rejection], received_at_us: int | None = None
+    ) -> tuple[ValidRecords, list[Rejection]]:
+        """Split a parsed batch into valid columns and rejections, each with its reason. With a window,
+        event times too old or too far ahead of `received_at_us` are refused too."""
         rejected = [p for p in parsed if isinstance(p, Rejection)]
         index = np.array([i for i, p in enumerate(parsed) if not isinstance(p, Rejection)], dtype=np.int64)
         records: list[dict] = [parsed[i] for i in index.tolist()]  # type: ignore[misc]
@@ -105,6 +121,10 @@ class Validator:
         times = cols["event_time"][0]
         t_us, t_ok = _parse_times(times)
         refuse(~t_ok, "bad_event_time")
+        if self._window is not None and received_at_us is not None:
+            oldest, latest = self._window.bounds(received_at_us)
+            refuse(t_ok & (t_us < oldest), "event_time_too_old")
+            refuse(t_ok & (t_us > latest), "event_time_in_future")
         refuse(pc.invert(pc.is_in(cols["venue_id"][0], value_set=self._venues)), "unknown_venue")
         declaration = np.full(len(records), "", dtype=object)
         for i in np.flatnonzero(reason == None).tolist():  # noqa: E711
@@ -117,7 +137,8 @@ class Validator:
                 reason[i] = "wrong_type"
         ok = reason == None  # noqa: E711
         for i in np.flatnonzero(~ok).tolist():
-            rejected.append(Rejection(int(index[i]), reason[i], _explain(reason[i], records[i]), records[i]))
+            why = _explain(reason[i], records[i], self._window)
+            rejected.append(Rejection(int(index[i]), reason[i], why, records[i]))
         rejected.sort(key=lambda r: r.index)
         keep = np.flatnonzero(ok)
         col = lambda name: _objects(cols[name][0])[keep]  # noqa: E731
@@ -187,7 +208,7 @@ def _objects(arr: pa.Array) -> np.ndarray:
     return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
 
 
-def _explain(reason: str, record: dict) -> str:
+def _explain(reason: str, record: dict, window: EventTimeWindow | None = None) -> str:
     """A sentence for one refused record (only refused records get here)."""
     if reason in ("missing_field", "wrong_type", "field_too_long"):
         for name in REQUIRED_FIELDS:
@@ -205,6 +226,12 @@ def _explain(reason: str, record: dict) -> str:
         return f"mode must be one of {', '.join(MODES)}, got {record.get('mode')!r}"
     if reason == "bad_event_time":
         return f"event_time {record.get('event_time')!r} is not ISO 8601 with a UTC offset"
+    if reason == "event_time_too_old" and window is not None:
+        days = window.max_age_us // 86_400_000_000
+        return f"event_time {record.get('event_time')!r} is more than {days} days before it was received"
+    if reason == "event_time_in_future" and window is not None:
+        minutes = window.max_future_us // 60_000_000
+        return f"event_time {record.get('event_time')!r} is more than {minutes} minutes ahead of the receiving clock"
     if reason == "unknown_venue":
         return f"venue {record.get('venue_id')} is not registered"
     return reason
