@@ -382,6 +382,57 @@ def retention(store: StoreOpt = None) -> None:
     out.print(f"dropped {len(dropped)} partitions")
 
 
+@app.command()
+def repair(
+    store: StoreOpt = None, lang: LangOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Repair a store written before event times were bounded: future check-ins to dead letters, visits
+    over their cap shortened, expired partitions dropped, the processor's clock moved back."""
+    settings = _settings(store, lang)
+    with _runtime(settings) as rt:
+        store_report, state_report = rt.repair()
+    report = _repair_dict(store_report, state_report, settings)
+    if as_json:
+        out.print_json(orjson.dumps(report).decode())
+        return
+    vi = settings.lang == "vi"
+    out.print(
+        (f"Đã sửa kho: {report['future_checkins']} lượt quét có thời gian ở tương lai chuyển vào hàng đợi lỗi, "
+         f"{report['visits_shortened']} lượt có mặt quá dài được rút ngắn, "
+         f"{len(report['expired_partitions'])} phân vùng quá hạn lưu trữ bị xoá; "
+         f"đồng hồ bộ xử lý: {report['state']['clock_before']} → {report['state']['clock_after']}.")
+        if vi else
+        (f"Store repaired: {report['future_checkins']} check-ins from the future moved to the dead letters, "
+         f"{report['visits_shortened']} over-long visits shortened, "
+         f"{len(report['expired_partitions'])} partitions past retention dropped; "
+         f"processor clock: {report['state']['clock_before']} -> {report['state']['clock_after']}.")
+    )  # fmt: skip
+
+
+def _repair_dict(store_report, state_report, settings: Settings) -> dict:  # type: ignore[no-untyped-def]
+    def when(us: int) -> str | None:
+        try:
+            return render.iso(us, settings.display_tz) if us > -(2**61) else None
+        except (OverflowError, ValueError, OSError):
+            return str(us)
+
+    return {
+        "future_checkins": store_report.future_checkins,
+        "future_partitions": [list(p) for p in store_report.future_partitions],
+        "future_rows_deleted": store_report.future_rows_deleted,
+        "visits_shortened": store_report.visits_shortened,
+        "expired_partitions": [list(p) for p in store_report.expired_partitions],
+        "state": {
+            "clock_before": when(state_report.clock_before_us),
+            "clock_after": when(state_report.clock_after_us),
+            "scans_forgotten": state_report.scans_forgotten,
+            "held_dropped": state_report.held_dropped,
+            "open_visits_dropped": state_report.open_visits_dropped,
+            "venues": len(state_report.venues),
+        },
+    }
+
+
 @app.command("ingest-server")
 def serve_scanners(
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port; 0 picks a free one.")] = 8080,

@@ -27,15 +27,17 @@ from qrtrace.queries.visit_reader import StoreHopReader
 from qrtrace.settings import Settings
 from qrtrace.sinks.audit import AuditLog, now_us
 from qrtrace.sinks.clickhouse_sql import load_sql
+from qrtrace.sinks.repair import StoreRepair, repair_store
 from qrtrace.sinks.retention import drop_expired_partitions
 from qrtrace.sinks.store import Store
 from qrtrace.sinks.stores import open_store
 from qrtrace.sinks.writer import StoreWriter
-from qrtrace.stream_processors.batch import US_PER_DAY
+from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
 from qrtrace.stream_processors.config import processor_config
 from qrtrace.stream_processors.pairing import CLOSED, LATE, OPENED, REPEAT, UNMATCHED_OUT
 from qrtrace.stream_processors.pipeline import CheckinProcessor, ProcessorConfig, ProcessorOutput
 from qrtrace.stream_processors.state import PartitionState
+from qrtrace.stream_processors.state_repair import StateRepair, repair_state
 from qrtrace.stream_processors.venue_state_file import VenueStateFile
 
 STATE_VERSION = 2  # bump when PartitionState changes shape
@@ -287,8 +289,30 @@ class EmbeddedRuntime:
         return self.store.query(load_sql("qrtrace.queries", "coverage_daily_trend"), params), first_day
 
     def apply_retention(self, now: int | None = None) -> list[tuple[str, int]]:
-        cutoff_day = ((now if now is not None else now_us()) // US_PER_DAY) - self.settings.retention_days
+        now = now if now is not None else self.settings.clock_us()
+        cutoff_day = now // US_PER_DAY - self.settings.retention_days
         return drop_expired_partitions(self.store, cutoff_day)
+
+    def repair(self) -> tuple[StoreRepair, StateRepair]:
+        """Repair a store and processor state written before event times and visits were bounded
+        (`qrtrace repair`): future rows out, over-long visits shortened, the partition clock moved back."""
+        s = self.settings
+        now = s.clock_us()
+        latest = now + s.max_future_us
+        venues = self.venues()
+        processor = self._load_processor(venues)
+        state_report = repair_state(processor.state, latest, s.occupancy_window_minutes * US_PER_MINUTE)
+        cats = load_categories().values()
+        store_report = repair_store(
+            self.store,
+            latest,
+            now // US_PER_DAY - s.retention_days,
+            {c.code: c.default_dwell_minutes * US_PER_MINUTE for c in cats},
+            {c.code: s.visit_cap_us(c.default_dwell_minutes) for c in cats},
+            now_us(),
+        )
+        self._save_processor(processor)  # after the store: a crash in between leaves a repair to run again
+        return store_report, state_report
 
 
 def persons_in(results: Sequence[TraceResult]) -> set[str]:

@@ -24,3 +24,8 @@ def run_cli(*args: str, store: Path, check: bool = True, env: dict | None = None
 @pytest.fixture
 def cli():  # type: ignore[no-untyped-def]
     return run_cli
+
+
+# The worked example and the fixtures are from July 2021: ingest them as a replay, with the receiving
+# clock set to just after them (otherwise they are older than the retention period, i.e. dead letters).
+REPLAY_2021 = {"QRTRACE_NOW": "2021-07-25T12:00:00+07:00"}

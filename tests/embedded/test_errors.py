@@ -8,6 +8,7 @@ import pytest
 
 from qrtrace.settings import Settings
 from tests.conftest import SMALL_WAVE
+from tests.embedded.conftest import REPLAY_2021
 
 pytestmark = pytest.mark.embedded
 
@@ -83,7 +84,7 @@ def test_bad_records_are_dead_lettered_with_reasons_and_counted(cli, tmp_path) -
     ]
     f = tmp_path / "mixed.jsonl"
     f.write_text("\n".join(records) + "\n")
-    report = json.loads(cli("ingest", str(f), "--json", store=store).stdout)
+    report = json.loads(cli("ingest", str(f), "--json", store=store, env=REPLAY_2021).stdout)
     assert report["received"] == 9 and report["accepted"] == 1 and report["dead_lettered"] == 8
     assert report["reasons"] == {
         "malformed_json": 1,

@@ -13,6 +13,7 @@ from qrtrace.embedded import EmbeddedRuntime
 from qrtrace.errors import StoreError
 from qrtrace.settings import Settings
 from tests.conftest import SMALL_WAVE
+from tests.embedded.conftest import REPLAY_2021
 
 pytestmark = pytest.mark.embedded
 
@@ -22,7 +23,7 @@ CHECKINS = "SELECT scan_id, venue_id, person, event_time_us, outcome FROM qrtrac
 
 def _ingest(store: Path, keys: Path, fail_first_write: bool) -> dict[str, set[tuple]]:
     lines = [line for line in (SMALL_WAVE / "events.jsonl").read_bytes().splitlines() if line.strip()]
-    with EmbeddedRuntime(Settings(store=str(store), key_file=keys)) as rt:
+    with EmbeddedRuntime(Settings(store=str(store), key_file=keys, now=REPLAY_2021["QRTRACE_NOW"])) as rt:
         rt.register_venues(read_venues_csv(SMALL_WAVE / "venues.csv", rt.commune_codes()))
         if fail_first_write:
             real = rt.writer.checkins

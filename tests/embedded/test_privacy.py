@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from qrtrace.embedded import EmbeddedRuntime
 from qrtrace.producers.simulator import SimulationConfig, build_district, checkin_batches
 from qrtrace.settings import Settings
 from tests.conftest import SMALL_WAVE
+from tests.embedded.conftest import REPLAY_2021
 
 pytestmark = pytest.mark.embedded
 
@@ -46,7 +48,7 @@ def test_no_raw_identifier_in_any_table_or_file(tmp_path: Path) -> None:
             "person_id": "0911222333",
             "direction": "sideways",
             "phone": "0944555666",
-            "event_time": "2021-07-20T08:00:00+07:00",
+            "event_time": (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds"),
             "mode": "manual",
             "scanner_id": "S",
         }
@@ -74,7 +76,7 @@ def test_no_raw_identifier_in_any_table_or_file(tmp_path: Path) -> None:
 def test_trace_reidentifies_only_through_the_vault_and_audits(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     store = tmp_path / "s"
     cli("venues", "import", str(SMALL_WAVE / "venues.csv"), store=store)
-    cli("ingest", str(SMALL_WAVE / "events.jsonl"), store=store)
+    cli("ingest", str(SMALL_WAVE / "events.jsonl"), store=store, env=REPLAY_2021)
     cli(
         "trace",
         "09381480988",

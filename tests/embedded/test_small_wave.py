@@ -9,6 +9,7 @@ from datetime import datetime
 import pytest
 
 from tests.conftest import SMALL_WAVE
+from tests.embedded.conftest import REPLAY_2021
 
 pytestmark = pytest.mark.embedded
 
@@ -19,14 +20,14 @@ def instant(s: str) -> float:
 
 def test_small_wave_reports_exactly_the_expected_contacts(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
     store = tmp_path / "store"
-    cli("venues", "import", str(SMALL_WAVE / "venues.csv"), store=store)
-    ingest = cli("ingest", str(SMALL_WAVE / "events.jsonl"), "--json", store=store)
+    cli("venues", "import", str(SMALL_WAVE / "venues.csv"), store=store, env=REPLAY_2021)
+    ingest = cli("ingest", str(SMALL_WAVE / "events.jsonl"), "--json", store=store, env=REPLAY_2021)
     counts = json.loads(ingest.stdout[ingest.stdout.index("{") :])
     assert counts["received"] == 150
     assert counts["received"] == counts["accepted"] + counts["deduplicated"] + counts["dead_lettered"]
     expected = json.loads((SMALL_WAVE / "expected.json").read_text())
     args = shlex.split(expected["command"])[1:]
-    got = json.loads(cli(*args, store=store).stdout)
+    got = json.loads(cli(*args, store=store, env=REPLAY_2021).stdout)
     assert got["case"] == expected["case"]
     want = {(c["person_id"], c["hop"], instant(c["first_exposure"])) for c in expected["contacts"]}
     have = {(c["person_id"], c["hop"], instant(c["first_exposure"])) for c in got["contacts"]}
@@ -43,13 +44,13 @@ def test_small_wave_reports_exactly_the_expected_contacts(cli, tmp_path) -> None
 
 def test_ingesting_the_same_file_twice_stores_nothing_twice(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
     store = tmp_path / "store"
-    cli("venues", "import", str(SMALL_WAVE / "venues.csv"), store=store)
-    first = json.loads(cli("ingest", str(SMALL_WAVE / "events.jsonl"), "--json", store=store).stdout)
-    second = json.loads(cli("ingest", str(SMALL_WAVE / "events.jsonl"), "--json", store=store).stdout)
+    cli("venues", "import", str(SMALL_WAVE / "venues.csv"), store=store, env=REPLAY_2021)
+    first = json.loads(cli("ingest", str(SMALL_WAVE / "events.jsonl"), "--json", store=store, env=REPLAY_2021).stdout)
+    second = json.loads(cli("ingest", str(SMALL_WAVE / "events.jsonl"), "--json", store=store, env=REPLAY_2021).stdout)
     assert first["accepted"] > 0
     assert second["accepted"] == 0 and second["deduplicated"] == 150
     expected = json.loads((SMALL_WAVE / "expected.json").read_text())
-    got = json.loads(cli(*shlex.split(expected["command"])[1:], store=store).stdout)
+    got = json.loads(cli(*shlex.split(expected["command"])[1:], store=store, env=REPLAY_2021).stdout)
     assert len(got["contacts"]) == len(expected["contacts"])
 
 
@@ -57,8 +58,8 @@ def test_batch_trace_writes_each_case_and_one_combined_cohort(cli, tmp_path) -> 
     """`trace --cases` equals the single traces case by case; the cohort lists each contact once, with all
     the cases that reached them."""
     store = tmp_path / "store"
-    cli("venues", "import", str(SMALL_WAVE / "venues.csv"), store=store)
-    cli("ingest", str(SMALL_WAVE / "events.jsonl"), store=store)
+    cli("venues", "import", str(SMALL_WAVE / "venues.csv"), store=store, env=REPLAY_2021)
+    cli("ingest", str(SMALL_WAVE / "events.jsonl"), store=store, env=REPLAY_2021)
     expected = json.loads((SMALL_WAVE / "expected.json").read_text())
     window = ("2021-07-20T00:00:00+07:00", "2021-07-21T00:00:00+07:00")
     people = [expected["case"], expected["contacts"][0]["person_id"]]
@@ -68,10 +69,11 @@ def test_batch_trace_writes_each_case_and_one_combined_cohort(cli, tmp_path) -> 
     )
     rules = ("--until", "2021-07-25T00:00:00+07:00", "--depth", "2")
     out = tmp_path / "out"
-    cli("trace", "--cases", str(cases), *rules, "--out", str(out), store=store)
+    cli("trace", "--cases", str(cases), *rules, "--out", str(out), store=store, env=REPLAY_2021)
     singles = {
         f"c{i}": json.loads(
-            cli("trace", p, "--from", window[0], "--to", window[1], *rules, "--json", store=store).stdout
+            cli("trace", p, "--from", window[0], "--to", window[1], *rules, "--json", store=store,
+                env=REPLAY_2021).stdout
         )
         for i, p in enumerate(people)
     }

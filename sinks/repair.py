@@ -1,0 +1,143 @@
+"""`qrtrace repair`: fix a store written before event times and visit lengths were bounded (issue 10).
+
+- check-ins from after the receiving clock's limit become dead letters (`event_time_in_future`) and
+  leave the tables, with the visits and occupancy windows they made: whole future day partitions are
+  dropped, rows later today are deleted by a mutation;
+- visits longer than their venue's cap end at start + dwell again (a row of a higher version, which
+  the tables keep instead), and each is recorded as a dead letter (`visit_over_cap`);
+- day partitions older than retention are dropped (what `qrtrace retention` does);
+- the longest-visit-per-day table is rebuilt, so traces stop looking back years.
+Idempotent: a second run finds nothing to do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+
+from qrtrace.sinks.clickhouse_sql import literal, load_sql
+from qrtrace.sinks.retention import drop_expired_partitions
+from qrtrace.sinks.store import Store
+from qrtrace.sinks.writer import StoreWriter
+from qrtrace.stream_processors.batch import CLOSED_BY_DWELL, US_PER_DAY, DeadLetter, VisitBatch
+
+VERSION_REPAIRED = 2  # above provisional (0) and final (1): ReplacingMergeTree(version) keeps this row
+# Event-time column of each table whose rows a future check-in can have made.
+FUTURE_TABLES = {"checkins": "event_time_us", "visits_by_venue": "start_us", "visits_by_person": "start_us",
+                 "occupancy": "window_start_us"}  # fmt: skip
+MUTATION_WAIT_S = 120
+
+
+@dataclass
+class StoreRepair:
+    future_checkins: int = 0
+    future_partitions: list[tuple[str, int]] = field(default_factory=list)
+    future_rows_deleted: dict[str, int] = field(default_factory=dict)
+    visits_shortened: int = 0
+    expired_partitions: list[tuple[str, int]] = field(default_factory=list)
+
+
+def repair_store(
+    store: Store,
+    latest_us: int,
+    cutoff_day: int,
+    dwell_us_by_category: Mapping[str, int],
+    cap_us_by_category: Mapping[str, int],
+    at_us: int,
+) -> StoreRepair:
+    """Repair rows after `latest_us` (the clock plus its tolerance), visits over their category's cap and
+    day partitions before `cutoff_day`. `at_us` stamps the dead letters written."""
+    report = StoreRepair()
+    writer = StoreWriter(store)
+    report.future_checkins = _future_checkins_to_dead_letters(store, writer, latest_us, at_us)
+    report.future_partitions, report.future_rows_deleted = _remove_future_rows(store, latest_us)
+    report.visits_shortened = _shorten_long_visits(store, writer, dwell_us_by_category, cap_us_by_category, at_us)
+    report.expired_partitions = drop_expired_partitions(store, cutoff_day)
+    store.execute("TRUNCATE TABLE qrtrace.visit_spans")
+    store.execute(load_sql("qrtrace.sinks", "repair_visit_spans"))
+    return report
+
+
+def _future_checkins_to_dead_letters(store: Store, writer: StoreWriter, latest_us: int, at_us: int) -> int:
+    rows = store.query(load_sql("qrtrace.sinks", "repair_future_checkins"), {"latest": latest_us})
+    letters = []
+    for scan, venue, person, direction, t, mode, scanner in zip(*rows.values(), strict=True):
+        payload = {"scan_id": scan, "venue_id": venue, "person": person, "direction": "in" if direction > 0 else "out",
+                   "event_time_us": int(t), "mode": mode, "scanner_id": scanner}  # fmt: skip
+        letters.append(DeadLetter(f"event_time_in_future:{scan}", "event_time_in_future",
+                                  "stored before event times were bounded; removed by qrtrace repair",
+                                  orjson.dumps(payload).decode()))  # fmt: skip
+    writer.dead_letters(letters, "repair", at_us)
+    return len(letters)
+
+
+def _remove_future_rows(store: Store, latest_us: int) -> tuple[list[tuple[str, int]], dict[str, int]]:
+    """Whole day partitions after the limit's day are dropped; rows after the limit within its day are
+    deleted by a mutation (waited for, so the command's answer is the store's state)."""
+    boundary_day = latest_us // US_PER_DAY
+    rows = store.query(load_sql("qrtrace.sinks", "day_partitions"), {"tables": list(FUTURE_TABLES)})
+    dropped = []
+    for table, partition in sorted(set(zip(rows["table"], rows["partition"], strict=True))):
+        if table in FUTURE_TABLES and int(partition) > boundary_day:
+            # Table names come from the constant above; the partition id is rendered as an integer literal.
+            store.execute(f"ALTER TABLE qrtrace.{table} DROP PARTITION {literal(int(partition), 'Int64')}")
+            dropped.append((table, int(partition)))
+    deleted = {}
+    for table, column in FUTURE_TABLES.items():
+        limit = literal(latest_us, "Int64")
+        n = int(store.query(f"SELECT count() AS n FROM qrtrace.{table} WHERE {column} > {limit}")["n"][0])
+        if n:
+            store.execute(f"ALTER TABLE qrtrace.{table} DELETE WHERE {column} > {limit}")
+            deleted[table] = n
+    if deleted:
+        _wait_for_mutations(store)
+    return dropped, deleted
+
+
+def _wait_for_mutations(store: Store) -> None:
+    deadline = time.monotonic() + MUTATION_WAIT_S
+    while time.monotonic() < deadline:
+        left = store.query("SELECT count() AS n FROM system.mutations WHERE database = 'qrtrace' AND is_done = 0")
+        if not int(left["n"][0]):
+            return
+        time.sleep(0.2)
+
+
+def _shorten_long_visits(
+    store: Store,
+    writer: StoreWriter,
+    dwell_us_by_category: Mapping[str, int],
+    cap_us_by_category: Mapping[str, int],
+    at_us: int,
+) -> int:
+    shortest = min(cap_us_by_category.values())
+    rows = store.query_columns(load_sql("qrtrace.sinks", "repair_long_visits"), {"shortest_cap": shortest})
+    if not len(rows["start_us"]):
+        return 0
+    longest = max(cap_us_by_category.values())
+    cap = np.array([cap_us_by_category.get(c, longest) for c in rows["category"].tolist()], dtype=np.int64)
+    dwell = np.array([dwell_us_by_category.get(c, longest) for c in rows["category"].tolist()], dtype=np.int64)
+    over = np.flatnonzero(rows["end_us"] - rows["start_us"] > cap)
+    if not len(over):
+        return 0
+    start = rows["start_us"][over].astype(np.int64)
+    n = len(over)
+    writer.visits(VisitBatch(
+        venue_id=rows["venue_id"][over], person=rows["person"][over], start_us=start, end_us=start + dwell[over],
+        closed_by=np.full(n, CLOSED_BY_DWELL, np.int8), version=np.full(n, VERSION_REPAIRED, np.uint8),
+        previous_end_us=np.full(n, -1, np.int64), opened_by=rows["opened_by"][over],
+    ))  # fmt: skip
+    letters = [
+        DeadLetter(f"visit_over_cap:{v}:{p}:{s}:{o}", "visit_over_cap",
+                   "a visit longer than its category's cap, stored before visits were capped; now ends at its dwell",
+                   orjson.dumps({"venue_id": v, "person": p, "start_us": int(s), "end_us": int(e)}).decode())
+        for v, p, s, e, o in zip(rows["venue_id"][over].tolist(), rows["person"][over].tolist(),
+                                 rows["start_us"][over].tolist(), rows["end_us"][over].tolist(),
+                                 rows["opened_by"][over].tolist(), strict=True)
+    ]  # fmt: skip
+    writer.dead_letters(letters, "repair", at_us)
+    return n
