@@ -5,6 +5,12 @@ chDB, whatever the row count: measured in benchmarks/api_bench.py), so storing e
 alone caps a server at ~9 requests/s. A single writer thread takes every request queued while the
 previous pass ran and stores them in one pass; each request's caller waits until its pass is stored
 (and only then answers 202), so nothing is acknowledged before it is durable.
+
+One bad batch does not fail its neighbours: when a shared pass fails, each of its requests is stored
+again in a pass of its own, so only the one that fails alone gets the failure. Only a sentence about
+the request itself (`InputError`) reaches its caller; a store's own error becomes "send it again",
+never the database's text. A pass that fails leaves at most rows a resend writes again (the keys make
+them the same rows), because every refusal of the input itself happens before the first write.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from qrtrace.errors import QrtraceError
+from qrtrace.errors import InputError
 
 MAX_EVENTS_PER_PASS = 20_000
 
@@ -59,7 +65,7 @@ class GroupCommit:
             # Each waiting caller gets an exception of its own (one object raised in several threads
             # would mix their tracebacks); a sentence meant for users keeps its type.
             err = pending.error
-            if isinstance(err, QrtraceError):
+            if isinstance(err, InputError):
                 raise type(err)(str(err)) from err
             raise CommitFailed("The store could not save this batch; nothing was acknowledged, send it again.") from err
 
@@ -85,11 +91,23 @@ class GroupCommit:
     def _run(self) -> None:
         while (taken := self._take()) is not None:
             try:
-                self._store_lines([line for p in taken for line in p.lines])
-                self.passes += 1
-            except BaseException as exc:  # every waiting caller gets the failure, not a hang
-                for p in taken:
-                    p.error = exc
+                self._store(taken)
             finally:
                 for p in taken:
                     p.done.set()
+
+    def _store(self, taken: list[_Pending]) -> None:
+        try:
+            self._store_lines([line for p in taken for line in p.lines])
+            self.passes += 1
+            return
+        except BaseException as exc:  # every waiting caller gets an answer, never a hang
+            if len(taken) == 1:
+                taken[0].error = exc
+                return
+        for p in taken:  # isolate: each request of the failed pass alone, so one bad batch fails only itself
+            try:
+                self._store_lines(list(p.lines))
+                self.passes += 1
+            except BaseException as exc:
+                p.error = exc

@@ -9,8 +9,13 @@ import numpy as np
 from qrtrace.domain.admin_units import COMMUNE_COLUMNS, Commune
 from qrtrace.domain.categories import VenueCategory
 from qrtrace.domain.venues import Venue
-from qrtrace.sinks.store import Store
-from qrtrace.stream_processors.batch import CheckinBatch, DeadLetter, OccupancyBatch, VisitBatch
+from qrtrace.sinks.store import Columns, Store
+from qrtrace.stream_processors.batch import US_PER_DAY, CheckinBatch, DeadLetter, OccupancyBatch, VisitBatch
+
+# ClickHouse refuses an insert touching more than 100 partitions (max_partitions_per_insert_block); our
+# tables are partitioned by day, so a batch spanning more days (a retention of months, a backlog) is
+# sent in inserts of at most this many days each, instead of failing after other tables were written.
+DAYS_PER_INSERT = 90
 
 
 class StoreWriter:
@@ -22,8 +27,9 @@ class StoreWriter:
     def checkins(self, batch: CheckinBatch, outcome: np.ndarray, ingested_at_us: int) -> None:
         if not len(batch):
             return
-        self.store.insert(
+        self._insert_by_day(
             "qrtrace.checkins",
+            batch.event_time_us,
             {
                 "scan_id": batch.scan_id,
                 "venue_id": batch.venue_id,
@@ -43,8 +49,9 @@ class StoreWriter:
         """Into visits_by_venue; the materialized view copies them into visits_by_person."""
         if not len(visits):
             return
-        self.store.insert(
+        self._insert_by_day(
             "qrtrace.visits_by_venue",
+            visits.start_us,
             {
                 "venue_id": visits.venue_id,
                 "person": visits.person,
@@ -59,8 +66,9 @@ class StoreWriter:
     def occupancy(self, windows: OccupancyBatch) -> None:
         if not len(windows):
             return
-        self.store.insert(
+        self._insert_by_day(
             "qrtrace.occupancy",
+            windows.window_start_us,
             {
                 "venue_id": windows.venue_id,
                 "window_start_us": windows.window_start_us,
@@ -71,6 +79,17 @@ class StoreWriter:
                 "version": windows.version,
             },
         )
+
+    def _insert_by_day(self, table: str, times_us: np.ndarray, columns: Columns) -> None:
+        """One insert, or one per DAYS_PER_INSERT days when the rows span more day partitions."""
+        days = np.asarray(times_us, dtype=np.int64) // US_PER_DAY
+        distinct = np.unique(days)
+        if len(distinct) <= DAYS_PER_INSERT:
+            self.store.insert(table, columns)
+            return
+        for lo in range(0, len(distinct), DAYS_PER_INSERT):
+            chosen = np.isin(days, distinct[lo : lo + DAYS_PER_INSERT])
+            self.store.insert(table, {name: np.asarray(values)[chosen] for name, values in columns.items()})
 
     def dead_letters(self, letters: Sequence[DeadLetter], source: str, received_at_us: int) -> None:
         if not letters:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from qrtrace.api.group_commit import CommitFailed, CommitTimeout, GroupCommit
-from qrtrace.errors import InputError
+from qrtrace.errors import InputError, StoreError
 
 
 def test_concurrent_batches_share_passes_and_each_line_is_stored_once() -> None:
@@ -109,3 +109,44 @@ def test_passes_respect_the_size_limit() -> None:
         th.join(timeout=30)
     commit.close()
     assert sum(sizes) == 24 and max(sizes) <= 10
+
+
+def test_one_bad_batch_fails_only_itself_and_store_errors_are_not_shown() -> None:
+    """A pass holding a batch the store cannot take is stored again request by request: the other
+    scanners' batches are stored, the bad one gets 'send it again' without the database's text."""
+    stored: list[bytes] = []
+    gate = threading.Event()
+
+    def store(lines: list[bytes]) -> None:
+        gate.wait(10)
+        if b"poison" in lines:
+            raise StoreError("The embedded store refused a statement: Code: 252. DB::Exception: Too many partitions")
+        stored.extend(lines)
+
+    commit = GroupCommit(store)
+    errors: dict[str, BaseException] = {}
+
+    def send(name: str) -> None:
+        try:
+            commit.submit([name.encode()])
+        except BaseException as exc:
+            errors[name] = exc
+
+    blocker = threading.Thread(target=send, args=("first",))
+    blocker.start()
+    deadline = time.monotonic() + 10
+    while commit._queue and time.monotonic() < deadline:  # bounded: the first pass has taken "first"
+        time.sleep(0.01)
+    others = [threading.Thread(target=send, args=(n,)) for n in ("a", "poison", "b")]
+    for th in others:
+        th.start()
+    while len(commit._queue) < 3 and time.monotonic() < deadline:  # bounded: the three queue up behind it
+        time.sleep(0.01)
+    gate.set()
+    for th in [blocker, *others]:
+        th.join(timeout=30)
+    commit.close()
+    assert sorted(stored) == [b"a", b"b", b"first"]
+    assert set(errors) == {"poison"}
+    assert isinstance(errors["poison"], CommitFailed)
+    assert "DB::Exception" not in str(errors["poison"]) and "send it again" in str(errors["poison"])

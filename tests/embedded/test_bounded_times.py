@@ -89,3 +89,16 @@ def test_a_store_written_without_bounds_is_repaired(cli, tmp_path) -> None:  # t
                                 scan("ok-2", "out", "2021-07-25T11:00:00+07:00")]) + "\n")  # fmt: skip
     fresh = counts(cli("ingest", str(today), "--json", store=store, env=REPLAY_2021))
     assert fresh["accepted"] == 2 and fresh["dead_lettered"] == 0
+
+
+def test_a_backlog_spanning_months_is_stored_whole(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With a retention of a year, one batch may span 150 days: more day partitions than one ClickHouse
+    insert may touch. It used to be refused after some tables were written; now it is stored whole."""
+    store = tmp_path / "store"
+    cli("venues", "import", str(SMALL_WAVE / "venues.csv"), store=store)
+    backlog = tmp_path / "backlog.jsonl"
+    days = [f"2021-{m:02d}-{d:02d}" for m in range(2, 8) for d in range(1, 26)][:150]
+    backlog.write_text("".join(scan(f"b-{day}", "in", f"{day}T09:00:00+07:00") + "\n" for day in days))
+    env = {**REPLAY_2021, "QRTRACE_RETENTION_DAYS": "365"}
+    got = counts(cli("ingest", str(backlog), "--json", store=store, env=env))
+    assert got["accepted"] == 150 and got["visits_written"] >= 150 and got["dead_lettered"] == 0
