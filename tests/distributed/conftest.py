@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, qrtrace_bin
+from tests.distributed.helpers import SIM_CLOCK
 
 INFRA = REPO / "infra"
 
@@ -89,7 +90,7 @@ class Pipeline:
     def env(self) -> dict[str, str]:
         return {**os.environ, "QRTRACE_BROKER": self.servers.broker, "QRTRACE_STORE": self.servers.store_url,
                 "QRTRACE_TOPIC_PREFIX": self.prefix, "QRTRACE_WORKER_GROUP": f"{self.prefix}workers",
-                "QRTRACE_KEY_FILE": str(self.keys), "QRTRACE_PARTITIONS": "4"}  # fmt: skip
+                "QRTRACE_KEY_FILE": str(self.keys), "QRTRACE_PARTITIONS": "4", "QRTRACE_NOW": SIM_CLOCK}  # fmt: skip
 
     def create_topics(self) -> None:
         script(sys.executable, INFRA / "kafka" / "admin.py", "topics", "--bootstrap", self.servers.broker,

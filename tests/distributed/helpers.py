@@ -29,6 +29,9 @@ def dead_letter_counts(store) -> dict[str, int]:  # type: ignore[no-untyped-def]
 # Simulations start on a fixed day, never "days before today": a run that crosses local midnight would
 # otherwise simulate different days on its two sides (it did, at 17:00 UTC).
 SIM_START = "2021-07-19"
+# ... and are received as a replay: the receiving clock reads a time just after the simulated days (and
+# the worked example), within the retention period of all of them.
+SIM_CLOCK = "2021-07-28T00:00:00+07:00"
 
 
 def embedded_result(population: int, days: int, seed: int, keys: Path) -> dict[str, object]:
@@ -41,7 +44,7 @@ def embedded_result(population: int, days: int, seed: int, keys: Path) -> dict[s
 
     start = datetime.fromisoformat(f"{SIM_START}T00:00:00+07:00")
     district = build_district(SimulationConfig(seed=seed, start=start, days=days, population=population))
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedRuntime(Settings(store=tmp, key_file=keys)) as rt:
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedRuntime(Settings(store=tmp, key_file=keys, now=SIM_CLOCK)) as rt:
         rt.register_venues(district.venues)
         rt.ingest(checkin_batches(district, 20_000), source="embedded")
         return {

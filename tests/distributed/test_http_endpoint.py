@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SMALL_WAVE, qrtrace_bin
-from tests.distributed.helpers import CHECKINS, VISITS, rows, wait_for
+from tests.distributed.helpers import CHECKINS, SIM_CLOCK, VISITS, rows, wait_for
 
 pytestmark = pytest.mark.distributed
 # Loopback only: never through a proxy from the environment.
@@ -78,7 +78,7 @@ def embedded_rows(keys: Path) -> dict[str, set[tuple]]:
     from qrtrace.embedded import EmbeddedRuntime
     from qrtrace.settings import Settings
 
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedRuntime(Settings(store=tmp, key_file=keys)) as rt:
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedRuntime(Settings(store=tmp, key_file=keys, now=SIM_CLOCK)) as rt:
         rt.register_venues(read_venues_csv(SMALL_WAVE / "venues.csv", rt.commune_codes()))
         rt.ingest([(SMALL_WAVE / "events.jsonl").read_bytes().splitlines()], source="embedded")
         return {"visits": rows(rt.store, VISITS), "checkins": rows(rt.store, CHECKINS)}
