@@ -26,7 +26,7 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -45,6 +45,8 @@ from qrtrace.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIM_START = datetime(2021, 7, 19, tzinfo=VN_TZ)
+# The simulated days are replayed: the receiving clock reads a time just after them (QRTRACE_NOW).
+REPLAY_CLOCK = (SIM_START + timedelta(days=10)).isoformat()
 BUDGET_S = 600
 STORED = ("SELECT count() AS n FROM qrtrace.checkins FINAL", "SELECT count() AS n FROM qrtrace.visits_by_venue FINAL")
 
@@ -75,7 +77,8 @@ def scanner_requests(population: int, slice_events: int, max_requests: int) -> t
 
 
 def _prepare(root: Path, district) -> Settings:  # type: ignore[no-untyped-def]
-    settings = Settings(store=str(root / "store"), key_file=root / "keys.json", token_file=root / "tokens.json")
+    settings = Settings(now=REPLAY_CLOCK, store=str(root / "store"), key_file=root / "keys.json",
+                        token_file=root / "tokens.json")
     with EmbeddedRuntime(settings) as rt:
         rt.register_venues(district.venues)
     return settings

@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -46,6 +46,8 @@ from qrtrace.stream_processors.validate import Validator, parse_lines
 
 TARGET_EVENTS_PER_S = 200_000  # the project's issue: parse + validate + pseudonymise + dedupe + pairing + store
 SIM_START = datetime(2021, 7, 19, tzinfo=VN_TZ)  # a Monday of the July 2021 wave: reproducible traffic
+# The simulated days are replayed: the receiving clock reads a time just after them (QRTRACE_NOW).
+REPLAY_CLOCK = (SIM_START + timedelta(days=10)).isoformat()
 SOURCE = "bench"
 RESULTS = Path(__file__).resolve().parent / "results"
 VISIT_COLUMNS = "venue_id, person, start_us, end_us, closed_by, opened_by"
@@ -269,7 +271,7 @@ def fast_path_reference(
 ) -> tuple[set[tuple], IngestReport]:
     """Visits the fast path stores (FINAL) for exactly these lines, on a fresh store."""
     size = settings.batch_size
-    ref_settings = Settings(store=str(path), key_file=settings.key_file, actor=settings.actor)
+    ref_settings = Settings(now=REPLAY_CLOCK, store=str(path), key_file=settings.key_file, actor=settings.actor)
     with EmbeddedRuntime(ref_settings) as rt:
         rt.register_venues(venues)
         report = rt.ingest([lines[i : i + size] for i in range(0, len(lines), size)], SOURCE)
@@ -387,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # 2. measured path
         runs = []
         for i in range(args.runs):
-            settings = Settings(store=str(tmp / f"fast-{i}"), key_file=key_file, actor="bench")
+            settings = Settings(now=REPLAY_CLOCK, store=str(tmp / f"fast-{i}"), key_file=key_file, actor="bench")
             run = measured_run(settings, district.venues, batches)
             runs.append(run)
             st = run["stored"]
@@ -399,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, ok in run["checks"].items():
                 print(f"    [{'ok' if ok else 'FAIL'}] {name}")
         best = max(runs, key=lambda r: r["events_per_s"])
-        settings = Settings(store=str(tmp / "unused"), key_file=key_file, actor="bench")
+        settings = Settings(now=REPLAY_CLOCK, store=str(tmp / "unused"), key_file=key_file, actor="bench")
 
         # 5. stages
         try:

@@ -39,7 +39,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_EVENTS_PER_S = 20_000  # the project's issue: sustained end to end
 TARGET_RATIO = 10
 SIM_START = datetime(2021, 7, 19, tzinfo=VN_TZ)  # a Monday of the July 2021 wave: reproducible traffic
+# The simulated days are replayed: the receiving clock reads a time just after them (QRTRACE_NOW).
+REPLAY_CLOCK = (SIM_START + timedelta(days=10)).isoformat()
 PARTITIONS = 4
 CHECKINS = "SELECT scan_id, venue_id, person, event_time_us, outcome FROM qrtrace.checkins FINAL"
 VISITS = "SELECT venue_id, person, start_us, end_us, opened_by FROM qrtrace.visits_by_venue FINAL"
@@ -525,6 +527,7 @@ class Bench:
         prefix = f"b{self.run_id}.{name}."
         create_topics(self.infra.broker, prefix)
         settings = Settings(
+            now=REPLAY_CLOCK,
             store=url,
             key_file=self.key_file,
             broker=self.infra.broker,
@@ -548,6 +551,7 @@ class Bench:
             "QRTRACE_WORKER_GROUP": settings.worker_group,
             "QRTRACE_KEY_FILE": str(self.key_file),
             "QRTRACE_PARTITIONS": str(PARTITIONS),
+            "QRTRACE_NOW": REPLAY_CLOCK,
         }
         qrtrace_bin = str(Path(sys.executable).parent / "qrtrace")
         return Workers(argv or (lambda port: [qrtrace_bin, "worker"]), env, logs, count)
