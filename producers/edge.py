@@ -29,7 +29,7 @@ _SAFE_FIELDS = ("scan_id", "venue_id", "direction", "event_time", "mode", "scann
 
 @dataclass(frozen=True)
 class IdentityRows:
-    """Vault rows for identities first seen in this batch."""
+    """Vault rows for identities first seen in this batch (`contact_sealed`: see `seal_identities`)."""
 
     person: list[str]
     identifier_sealed: list[str]
@@ -112,16 +112,20 @@ class Edge:
         return DeadLetter(dl_id, rejection.reason, rejection.detail, orjson.dumps(redacted).decode(), sealed)
 
 
-def seal_identities(vault: Vault, raw_by_person: dict[str, str], phones: dict[str, str] | None = None) -> IdentityRows:
-    """Sealed vault rows: the identifier each person checks in with, and a phone number to call them on."""
+def seal_identities(vault: Vault, raw_by_person: dict[str, str]) -> IdentityRows:
+    """Sealed vault rows: the identifier each person checks in with, and no contact.
+
+    A check-in carries no contact details, so it never writes one: contacts come only from a contact
+    directory (`EmbeddedRuntime.register_contacts`, appended to `contact_details`), and a person who checks
+    in with a phone number is called on it at re-identification (`identity.current_contact`). Writing an
+    empty contact here used to replace a registered phone (issue 10, item 4). `contact_sealed` stays in the
+    rows because the identities topic's schema (v1) carries it; it is always "" from this edge.
+    """
     persons = list(raw_by_person)
-    ids = [normalise_identifier(raw_by_person[p]) for p in persons]
-    phones = phones or {}
-    contacts = [phones.get(p) or (i if i.isdigit() and len(i) == 10 else "") for p, i in zip(persons, ids, strict=True)]
     return IdentityRows(
         persons,
-        [vault.seal(i, IDENTITY_CONTEXT) for i in ids],
-        [vault.seal(c, CONTACT_CONTEXT) if c else "" for c in contacts],
+        [vault.seal(normalise_identifier(raw_by_person[p]), IDENTITY_CONTEXT) for p in persons],
+        [""] * len(persons),
     )
 
 

@@ -18,10 +18,10 @@ from qrtrace.domain.admin_units import Commune, load_communes
 from qrtrace.domain.categories import load_categories
 from qrtrace.domain.venues import Venue
 from qrtrace.errors import InputError
-from qrtrace.identity import Keyring, Pseudonymiser, Vault, load_or_create_keyring
-from qrtrace.producers.edge import Edge, receiving_edge, seal_identities
+from qrtrace.identity import ContactChanges, Keyring, Pseudonymiser, Vault, load_or_create_keyring, merge_contacts
+from qrtrace.producers.edge import CONTACT_CONTEXT, Edge, receiving_edge, seal_identities
 from qrtrace.queries.coverage import CoverageReport, coverage_report
-from qrtrace.queries.reidentify import Identity, reidentify
+from qrtrace.queries.reidentify import Identity, open_contacts, reidentify
 from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules, trace_cases
 from qrtrace.queries.visit_reader import StoreHopReader
 from qrtrace.settings import Settings
@@ -107,13 +107,24 @@ class EmbeddedRuntime:
     def register_venues(self, venues: Sequence[Venue]) -> None:
         self.writer.venues(venues, now_us())
 
-    def register_contacts(self, identifiers: Sequence[str], phones: Sequence[str]) -> None:
-        """Seal the contact directory (identifier -> phone) so allowed roles can call a contact."""
+    def register_contacts(
+        self, identifiers: Sequence[str], phones: Sequence[str], purpose: str = "contact directory"
+    ) -> ContactChanges:
+        """Seal the contact directory (identifier -> phone) so allowed roles can call a contact. Merged into
+        what is known (`identity.merge_contacts`): an empty phone keeps the known one, a new number is
+        appended (the old stays in the history) and each change is audited."""
         persons = self.pseudonymiser.many(list(identifiers))
-        rows = seal_identities(
-            self.vault, dict(zip(persons, identifiers, strict=True)), dict(zip(persons, phones, strict=True))
-        )
-        self.writer.identities(rows.person, rows.identifier_sealed, rows.contact_sealed, now_us())
+        rows = seal_identities(self.vault, dict(zip(persons, identifiers, strict=True)))
+        at = now_us()
+        self.writer.identities(rows.person, rows.identifier_sealed, rows.contact_sealed, at)
+        incoming = dict(zip(persons, phones, strict=True))
+        known = open_contacts(self.store, self.vault, sorted(incoming))
+        changes = merge_contacts({p: t[-1].contact for p, t in known.items()}, incoming)
+        new = changes.rows()
+        self.writer.contacts(list(new), [self.vault.seal(c, CONTACT_CONTEXT) for c in new.values()], at, "directory")
+        for person in sorted(changes.changed):  # the numbers themselves stay sealed: the log is pseudonymous
+            self.audit.record("contact_change", "", person, purpose, source="directory", known=len(known[person]))
+        return changes
 
     # -- ingest ---------------------------------------------------------------------------------
     def ingest(

@@ -13,7 +13,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +73,74 @@ def normalise_identifier(raw: str) -> str:
     if match:
         return "0" + match.group(1)
     return compact.upper()
+
+
+def phone_of(identifier: str) -> str:
+    """The phone number an identifier is, normalised (a person who checks in with a phone can be called on
+    it), or "" for a citizen id, a personal-QR id or anything else."""
+    canon = normalise_identifier(identifier)
+    return canon if _PHONE.match(canon) else ""
+
+
+def normalise_contact(raw: str) -> str:
+    """One spelling per phone number (as `normalise_identifier`), so a re-registered number is no change."""
+    compact = _SEPARATORS.sub("", raw.strip())
+    match = _PHONE.match(compact)
+    return "0" + match.group(1) if match else compact
+
+
+@dataclass(frozen=True)
+class ContactChanges:
+    """What a contact directory adds to the contacts already known: new numbers and changed ones."""
+
+    added: dict[str, str]  # person -> contact, for people with no contact yet
+    changed: dict[str, tuple[str, str]]  # person -> (previous contact, new contact)
+
+    def rows(self) -> dict[str, str]:
+        """Every contact to append: the added and the new side of the changed."""
+        return {**self.added, **{p: new for p, (_, new) in self.changed.items()}}
+
+
+def merge_contacts(current: Mapping[str, str], incoming: Mapping[str, str]) -> ContactChanges:
+    """Contacts are merged, never overwritten by nothing: an empty incoming value keeps what is known, the
+    same number again is no change, and a different one is a change (appended, so history stays)."""
+    added: dict[str, str] = {}
+    changed: dict[str, tuple[str, str]] = {}
+    for person, raw in incoming.items():
+        new = normalise_contact(raw)
+        if not new:
+            continue
+        old = current.get(person, "")
+        if not old:
+            added[person] = new
+        elif normalise_contact(old) != new:
+            changed[person] = (old, new)
+    return ContactChanges(added, changed)
+
+
+@dataclass(frozen=True)
+class ContactEntry:
+    """One contact a person was known by, from when, and which source gave it."""
+
+    contact: str
+    seen_at_us: int
+    source: str
+
+
+def contact_timeline(entries: Iterable[ContactEntry]) -> list[ContactEntry]:
+    """A person's contacts oldest first, a number repeated without change in between kept once (at its first
+    time): stores append the same number again (retries, an old producer's rows) and that is no change."""
+    out: list[ContactEntry] = []
+    for entry in sorted(entries, key=lambda e: (e.seen_at_us, e.contact)):
+        if entry.contact and (not out or out[-1].contact != entry.contact):
+            out.append(entry)
+    return out
+
+
+def current_contact(identifier: str, timeline: Sequence[ContactEntry]) -> str:
+    """The number to call: the latest known contact; for someone never given one, the identifier itself if it
+    is a phone number; else "" (a citizen id or personal QR with no registered phone cannot be called)."""
+    return timeline[-1].contact if timeline else phone_of(identifier)
 
 
 class Pseudonymiser:

@@ -108,8 +108,16 @@ class StoreWriter:
         )
 
     def identities(
-        self, person: list[str], identifier_sealed: list[str], contact_sealed: list[str], at_us: int
+        self,
+        person: list[str],
+        identifier_sealed: list[str],
+        contact_sealed: list[str],
+        at_us: int,
+        source: str = "checkin",
     ) -> None:
+        """Identity rows; a contact never goes into identity_vault, where a newer row replaces an older one
+        (an empty contact used to erase a phone number): a non-empty one is appended to contact_details.
+        Today's edge sends none (see `seal_identities`); an earlier producer's identities messages may."""
         if not person:
             return
         self.store.insert(
@@ -117,8 +125,24 @@ class StoreWriter:
             {
                 "person": person,
                 "identifier_sealed": identifier_sealed,
-                "contact_sealed": contact_sealed,
+                "contact_sealed": [""] * len(person),
                 "sealed_at_us": np.full(len(person), at_us, dtype=np.int64),
+            },
+        )
+        given = [i for i, c in enumerate(contact_sealed) if c]
+        self.contacts([person[i] for i in given], [contact_sealed[i] for i in given], at_us, source)
+
+    def contacts(self, person: list[str], contact_sealed: list[str], at_us: int, source: str) -> None:
+        """Append sealed contacts (only ever added: the latest is the one to call, earlier ones stay)."""
+        if not person:
+            return
+        self.store.insert(
+            "qrtrace.contact_details",
+            {
+                "person": person,
+                "contact_sealed": contact_sealed,
+                "seen_at_us": np.full(len(person), at_us, dtype=np.int64),
+                "source": [source] * len(person),
             },
         )
 

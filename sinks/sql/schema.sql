@@ -81,9 +81,20 @@ CREATE TABLE IF NOT EXISTS qrtrace.dead_letters (
 ) ENGINE = ReplacingMergeTree PARTITION BY intDiv(received_at_us, 86400000000)
 ORDER BY (reason, dl_id);
 
+-- Who a pseudonym is: the identifier they check in with, sealed. contact_sealed is no longer written
+-- (always ''): rows of earlier versions that hold one are copied into contact_details when a store is
+-- opened (migrate_contacts.sql), because a newer row here replaces an older one.
 CREATE TABLE IF NOT EXISTS qrtrace.identity_vault (
     person String, identifier_sealed String, contact_sealed String, sealed_at_us Int64
 ) ENGINE = ReplacingMergeTree(sealed_at_us) ORDER BY person;
+
+-- How to reach a pseudonym: contacts are only ever added, never replaced, so a check-in cannot erase a
+-- phone number and an earlier number stays readable; re-identification calls the latest. The key holds
+-- the sealed value, so a retried insert collapses while two different entries never do. Not
+-- day-partitioned: like identity_vault it outlives the check-ins' retention.
+CREATE TABLE IF NOT EXISTS qrtrace.contact_details (
+    person String, contact_sealed String, seen_at_us Int64, source String
+) ENGINE = ReplacingMergeTree ORDER BY (person, seen_at_us, contact_sealed);
 
 CREATE TABLE IF NOT EXISTS qrtrace.cases (
     case_id String, person String, infectious_from_us Int64, infectious_to_us Int64,
