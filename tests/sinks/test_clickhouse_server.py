@@ -32,6 +32,7 @@ from qrtrace.sinks.audit import AuditLog
 from qrtrace.sinks.chdb_store import ChdbStore
 from qrtrace.sinks.clickhouse_sql import load_sql, render
 from qrtrace.sinks.clickhouse_store import ClickHouseStore
+from qrtrace.sinks.repair import repair_store
 from qrtrace.sinks.retention import DAY_PARTITIONED, drop_expired_partitions
 from qrtrace.sinks.store import SCHEMA_VERSION, Store, migrate_contacts
 from qrtrace.sinks.writer import StoreWriter
@@ -349,6 +350,8 @@ def _params(name: str) -> list[dict[str, object]]:
         "audit_log_read": [{"since_us": 2**62, "action": "", "case_id": "", "limit": 10},
                            {"since_us": 0, "action": "trace", "case_id": "no-such-case", "limit": 10}],
         "ingest_rates": [{"since_us": 0}],
+        "repair_future_checkins": [{"latest": _us(TO)}, {"latest": 2**62}],
+        "repair_long_visits": [{"shortest_cap": 30 * M}, {"shortest_cap": 2**62}],
     }[name]  # fmt: skip
 
 
@@ -368,7 +371,8 @@ SQL_FILES = sorted(
         ("qrtrace.sinks", p.stem)
         for p in (REPO / "sinks" / "sql").glob("*.sql")
         # chdb_tuning: chDB only, 18.16 has no such table setting; migrate_contacts writes (its own test below)
-        if p.stem not in ("schema", "chdb_tuning", "migrate_contacts")
+        # repair_visit_spans writes too (test_repair_gives_the_same_store_on_both)
+        if p.stem not in ("schema", "chdb_tuning", "migrate_contacts", "repair_visit_spans")
     ]
 )
 
@@ -499,3 +503,51 @@ def test_retention_drops_old_day_partitions(server: ClickHouseStore) -> None:
         assert str(old_day) not in parts["partition"] and str(kept_day) in parts["partition"]
     finally:
         _drop_days(server, kept_day)
+
+
+def _repair_on(store: Store) -> dict[str, object]:
+    """Issue 10 item 1 on one store: rows from before event times and visits were bounded, repaired."""
+    year = 365 * US_PER_DAY
+    far = _us(UNTIL) + 3000 * year  # year ~5021: a day partition of its own
+    later_today = _us(UNTIL) + 3_600_000_000  # an hour after the limit, in the limit's own day
+    for scan, t in (("rp-far", far), ("rp-today", later_today)):
+        store.insert("qrtrace.checkins", {
+            "scan_id": [scan], "venue_id": ["VN4675010"], "person": ["rp-person"], "direction": [1],
+            "event_time_us": [t], "offset_minutes": [420], "mode": ["venue_qr"], "scanner_id": ["S"],
+            "declaration_sealed": [""], "outcome": ["opened"], "ingested_at_us": [INGESTED_AT]})  # fmt: skip
+    visits = [("rp-far", far, far + 150 * M), ("rp-today", later_today, later_today + 150 * M),
+              ("rp-long", _us(FROM), _us(FROM) + 10 * US_PER_DAY)]  # a ten-day karaoke visit
+    for opened_by, start, end in visits:
+        store.insert("qrtrace.visits_by_venue", {
+            "venue_id": ["VN4675010"], "person": ["rp-person"], "start_us": [start], "end_us": [end],
+            "closed_by": [1], "version": [1], "opened_by": [opened_by]})  # fmt: skip
+    cats = load_categories().values()
+    dwell = {c.code: c.default_dwell_minutes * M for c in cats}
+    caps = {c.code: max(3 * d, 240 * M) for c, d in zip(cats, dwell.values(), strict=True)}
+    first = repair_store(store, _us(UNTIL), 0, dwell, caps, INGESTED_AT)
+    second = repair_store(store, _us(UNTIL), 0, dwell, caps, INGESTED_AT)
+    mine = "SELECT opened_by, start_us, end_us, version FROM qrtrace.visits_by_venue FINAL WHERE person = 'rp-person'"
+    return {
+        "first": (first.future_checkins, first.visits_shortened, sorted(first.future_rows_deleted)),
+        "second": (second.future_checkins, second.visits_shortened, second.future_rows_deleted),
+        "future_checkins_left": rows(store.query("SELECT scan_id FROM qrtrace.checkins WHERE event_time_us > "
+                                                 f"{_us(UNTIL)}")),
+        "visits": rows(store.query(mine)),
+        "letters": rows(store.query("SELECT reason, count() FROM qrtrace.dead_letters FINAL WHERE source = 'repair' "
+                                    "GROUP BY reason")),
+        "longest": rows(store.query("SELECT maxMerge(longest) FROM qrtrace.visit_spans")),
+    }  # fmt: skip
+
+
+def test_repair_gives_the_same_store_on_both(wave) -> None:  # type: ignore[no-untyped-def]
+    """`qrtrace repair`'s SQL on ClickHouse 18.16 and chDB: partitions dropped, a mutation waited for,
+    a long visit replaced by a higher version, the longest-visit table rebuilt; a second run does nothing."""
+    server, embedded = wave
+    on_server, on_chdb = _repair_on(server), _repair_on(embedded)
+    assert on_server == on_chdb
+    assert on_server["first"] == (2, 1, ["checkins", "visits_by_person", "visits_by_venue"])
+    assert on_server["second"] == (0, 0, {})
+    assert on_server["future_checkins_left"] == []
+    assert on_server["visits"] == [("rp-long", _us(FROM), _us(FROM) + 150 * M, 2)]
+    assert on_server["letters"] == [("event_time_in_future", 2), ("visit_over_cap", 1)]
+    assert on_server["longest"][0][0] < US_PER_DAY
