@@ -102,12 +102,20 @@ class GroupCommit:
             self.passes += 1
             return
         except BaseException as exc:  # every waiting caller gets an answer, never a hang
+            shared = exc
             if len(taken) == 1:
                 taken[0].error = exc
                 return
-        for p in taken:  # isolate: each request of the failed pass alone, so one bad batch fails only itself
+        # Isolate: each request of the failed pass alone, so one bad batch fails only itself. If the first
+        # one fails the same way, the store is away (not one batch's fault): the rest get that answer now
+        # instead of N more passes against a store that is down.
+        for i, p in enumerate(taken):
             try:
                 self._store_lines(list(p.lines))
                 self.passes += 1
             except BaseException as exc:
                 p.error = exc
+                if i == 0 and type(exc) is type(shared):
+                    for rest in taken[1:]:
+                        rest.error = shared
+                    return

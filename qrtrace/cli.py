@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import orjson
@@ -21,6 +21,10 @@ from qrtrace import render
 from qrtrace.errors import InputError, QrtraceError
 from qrtrace.i18n import t
 from qrtrace.settings import Settings, settings_from_env
+
+if TYPE_CHECKING:
+    from qrtrace.sinks.repair import StoreRepair
+    from qrtrace.stream_processors.state_repair import StateRepair
 
 app = typer.Typer(
     add_completion=False,
@@ -398,18 +402,18 @@ def repair(
     vi = settings.lang == "vi"
     out.print(
         (f"Đã sửa kho: {report['future_checkins']} lượt quét có thời gian ở tương lai chuyển vào hàng đợi lỗi, "
-         f"{report['visits_shortened']} lượt có mặt quá dài được rút ngắn, "
-         f"{len(report['expired_partitions'])} phân vùng quá hạn lưu trữ bị xoá; "
-         f"đồng hồ bộ xử lý: {report['state']['clock_before']} → {report['state']['clock_after']}.")
+         f"{report['visits_shortened'] + report['visits_reopened']} lượt có mặt được sửa (quá dài, hoặc đóng bởi "
+         f"lượt ra ở tương lai); đồng hồ bộ xử lý: {report['state']['clock_before']} → "
+         f"{report['state']['clock_after']} (theo đồng hồ nhận {report['clock']}).")
         if vi else
         (f"Store repaired: {report['future_checkins']} check-ins from the future moved to the dead letters, "
-         f"{report['visits_shortened']} over-long visits shortened, "
-         f"{len(report['expired_partitions'])} partitions past retention dropped; "
-         f"processor clock: {report['state']['clock_before']} -> {report['state']['clock_after']}.")
+         f"{report['visits_shortened'] + report['visits_reopened']} visits fixed (too long, or closed by a "
+         f"check-out from the future); processor clock: {report['state']['clock_before']} -> "
+         f"{report['state']['clock_after']} (receiving clock {report['clock']}).")
     )  # fmt: skip
 
 
-def _repair_dict(store_report, state_report, settings: Settings) -> dict:  # type: ignore[no-untyped-def]
+def _repair_dict(store_report: StoreRepair, state_report: StateRepair, settings: Settings) -> dict:
     def when(us: int) -> str | None:
         try:
             return render.iso(us, settings.display_tz) if us > -(2**61) else None
@@ -417,11 +421,12 @@ def _repair_dict(store_report, state_report, settings: Settings) -> dict:  # typ
             return str(us)
 
     return {
+        "clock": when(settings.clock_us()),
         "future_checkins": store_report.future_checkins,
         "future_partitions": [list(p) for p in store_report.future_partitions],
         "future_rows_deleted": store_report.future_rows_deleted,
+        "visits_reopened": store_report.visits_reopened,
         "visits_shortened": store_report.visits_shortened,
-        "expired_partitions": [list(p) for p in store_report.expired_partitions],
         "state": {
             "clock_before": when(state_report.clock_before_us),
             "clock_after": when(state_report.clock_after_us),

@@ -33,9 +33,15 @@ from qrtrace.sinks.store import Store
 from qrtrace.sinks.stores import open_store
 from qrtrace.sinks.writer import StoreWriter
 from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
-from qrtrace.stream_processors.config import processor_config
+from qrtrace.stream_processors.config import longest_allowed_visit_us, processor_config
 from qrtrace.stream_processors.pairing import CLOSED, LATE, OPENED, REPEAT, UNMATCHED_OUT
-from qrtrace.stream_processors.pipeline import CheckinProcessor, ProcessorConfig, ProcessorOutput
+from qrtrace.stream_processors.pipeline import (
+    EVENT_TIME_IN_FUTURE,
+    CheckinProcessor,
+    ProcessorConfig,
+    ProcessorOutput,
+    event_dead_letters,
+)
 from qrtrace.stream_processors.state import PartitionState
 from qrtrace.stream_processors.state_repair import StateRepair, repair_state
 from qrtrace.stream_processors.venue_state_file import VenueStateFile
@@ -312,16 +318,16 @@ class EmbeddedRuntime:
         latest = now + s.max_future_us
         venues = self.venues()
         processor = self._load_processor(venues)
-        state_report = repair_state(processor.state, latest, s.occupancy_window_minutes * US_PER_MINUTE)
+        window_us = s.occupancy_window_minutes * US_PER_MINUTE
+        state_report = repair_state(processor.state, latest, window_us, longest_allowed_visit_us(s))
         cats = load_categories().values()
-        store_report = repair_store(
-            self.store,
-            latest,
-            now // US_PER_DAY - s.retention_days,
-            {c.code: c.default_dwell_minutes * US_PER_MINUTE for c in cats},
-            {c.code: s.visit_cap_us(c.default_dwell_minutes) for c in cats},
-            now_us(),
-        )
+        dwell = {c.code: c.default_dwell_minutes * US_PER_MINUTE for c in cats}
+        caps = {c.code: s.visit_cap_us(c.default_dwell_minutes) for c in cats}
+        at = now_us()
+        store_report = repair_store(self.store, latest, dwell, caps, at)
+        held = event_dead_letters(state_report.held_events, EVENT_TIME_IN_FUTURE,
+                                  "held by the processor before event times were bounded; dropped by qrtrace repair")
+        self.writer.dead_letters(held, "repair", at)  # fmt: skip
         self._save_processor(processor)  # after the store: a crash in between leaves a repair to run again
         return store_report, state_report
 

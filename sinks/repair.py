@@ -3,11 +3,13 @@
 - check-ins from after the receiving clock's limit become dead letters (`event_time_in_future`) and
   leave the tables, with the visits and occupancy windows they made: whole future day partitions are
   dropped, rows later today are deleted by a mutation;
+- visits closed by such a check-out end at start + dwell again, like any visit without a check-out;
 - visits longer than their venue's cap end at start + dwell again (a row of a higher version, which
   the tables keep instead), and each is recorded as a dead letter (`visit_over_cap`);
-- day partitions older than retention are dropped (what `qrtrace retention` does);
 - the longest-visit-per-day table is rebuilt, so traces stop looking back years.
-Idempotent: a second run finds nothing to do.
+Rows older than retention are `qrtrace retention`'s to drop, not this command's. A second run finds
+nothing to do (occupancy windows within the longest visit after the limit are kept: an open visit
+counts in them until its provisional end, so they cannot be told apart from a future check-in's).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
+from qrtrace.errors import StoreError
 from qrtrace.sinks.clickhouse_sql import literal, load_sql
-from qrtrace.sinks.retention import drop_expired_partitions
 from qrtrace.sinks.store import Store
 from qrtrace.sinks.writer import StoreWriter
 from qrtrace.stream_processors.batch import CLOSED_BY_DWELL, US_PER_DAY, DeadLetter, VisitBatch
@@ -37,26 +39,26 @@ class StoreRepair:
     future_checkins: int = 0
     future_partitions: list[tuple[str, int]] = field(default_factory=list)
     future_rows_deleted: dict[str, int] = field(default_factory=dict)
+    visits_reopened: int = 0  # closed by a check-out from the future: back to their dwell end
     visits_shortened: int = 0
-    expired_partitions: list[tuple[str, int]] = field(default_factory=list)
 
 
 def repair_store(
     store: Store,
     latest_us: int,
-    cutoff_day: int,
     dwell_us_by_category: Mapping[str, int],
     cap_us_by_category: Mapping[str, int],
     at_us: int,
 ) -> StoreRepair:
-    """Repair rows after `latest_us` (the clock plus its tolerance), visits over their category's cap and
-    day partitions before `cutoff_day`. `at_us` stamps the dead letters written."""
+    """Repair rows after `latest_us` (the clock plus its tolerance) and visits over their category's cap;
+    `at_us` stamps the dead letters written."""
     report = StoreRepair()
     writer = StoreWriter(store)
+    longest = max(cap_us_by_category.values())
     report.future_checkins = _future_checkins_to_dead_letters(store, writer, latest_us, at_us)
-    report.future_partitions, report.future_rows_deleted = _remove_future_rows(store, latest_us)
+    report.visits_reopened = _reopen_future_checkouts(store, writer, latest_us, dwell_us_by_category)
+    report.future_partitions, report.future_rows_deleted = _remove_future_rows(store, latest_us, longest)
     report.visits_shortened = _shorten_long_visits(store, writer, dwell_us_by_category, cap_us_by_category, at_us)
-    report.expired_partitions = drop_expired_partitions(store, cutoff_day)
     store.execute("TRUNCATE TABLE qrtrace.visit_spans")
     store.execute(load_sql("qrtrace.sinks", "repair_visit_spans"))
     return report
@@ -75,20 +77,24 @@ def _future_checkins_to_dead_letters(store: Store, writer: StoreWriter, latest_u
     return len(letters)
 
 
-def _remove_future_rows(store: Store, latest_us: int) -> tuple[list[tuple[str, int]], dict[str, int]]:
+def _remove_future_rows(
+    store: Store, latest_us: int, longest_visit_us: int
+) -> tuple[list[tuple[str, int]], dict[str, int]]:
     """Whole day partitions after the limit's day are dropped; rows after the limit within its day are
-    deleted by a mutation (waited for, so the command's answer is the store's state)."""
-    boundary_day = latest_us // US_PER_DAY
+    deleted by a mutation (waited for, so the command's answer is the store's state). Occupancy windows
+    go only beyond the longest visit after the limit: before that, open visits count in them."""
+    limits = {t: latest_us + (longest_visit_us if t == "occupancy" else 0) for t in FUTURE_TABLES}
     rows = store.query(load_sql("qrtrace.sinks", "day_partitions"), {"tables": list(FUTURE_TABLES)})
     dropped = []
     for table, partition in sorted(set(zip(rows["table"], rows["partition"], strict=True))):
-        if table in FUTURE_TABLES and int(partition) > boundary_day:
+        if table in FUTURE_TABLES and int(partition) > limits[table] // US_PER_DAY:
             # Table names come from the constant above; the partition id is rendered as an integer literal.
             store.execute(f"ALTER TABLE qrtrace.{table} DROP PARTITION {literal(int(partition), 'Int64')}")
             dropped.append((table, int(partition)))
     deleted = {}
     for table, column in FUTURE_TABLES.items():
-        limit = literal(latest_us, "Int64")
+        # Names from the constant above, the bound rendered as an integer literal (ALTER takes no parameters).
+        limit = literal(limits[table], "Int64")
         n = int(store.query(f"SELECT count() AS n FROM qrtrace.{table} WHERE {column} > {limit}")["n"][0])
         if n:
             store.execute(f"ALTER TABLE qrtrace.{table} DELETE WHERE {column} > {limit}")
@@ -101,10 +107,29 @@ def _remove_future_rows(store: Store, latest_us: int) -> tuple[list[tuple[str, i
 def _wait_for_mutations(store: Store) -> None:
     deadline = time.monotonic() + MUTATION_WAIT_S
     while time.monotonic() < deadline:
-        left = store.query("SELECT count() AS n FROM system.mutations WHERE database = 'qrtrace' AND is_done = 0")
-        if not int(left["n"][0]):
+        if not int(store.query(load_sql("qrtrace.sinks", "pending_mutations"))["n"][0]):
             return
         time.sleep(0.2)
+    raise StoreError(f"The store has not finished deleting the rows from the future after {MUTATION_WAIT_S} s; "
+                     "run `qrtrace repair` again later.")  # fmt: skip
+
+
+def _reopen_future_checkouts(
+    store: Store, writer: StoreWriter, latest_us: int, dwell_us_by_category: Mapping[str, int]
+) -> int:
+    rows = store.query_columns(load_sql("qrtrace.sinks", "repair_future_checkout_visits"), {"latest": latest_us})
+    n = len(rows["start_us"])
+    if not n:
+        return 0
+    longest = max(dwell_us_by_category.values())
+    dwell = np.array([dwell_us_by_category.get(c, longest) for c in rows["category"].tolist()], dtype=np.int64)
+    start = rows["start_us"].astype(np.int64)
+    writer.visits(VisitBatch(
+        venue_id=rows["venue_id"], person=rows["person"], start_us=start, end_us=start + dwell,
+        closed_by=np.full(n, CLOSED_BY_DWELL, np.int8), version=np.full(n, VERSION_REPAIRED, np.uint8),
+        previous_end_us=np.full(n, -1, np.int64), opened_by=rows["opened_by"],
+    ))  # fmt: skip
+    return n
 
 
 def _shorten_long_visits(

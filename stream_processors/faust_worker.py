@@ -44,7 +44,7 @@ from qrtrace.sinks.resilient import RetryingStore
 from qrtrace.sinks.store import Store
 from qrtrace.sinks.stores import open_store
 from qrtrace.sinks.writer import StoreWriter
-from qrtrace.stream_processors.batch import DeadLetter
+from qrtrace.stream_processors.batch import US_PER_MINUTE, DeadLetter
 from qrtrace.stream_processors.codec import (
     CheckinDecoder,
     checkin_batch,
@@ -52,9 +52,10 @@ from qrtrace.stream_processors.codec import (
     dead_letter_record,
     partition_of,
 )
-from qrtrace.stream_processors.config import processor_config
+from qrtrace.stream_processors.config import longest_allowed_visit_us, processor_config
 from qrtrace.stream_processors.pipeline import CheckinProcessor, ProcessorConfig, ProcessorOutput
 from qrtrace.stream_processors.state import PartitionState, VenueState
+from qrtrace.stream_processors.state_repair import repair_state
 
 log = logging.getLogger("qrtrace.worker")
 TAKE_MAX = 1_000  # messages: bundles of a few dozen check-ins each, so tens of thousands of events
@@ -120,10 +121,23 @@ class CheckinWorker:
                     if vs is not None:
                         if len(vs.held):
                             state.holding.add(venue)
+                        self._repair_if_from_the_future(venue, vs)
                         # The clock goes on from where the last owner left it: a fresh clock would hold
                         # back events the last owner would have released, and pair them differently.
                         state.max_event_time_us = max(state.max_event_time_us, vs.clock_us)
         return state
+
+    def _repair_if_from_the_future(self, venue: str, vs: VenueState) -> None:
+        """A venue state saved before event times were bounded (issue 10) may carry a clock in year 9999,
+        which would release every held event at once and prune every scan id: repaired as it loads."""
+        s = self.settings
+        limit = s.clock_us() + s.max_future_us
+        if vs.clock_us <= limit:
+            return
+        one = PartitionState(venues={venue: vs}, max_event_time_us=vs.clock_us)
+        repair_state(one, limit, s.occupancy_window_minutes * US_PER_MINUTE, longest_allowed_visit_us(s))
+        vs.clock_us = one.max_event_time_us
+        EVENTS.labels("worker", "state_repaired").inc()
 
     def _load(self, venue: str) -> VenueState | None:
         state = self.cache.get(venue)

@@ -63,7 +63,8 @@ def fold_occupancy(
             touched[key] = versions[code]
     keys = sorted(touched)
     venue_ids = [str(names[k >> _SHIFT]) for k in keys]
-    present_now = np.array([touched[k][0].present.get(k & mask, 0) for k in keys], dtype=np.uint32)
+    # Never below zero: a window forgotten by pruning or `qrtrace repair` may lose a visit it never counted.
+    present_now = np.array([max(0, touched[k][0].present.get(k & mask, 0)) for k in keys], dtype=np.uint32)
     capacity = np.array([capacity_by_venue.get(v, 0) for v in venue_ids], dtype=np.uint32)
     return OccupancyBatch(
         venue_id=np.array(venue_ids, dtype=object),

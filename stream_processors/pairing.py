@@ -71,8 +71,11 @@ def pair_visits(
         elif t < st.last_time:
             outcome.append(LATE)
             continue
-        st.last_time = t
         start = st.open_start
+        if not is_in and start is not None and t > start + cap:
+            outcome.append(CHECKOUT_AFTER_CAP)  # refused: it closes nothing and moves no clock
+            continue
+        st.last_time = t
         if is_in:
             if start is None:
                 st.open_start, st.open_scan, st.emitted = t, scan, False
@@ -89,8 +92,6 @@ def pair_visits(
                 outcome.append(OPENED)
         elif start is None:
             outcome.append(UNMATCHED_OUT)
-        elif t > start + cap:
-            outcome.append(CHECKOUT_AFTER_CAP)
         else:
             prev = start + dwell if st.emitted else -1
             rows.append((venue, person, start, t, CLOSED_BY_CHECKOUT, VERSION_FINAL, prev, st.open_scan))

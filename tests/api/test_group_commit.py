@@ -150,3 +150,39 @@ def test_one_bad_batch_fails_only_itself_and_store_errors_are_not_shown() -> Non
     assert set(errors) == {"poison"}
     assert isinstance(errors["poison"], CommitFailed)
     assert "DB::Exception" not in str(errors["poison"]) and "send it again" in str(errors["poison"])
+
+
+def test_a_store_that_is_away_is_not_hammered_request_by_request() -> None:
+    calls: list[list[bytes]] = []
+    gate = threading.Event()
+
+    def away(lines: list[bytes]) -> None:
+        gate.wait(10)
+        calls.append(lines)
+        raise StoreError("The store went away.")
+
+    commit = GroupCommit(away)
+    errors: list[BaseException] = []
+
+    def send(name: str) -> None:
+        try:
+            commit.submit([name.encode()])
+        except BaseException as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=send, args=("first",))
+    first.start()
+    deadline = time.monotonic() + 10
+    while commit._queue and time.monotonic() < deadline:  # bounded
+        time.sleep(0.01)
+    rest = [threading.Thread(target=send, args=(f"r{i}",)) for i in range(5)]
+    for th in rest:
+        th.start()
+    while len(commit._queue) < 5 and time.monotonic() < deadline:  # bounded
+        time.sleep(0.01)
+    gate.set()
+    for th in [first, *rest]:
+        th.join(timeout=30)
+    commit.close()
+    assert len(errors) == 6 and all(isinstance(e, CommitFailed) for e in errors)
+    assert len(calls) == 3  # the first pass, the shared pass of five, one lone retry: then it stops

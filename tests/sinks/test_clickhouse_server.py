@@ -352,6 +352,8 @@ def _params(name: str) -> list[dict[str, object]]:
         "ingest_rates": [{"since_us": 0}],
         "repair_future_checkins": [{"latest": _us(TO)}, {"latest": 2**62}],
         "repair_long_visits": [{"shortest_cap": 30 * M}, {"shortest_cap": 2**62}],
+        "repair_future_checkout_visits": [{"latest": _us(FROM)}, {"latest": 2**62}],
+        "pending_mutations": [{}],
     }[name]  # fmt: skip
 
 
@@ -516,7 +518,8 @@ def _repair_on(store: Store) -> dict[str, object]:
             "event_time_us": [t], "offset_minutes": [420], "mode": ["venue_qr"], "scanner_id": ["S"],
             "declaration_sealed": [""], "outcome": ["opened"], "ingested_at_us": [INGESTED_AT]})  # fmt: skip
     visits = [("rp-far", far, far + 150 * M), ("rp-today", later_today, later_today + 150 * M),
-              ("rp-long", _us(FROM), _us(FROM) + 10 * US_PER_DAY)]  # a ten-day karaoke visit
+              ("rp-long", _us(FROM) - 6 * US_PER_DAY, _us(FROM) - US_PER_DAY),  # a five-day karaoke visit
+              ("rp-closed-later", _us(UNTIL) - 60 * M, _us(UNTIL) + 60 * M)]  # closed by a check-out from the future
     for opened_by, start, end in visits:
         store.insert("qrtrace.visits_by_venue", {
             "venue_id": ["VN4675010"], "person": ["rp-person"], "start_us": [start], "end_us": [end],
@@ -524,12 +527,14 @@ def _repair_on(store: Store) -> dict[str, object]:
     cats = load_categories().values()
     dwell = {c.code: c.default_dwell_minutes * M for c in cats}
     caps = {c.code: max(3 * d, 240 * M) for c, d in zip(cats, dwell.values(), strict=True)}
-    first = repair_store(store, _us(UNTIL), 0, dwell, caps, INGESTED_AT)
-    second = repair_store(store, _us(UNTIL), 0, dwell, caps, INGESTED_AT)
+    first = repair_store(store, _us(UNTIL), dwell, caps, INGESTED_AT)
+    second = repair_store(store, _us(UNTIL), dwell, caps, INGESTED_AT)
     mine = "SELECT opened_by, start_us, end_us, version FROM qrtrace.visits_by_venue FINAL WHERE person = 'rp-person'"
     return {
-        "first": (first.future_checkins, first.visits_shortened, sorted(first.future_rows_deleted)),
-        "second": (second.future_checkins, second.visits_shortened, second.future_rows_deleted),
+        "first": (first.future_checkins, first.visits_reopened, first.visits_shortened,
+                  sorted(first.future_rows_deleted)),
+        "second": (second.future_checkins, second.visits_reopened, second.visits_shortened,
+                   second.future_rows_deleted),
         "future_checkins_left": rows(store.query("SELECT scan_id FROM qrtrace.checkins WHERE event_time_us > "
                                                  f"{_us(UNTIL)}")),
         "visits": rows(store.query(mine)),
@@ -545,9 +550,10 @@ def test_repair_gives_the_same_store_on_both(wave) -> None:  # type: ignore[no-u
     server, embedded = wave
     on_server, on_chdb = _repair_on(server), _repair_on(embedded)
     assert on_server == on_chdb
-    assert on_server["first"] == (2, 1, ["checkins", "visits_by_person", "visits_by_venue"])
-    assert on_server["second"] == (0, 0, {})
+    assert on_server["first"] == (2, 1, 1, ["checkins", "visits_by_person", "visits_by_venue"])
+    assert on_server["second"] == (0, 0, 0, {})
     assert on_server["future_checkins_left"] == []
-    assert on_server["visits"] == [("rp-long", _us(FROM), _us(FROM) + 150 * M, 2)]
+    assert on_server["visits"] == [("rp-closed-later", _us(UNTIL) - 60 * M, _us(UNTIL) + 90 * M, 2),
+                                   ("rp-long", _us(FROM) - 6 * US_PER_DAY, _us(FROM) - 6 * US_PER_DAY + 150 * M, 2)]
     assert on_server["letters"] == [("event_time_in_future", 2), ("visit_over_cap", 1)]
     assert on_server["longest"][0][0] < US_PER_DAY

@@ -5,7 +5,10 @@ made a 67-year visit)."""
 from __future__ import annotations
 
 import orjson
+import pytest
 
+from qrtrace.errors import InputError
+from qrtrace.settings import settings_from_env
 from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
 from qrtrace.stream_processors.pairing import CHECKOUT_AFTER_CAP
 from qrtrace.stream_processors.pipeline import EVENT_TIME_IN_FUTURE, CheckinProcessor, ProcessorConfig
@@ -85,5 +88,26 @@ def test_events_from_the_future_are_refused_and_do_not_move_the_clock() -> None:
 def test_a_retried_delivery_does_not_move_the_clock() -> None:
     proc = capped(future_min=None)
     proc.process(batch_of([Ev("a", "p", "V1", True, 10 * M)]))
-    proc.process(batch_of([Ev("a", "p", "V1", True, 10 * M)], seq0=1))  # same scan: a retry
+    proc.process(batch_of([Ev("a", "p", "V1", True, 10**15)], seq0=1))  # the same scan_id again: a retry
     assert proc.state.max_event_time_us == 10 * M
+
+
+def test_a_refused_checkout_moves_no_clock() -> None:
+    """A check-out after the cap is refused; a scan of the same visit that arrives late is still paired."""
+    proc = capped(cap_min=180, future_min=None)
+    outs = [proc.process(batch_of([Ev("a", "p", "V1", True, 0), Ev("b", "p", "V1", False, 200 * M)]))]
+    outs.append(proc.process(batch_of([Ev("c", "p", "V1", False, 100 * M)], seq0=2)))
+    outs.append(proc.flush())
+    assert [d.reason for o in outs for d in o.dead_letters] == [CHECKOUT_AFTER_CAP]
+    assert final_visits(outs) == {("p", "V1", 0, 100 * M)}
+
+
+def test_the_receiving_clock_reads_qrtrace_now() -> None:
+    s = settings_from_env({"QRTRACE_NOW": "2021-07-25T12:00:00+07:00"})
+    assert s.clock_us() == 1_627_189_200_000_000
+    with pytest.raises(InputError, match="offset"):
+        settings_from_env({"QRTRACE_NOW": "2021-07-25T12:00:00"})
+    with pytest.raises(InputError, match="ISO 8601"):
+        settings_from_env({"QRTRACE_NOW": "tomorrow"})
+    assert settings_from_env({}).visit_cap_us(480) == 1440 * M  # an office: three times its dwell
+    assert settings_from_env({}).visit_cap_us(15) == 240 * M  # an essential shop: the four-hour floor
