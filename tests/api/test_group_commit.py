@@ -15,10 +15,12 @@ from qrtrace.errors import InputError, StoreError
 def test_concurrent_batches_share_passes_and_each_line_is_stored_once() -> None:
     stored: list[bytes] = []
     passes: list[int] = []
+    in_first_pass = threading.Event()
     first_pass = threading.Event()
 
     def store(lines: list[bytes]) -> None:
         if not passes:
+            in_first_pass.set()
             first_pass.wait(10)  # hold the first pass until every other batch is queued behind it
         stored.extend(lines)
         passes.append(len(lines))
@@ -26,7 +28,9 @@ def test_concurrent_batches_share_passes_and_each_line_is_stored_once() -> None:
     commit = GroupCommit(store)
     threads = [threading.Thread(target=commit.submit, args=([f"{t}-{i}".encode() for i in range(5)],))
                for t in range(40)]  # fmt: skip
-    for th in threads:
+    threads[0].start()
+    assert in_first_pass.wait(10)  # the writer holds the first batch alone (a loaded machine cannot reorder this)
+    for th in threads[1:]:
         th.start()
     deadline = time.monotonic() + 20
     while len(commit._queue) < 39 and time.monotonic() < deadline:  # bounded: the other 39 queue up
