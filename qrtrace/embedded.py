@@ -9,10 +9,12 @@ from __future__ import annotations
 import pickle
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+
+import numpy as np
 
 from qrtrace.domain.admin_units import Commune, load_communes
 from qrtrace.domain.categories import load_categories
@@ -22,7 +24,7 @@ from qrtrace.identity import Keyring, Pseudonymiser, Vault, load_or_create_keyri
 from qrtrace.producers.edge import Edge, seal_identities
 from qrtrace.queries.coverage import CoverageReport, coverage_report
 from qrtrace.queries.reidentify import Identity, reidentify
-from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules, trace_cases
+from qrtrace.queries.trace import CaseQuery, TraceBatch, TraceResult, TraceRules, trace_chunks
 from qrtrace.queries.visit_reader import StoreHopReader
 from qrtrace.settings import Settings
 from qrtrace.sinks.audit import AuditLog, now_us
@@ -254,15 +256,38 @@ class EmbeddedRuntime:
         store: Store | None = None,
     ) -> list[TraceResult]:
         """Trace cases given by pseudonym; every case is audited, nobody is re-identified. `store` lets a
-        caller read through a wrapper (the API's per-statement lock) instead of the runtime's own store."""
-        results = trace_cases(StoreHopReader(store or self.store), list(queries), rules, on_hop)
-        for r in results:
-            audit.record(
-                "trace", r.case.case_id, r.case.person, purpose, from_us=r.case.from_us, to_us=r.case.to_us,
-                depth=rules.depth, grace_us=rules.grace_us, min_overlap_us=rules.min_overlap_us,
-                until_us=rules.until_us, contacts=len(r.contacts),
-            )  # fmt: skip
-        return results
+        caller read through a wrapper (the API's per-statement lock) instead of the runtime's own store.
+        Holds every result: for a large batch use `trace_chunks`."""
+        hops = (lambda f: on_hop(round(f * rules.depth))) if on_hop else None
+        chunks = self.trace_chunks(queries, rules, purpose, audit, hops, store)
+        return [r for _, batch in chunks for r in batch.results()]
+
+    def trace_chunks(
+        self,
+        queries: Sequence[CaseQuery],
+        rules: TraceRules,
+        purpose: str,
+        audit: AuditLog,
+        on_progress: Callable[[float], None] | None = None,
+        store: Store | None = None,
+    ) -> Iterator[tuple[int, TraceBatch]]:
+        """Trace cases given by pseudonym a chunk of cases at a time (`trace_chunks` of the core; its size set
+        by QRTRACE_TRACE_CHUNK_ROWS), auditing each case as its chunk is done. More cases than
+        QRTRACE_TRACE_MAX_CASES are refused before anything is read."""
+        if len(queries) > self.settings.trace_max_cases:
+            raise InputError(f"A trace run takes at most {self.settings.trace_max_cases:,} cases "
+                             f"(QRTRACE_TRACE_MAX_CASES), not {len(queries):,}; split the cases into "
+                             "several runs.")  # fmt: skip
+        reader = StoreHopReader(store or self.store)
+        for first, batch in trace_chunks(reader, list(queries), rules, self.settings.trace_chunk_rows, on_progress):
+            counts = np.bincount(batch.contacts["case"], minlength=len(batch.cases))
+            for q, n in zip(batch.cases, counts.tolist(), strict=True):
+                audit.record(
+                    "trace", q.case_id, q.person, purpose, from_us=q.from_us, to_us=q.to_us,
+                    depth=rules.depth, grace_us=rules.grace_us, min_overlap_us=rules.min_overlap_us,
+                    until_us=rules.until_us, contacts=n,
+                )  # fmt: skip
+            yield first, batch
 
     def declare_case(self, case_id: str, person_id: str, from_us: int, to_us: int, actor: str | None = None) -> str:
         """Record a positive case under its pseudonym (the identifier itself is never stored); returns it."""

@@ -47,6 +47,10 @@ class Settings:
     grace_minutes: int = 30  # trace default
     min_overlap_minutes: int = 0  # trace default
     depth: int = 2  # trace default
+    trace_max_cases: int = 1000  # QRTRACE_TRACE_MAX_CASES: cases one trace run may hold (more: refused)
+    trace_chunk_rows: int = 1_000_000  # QRTRACE_TRACE_CHUNK_ROWS: exposures a chunk of cases aims at (memory)
+    trace_result_max_rows: int = 500_000  # QRTRACE_TRACE_RESULT_MAX_ROWS: exposures one JSON result may hold
+    xlsx_max_rows: int = 2_000_000  # QRTRACE_XLSX_MAX_ROWS: rows an XLSX call list may hold (more: use CSV)
 
     @property
     def is_embedded_store(self) -> bool:
@@ -87,6 +91,10 @@ _INT_ENV = {
     "QRTRACE_RETENTION_DAYS": "retention_days",
     "QRTRACE_PARTITIONS": "partitions",
     "QRTRACE_METRICS_PORT": "metrics_port",
+    "QRTRACE_TRACE_MAX_CASES": "trace_max_cases",
+    "QRTRACE_TRACE_CHUNK_ROWS": "trace_chunk_rows",
+    "QRTRACE_TRACE_RESULT_MAX_ROWS": "trace_result_max_rows",
+    "QRTRACE_XLSX_MAX_ROWS": "xlsx_max_rows",
 }
 
 

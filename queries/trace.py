@@ -10,7 +10,7 @@ first exposure, and the next frontier (a person reached by several cases is read
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -164,6 +164,64 @@ def trace_cases(
 ) -> list[TraceResult]:
     """Many cases at once; results equal `trace_case` run per case, the cases share the reads."""
     return trace_batch(reader, cases, rules, on_hop).results()
+
+
+def trace_chunks(
+    reader: HopReader,
+    cases: Sequence[CaseQuery],
+    rules: TraceRules,
+    max_rows: int,
+    on_progress: Callable[[float], None] | None = None,
+) -> Iterator[tuple[int, TraceBatch]]:
+    """Trace the cases a chunk at a time: (index of the chunk's first case, the chunk's TraceBatch).
+
+    Memory is bounded by the chunk, not the batch: the caller writes each chunk out before asking for the
+    next. A chunk's cases still share reads. The size adapts: the first chunk is one case, then each
+    chunk holds as many cases as, at the exposures per case seen so far, make about `max_rows` exposures
+    (at most twice the previous chunk, so one light case does not let a heavy run through). Cases are
+    independent, so the results per case are those of `trace_case`. `on_progress(fraction)` after each hop.
+    """
+    cases = list(cases)
+    done, size, rows_seen = 0, 1, 0
+    while done < len(cases):
+        chunk = cases[done : done + size]
+
+        def hop_done(hop: int, done: int = done, n: int = len(chunk)) -> None:
+            if on_progress:
+                on_progress((done + n * hop / rules.depth) / len(cases))
+
+        batch = trace_batch(reader, chunk, rules, hop_done)
+        yield done, batch
+        done += len(chunk)
+        rows_seen += len(batch.exposures["case"])
+        per_case = max(1, rows_seen // done)
+        size = max(1, min(2 * size, max_rows // per_case))
+        if on_progress:
+            on_progress(done / len(cases))
+
+
+def exposure_rows(batch: TraceBatch, first_case: int = 0) -> Table:
+    """A batch's exposures as rows to store, each with its contact's hop and first exposure and its case's
+    index in the whole run (`first_case` + index in the chunk)."""
+    e, c = batch.exposures, batch.contacts
+    codes, uniques = pd.factorize(np.concatenate([c["person"], e["person"]]))
+    width = len(uniques) + 1
+    contact_keys = c["case"] * width + codes[: len(c["person"])]
+    ci, ei = join_indices(contact_keys, e["case"] * width + codes[len(c["person"]) :])
+    order = np.argsort(ei, kind="stable")  # one contact per exposure: back in the exposures' order
+    ci, ei = ci[order], ei[order]
+    return {
+        "case_index": (e["case"] + first_case).astype(np.uint32),
+        "person": e["person"],
+        "hop": c["hop"][ci].astype(np.uint8),
+        "first_exposure_us": c["first_exposure"][ci],
+        "venue_id": e["venue"],
+        "start_us": e["start"],
+        "end_us": e["end"],
+        "overlap_us": e["overlap"],
+        "source_person": e["source_person"],
+        "source_hop": e["source_hop"].astype(np.uint8),
+    }
 
 
 def trace_batch(
