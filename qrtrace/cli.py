@@ -219,14 +219,17 @@ def trace(
     quiet = as_json or cases is None  # a single case takes milliseconds; a day's cases can take minutes
     with _runtime(settings) as rt, render.progress(settings.lang, quiet) as bar:
         task = bar.add_task(t("tracing", settings.lang), total=rules.depth)
-        results, identities = rt.trace_many(case_rows, rules, purpose, on_hop=lambda _: bar.advance(task))
+        results, identities = rt.trace_many(case_rows, rules, purpose,
+                                            on_hop=lambda hop: bar.update(task, completed=hop))  # fmt: skip
         bar.update(task, completed=rules.depth)  # a trace that runs out of contacts stops early
     docs = [render.trace_dict(r, identities, settings.display_tz) for r in results]
-    if csv_out:
+    if csv_out:  # identifiers in plain text: 0600, and said so
         render.write_call_list(csv_out, docs)
+        sys.stderr.write(t("plain_ids_warning", settings.lang).format(path=csv_out) + "\n")
     if out_dir:
         written = render.write_trace_dir(out_dir, docs)
         out.print(f"{t('files', settings.lang)}: {len(written)} → {out_dir}")
+        sys.stderr.write(t("plain_ids_warning", settings.lang).format(path=out_dir) + "\n")
     if as_json:
         payload = docs[0] if cases is None else {"cases": docs, "cohort": render.combined_cohort(docs)}
         sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -305,13 +308,17 @@ def demo(
     population: Annotated[int, typer.Option(min=100, max=2_000_000)] = 20_000,
     days: Annotated[int, typer.Option(min=1, max=21)] = 3,
     seed: Annotated[int, typer.Option()] = 2021,
+    reidentified_exports: Annotated[
+        bool, typer.Option(help="Write the demo trace with identifiers and phones (0600), not pseudonyms.")
+    ] = False,
     store: StoreOpt = None,
     lang: LangOpt = None,
 ) -> None:
     """The main job: simulate a district, stream it into the embedded store, trace a case, report coverage."""
     from qrtrace.demo import run_demo
 
-    run_demo(_settings(store, lang), population=population, days=days, seed=seed, console=out)
+    run_demo(_settings(store, lang), population=population, days=days, seed=seed, console=out,
+             reidentified=reidentified_exports)  # fmt: skip
 
 
 BrokerOpt = Annotated[str | None, typer.Option("--broker", help="Kafka bootstrap servers [env QRTRACE_BROKER].")]
