@@ -219,23 +219,28 @@ def trace(
     quiet = as_json or cases is None  # a single case takes milliseconds; a day's cases can take minutes
     with _runtime(settings) as rt, render.progress(settings.lang, quiet) as bar:
         task = bar.add_task(t("tracing", settings.lang), total=rules.depth)
-        results, identities = rt.trace_many(case_rows, rules, purpose,
-                                            on_hop=lambda hop: bar.update(task, completed=hop))  # fmt: skip
-        bar.update(task, completed=rules.depth)  # a trace that runs out of contacts stops early
-    docs = [render.trace_dict(r, identities, settings.display_tz) for r in results]
-    if csv_out:  # identifiers in plain text: 0600, and said so
-        render.write_call_list(csv_out, docs)
-        sys.stderr.write(t("plain_ids_warning", settings.lang).format(path=csv_out) + "\n")
+        chunks = rt.trace_many_chunks(case_rows, rules, purpose,
+                                      on_progress=lambda done: bar.update(task, completed=done * rules.depth))
+        if not as_json:  # written a chunk of cases at a time: a day's cases never sit in memory together
+            with render.TraceFiles(csv_out, out_dir) as files:
+                for results, identities in chunks:
+                    for r in results:
+                        doc = render.trace_dict(r, identities, settings.display_tz)
+                        files.add(doc)
+                        render.trace_tables(out, doc, settings.lang)
+            bar.update(task, completed=rules.depth)  # a trace that runs out of contacts stops early
+        else:
+            docs = [render.trace_dict(r, ids, settings.display_tz) for results, ids in chunks for r in results]
+            with render.TraceFiles(csv_out, out_dir) as files:
+                for doc in docs:
+                    files.add(doc)
+            payload = docs[0] if cases is None else {"cases": docs, "cohort": render.combined_cohort(docs)}
+            sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
     if out_dir:
-        written = render.write_trace_dir(out_dir, docs)
-        out.print(f"{t('files', settings.lang)}: {len(written)} → {out_dir}")
-        sys.stderr.write(t("plain_ids_warning", settings.lang).format(path=out_dir) + "\n")
-    if as_json:
-        payload = docs[0] if cases is None else {"cases": docs, "cohort": render.combined_cohort(docs)}
-        sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        for doc in docs:
-            render.trace_tables(out, doc, settings.lang)
+        out.print(f"{t('files', settings.lang)}: {len(files.written) - bool(csv_out)} → {out_dir}")
+    for path in (csv_out, out_dir):  # identifiers in plain text: 0600, and said so
+        if path:
+            sys.stderr.write(t("plain_ids_warning", settings.lang).format(path=path) + "\n")
 
 
 @report_app.command("coverage")

@@ -232,19 +232,38 @@ class EmbeddedRuntime:
         purpose: str,
         on_hop: Callable[[int], None] | None = None,
     ) -> tuple[list[TraceResult], dict[str, Identity]]:
-        """Trace (case_id, identifier, from, to) cases in one pass sharing reads; each is audited."""
+        """Trace (case_id, identifier, from, to) cases in one pass sharing reads; each is audited. Holds every
+        result: for a large batch use `trace_many_chunks`."""
+        results: list[TraceResult] = []
+        identities: dict[str, Identity] = {}
+        progress = (lambda f: on_hop(round(f * rules.depth))) if on_hop else None
+        for chunk, found in self.trace_many_chunks(cases, rules, purpose, progress):
+            results += chunk
+            identities.update(found)
+        return results, identities
+
+    def trace_many_chunks(
+        self,
+        cases: Sequence[tuple[str, str, int, int]],
+        rules: TraceRules,
+        purpose: str,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> Iterator[tuple[list[TraceResult], dict[str, Identity]]]:
+        """`trace_many` a chunk of cases at a time: each chunk's results and the identities of the people
+        they name (one audited re-identification per chunk), so a caller can write them out and drop them."""
         queries = []
         raw_by_person: dict[str, str] = {}
         for case_id, person_id, from_us, to_us in cases:
             person = self.pseudonymiser.one(person_id)
             raw_by_person[person] = person_id
             queries.append(CaseQuery(case_id or f"trace-{person[:12]}", person, from_us, to_us))
-        results = self.trace_pseudonymous(queries, rules, purpose, self.audit, on_hop)
-        persons = persons_in(results) - set(raw_by_person)
         case_ids = ",".join(q.case_id for q in queries)
-        identities = reidentify(self.store, self.vault, self.audit, sorted(persons), case_ids, purpose)
-        identities.update({p: Identity(raw, "") for p, raw in raw_by_person.items()})
-        return results, identities
+        for _, batch in self.trace_chunks(queries, rules, purpose, self.audit, on_progress):
+            results = batch.results()
+            persons = persons_in(results) - set(raw_by_person)
+            identities = reidentify(self.store, self.vault, self.audit, sorted(persons), case_ids, purpose)
+            identities.update({p: Identity(raw, "") for p, raw in raw_by_person.items()})
+            yield results, identities
 
     def trace_pseudonymous(
         self,

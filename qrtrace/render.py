@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -202,12 +202,66 @@ def write_call_list(path: Path, docs: Iterable[dict]) -> None:
                                          e["source_hop"]]))  # fmt: skip
 
 
-def write_trace_dir(directory: Path, docs: list[dict]) -> list[Path]:
+def write_trace_dir(directory: Path, docs: Iterable[dict]) -> list[Path]:
     """One JSON per case (`<case_id>.json`) and the combined cohort (`cohort.json`, `cohort.csv`), all 0600."""
-    directory.mkdir(parents=True, exist_ok=True)
-    written = [write_case_json(directory, doc) for doc in docs]
-    written += write_cohort(directory, [d["case_id"] for d in docs], combined_cohort(docs))
-    return written
+    with TraceFiles(None, directory) as files:
+        for doc in docs:
+            files.add(doc)
+    return files.written
+
+
+class TraceFiles:
+    """A batch trace's files, written as its cases come (a chunk at a time), so a run of many cases never
+    holds them all: the call list (`csv_out`, one row per exposure) and, in `out_dir`, `<case_id>.json` per
+    case, then `cohort.json` / `cohort.csv`: every contact once, at their lowest hop and earliest first
+    exposure, with the cases that reached them and how many exposures (the evidence is in the case files).
+    Every file 0600 (identifiers), every spreadsheet cell escaped."""
+
+    def __init__(self, csv_out: Path | None, out_dir: Path | None) -> None:
+        self.csv_out, self.out_dir = csv_out, out_dir
+        self.written: list[Path] = []
+        self._cohort: dict[str, dict] = {}
+        self._case_ids: list[str] = []
+        self._stack = ExitStack()
+        self._calls = None
+
+    def __enter__(self) -> TraceFiles:
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.csv_out is not None:
+            fh = self._stack.enter_context(private_file(self.csv_out, newline="", encoding="utf-8"))
+            self._calls = csv.writer(fh)
+            self._calls.writerow(CALL_LIST_COLUMNS)
+        return self
+
+    def add(self, doc: dict) -> None:
+        """One case's document (`trace_dict`)."""
+        if self._calls is not None:
+            for c in doc["contacts"]:
+                for e in c["exposures"]:
+                    self._calls.writerow(safe_row([doc["case"], c["person_id"], c["hop"], c["first_exposure"],
+                                                   e["venue_id"], e["start"], e["end"], e["overlap_minutes"],
+                                                   e["source_person_id"], e["source_hop"]]))  # fmt: skip
+        if self.out_dir is None:
+            return
+        self.written.append(write_case_json(self.out_dir, doc))
+        self._case_ids.append(doc["case_id"])
+        for c in doc["contacts"]:
+            entry = self._cohort.setdefault(c["person_id"], {"person_id": c["person_id"], "hop": c["hop"],
+                                                             "first_exposure": c["first_exposure"], "cases": [],
+                                                             "exposures": 0})  # fmt: skip
+            entry["hop"] = min(entry["hop"], c["hop"])
+            entry["first_exposure"] = min(entry["first_exposure"], c["first_exposure"])
+            entry["cases"].append(doc["case_id"])
+            entry["exposures"] += len(c["exposures"])
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self._stack.__exit__(exc_type, *exc)
+        if exc_type is None and self.csv_out is not None:
+            self.written.append(self.csv_out)
+        if exc_type is None and self.out_dir is not None:
+            cohort = sorted(self._cohort.values(), key=lambda c: (c["hop"], c["first_exposure"], c["person_id"]))
+            self.written += write_cohort(self.out_dir, self._case_ids, cohort)
 
 
 def write_case_json(directory: Path, doc: dict) -> Path:
@@ -219,14 +273,14 @@ def write_case_json(directory: Path, doc: dict) -> Path:
 
 
 def write_cohort(directory: Path, case_ids: list[str], cohort: list[dict]) -> list[Path]:
-    """`cohort.json` and `cohort.csv`: every contact once across the cases."""
+    """`cohort.json` and `cohort.csv`: every contact once across the cases (`exposures`: a count)."""
     written = [write_json(directory / "cohort.json", {"cases": case_ids, "contacts": cohort})]
     with private_file(directory / "cohort.csv", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(("person_id", "hop", "first_exposure", "cases", "exposures"))
         for c in cohort:
             w.writerow(safe_row((c["person_id"], c["hop"], c["first_exposure"], " ".join(c["cases"]),
-                                 len(c["exposures"]))))  # fmt: skip
+                                 c["exposures"])))  # fmt: skip
     written.append(directory / "cohort.csv")
     return written
 
