@@ -21,7 +21,7 @@ def safe_cell(value: object) -> object:
     text that a spreadsheet would read as a formula (=, +, -, @ first) prefixed with an apostrophe."""
     if not isinstance(value, str):
         return value
-    text = value.translate(_CONTROL)
+    text = value if value.isprintable() else value.translate(_CONTROL)  # the check is the fast path
     return f"'{text}" if text.startswith(_FORMULA_START) else text
 
 
