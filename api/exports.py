@@ -62,10 +62,6 @@ def csv_bytes(header: Sequence[str], rows: Sequence[Sequence[object]]) -> bytes:
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
-def call_list_csv(rows: Sequence[tuple], lang: str) -> bytes:
-    return csv_bytes(HEADERS["call_list"][lang], rows)
-
-
 XLSX_SHEET_ROWS = 1_048_576  # Excel's (and openpyxl's) rows per sheet, the header row included
 
 
