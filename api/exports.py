@@ -1,18 +1,24 @@
 """Files people send on: call lists and the coverage report as CSV (UTF-8 with BOM, so Excel reads the
-Vietnamese) and XLSX. Bytes in memory; the API streams them as downloads."""
+Vietnamese) and XLSX. Every cell goes through `qrtrace.spreadsheet.safe_cell`. The coverage report is
+small (bytes in memory); a call list can hold millions of rows, so it is built a case at a time: CSV as a
+stream of chunks, XLSX in openpyxl's write-only mode into a file, a new sheet before Excel's row limit."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 
+import numpy as np
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from qrtrace.api.views import CALL_LIST_COLUMNS
+from qrtrace import render
+from qrtrace.api.views import CALL_LIST_COLUMNS, Person
+from qrtrace.spreadsheet import safe_cell, safe_row
 
 HEADERS = {
     "call_list": {
@@ -48,37 +54,84 @@ def _t(key: str, lang: str) -> str:
     return en if lang == "en" else vi
 
 
-_CONTROL = dict.fromkeys([*range(32), 127])
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: object) -> object:
-    """Text as a spreadsheet shows it, never run: control characters dropped (XLSX cannot hold them) and
-    text that a spreadsheet would read as a formula (=, +, -, @ first) prefixed with an apostrophe."""
-    if not isinstance(value, str):
-        return value
-    text = value.translate(_CONTROL)
-    return f"'{text}" if text.startswith(_FORMULA_START) else text
-
-
 def csv_bytes(header: Sequence[str], rows: Sequence[Sequence[object]]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header)
-    w.writerows([safe_cell(v) for v in row] for row in rows)
+    w.writerows(safe_row(row) for row in rows)
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
-def call_list_csv(rows: Sequence[tuple], lang: str) -> bytes:
-    return csv_bytes(HEADERS["call_list"][lang], rows)
+XLSX_SHEET_ROWS = 1_048_576  # Excel's (and openpyxl's) rows per sheet, the header row included
 
 
-def call_list_xlsx(rows: Sequence[tuple], lang: str) -> bytes:
-    wb = Workbook()
-    ws = wb.active
-    ws.title = _t("sheet_call", lang)
-    _table(ws, 1, HEADERS["call_list"][lang], rows)
-    return _save(wb)
+def call_list_case_rows(
+    header: dict, rows: Mapping[str, np.ndarray], people: Mapping[str, Person] | None, tz: timezone
+) -> list[tuple]:
+    """One case's call-list rows (one per exposure) from its stored exposure rows, people shown as
+    `people` says (None: pseudonyms, no phone), ordered by hop, first exposure, person as shown."""
+
+    def shown(p: str) -> str:
+        return people[p].shown_as if people and p in people else p
+
+    case = shown(header["case"])
+    first, start, end = (render.iso_array(rows[k], tz).tolist() for k in ("first_exposure_us", "start_us", "end_us"))
+    out = [
+        (header["case_id"], case, hop, shown(person), (people[person].contact or "") if people and person in people
+         else "", f, venue, s, e, round(overlap / 60_000_000, 2), shown(source), source_hop)
+        for person, hop, f, venue, s, e, overlap, source, source_hop in zip(
+            rows["person"].tolist(), rows["hop"].tolist(), first, rows["venue_id"].tolist(), start, end,
+            rows["overlap_us"].tolist(), rows["source_person"].tolist(), rows["source_hop"].tolist(), strict=True)
+    ]  # fmt: skip
+    out.sort(key=lambda r: (r[2], r[5], r[3]))  # stable: a contact's exposures keep the stored order
+    return out
+
+
+def call_list_csv_stream(chunks: Iterable[Sequence[tuple]], lang: str) -> Iterator[bytes]:
+    """The call list as CSV, one piece of bytes per chunk of rows (the BOM and header first)."""
+    yield csv_bytes(HEADERS["call_list"][lang], [])
+    for rows in chunks:
+        buf = io.StringIO()
+        csv.writer(buf).writerows(safe_row(row) for row in rows)
+        yield buf.getvalue().encode("utf-8")
+
+
+def call_list_xlsx_file(chunks: Iterable[Sequence[tuple]], lang: str, path: str,
+                        sheet_rows: int = XLSX_SHEET_ROWS) -> int:  # fmt: skip
+    """Write the call list as XLSX to `path` in write-only mode (rows go to disk as they come); a new sheet
+    ("Danh sách gọi 2", ...) with the header again whenever a sheet is full. Returns the data rows."""
+    wb = Workbook(write_only=True)
+    header = HEADERS["call_list"][lang]
+    ws, used, sheets, total = None, sheet_rows, 0, 0
+    for rows in chunks:
+        for row in rows:
+            if used >= sheet_rows:
+                sheets += 1
+                ws = wb.create_sheet(_t("sheet_call", lang) + (f" {sheets}" if sheets > 1 else ""))
+                _write_only_header(ws, header)
+                used = 1
+            ws.append(safe_row(row))  # type: ignore[union-attr]
+            used += 1
+            total += 1
+    if ws is None:  # no rows: the header alone
+        _write_only_header(wb.create_sheet(_t("sheet_call", lang)), header)
+    wb.save(path)
+    return total
+
+
+def _write_only_header(ws, header: Sequence[str]) -> None:  # type: ignore[no-untyped-def]
+    fill = PatternFill("solid", fgColor="B71C1C")
+    for j, name in enumerate(header, start=1):
+        ws.column_dimensions[get_column_letter(j)].width = max(10, min(40, len(name) + 4))
+    ws.freeze_panes = "A2"
+    cells = []
+    for name in header:
+        cell = WriteOnlyCell(ws, name)
+        cell.font = Font(bold=True, color="FFFFFF")
+        cell.fill = fill
+        cell.alignment = Alignment(wrap_text=True, vertical="center")
+        cells.append(cell)
+    ws.append(cells)
 
 
 def coverage_rows(view: dict, lang: str) -> list[tuple]:

@@ -20,11 +20,12 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import orjson
 
 from qrtrace import render
@@ -43,7 +44,7 @@ from qrtrace.embedded import EmbeddedRuntime
 from qrtrace.errors import InputError
 from qrtrace.queries.coverage import daily_trend
 from qrtrace.queries.reidentify import Identity, reidentify
-from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules
+from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules, exposure_rows
 from qrtrace.settings import Settings
 from qrtrace.sinks.audit import AuditLog, now_us
 from qrtrace.sinks.clickhouse_sql import load_sql
@@ -375,6 +376,9 @@ class ApiService:
     def start_trace(self, who: Principal, case_ids: list[str], rules: TraceRules, purpose: str) -> TraceJob:
         authorize(who, Action.RUN_TRACE, Scope(), self.geo)
         wanted = list(dict.fromkeys(case_ids))
+        if len(wanted) > self.settings.trace_max_cases:
+            raise TooLarge(f"A trace run takes at most {self.settings.trace_max_cases:,} cases "
+                           f"(QRTRACE_TRACE_MAX_CASES), not {len(wanted):,}; split the cases into several runs.")
         with self._lock:
             rows = self.rt.store.query(load_sql("qrtrace.queries", "cases_by_id"), {"case_ids": wanted})
         found = {c: CaseQuery(c, p, f, t) for c, p, f, t in zip(*rows.values(), strict=True)}
@@ -392,30 +396,56 @@ class ApiService:
         return job
 
     def _run_trace(self, job: TraceJob, queries: list[CaseQuery], rules: TraceRules) -> None:
-        def hop(_: int) -> None:
-            job.hops_done += 1
+        """Trace a chunk of cases at a time and store each chunk's exposures as rows before the next chunk
+        (`trace_exposures`), keeping only per-case counts: memory is one chunk's, whatever the batch."""
+
+        def progress(done: float) -> None:
+            job.hops_done = max(job.hops_done, min(job.depth, int(done * job.depth)))
 
         store = self._locked_store
+        contacts = [0] * len(queries)
+        exposures = [0] * len(queries)
         try:
-            results = self.rt.trace_pseudonymous(queries, rules, job.purpose, AuditLog(store, job.actor),
-                                                 on_hop=hop, store=store)  # fmt: skip
-            self._store_run(job, results, rules)
-            job.contacts = sum(len(r.contacts) for r in results)
+            chunks = self.rt.trace_chunks(queries, rules, job.purpose, AuditLog(store, job.actor), progress, store)
+            for first, batch in chunks:
+                rows = exposure_rows(batch, first)
+                n = len(rows["person"])
+                store.insert("qrtrace.trace_exposures", {
+                    "trace_id": np.full(n, job.trace_id, dtype=object),
+                    "started_at_us": np.full(n, job.started_at_us, dtype=np.int64), **rows})  # fmt: skip
+                for case, count in enumerate(np.bincount(batch.contacts["case"], minlength=len(batch.cases))):
+                    contacts[first + case] = int(count)
+                for case, count in enumerate(np.bincount(batch.exposures["case"], minlength=len(batch.cases))):
+                    exposures[first + case] = int(count)
+            self._store_run(job, queries, rules, contacts, exposures)
+            job.contacts = sum(contacts)
             job.hops_done = job.depth
             job.status = "done"
         except Exception as exc:  # a job's failure is reported to its poller as a sentence, and logged
             log.exception("trace %s failed", job.trace_id)
             job.status = "failed"
-            job.error = f"The trace failed ({type(exc).__name__}); the server logged the details."
+            job.error = (str(exc) if isinstance(exc, InputError) else
+                         f"The trace failed ({type(exc).__name__}); the server logged the details.")  # fmt: skip
+            try:  # a failed run has no trace_runs row, so its rows are never read: drop them
+                store.execute(load_sql("qrtrace.queries", "trace_exposures_drop"), {"trace_id": job.trace_id})
+            except Exception:
+                log.exception("could not drop the rows of failed trace %s", job.trace_id)
 
-    def _store_run(self, job: TraceJob, results: list[TraceResult], rules: TraceRules) -> None:
-        docs = [render.trace_dict(r, _PseudonymsOnly(), self.settings.display_tz) for r in results]
+    def _store_run(self, job: TraceJob, queries: list[CaseQuery], rules: TraceRules, contacts: list[int],
+                   exposures: list[int]) -> None:  # fmt: skip
+        """The run's row in `trace_runs`: per case the document header (case, window, rules) and its counts;
+        the contacts and exposures are rows of `trace_exposures`."""
+        headers = []
+        for q, n, rows in zip(queries, contacts, exposures, strict=True):
+            header = render.trace_dict(TraceResult(q, rules, []), _PseudonymsOnly(), self.settings.display_tz)
+            del header["contacts"]
+            headers.append({**header, "contacts_count": n, "exposure_rows": rows})
         self._locked_store.insert("qrtrace.trace_runs", {
             "trace_id": [job.trace_id], "started_at_us": [job.started_at_us], "finished_at_us": [now_us()],
             "actor": [job.actor], "case_ids": [",".join(job.case_ids)], "purpose": [job.purpose],
             "rules": [orjson.dumps({"depth": rules.depth, "grace_us": rules.grace_us,
                                     "min_overlap_us": rules.min_overlap_us, "until_us": rules.until_us}).decode()],
-            "result": [orjson.dumps(docs).decode()],
+            "result": [orjson.dumps(headers).decode()],
         })  # fmt: skip
 
     def trace_status(self, who: Principal, trace_id: str) -> dict:
@@ -435,51 +465,120 @@ class ApiService:
         if not rows["trace_id"]:
             raise NotFound(f"No finished trace {trace_id}.")
         rules = orjson.loads(rows["rules"][0])
+        stored = orjson.loads(rows["result"][0])
+        # Runs stored by earlier versions hold whole documents; newer ones per-case headers (rows elsewhere).
+        docs = None if all("exposure_rows" in d for d in stored) else stored
+        headers = stored if docs is None else [{**d, "exposure_rows": sum(len(c["exposures"]) for c in d["contacts"])}
+                                               for d in stored]  # fmt: skip
         return {"trace_id": trace_id, "actor": rows["actor"][0], "case_ids": rows["case_ids"][0].split(","),
-                "purpose": rows["purpose"][0], "depth": rules["depth"], "docs": orjson.loads(rows["result"][0]),
+                "purpose": rows["purpose"][0], "depth": rules["depth"], "docs": docs, "headers": headers,
                 "started_at_us": rows["started_at_us"][0], "finished_at_us": rows["finished_at_us"][0]}  # fmt: skip
+
+    def _case_docs(self, run: dict, cases: Sequence[int]) -> Iterator[dict]:
+        """The pseudonymous documents of the run's cases (by index), one case read at a time."""
+        for i in cases:
+            header = run["headers"][i]
+            if run["docs"] is not None:
+                yield run["docs"][i]
+                continue
+            header = {k: v for k, v in header.items() if k not in ("contacts_count", "exposure_rows")}
+            yield render.trace_doc_from_rows(header, self._case_rows(run["trace_id"], i), self.settings.display_tz)
+
+    def _case_rows(self, trace_id: str, case: int) -> dict:
+        sql = load_sql("qrtrace.queries", "trace_exposures_read")
+        return self._locked_store.query_columns(sql, {"trace_id": trace_id, "first_case": case, "end_case": case + 1})
+
+    def _run_people(self, who: Principal, run: dict, purpose: str) -> dict[str, views.Person] | None:
+        """Identifiers and phones of everyone the run names, for a role allowed to re-identify (audited);
+        None for other roles. One vault read for the run: bounded by the people, not the exposures."""
+        if not self.may(who, Action.REIDENTIFY):
+            return None
+        if run["docs"] is not None:
+            persons = views.pseudonyms_in(run["docs"])
+        else:
+            rows = self._locked_store.query(load_sql("qrtrace.queries", "trace_exposures_people"),
+                                            {"trace_id": run["trace_id"]})  # fmt: skip
+            persons = set(rows["person"]) | {h["case"] for h in run["headers"]}
+        with self._lock:
+            found = reidentify(self.rt.store, self.rt.vault, self.rt.audit.as_actor(who.name), sorted(persons),
+                               ",".join(run["case_ids"]), purpose)  # fmt: skip
+        return {p: views.Person(i.identifier, i.contact or None) for p, i in found.items()}
 
     def _job_list(self) -> list[TraceJob]:
         with self._jobs_lock:
             return list(self._jobs.values())
 
-    def trace_result(self, who: Principal, trace_id: str, purpose: str) -> dict:
-        """The cohort documents; identifiers and phones only for roles allowed to re-identify, audited with
-        the purpose the reader states (not the purpose of whoever ran the trace)."""
+    def trace_result(self, who: Principal, trace_id: str, purpose: str, case_id: str | None = None) -> dict:
+        """The cohort documents (all cases, or the one `case_id`); identifiers and phones only for roles
+        allowed to re-identify, audited with the purpose the reader states (not the purpose of whoever ran
+        the trace). A result of more than QRTRACE_TRACE_RESULT_MAX_ROWS exposures is refused with a sentence
+        (read it per case, or download the call list, which streams)."""
         authorize(who, Action.RUN_TRACE, Scope(), self.geo)
         purpose = _purpose(purpose)
         run = self._load_run(trace_id)
-        docs = self._shown(who, run, purpose)
+        cases = list(range(len(run["headers"])))
+        if case_id is not None:
+            cases = [i for i in cases if run["headers"][i]["case_id"] == case_id]
+            if not cases:
+                raise NotFound(f"The trace {trace_id} has no case {case_id}.")
+        rows = sum(run["headers"][i]["exposure_rows"] for i in cases)
+        limit = self.settings.trace_result_max_rows
+        if rows > limit:
+            raise TooLarge(f"This result holds {rows:,} exposures, more than the {limit:,} one answer may hold "
+                           "(QRTRACE_TRACE_RESULT_MAX_ROWS); read one case at a time (?case_id=...) or download "
+                           "the call list.")  # fmt: skip
+        docs = list(self._case_docs(run, cases))
+        people = self._run_people(who, run, purpose)
+        docs = views.show_people(docs, people)
         tz = self.settings.display_tz
         return {"trace_id": trace_id, "status": "done", "purpose": run["purpose"], "run_by": run["actor"],
                 "started_at": render.iso(run["started_at_us"], tz),
                 "finished_at": render.iso(run["finished_at_us"], tz),
                 "cases": docs, "cohort": render.combined_cohort(docs) if len(docs) > 1 else None}  # fmt: skip
 
-    def _shown(self, who: Principal, run: dict, purpose: str) -> list[dict]:
-        if not self.may(who, Action.REIDENTIFY):
-            return views.show_people(run["docs"], None)
-        persons = sorted(views.pseudonyms_in(run["docs"]))
-        with self._lock:
-            found = reidentify(self.rt.store, self.rt.vault, self.rt.audit.as_actor(who.name), persons,
-                               ",".join(run["case_ids"]), purpose)  # fmt: skip
-        people = {p: views.Person(i.identifier, i.contact or None) for p, i in found.items()}
-        return views.show_people(run["docs"], people)
+    def call_list(self, who: Principal, trace_id: str, fmt: str, purpose: str, lang: str) -> Iterator[bytes]:
+        """The call list as pieces of bytes, built one case at a time (CSV streams; XLSX is written to a
+        temporary file in write-only mode, split into sheets, then streamed). Audited before the first byte."""
+        import os
+        import tempfile
 
-    def call_list(self, who: Principal, trace_id: str, fmt: str, purpose: str, lang: str) -> bytes:
         from qrtrace.api import exports
 
         authorize(who, Action.EXPORT_CALL_LIST, Scope(), self.geo)
         purpose = _purpose(purpose)
         run = self._load_run(trace_id)
-        rows = views.call_list_rows(self._shown(who, run, purpose))
-        data = exports.call_list_xlsx(rows, lang) if fmt == "xlsx" else exports.call_list_csv(rows, lang)
-        with self._lock:  # the file is built: only now is it an export
+        total = sum(h["exposure_rows"] for h in run["headers"])
+        if fmt == "xlsx" and total > self.settings.xlsx_max_rows:
+            raise TooLarge(f"This call list has {total:,} rows, more than the {self.settings.xlsx_max_rows:,} an "
+                           "XLSX download may hold (QRTRACE_XLSX_MAX_ROWS); download it as CSV.")  # fmt: skip
+        people = self._run_people(who, run, purpose)
+        tz = self.settings.display_tz
+        # The existing order: by case id, then hop, first exposure and person as shown.
+        order = sorted(range(len(run["headers"])), key=lambda i: run["headers"][i]["case_id"])
+
+        def chunks() -> Iterator[list[tuple]]:
+            for i in order:
+                header = run["headers"][i]
+                if run["docs"] is not None:
+                    yield views.call_list_rows(views.show_people([run["docs"][i]], people))
+                else:
+                    yield exports.call_list_case_rows(header, self._case_rows(trace_id, i), people, tz)
+
+        with self._lock:
             self.rt.audit.as_actor(who.name).record(
-                "export_call_list", ",".join(run["case_ids"]), trace_id, purpose, format=fmt, rows=len(rows),
-                reidentified=self.may(who, Action.REIDENTIFY),
+                "export_call_list", ",".join(run["case_ids"]), trace_id, purpose, format=fmt, rows=total,
+                reidentified=people is not None,
             )  # fmt: skip
-        return data
+        if fmt != "xlsx":
+            return exports.call_list_csv_stream(chunks(), lang)
+        fd, path = tempfile.mkstemp(prefix="qrtrace-call-list-", suffix=".xlsx")  # 0600: it holds identifiers
+        os.close(fd)
+        try:
+            exports.call_list_xlsx_file(chunks(), lang, path)
+        except BaseException:
+            os.unlink(path)
+            raise
+        return _file_pieces(path)
 
     def list_traces(self, who: Principal, limit: int) -> list[dict]:
         authorize(who, Action.RUN_TRACE, Scope(), self.geo)
@@ -585,6 +684,18 @@ class ApiService:
              "detail": orjson.loads(d) if d else {}}
             for at, a, act, c, s, p, d in zip(*rows.values(), strict=True)
         ]  # fmt: skip
+
+
+def _file_pieces(path: str, size: int = 1 << 20) -> Iterator[bytes]:
+    """A temporary file's bytes in pieces; the file is removed once read (or abandoned)."""
+    import os
+
+    try:
+        with open(path, "rb") as fh:
+            while piece := fh.read(size):
+                yield piece
+    finally:
+        os.unlink(path)
 
 
 def _purpose(text: str) -> str:

@@ -223,20 +223,28 @@ def trace(
     quiet = as_json or cases is None  # a single case takes milliseconds; a day's cases can take minutes
     with _runtime(settings) as rt, render.progress(settings.lang, quiet) as bar:
         task = bar.add_task(t("tracing", settings.lang), total=rules.depth)
-        results, identities = rt.trace_many(case_rows, rules, purpose, on_hop=lambda _: bar.advance(task))
-        bar.update(task, completed=rules.depth)  # a trace that runs out of contacts stops early
-    docs = [render.trace_dict(r, identities, settings.display_tz) for r in results]
-    if csv_out:
-        render.write_call_list(csv_out, docs)
+        chunks = rt.trace_many_chunks(case_rows, rules, purpose,
+                                      on_progress=lambda done: bar.update(task, completed=done * rules.depth))
+        if not as_json:  # written a chunk of cases at a time: a day's cases never sit in memory together
+            with render.TraceFiles(csv_out, out_dir) as files:
+                for results, identities in chunks:
+                    for r in results:
+                        doc = render.trace_dict(r, identities, settings.display_tz)
+                        files.add(doc)
+                        render.trace_tables(out, doc, settings.lang)
+            bar.update(task, completed=rules.depth)  # a trace that runs out of contacts stops early
+        else:
+            docs = [render.trace_dict(r, ids, settings.display_tz) for results, ids in chunks for r in results]
+            with render.TraceFiles(csv_out, out_dir) as files:
+                for doc in docs:
+                    files.add(doc)
+            payload = docs[0] if cases is None else {"cases": docs, "cohort": render.combined_cohort(docs)}
+            sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
     if out_dir:
-        written = render.write_trace_dir(out_dir, docs)
-        out.print(f"{t('files', settings.lang)}: {len(written)} → {out_dir}")
-    if as_json:
-        payload = docs[0] if cases is None else {"cases": docs, "cohort": render.combined_cohort(docs)}
-        sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        for doc in docs:
-            render.trace_tables(out, doc, settings.lang)
+        out.print(f"{t('files', settings.lang)}: {len(files.written) - bool(csv_out)} → {out_dir}")
+    for path in (csv_out, out_dir):  # identifiers in plain text: 0600, and said so
+        if path:
+            sys.stderr.write(t("plain_ids_warning", settings.lang).format(path=path) + "\n")
 
 
 @report_app.command("coverage")
@@ -309,13 +317,17 @@ def demo(
     population: Annotated[int, typer.Option(min=100, max=2_000_000)] = 20_000,
     days: Annotated[int, typer.Option(min=1, max=21)] = 3,
     seed: Annotated[int, typer.Option()] = 2021,
+    reidentified_exports: Annotated[
+        bool, typer.Option(help="Write the demo trace with identifiers and phones (0600), not pseudonyms.")
+    ] = False,
     store: StoreOpt = None,
     lang: LangOpt = None,
 ) -> None:
     """The main job: simulate a district, stream it into the embedded store, trace a case, report coverage."""
     from qrtrace.demo import run_demo
 
-    run_demo(_settings(store, lang), population=population, days=days, seed=seed, console=out)
+    run_demo(_settings(store, lang), population=population, days=days, seed=seed, console=out,
+             reidentified=reidentified_exports)  # fmt: skip
 
 
 BrokerOpt = Annotated[str | None, typer.Option("--broker", help="Kafka bootstrap servers [env QRTRACE_BROKER].")]

@@ -12,7 +12,7 @@ from rich.console import Console
 from qrtrace import render
 from qrtrace.domain.posters import render_poster
 from qrtrace.domain.venue_qr import encode_venue_qr, venue_signing_key
-from qrtrace.embedded import EmbeddedRuntime
+from qrtrace.embedded import EmbeddedRuntime, persons_in
 from qrtrace.errors import InputError
 from qrtrace.i18n import t
 from qrtrace.producers.simulator import (
@@ -21,6 +21,7 @@ from qrtrace.producers.simulator import (
     checkin_batches,
     expected_event_count,
 )
+from qrtrace.queries.reidentify import Identity
 from qrtrace.queries.trace import TraceRules
 from qrtrace.settings import Settings
 from qrtrace.sinks.clickhouse_sql import load_sql
@@ -48,7 +49,11 @@ def _local_midnight(settings: Settings, days_back: int) -> datetime:
     return today - timedelta(days=days_back)
 
 
-def run_demo(settings: Settings, population: int, days: int, seed: int, console: Console) -> None:
+def run_demo(
+    settings: Settings, population: int, days: int, seed: int, console: Console, reidentified: bool = False
+) -> None:
+    """Simulate, ingest, trace one case and report coverage. The trace files in `exports/` hold pseudonyms
+    unless `reidentified` (then identifiers and phones, 0600, with a warning)."""
     lang = settings.lang
     started = time.perf_counter()
     _fresh_demo_store(settings)
@@ -57,7 +62,7 @@ def run_demo(settings: Settings, population: int, days: int, seed: int, console:
     district = build_district(config)
     end_us = round((start + timedelta(days=days)).timestamp() * 1_000_000)
     exports = settings.store_path / "exports"
-    exports.mkdir(exist_ok=True)
+    exports.mkdir(mode=0o700, exist_ok=True)
     with EmbeddedRuntime(settings) as rt:
         rt.register_venues(district.venues)
         rt.register_contacts([p.person_id for p in district.people], [p.phone for p in district.people])
@@ -101,7 +106,9 @@ def run_demo(settings: Settings, population: int, days: int, seed: int, console:
         doc = render.trace_dict(result, identities, settings.display_tz)
         console.print()
         render.trace_tables(console, doc, lang, limit=25)
-        (exports / "trace-DEMO-F0-1.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        if not reidentified:  # the store is pseudonymous: so are the files the demo leaves in it
+            doc = render.trace_dict(result, {p: Identity(p, "") for p in persons_in([result])}, settings.display_tz)
+        render.write_json(exports / "trace-DEMO-F0-1.json", doc)
         render.write_call_list(exports / "trace-DEMO-F0-1.csv", [doc])
 
         console.print()
@@ -135,6 +142,10 @@ def run_demo(settings: Settings, population: int, days: int, seed: int, console:
     console.print(f"[bold]{t('files', lang)}[/]")
     console.print(f"  {t('store', lang)}: {settings.store_path}")
     console.print(f"  trace: {exports / 'trace-DEMO-F0-1.json'} , {exports / 'trace-DEMO-F0-1.csv'}")
+    if reidentified:
+        console.print("  " + t("plain_ids_warning", lang).format(path=exports / "trace-DEMO-F0-1.*"), style="bold red")
+    else:
+        console.print("  " + t("pseudonymous_files", lang))
     console.print(f"  coverage: {exports / 'coverage.json'}")
     console.print(f"  poster: {poster}")
     console.print(f"  keys: {settings.key_file}")

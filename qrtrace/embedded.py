@@ -9,10 +9,12 @@ from __future__ import annotations
 import pickle
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+
+import numpy as np
 
 from qrtrace.domain.admin_units import Commune, load_communes
 from qrtrace.domain.categories import load_categories
@@ -22,7 +24,7 @@ from qrtrace.identity import ContactChanges, Keyring, Pseudonymiser, Vault, load
 from qrtrace.producers.edge import CONTACT_CONTEXT, Edge, receiving_edge, seal_identities
 from qrtrace.queries.coverage import CoverageReport, coverage_report
 from qrtrace.queries.reidentify import Identity, open_contacts, reidentify
-from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules, trace_cases
+from qrtrace.queries.trace import CaseQuery, TraceBatch, TraceResult, TraceRules, trace_chunks
 from qrtrace.queries.visit_reader import StoreHopReader
 from qrtrace.settings import Settings
 from qrtrace.sinks.audit import AuditLog, now_us
@@ -243,19 +245,38 @@ class EmbeddedRuntime:
         purpose: str,
         on_hop: Callable[[int], None] | None = None,
     ) -> tuple[list[TraceResult], dict[str, Identity]]:
-        """Trace (case_id, identifier, from, to) cases in one pass sharing reads; each is audited."""
+        """Trace (case_id, identifier, from, to) cases in one pass sharing reads; each is audited. Holds every
+        result: for a large batch use `trace_many_chunks`."""
+        results: list[TraceResult] = []
+        identities: dict[str, Identity] = {}
+        progress = (lambda f: on_hop(round(f * rules.depth))) if on_hop else None
+        for chunk, found in self.trace_many_chunks(cases, rules, purpose, progress):
+            results += chunk
+            identities.update(found)
+        return results, identities
+
+    def trace_many_chunks(
+        self,
+        cases: Sequence[tuple[str, str, int, int]],
+        rules: TraceRules,
+        purpose: str,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> Iterator[tuple[list[TraceResult], dict[str, Identity]]]:
+        """`trace_many` a chunk of cases at a time: each chunk's results and the identities of the people
+        they name (one audited re-identification per chunk), so a caller can write them out and drop them."""
         queries = []
         raw_by_person: dict[str, str] = {}
         for case_id, person_id, from_us, to_us in cases:
             person = self.pseudonymiser.one(person_id)
             raw_by_person[person] = person_id
             queries.append(CaseQuery(case_id or f"trace-{person[:12]}", person, from_us, to_us))
-        results = self.trace_pseudonymous(queries, rules, purpose, self.audit, on_hop)
-        persons = persons_in(results) - set(raw_by_person)
         case_ids = ",".join(q.case_id for q in queries)
-        identities = reidentify(self.store, self.vault, self.audit, sorted(persons), case_ids, purpose)
-        identities.update({p: Identity(raw, "") for p, raw in raw_by_person.items()})
-        return results, identities
+        for _, batch in self.trace_chunks(queries, rules, purpose, self.audit, on_progress):
+            results = batch.results()
+            persons = persons_in(results) - set(raw_by_person)
+            identities = reidentify(self.store, self.vault, self.audit, sorted(persons), case_ids, purpose)
+            identities.update({p: Identity(raw, "") for p, raw in raw_by_person.items()})
+            yield results, identities
 
     def trace_pseudonymous(
         self,
@@ -267,15 +288,38 @@ class EmbeddedRuntime:
         store: Store | None = None,
     ) -> list[TraceResult]:
         """Trace cases given by pseudonym; every case is audited, nobody is re-identified. `store` lets a
-        caller read through a wrapper (the API's per-statement lock) instead of the runtime's own store."""
-        results = trace_cases(StoreHopReader(store or self.store), list(queries), rules, on_hop)
-        for r in results:
-            audit.record(
-                "trace", r.case.case_id, r.case.person, purpose, from_us=r.case.from_us, to_us=r.case.to_us,
-                depth=rules.depth, grace_us=rules.grace_us, min_overlap_us=rules.min_overlap_us,
-                until_us=rules.until_us, contacts=len(r.contacts),
-            )  # fmt: skip
-        return results
+        caller read through a wrapper (the API's per-statement lock) instead of the runtime's own store.
+        Holds every result: for a large batch use `trace_chunks`."""
+        hops = (lambda f: on_hop(round(f * rules.depth))) if on_hop else None
+        chunks = self.trace_chunks(queries, rules, purpose, audit, hops, store)
+        return [r for _, batch in chunks for r in batch.results()]
+
+    def trace_chunks(
+        self,
+        queries: Sequence[CaseQuery],
+        rules: TraceRules,
+        purpose: str,
+        audit: AuditLog,
+        on_progress: Callable[[float], None] | None = None,
+        store: Store | None = None,
+    ) -> Iterator[tuple[int, TraceBatch]]:
+        """Trace cases given by pseudonym a chunk of cases at a time (`trace_chunks` of the core; its size set
+        by QRTRACE_TRACE_CHUNK_ROWS), auditing each case as its chunk is done. More cases than
+        QRTRACE_TRACE_MAX_CASES are refused before anything is read."""
+        if len(queries) > self.settings.trace_max_cases:
+            raise InputError(f"A trace run takes at most {self.settings.trace_max_cases:,} cases "
+                             f"(QRTRACE_TRACE_MAX_CASES), not {len(queries):,}; split the cases into "
+                             "several runs.")  # fmt: skip
+        reader = StoreHopReader(store or self.store, longest_allowed_visit_us(self.settings))
+        for first, batch in trace_chunks(reader, list(queries), rules, self.settings.trace_chunk_rows, on_progress):
+            counts = np.bincount(batch.contacts["case"], minlength=len(batch.cases))
+            for q, n in zip(batch.cases, counts.tolist(), strict=True):
+                audit.record(
+                    "trace", q.case_id, q.person, purpose, from_us=q.from_us, to_us=q.to_us,
+                    depth=rules.depth, grace_us=rules.grace_us, min_overlap_us=rules.min_overlap_us,
+                    until_us=rules.until_us, contacts=n,
+                )  # fmt: skip
+            yield first, batch
 
     def declare_case(self, case_id: str, person_id: str, from_us: int, to_us: int, actor: str | None = None) -> str:
         """Record a positive case under its pseudonym (the identifier itself is never stored); returns it."""

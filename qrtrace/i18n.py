@@ -35,6 +35,16 @@ LABELS: dict[str, tuple[str, str]] = {
     "silent_venues": ("Địa điểm chưa quét", "Venues with zero scans"),
     "period": ("Kỳ báo cáo", "Period"),
     "files": ("Tệp dữ liệu", "Files"),
+    "plain_ids_warning": (
+        "Cảnh báo: {path} chứa mã định danh và số điện thoại ở dạng rõ (chỉ chủ tệp đọc được, quyền 0600); "
+        "xoá tệp khi không còn cần.",
+        "Warning: {path} holds identifiers and phone numbers in plain text (readable by its owner only, "
+        "mode 0600); delete it when no longer needed.",
+    ),
+    "pseudonymous_files": (
+        "Tệp truy vết chỉ chứa bí danh; thêm --reidentified-exports để ghi mã định danh và số điện thoại.",
+        "The trace files hold pseudonyms only; add --reidentified-exports to write identifiers and phones.",
+    ),
     "store": ("Kho dữ liệu", "Store"),
     "venues_imported": ("Đã nhập địa điểm", "Venues imported"),
     "poster_written": ("Đã tạo áp phích QR", "QR poster written"),

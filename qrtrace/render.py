@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
-import os
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -26,6 +27,7 @@ from qrtrace.queries.coverage import CoverageReport
 from qrtrace.queries.reidentify import Identity
 from qrtrace.queries.trace import TraceResult
 from qrtrace.settings import Settings
+from qrtrace.spreadsheet import private_file, safe_row
 
 
 def iso(us: int, tz: timezone) -> str:
@@ -66,6 +68,41 @@ def ingest_report(console: Console, report, lang: str) -> None:  # type: ignore[
     console.print(table)
     if report.reasons:
         console.print(f"{t('reasons', lang)}: " + ", ".join(f"{k}={v}" for k, v in sorted(report.reasons.items())))
+
+
+def iso_array(us: np.ndarray, tz: timezone) -> np.ndarray:
+    """`iso` over an array of UTC microseconds (for the display offset `tz`), as an object array of str."""
+    offset = tz.utcoffset(None) or timedelta(0)
+    local = (np.asarray(us, dtype=np.int64) + offset // timedelta(microseconds=1)).astype("datetime64[us]")
+    suffix = datetime(2000, 1, 1, tzinfo=tz).isoformat()[19:]  # "+07:00", as isoformat writes the offset
+    out = np.char.add(np.datetime_as_string(local, unit="s"), suffix).astype(object)
+    fraction = np.asarray(us) % 1_000_000 != 0
+    if fraction.any():
+        out[fraction] = np.char.add(np.datetime_as_string(local[fraction], unit="us"), suffix).astype(object)
+    return out
+
+
+def trace_doc_from_rows(header: dict, rows: Mapping[str, np.ndarray], tz: timezone) -> dict:
+    """A stored case (its `header`: case, case_id, window, rules) with its contacts from its stored exposure
+    rows (`qrtrace.trace_exposures`, ordered by hop, first exposure, person, then the exposure's start, venue,
+    source and end): the document `trace_dict` makes, with pseudonyms as they were stored."""
+    n = len(rows["person"])
+    person = rows["person"]
+    heads = np.flatnonzero(np.r_[True, person[1:] != person[:-1]]) if n else np.empty(0, dtype=np.int64)
+    ends = np.r_[heads[1:], n].astype(np.int64)
+    first, start, end = (iso_array(rows[k], tz) for k in ("first_exposure_us", "start_us", "end_us"))
+    overlap = (rows["overlap_us"] / 60_000_000).tolist()
+    venue, source = rows["venue_id"], rows["source_person"]
+    hop, source_hop = rows["hop"].tolist(), rows["source_hop"].tolist()
+    contacts = []
+    for h, e in zip(heads.tolist(), ends.tolist(), strict=True):
+        contacts.append({
+            "person_id": person[h], "hop": hop[h], "first_exposure": first[h],
+            "exposures": [{"venue_id": venue[i], "start": start[i], "end": end[i],
+                           "overlap_minutes": round(overlap[i], 2), "source_person_id": source[i],
+                           "source_hop": source_hop[i]} for i in range(h, e)],
+        })  # fmt: skip
+    return {**header, "contacts": contacts}
 
 
 def trace_dict(result: TraceResult, ids: dict[str, Identity], tz: timezone) -> dict:
@@ -151,48 +188,109 @@ CALL_LIST_COLUMNS = ("case", "person_id", "hop", "first_exposure", "venue_id", "
                      "source_person_id", "source_hop")  # fmt: skip
 
 
-def write_call_list(path: Path, docs: list[dict]) -> None:
-    """One row per exposure; the call list health staff work through."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+def write_call_list(path: Path, docs: Iterable[dict]) -> None:
+    """One row per exposure; the call list health staff work through. Cells escaped (`safe_cell`: an
+    identifier a scanner sent can be a formula), the file 0600 (it holds identifiers)."""
+    with private_file(path, newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(CALL_LIST_COLUMNS)
         for doc in docs:
             for c in doc["contacts"]:
                 for e in c["exposures"]:
-                    w.writerow([doc["case"], c["person_id"], c["hop"], c["first_exposure"], e["venue_id"], e["start"],
-                                e["end"], e["overlap_minutes"], e["source_person_id"], e["source_hop"]])  # fmt: skip
-    os.replace(tmp, path)
+                    w.writerow(safe_row([doc["case"], c["person_id"], c["hop"], c["first_exposure"], e["venue_id"],
+                                         e["start"], e["end"], e["overlap_minutes"], e["source_person_id"],
+                                         e["source_hop"]]))  # fmt: skip
 
 
-def write_trace_dir(directory: Path, docs: list[dict]) -> list[Path]:
-    """One JSON per case (`<case_id>.json`) and the combined cohort (`cohort.json`, `cohort.csv`)."""
+def write_trace_dir(directory: Path, docs: Iterable[dict]) -> list[Path]:
+    """One JSON per case (`<case_id>.json`) and the combined cohort (`cohort.json`, `cohort.csv`), all 0600."""
+    with TraceFiles(None, directory) as files:
+        for doc in docs:
+            files.add(doc)
+    return files.written
+
+
+class TraceFiles:
+    """A batch trace's files, written as its cases come (a chunk at a time), so a run of many cases never
+    holds them all: the call list (`csv_out`, one row per exposure) and, in `out_dir`, `<case_id>.json` per
+    case, then `cohort.json` / `cohort.csv`: every contact once, at their lowest hop and earliest first
+    exposure, with the cases that reached them and how many exposures (the evidence is in the case files).
+    Every file 0600 (identifiers), every spreadsheet cell escaped."""
+
+    def __init__(self, csv_out: Path | None, out_dir: Path | None) -> None:
+        self.csv_out, self.out_dir = csv_out, out_dir
+        self.written: list[Path] = []
+        self._cohort: dict[str, dict] = {}
+        self._case_ids: list[str] = []
+        self._stack = ExitStack()
+        self._calls = None
+
+    def __enter__(self) -> TraceFiles:
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.csv_out is not None:
+            fh = self._stack.enter_context(private_file(self.csv_out, newline="", encoding="utf-8"))
+            self._calls = csv.writer(fh)
+            self._calls.writerow(CALL_LIST_COLUMNS)
+        return self
+
+    def add(self, doc: dict) -> None:
+        """One case's document (`trace_dict`)."""
+        if self._calls is not None:
+            for c in doc["contacts"]:
+                for e in c["exposures"]:
+                    self._calls.writerow(safe_row([doc["case"], c["person_id"], c["hop"], c["first_exposure"],
+                                                   e["venue_id"], e["start"], e["end"], e["overlap_minutes"],
+                                                   e["source_person_id"], e["source_hop"]]))  # fmt: skip
+        if self.out_dir is None:
+            return
+        self.written.append(write_case_json(self.out_dir, doc))
+        self._case_ids.append(doc["case_id"])
+        for c in doc["contacts"]:
+            entry = self._cohort.setdefault(c["person_id"], {"person_id": c["person_id"], "hop": c["hop"],
+                                                             "first_exposure": c["first_exposure"], "cases": [],
+                                                             "exposures": 0})  # fmt: skip
+            entry["hop"] = min(entry["hop"], c["hop"])
+            entry["first_exposure"] = min(entry["first_exposure"], c["first_exposure"])
+            entry["cases"].append(doc["case_id"])
+            entry["exposures"] += len(c["exposures"])
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self._stack.__exit__(exc_type, *exc)
+        if exc_type is None and self.csv_out is not None:
+            self.written.append(self.csv_out)
+        if exc_type is None and self.out_dir is not None:
+            cohort = sorted(self._cohort.values(), key=lambda c: (c["hop"], c["first_exposure"], c["person_id"]))
+            self.written += write_cohort(self.out_dir, self._case_ids, cohort)
+
+
+def write_case_json(directory: Path, doc: dict) -> Path:
+    """`<case_id>.json` in `directory` (the case id made a safe file name)."""
     import re
 
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for doc in docs:
-        name = re.sub(r"[^A-Za-z0-9._-]", "_", doc["case_id"]) or "case"
-        written.append(_write_json(directory / f"{name}.json", doc))
-    cohort = combined_cohort(docs)
-    written.append(_write_json(directory / "cohort.json", {"cases": [d["case_id"] for d in docs], "contacts": cohort}))
-    tmp = directory / "cohort.csv.tmp"
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", doc["case_id"]) or "case"
+    return write_json(directory / f"{name}.json", doc)
+
+
+def write_cohort(directory: Path, case_ids: list[str], cohort: list[dict]) -> list[Path]:
+    """`cohort.json` and `cohort.csv`: every contact once across the cases (`exposures`: a count)."""
+    written = [write_json(directory / "cohort.json", {"cases": case_ids, "contacts": cohort})]
+    with private_file(directory / "cohort.csv", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(("person_id", "hop", "first_exposure", "cases", "exposures"))
         for c in cohort:
-            w.writerow((c["person_id"], c["hop"], c["first_exposure"], " ".join(c["cases"]), len(c["exposures"])))
-    os.replace(tmp, directory / "cohort.csv")
+            w.writerow(safe_row((c["person_id"], c["hop"], c["first_exposure"], " ".join(c["cases"]),
+                                 c["exposures"])))  # fmt: skip
     written.append(directory / "cohort.csv")
     return written
 
 
-def _write_json(path: Path, payload: object) -> Path:
+def write_json(path: Path, payload: object) -> Path:
+    """`payload` as indented JSON, written 0600 and atomically."""
     import orjson
 
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
-    os.replace(tmp, path)
+    with private_file(path, "wb") as fh:
+        fh.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
     return path
 
 

@@ -56,6 +56,10 @@ class Settings:
     grace_minutes: int = 30  # trace default
     min_overlap_minutes: int = 0  # trace default
     depth: int = 2  # trace default
+    trace_max_cases: int = 1000  # QRTRACE_TRACE_MAX_CASES: cases one trace run may hold (more: refused)
+    trace_chunk_rows: int = 1_000_000  # QRTRACE_TRACE_CHUNK_ROWS: exposures a chunk of cases aims at (memory)
+    trace_result_max_rows: int = 500_000  # QRTRACE_TRACE_RESULT_MAX_ROWS: exposures one JSON result may hold
+    xlsx_max_rows: int = 2_000_000  # QRTRACE_XLSX_MAX_ROWS: rows an XLSX call list may hold (more: use CSV)
 
     def __post_init__(self) -> None:
         for name in ("max_future_minutes", "visit_cap_min_hours", "retention_days"):
@@ -125,6 +129,10 @@ _INT_ENV = {
     "QRTRACE_MAX_FUTURE_MINUTES": "max_future_minutes",
     "QRTRACE_VISIT_CAP_FACTOR": "visit_cap_factor",
     "QRTRACE_VISIT_CAP_MIN_HOURS": "visit_cap_min_hours",
+    "QRTRACE_TRACE_MAX_CASES": "trace_max_cases",
+    "QRTRACE_TRACE_CHUNK_ROWS": "trace_chunk_rows",
+    "QRTRACE_TRACE_RESULT_MAX_ROWS": "trace_result_max_rows",
+    "QRTRACE_XLSX_MAX_ROWS": "xlsx_max_rows",
 }
 
 

@@ -10,7 +10,7 @@ first exposure, and the next frontier (a person reached by several cases is read
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -166,6 +166,64 @@ def trace_cases(
     return trace_batch(reader, cases, rules, on_hop).results()
 
 
+def trace_chunks(
+    reader: HopReader,
+    cases: Sequence[CaseQuery],
+    rules: TraceRules,
+    max_rows: int,
+    on_progress: Callable[[float], None] | None = None,
+) -> Iterator[tuple[int, TraceBatch]]:
+    """Trace the cases a chunk at a time: (index of the chunk's first case, the chunk's TraceBatch).
+
+    Memory is bounded by the chunk, not the batch: the caller writes each chunk out before asking for the
+    next. A chunk's cases still share reads. The size adapts: the first chunk is one case, then each
+    chunk holds as many cases as, at the exposures per case seen so far, make about `max_rows` exposures
+    (at most twice the previous chunk, so one light case does not let a heavy run through). Cases are
+    independent, so the results per case are those of `trace_case`. `on_progress(fraction)` after each hop.
+    """
+    cases = list(cases)
+    done, size, rows_seen = 0, 1, 0
+    while done < len(cases):
+        chunk = cases[done : done + size]
+
+        def hop_done(hop: int, done: int = done, n: int = len(chunk)) -> None:
+            if on_progress:
+                on_progress((done + n * hop / rules.depth) / len(cases))
+
+        batch = trace_batch(reader, chunk, rules, hop_done)
+        yield done, batch
+        done += len(chunk)
+        rows_seen += len(batch.exposures["case"])
+        per_case = max(1, rows_seen // done)
+        size = max(1, min(2 * size, max_rows // per_case))
+        if on_progress:
+            on_progress(done / len(cases))
+
+
+def exposure_rows(batch: TraceBatch, first_case: int = 0) -> Table:
+    """A batch's exposures as rows to store, each with its contact's hop and first exposure and its case's
+    index in the whole run (`first_case` + index in the chunk)."""
+    e, c = batch.exposures, batch.contacts
+    codes, uniques = pd.factorize(np.concatenate([c["person"], e["person"]]))
+    width = len(uniques) + 1
+    contact_keys = c["case"] * width + codes[: len(c["person"])]
+    ci, ei = join_indices(contact_keys, e["case"] * width + codes[len(c["person"]) :])
+    order = np.argsort(ei, kind="stable")  # one contact per exposure: back in the exposures' order
+    ci, ei = ci[order], ei[order]
+    return {
+        "case_index": (e["case"] + first_case).astype(np.uint32),
+        "person": e["person"],
+        "hop": c["hop"][ci].astype(np.uint8),
+        "first_exposure_us": c["first_exposure"][ci],
+        "venue_id": e["venue"],
+        "start_us": e["start"],
+        "end_us": e["end"],
+        "overlap_us": e["overlap"],
+        "source_person": e["source_person"],
+        "source_hop": e["source_hop"].astype(np.uint8),
+    }
+
+
 def trace_batch(
     reader: HopReader, cases: Sequence[CaseQuery], rules: TraceRules, on_hop: Callable[[int], None] | None = None
 ) -> TraceBatch:
@@ -276,15 +334,29 @@ def source_cells(sources: Table, longest_us: int, grace_us: int) -> Table:
     return {"source": np.repeat(np.arange(len(first)), counts), "bucket": np.repeat(first, counts) + _ranks(counts)}
 
 
+MAX_PAIRS = 2_000_000  # (source cell, candidate) pairs examined at once: bounds a hop's memory in a chunk
+
+
 def hop_exposures(sources: Table, cells: Table, candidates: Table, placed: Table, hop: int, rules: TraceRules) -> Table:
     """DESIGN.md's exposure rule over the (source, candidate) pairs that share a cell, per case, minus
-    people the case has already placed (which includes the case itself)."""
+    people the case has already placed (which includes the case itself). The pairs are examined a slice of
+    cells at a time (at most MAX_PAIRS): a busy venue's cells can pair millions, most of them no exposure."""
     # Exact (venue, bucket) keys: venue codes from one factorisation of both sides, bucket in the low 32 bits.
     codes = pd.factorize(np.concatenate([sources["venue_id"], candidates["venue_id"]]))[0].astype(np.int64)
     source_codes, candidate_codes = codes[: len(sources["venue_id"])], codes[len(sources["venue_id"]) :]
     cell_keys = source_codes[cells["source"]] << 32 | cells["bucket"]
-    ci, ti = join_indices(cell_keys, candidate_codes << 32 | candidates["start_us"] // BUCKET_US)
-    si = cells["source"][ci]
+    candidate_keys = candidate_codes << 32 | candidates["start_us"] // BUCKET_US
+    found = [
+        _pair_exposures(sources, cells["source"][ci], candidates, ti, placed, hop, rules)
+        for ci, ti in join_slices(cell_keys, candidate_keys, MAX_PAIRS)
+    ]
+    return concat_tables(found) if found else empty_table(EXPOSURE_COLUMNS)
+
+
+def _pair_exposures(
+    sources: Table, si: np.ndarray, candidates: Table, ti: np.ndarray, placed: Table, hop: int, rules: TraceRules
+) -> Table:
+    """The exposures among (source si[k], candidate ti[k]) pairs."""
     s_start, s_end = sources["s_start"][si], sources["s_end"][si] + rules.grace_us
     t_start, t_end = candidates["start_us"][ti], candidates["end_us"][ti]
     start, end = np.maximum(s_start, t_start), np.minimum(s_end, t_end)
@@ -321,13 +393,35 @@ def first_exposures(exposures: Table, hop: int) -> Table:
 
 def join_indices(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs (i, j) with left[i] == right[j]: an inner equi-join of two key columns."""
+    parts = list(join_slices(left, right, None))
+    if len(parts) == 1:
+        return parts[0]
+    empty = np.empty(0, dtype=np.int64)
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])) if parts else (empty, empty)
+
+
+def join_slices(
+    left: np.ndarray, right: np.ndarray, max_pairs: int | None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """`join_indices` in slices of consecutive left rows of at most `max_pairs` pairs each (a left row
+    with more matches is a slice of its own; None: one slice), in the order join_indices gives them."""
     codes, _ = pd.factorize(np.concatenate([left, right]))
     left_codes, right_codes = codes[: len(left)], codes[len(left) :]
     order = np.argsort(right_codes, kind="stable")
     ordered = right_codes[order]
     lo = np.searchsorted(ordered, left_codes, "left")
     counts = np.searchsorted(ordered, left_codes, "right") - lo
-    return np.repeat(np.arange(len(left)), counts), order[np.repeat(lo, counts) + _ranks(counts)]
+    if max_pairs is None:
+        yield np.repeat(np.arange(len(left)), counts), order[np.repeat(lo, counts) + _ranks(counts)]
+        return
+    total = np.cumsum(counts)
+    i = 0
+    while i < len(left):
+        before = int(total[i - 1]) if i else 0
+        j = max(i + 1, int(np.searchsorted(total, before + max_pairs, "right")))
+        c = counts[i:j]
+        yield np.repeat(np.arange(i, j), c), order[np.repeat(lo[i:j], c) + _ranks(c)]
+        i = j
 
 
 def contains_pairs(table: Table, case: np.ndarray, person: np.ndarray) -> np.ndarray:

@@ -56,7 +56,7 @@ def bootstrap_schema(store: Store) -> None:
     for statement in statements[:2]:  # the database and schema_meta come first
         store.execute(statement)
     check_schema_version(store, existed)
-    for statement in statements[2:]:
+    for statement in statements[2:] + split_statements(load_sql("qrtrace.sinks", "trace_results")):
         store.execute(statement)
     migrate_contacts(store)
 

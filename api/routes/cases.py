@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from qrtrace.api.app import Caller, Service
 from qrtrace.api.models import Accepted, CaseIn, TraceIn, to_us
@@ -61,10 +61,12 @@ def trace_status(trace_id: str, who: Caller, svc: Service) -> dict:
 def trace_result(
     trace_id: str, who: Caller, svc: Service,
     purpose: Purpose,
+    case_id: Annotated[str | None, Query(max_length=200, description="Only this case of the run")] = None,
 ) -> dict:  # fmt: skip
     """The cohort per case with the evidence of every contact. Epidemiologists see identifiers and phone
-    numbers (re-identification, audited with the purpose stated here); other roles see pseudonyms."""
-    return svc.trace_result(who, trace_id, purpose)
+    numbers (re-identification, audited with the purpose stated here); other roles see pseudonyms. A
+    result above QRTRACE_TRACE_RESULT_MAX_ROWS exposures is a 413: read it per case or as the call list."""
+    return svc.trace_result(who, trace_id, purpose, case_id)
 
 
 @router.get("/traces/{trace_id}/call-list", response_class=Response,
@@ -73,8 +75,9 @@ def call_list(
     trace_id: str, who: Caller, svc: Service, purpose: Purpose,
     format: Literal["csv", "xlsx"] = "csv", lang: Literal["vi", "en"] = "vi",
 ) -> Response:  # fmt: skip
-    """The call list (one row per exposure) as CSV or XLSX; audited with the purpose."""
-    data = svc.call_list(who, trace_id, format, purpose, lang)
+    """The call list (one row per exposure) as CSV or XLSX, streamed; audited with the purpose. XLSX starts a
+    new sheet before Excel's row limit and is refused (413) above QRTRACE_XLSX_MAX_ROWS rows: use CSV."""
+    pieces = svc.call_list(who, trace_id, format, purpose, lang)
     media = "text/csv; charset=utf-8" if format == "csv" else XLSX
     disposition = f'attachment; filename="call-list-{trace_id}.{format}"'  # trace_id was found in the store
-    return Response(data, media_type=media, headers={"Content-Disposition": disposition})
+    return StreamingResponse(pieces, media_type=media, headers={"Content-Disposition": disposition})

@@ -67,7 +67,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     token_file = root / "keys" / "tokens.json"
     env = {**os.environ, "QRTRACE_KEY_FILE": str(keys), "QRTRACE_TOKEN_FILE": str(token_file), "COLUMNS": "200"}
     env.pop("QRTRACE_STORE", None)
-    _cli("demo", "--store", str(store), "--population", "2500", "--days", "3", env=env)
+    _cli("demo", "--store", str(store), "--population", "2500", "--days", "3", "--reidentified-exports", env=env)
     (root / "other.csv").write_text(OTHER_DISTRICT, encoding="utf-8")
     (root / "other-venues.csv").write_text(OTHER_VENUES, encoding="utf-8")
     _cli("communes", "import", str(root / "other.csv"), "--store", str(store), env=env)

@@ -84,3 +84,39 @@ def test_call_lists_and_posters_download(client: TestClient, world: World) -> No
     assert png.content.startswith(b"\x89PNG")
     svg = client.get(f"/api/venues/{world.venue_id}/qr.svg", headers=owner)
     assert svg.content.lstrip().startswith(b"<?xml") and b"<svg" in svg.content
+
+
+def test_budgets_refuse_with_a_sentence_and_a_case_reads_alone(client: TestClient, world: World, service,
+                                                               monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10, item 2: too many cases, a result too large for one answer, an XLSX past its limit: 413s
+    that say what to do; one case of a large run still reads, and equals the case traced alone."""
+    import dataclasses
+
+    contacts = world.demo_trace["contacts"]
+    f1 = next(c for c in contacts if c["hop"] == 1)
+    epi = world.auth("epidemiologist")
+    resp = client.post("/api/cases", headers=epi, json={
+        "case_id": "BUDGET-2", "person_id": f1["person_id"], "infectious_from": world.demo_trace["window"]["from"],
+        "infectious_to": world.demo_trace["window"]["to"]})  # fmt: skip
+    assert resp.status_code == 201, resp.text
+    until = world.demo_trace["rules"]["until"]
+    exposures = sum(len(c["exposures"]) for c in contacts)
+    monkeypatch.setattr(service, "settings", dataclasses.replace(
+        service.settings, trace_max_cases=2, trace_result_max_rows=exposures, xlsx_max_rows=exposures))  # fmt: skip
+    refused = client.post("/api/traces", headers=epi, json={"case_ids": ["DEMO-F0-1", "BUDGET-2", "nope"],
+                                                            "purpose": "testing"})  # fmt: skip
+    assert refused.status_code == 413 and "QRTRACE_TRACE_MAX_CASES" in refused.json()["error"]
+    both = run_trace(client, world, "epidemiologist", ["DEMO-F0-1", "BUDGET-2"], until=until)
+    whole = client.get(f"/api/traces/{both}/result", params={"purpose": "reading"}, headers=epi)
+    assert whole.status_code == 413 and "case_id" in whole.json()["error"], whole.text
+    one = client.get(f"/api/traces/{both}/result", params={"purpose": "reading", "case_id": "DEMO-F0-1"}, headers=epi)
+    assert one.status_code == 200, one.text
+    assert _shape(one.json()["cases"][0]["contacts"]) == _shape(contacts)
+    missing = client.get(f"/api/traces/{both}/result", params={"purpose": "reading", "case_id": "X"}, headers=epi)
+    assert missing.status_code == 404
+    xlsx = client.get(f"/api/traces/{both}/call-list", params={"purpose": "calls", "format": "xlsx"}, headers=epi)
+    assert xlsx.status_code == 413 and "CSV" in xlsx.json()["error"]
+    csv_resp = client.get(f"/api/traces/{both}/call-list", params={"purpose": "calls", "lang": "en"}, headers=epi)
+    lines = csv_resp.content.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("case_id,case,hop") and len(lines) > exposures + 1  # both cases, streamed
+    assert [line.split(",")[0] for line in lines[1:]] == sorted(line.split(",")[0] for line in lines[1:])

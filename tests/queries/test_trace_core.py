@@ -55,3 +55,15 @@ def test_contains_pairs_matches_a_set_of_tuples(table, probes) -> None:  # type:
     t = {"case": np.array([c for c, _ in table], dtype=np.int64), "person": objects([p for _, p in table])}
     got = contains_pairs(t, np.array([c for c, _ in probes], dtype=np.int64), objects([p for _, p in probes]))
     assert got.tolist() == [pair in set(table) for pair in probes]
+
+
+@settings(max_examples=100, deadline=None)
+@given(keys, keys, st.integers(1, 8))
+def test_join_slices_are_the_join_in_bounded_pieces(left, right, max_pairs) -> None:  # type: ignore[no-untyped-def]
+    from qrtrace.queries.trace import join_slices
+
+    pieces = list(join_slices(objects(left), objects(right), max_pairs))
+    whole = join_indices(objects(left), objects(right))
+    assert all(len(li) <= max_pairs or len(set(li.tolist())) == 1 for li, _ in pieces)
+    got = [(i, j) for li, ri in pieces for i, j in zip(li.tolist(), ri.tolist(), strict=True)]
+    assert got == list(zip(whole[0].tolist(), whole[1].tolist(), strict=True))
