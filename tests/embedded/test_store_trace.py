@@ -153,3 +153,21 @@ def test_forged_or_altered_venue_qr_is_rejected() -> None:
     ):
         with pytest.raises(ForgedVenueQrError):
             decode_venue_qr(bad, key.public_key())
+
+
+def test_the_reader_caps_visits_at_the_longest_the_settings_allow(store: ChdbStore) -> None:
+    """A visit longer than any cap (written before caps existed) is read as ending at the cap, so it
+    neither widens every look-back nor drags its person in; with a higher cap it is read whole."""
+    from qrtrace.settings import Settings
+    from qrtrace.stream_processors.config import longest_allowed_visit_us
+
+    long_visit = Visit("p-long", "V1", T0, T0 + 30 * 60 * M)  # 30 hours
+    case = Visit("p-case", "V1", T0 + 26 * 60 * M, T0 + 27 * 60 * M)
+    insert_visits(store, [long_visit, case])
+    query = CaseQuery("c", "p-case", T0, T0 + 2 * US_PER_DAY)
+    rules = TraceRules(depth=1, grace_us=0)
+    default = longest_allowed_visit_us(Settings())
+    assert default == 24 * 60 * M  # an office's three times eight hours
+    assert trace_case(StoreHopReader(store, default), query, rules).contacts == []
+    wider = longest_allowed_visit_us(Settings(visit_cap_factor=4))  # 32 hours
+    assert [c.person for c in trace_case(StoreHopReader(store, wider), query, rules).contacts] == ["p-long"]
