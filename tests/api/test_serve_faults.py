@@ -28,12 +28,12 @@ _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback
 
 # Read in a child process: this test process may already own another chDB store (one engine per process).
 DUMP = """
-import json, sys
+import json, os, sys
 from pathlib import Path
 from qrtrace.embedded import EmbeddedRuntime
 from qrtrace.settings import Settings
 store, keys, requests = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-with EmbeddedRuntime(Settings(store=store, key_file=keys)) as rt:
+with EmbeddedRuntime(Settings(store=store, key_file=keys, now=os.environ.get("QRTRACE_NOW"))) as rt:
     if requests != "-":
         for batch in json.loads(Path(requests).read_text()):
             rt.ingest([[json.dumps(r).encode() for r in batch]], source="reference")
@@ -111,7 +111,9 @@ def _dump(store: Path, keys: Path, requests: Path | None, env: dict[str, str]) -
 
 def test_killed_and_restarted_server_loses_and_doubles_nothing(tmp_path: Path) -> None:
     keys, tokens_file = tmp_path / "keys.json", tmp_path / "tokens.json"
-    env = {**os.environ, "QRTRACE_KEY_FILE": str(keys), "QRTRACE_TOKEN_FILE": str(tokens_file)}
+    # The worked example is from July 2021: the server receives it as a replay (QRTRACE_NOW).
+    env = {**os.environ, "QRTRACE_KEY_FILE": str(keys), "QRTRACE_TOKEN_FILE": str(tokens_file),
+           "QRTRACE_NOW": "2021-07-25T12:00:00+07:00"}
     env.pop("QRTRACE_STORE", None)
     served, reference = tmp_path / "served", tmp_path / "reference"
     for store in (served, reference):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SMALL_WAVE
+from tests.embedded.conftest import REPLAY_2021
 
 pytestmark = pytest.mark.embedded
 
@@ -35,7 +36,7 @@ def test_trace_files_escape_formulas_and_are_private(cli, tmp_path: Path) -> Non
     (tmp_path / "events.jsonl").write_text(events)
     store = tmp_path / "store"
     cli("venues", "import", str(SMALL_WAVE / "venues.csv"), store=store)
-    cli("ingest", str(tmp_path / "events.jsonl"), store=store)
+    cli("ingest", str(tmp_path / "events.jsonl"), store=store, env=REPLAY_2021)
     calls, folder = tmp_path / "calls.csv", tmp_path / "traces"
     cases = tmp_path / "cases.csv"
     cases.write_text(f'case_id,person_id,from,to\nc1,"{FORMULA_CASE}",{WINDOW[1]},{WINDOW[3]}\n')
