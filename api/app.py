@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qrtrace.access import AccessDenied, InvalidToken, Principal
+from qrtrace.access import AccessDenied, InvalidToken, Principal, TooManyAttempts
 from qrtrace.api.service import ApiService, Conflict, NotFound, TooLarge, Unavailable
 from qrtrace.errors import QrtraceError
 
@@ -41,7 +41,7 @@ def caller(
 ) -> Principal:
     """The authenticated caller; 401 with the reason otherwise."""
     header = f"Bearer {credentials.credentials}" if credentials else None
-    return service(request).authenticate(header)
+    return service(request).authenticate(header, request.client.host if request.client else "")
 
 
 Caller = Annotated[Principal, Depends(caller)]
@@ -142,6 +142,10 @@ def create_app(svc: ApiService) -> FastAPI:
 
     for exc_type, status in SENTENCE_STATUS.items():
         app.add_exception_handler(exc_type, _sentence_handler(status))
+
+    @app.exception_handler(TooManyAttempts)
+    async def _429(_: Request, exc: TooManyAttempts) -> JSONResponse:
+        return _error(429, str(exc), {"Retry-After": str(exc.retry_after_s)})
 
     @app.exception_handler(RequestValidationError)
     async def _422(_: Request, exc: RequestValidationError) -> JSONResponse:

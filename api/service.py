@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import secrets
 import threading
 import time
@@ -28,7 +29,20 @@ from datetime import datetime
 import orjson
 
 from qrtrace import render
-from qrtrace.access import PERMISSIONS, AccessDenied, Action, Geography, InvalidToken, Principal, Role, Scope, authorize
+from qrtrace.access import (
+    PERMISSIONS,
+    AccessDenied,
+    Action,
+    FailureWindow,
+    Geography,
+    InvalidToken,
+    Principal,
+    Role,
+    Scope,
+    TokenExpired,
+    TooManyAttempts,
+    authorize,
+)
 from qrtrace.access import visible_communes as _visible
 from qrtrace.api import views
 from qrtrace.api.group_commit import CommitFailed, CommitTimeout, GroupCommit
@@ -142,6 +156,10 @@ class ApiService:
         self._book_mtime = -1.0
         self._book = self._tokens.book()
         self._verified: dict[bytes, tuple[str, float]] = {}
+        window = settings.auth_failure_window_seconds
+        self._failed_by_client = FailureWindow(settings.auth_failures_per_client, window)
+        self._failed_by_token = FailureWindow(settings.auth_failures_per_token, window)
+        self._failures_lock = threading.Lock()
         self._jobs: dict[str, TraceJob] = {}
         self._jobs_lock = threading.Lock()
         self._locked_store = LockedStore(self.rt.store, self._lock)
@@ -159,8 +177,13 @@ class ApiService:
             self.rt.close()
 
     # -- authentication and scope -------------------------------------------------------------------------
-    def authenticate(self, header: str | None) -> Principal:
-        """The caller behind an `Authorization: Bearer qrt_...` header, or InvalidToken with the reason."""
+    def authenticate(self, header: str | None, client: str = "") -> Principal:
+        """The caller behind an `Authorization: Bearer qrt_...` header, or InvalidToken with the reason.
+
+        Failed attempts (a malformed, unknown or wrong token; not an expired one) are counted per client
+        address and per token id; past the limit the client or token id gets TooManyAttempts (429) until
+        the window has moved on. A token already verified (cached) keeps working, so someone guessing at a
+        token id does not lock its holder out mid-session."""
         if not header or not header.lower().startswith("bearer "):
             raise InvalidToken("Sign in first: send 'Authorization: Bearer qrt_...' with your API token.")
         token = header[7:].strip()
@@ -175,11 +198,33 @@ class ApiService:
             if now >= record.expires_at_us:
                 raise InvalidToken("The token has expired; ask an administrator for a new one.")
             return record.principal
-        principal = self._book.verify(token, now)
+        principal = self._verify_limited(token, now, client)
         if len(self._verified) > 10_000:
             self._verified.clear()
         self._verified[key] = (token.split("_", 2)[1], time.monotonic())
         return principal
+
+    def _verify_limited(self, token: str, now: int, client: str) -> Principal:
+        parts = token.split("_", 2)
+        if len(parts) != 3 or parts[0] != "qrt":  # malformed: refused without a scrypt run, cannot succeed
+            return self._book.verify(token, now)
+        keys = [(self._failed_by_client, client), (self._failed_by_token, parts[1][:64])]
+        at = time.monotonic()
+        with self._failures_lock:
+            wait = max((w.retry_after(k, at) or 0.0 for w, k in keys), default=0.0)
+        if wait > 0:
+            seconds = max(1, math.ceil(wait))
+            raise TooManyAttempts(f"Too many failed sign-in attempts; wait {seconds} s, then sign in with a valid "
+                                  "token.", seconds)  # fmt: skip
+        try:
+            return self._book.verify(token, now)
+        except TokenExpired:
+            raise
+        except InvalidToken:
+            with self._failures_lock:
+                for w, k in keys:
+                    w.fail(k, at)
+            raise
 
     def _reload_tokens(self) -> None:
         mtime = self._tokens.mtime()

@@ -44,6 +44,9 @@ class Settings:
     worker_group: str = "qrtrace-worker"  # QRTRACE_WORKER_GROUP: Faust app id = consumer group
     metrics_port: int | None = None  # QRTRACE_METRICS_PORT: serve Prometheus /metrics here
     metrics_urls: tuple[str, ...] = ()  # QRTRACE_METRICS_URLS: comma-separated /metrics of workers (ops page)
+    auth_failures_per_client: int = 10  # QRTRACE_AUTH_FAILURES_PER_CLIENT: failed sign-ins per address per window
+    auth_failures_per_token: int = 20  # QRTRACE_AUTH_FAILURES_PER_TOKEN: failed sign-ins per token id per window
+    auth_failure_window_seconds: int = 60  # QRTRACE_AUTH_FAILURE_WINDOW_SECONDS: then 429 with Retry-After
     grace_minutes: int = 30  # trace default
     min_overlap_minutes: int = 0  # trace default
     depth: int = 2  # trace default
@@ -87,6 +90,9 @@ _INT_ENV = {
     "QRTRACE_RETENTION_DAYS": "retention_days",
     "QRTRACE_PARTITIONS": "partitions",
     "QRTRACE_METRICS_PORT": "metrics_port",
+    "QRTRACE_AUTH_FAILURES_PER_CLIENT": "auth_failures_per_client",
+    "QRTRACE_AUTH_FAILURES_PER_TOKEN": "auth_failures_per_token",
+    "QRTRACE_AUTH_FAILURE_WINDOW_SECONDS": "auth_failure_window_seconds",
 }
 
 
