@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from importlib import resources
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -46,6 +47,14 @@ def caller(
 
 Caller = Annotated[Principal, Depends(caller)]
 Service = Annotated[ApiService, Depends(service)]
+
+
+def attachment(filename: str) -> str:
+    """A Content-Disposition value that cannot be broken out of (RFC 6266): an ASCII fallback name with
+    anything but letters, digits, '.', '_' and '-' replaced, plus the exact name in RFC 5987 encoding.
+    Ids in older stores were not always checked, so names built from them are never trusted."""
+    fallback = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -59,6 +59,7 @@ from qrtrace.queries.coverage import daily_trend
 from qrtrace.queries.reidentify import Identity, reidentify
 from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules
 from qrtrace.settings import Settings
+from qrtrace.sinks.audit import WRITE_LOCK as AUDIT_WRITE_LOCK
 from qrtrace.sinks.audit import AuditLog, now_us
 from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.store import Columns, Store
@@ -151,7 +152,7 @@ class ApiService:
     def __init__(self, settings: Settings, runtime: EmbeddedRuntime | None = None) -> None:
         self.settings = settings
         self.rt = runtime or EmbeddedRuntime(settings)
-        self._lock = threading.RLock()
+        self._lock = AUDIT_WRITE_LOCK  # one reentrant lock for the store and the audit chain: no lock-order deadlock
         self._tokens = TokenFile(settings.tokens_path)
         self._book_mtime = -1.0
         self._book = self._tokens.book()
@@ -159,6 +160,7 @@ class ApiService:
         window = settings.auth_failure_window_seconds
         self._failed_by_client = FailureWindow(settings.auth_failures_per_client, window)
         self._failed_by_token = FailureWindow(settings.auth_failures_per_token, window)
+        self._taken_ids = FailureWindow(settings.auth_failures_per_client, window)  # per caller (register_venue)
         self._failures_lock = threading.Lock()
         self._jobs: dict[str, TraceJob] = {}
         self._jobs_lock = threading.Lock()
@@ -296,12 +298,32 @@ class ApiService:
         if venue.category not in load_categories():
             raise InputError(f"Unknown venue category {venue.category!r}.")
         authorize(who, Action.REGISTER_VENUE, Scope(commune_code=venue.commune_code), self.geo)
+        # Venue ids are one namespace, so a taken id must be refused, and that refusal is one bit an officer
+        # could probe with. It is kept to that bit: the same sentence wherever the venue is (never its
+        # commune or name); each refusal is audited and counts against the caller (429 past the limit), and
+        # each free id probed registers a real venue in the caller's own area, audited too.
+        self._refuse_if_probing(who)
+        audit = self.rt.audit.as_actor(who.name)
         with self._lock:
             if venue.venue_id in {v.venue_id for v in self.rt.venues()}:
-                raise Conflict(f"Venue {venue.venue_id} is already registered; choose another venue_id.")
+                audit.record("register_venue", "", venue.venue_id, "refused: the venue_id is taken",
+                             commune=venue.commune_code, outcome="id_taken")  # fmt: skip
+                with self._failures_lock:
+                    self._taken_ids.fail(who.name, time.monotonic())
+                raise Conflict(f"The venue_id {venue.venue_id} is taken; choose another venue_id.")
             self.rt.register_venues([venue])
+            audit.record("register_venue", "", venue.venue_id, "venue registered", commune=venue.commune_code,
+                         outcome="registered")  # fmt: skip
             self.geo = self._geography()
         return {"venue_id": venue.venue_id, "registered": True}
+
+    def _refuse_if_probing(self, who: Principal) -> None:
+        with self._failures_lock:
+            wait = self._taken_ids.retry_after(who.name, time.monotonic())
+        if wait:
+            seconds = max(1, math.ceil(wait))
+            raise TooManyAttempts(f"Too many registrations of venue ids that are taken; wait {seconds} s and "
+                                  "choose ids from your own list.", seconds)  # fmt: skip
 
     def _venue(self, who: Principal, venue_id: str, action: Action) -> tuple[Venue, str]:
         # The scope first: a scoped caller gets the same 403 for a venue elsewhere and for no venue at all,

@@ -58,3 +58,6 @@ def bootstrap_schema(store: Store) -> None:
     check_schema_version(store, existed)
     for statement in statements[2:]:
         store.execute(statement)
+    from qrtrace.sinks.audit import add_chain_columns
+
+    add_chain_columns(store)  # audit logs made before the hash chain get its columns

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from qrtrace.api.app import Caller, Service
+from qrtrace.api.app import Caller, Service, attachment
 from qrtrace.api.models import Accepted, CaseIn, TraceIn, to_us
 from qrtrace.queries.trace import TraceRules
 from qrtrace.sinks.audit import now_us
@@ -76,5 +76,5 @@ def call_list(
     """The call list (one row per exposure) as CSV or XLSX; audited with the purpose."""
     data = svc.call_list(who, trace_id, format, purpose, lang)
     media = "text/csv; charset=utf-8" if format == "csv" else XLSX
-    disposition = f'attachment; filename="call-list-{trace_id}.{format}"'  # trace_id was found in the store
+    disposition = attachment(f"call-list-{trace_id}.{format}")
     return Response(data, media_type=media, headers={"Content-Disposition": disposition})
