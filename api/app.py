@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -29,6 +29,19 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 CONSOLE = resources.files("qrtrace.api").joinpath("console")
 # The console is its own files only: no inline script, nothing from elsewhere (downloads are blob: URLs).
 CONSOLE_POLICY = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; frame-ancestors 'none'"
+# /docs is Swagger UI from the swagger-ui-bundle package (no CDN), started by the console's docs.js: the same
+# rules, except that Swagger UI sets style attributes on its elements.
+DOCS_POLICY = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>qrtrace API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"><link rel="icon" href="/docs/assets/favicon-32x32.png">
+</head><body><div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script><script src="/console/docs.js"></script>
+</body></html>
+"""
+# Answers that hold identifiers or pseudonyms of people (cohorts, call lists, cases, the audit log) are
+# never kept by a browser or a proxy.
+NO_STORE_PATHS = ("/api/traces", "/api/cases", "/api/audit")
 
 bearer = HTTPBearer(auto_error=False, description="An API token: `qrt_<id>_<secret>` (qrtrace tokens issue)")
 
@@ -135,6 +148,8 @@ def create_app(svc: ApiService) -> FastAPI:
     app = FastAPI(
         title="qrtrace API",
         version="1.0",
+        docs_url=None,  # served below from the package's files, not from a CDN
+        redoc_url=None,
         description="QR check-in, contact tracing (F0 -> F1 -> F2) and coverage reports. "
         "Every route needs `Authorization: Bearer qrt_...`; roles and scopes decide what it returns.",
     )
@@ -144,9 +159,15 @@ def create_app(svc: ApiService) -> FastAPI:
     @app.middleware("http")
     async def console_policy(request: Request, call_next):  # type: ignore[no-untyped-def]
         response = await call_next(request)
-        if request.url.path == "/" or request.url.path.startswith("/console"):
+        path = request.url.path
+        if path == "/" or path.startswith("/console"):
             response.headers["Content-Security-Policy"] = CONSOLE_POLICY
             response.headers["X-Content-Type-Options"] = "nosniff"
+        elif path == "/docs" or path.startswith("/docs/"):
+            response.headers["Content-Security-Policy"] = DOCS_POLICY
+            response.headers["X-Content-Type-Options"] = "nosniff"
+        if path.startswith(NO_STORE_PATHS):  # errors too: a 4xx may name a case or trace
+            response.headers["Cache-Control"] = "no-store"
         return response
 
     for exc_type, status in SENTENCE_STATUS.items():
@@ -187,5 +208,12 @@ def create_app(svc: ApiService) -> FastAPI:
     def console_root() -> RedirectResponse:
         return RedirectResponse("/")
 
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(DOCS_PAGE)
+
+    import swagger_ui_bundle
+
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
     app.mount("/console", StaticFiles(directory=str(CONSOLE)), name="console")
     return app
