@@ -29,12 +29,12 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 CONSOLE = resources.files("qrtrace.api").joinpath("console")
 # The console is its own files only: no inline script, nothing from elsewhere (downloads are blob: URLs).
 CONSOLE_POLICY = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; frame-ancestors 'none'"
-# /docs is Swagger UI from the swagger-ui-bundle package (no CDN), started by the console's docs.js: the same
-# rules, except that Swagger UI sets style attributes on its elements.
+# /docs is Swagger UI 5 (it reads OpenAPI 3.1) from the fastapi-offline package's files (no CDN), started by the
+# console's docs.js: the console's rules, except that Swagger UI sets style attributes on its elements.
 DOCS_POLICY = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
 DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>qrtrace API</title>
-<link rel="stylesheet" href="/docs/assets/swagger-ui.css"><link rel="icon" href="/docs/assets/favicon-32x32.png">
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"><link rel="icon" href="/docs/assets/favicon.png">
 </head><body><div id="swagger-ui"></div>
 <script src="/docs/assets/swagger-ui-bundle.js"></script><script src="/console/docs.js"></script>
 </body></html>
@@ -212,8 +212,7 @@ def create_app(svc: ApiService) -> FastAPI:
     def docs() -> HTMLResponse:
         return HTMLResponse(DOCS_PAGE)
 
-    import swagger_ui_bundle
-
-    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+    swagger = resources.files("fastapi_offline").joinpath("static")  # only its files: the page above is ours
+    app.mount("/docs/assets", StaticFiles(directory=str(swagger)), name="docs-assets")
     app.mount("/console", StaticFiles(directory=str(CONSOLE)), name="console")
     return app
