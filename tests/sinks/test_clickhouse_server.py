@@ -346,6 +346,8 @@ def _params(name: str) -> list[dict[str, object]]:
         "audit_log_read": [{"since_us": 2**62, "action": "", "case_id": "", "limit": 10},
                            {"since_us": 0, "action": "trace", "case_id": "no-such-case", "limit": 10}],
         "ingest_rates": [{"since_us": 0}],
+        "audit_tail": [{}], "audit_page": [{"from_seq": 0, "to_seq": 50_000}], "audit_page_next": [{"after_seq": 0}],
+        "audit_unchained": [{}], "audit_unchained_first": [{"after_us": 0}], "audit_columns": [{}],
     }[name]  # fmt: skip
 
 
@@ -363,7 +365,8 @@ SQL_FILES = sorted(
     + [
         ("qrtrace.sinks", p.stem)
         for p in (REPO / "sinks" / "sql").glob("*.sql")
-        if p.stem not in ("schema", "chdb_tuning")  # chdb_tuning: chDB only, 18.16 has no such table setting
+        # chdb_tuning: chDB only, 18.16 has no such table setting; audit_chain_columns: DDL (sinks/audit.py)
+        if p.stem not in ("schema", "chdb_tuning", "audit_chain_columns")
     ]
 )
 
@@ -442,3 +445,37 @@ def test_retention_drops_old_day_partitions(server: ClickHouseStore) -> None:
         assert str(old_day) not in parts["partition"] and str(kept_day) in parts["partition"]
     finally:
         _drop_days(server, kept_day)
+
+
+def test_the_audit_chain_on_the_server_and_on_an_audit_log_from_before_it(clickhouse_installed: None,
+                                                                          tmp_path: Path) -> None:  # fmt: skip
+    """Issue 10 item 11 on 18.16: a store whose audit_log predates the chain opens (its columns are added),
+    entries chain on, and verification finds an entry written twice."""
+    from clickhouse_driver import Client
+
+    from qrtrace.sinks.audit import AuditLog, verify_store
+
+    state = tmp_path / "old-audit"
+    url = _start(state)
+    try:
+        raw = Client("127.0.0.1", port=int((state / "native_port").read_text()))
+        raw.execute("CREATE DATABASE qrtrace")
+        raw.execute("CREATE TABLE qrtrace.schema_meta (version UInt32, created_at_us Int64) ENGINE = TinyLog")
+        raw.execute("INSERT INTO qrtrace.schema_meta (version, created_at_us) VALUES", [(SCHEMA_VERSION, 1)])
+        raw.execute("CREATE TABLE qrtrace.audit_log (at_us Int64, actor String, action String, case_id String, "
+                    "subject String, purpose String, detail String) ENGINE = MergeTree "
+                    "PARTITION BY intDiv(at_us, 86400000000) ORDER BY at_us")  # the layout before the chain
+        raw.execute("INSERT INTO qrtrace.audit_log (at_us, actor, action, case_id, subject, purpose, detail) VALUES",
+                    [(INGESTED_AT, "old", "trace", "C", "p", "why", "{}")])  # fmt: skip
+        store = ClickHouseStore(url)
+        for i in range(4):
+            AuditLog(store, "server").record("trace", f"C{i}", "p", "why", contacts=i)
+        ClickHouseStore(url).close()  # opening again adds nothing twice
+        check = verify_store(store)
+        assert (check.broken, check.entries, check.head_seq, check.unchained) == (None, 4, 4, 1)
+        raw.execute("INSERT INTO qrtrace.audit_log SELECT * FROM qrtrace.audit_log WHERE seq = 2")
+        broken = verify_store(store).broken
+        assert broken is not None and (broken.seq, broken.kind) == (2, "duplicate")
+        store.close()
+    finally:
+        _stop(state)
