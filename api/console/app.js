@@ -33,6 +33,7 @@ const T = {
     status: { 400: "Yêu cầu không hợp lệ.", 401: "Mã truy cập không hợp lệ hoặc đã hết hạn; hãy đăng nhập lại.",
       403: "Vai trò của bạn không được phép làm việc này hoặc ở địa bàn này.", 404: "Không tìm thấy.",
       409: "Đã có, không thể tạo trùng.", 413: "Dữ liệu gửi lên quá lớn.", 422: "Dữ liệu nhập chưa đúng.",
+      429: "Quá nhiều lần thử không thành công; hãy chờ một lát rồi thử lại.",
       503: "Máy chủ tạm thời không phục vụ được; hãy thử lại sau.", other: "Máy chủ gặp lỗi." },
     purpose_needed: "Hãy nêu mục đích (ít nhất 3 ký tự): việc xem và xuất danh sách được ghi nhật ký.",
     by_office: "Theo cơ quan quản lý", office: "Cơ quan quản lý", share_7d: "Tỷ lệ có quét 7 ngày",
