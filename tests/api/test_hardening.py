@@ -66,15 +66,17 @@ def test_the_largest_64_bit_numbers_are_still_accepted(client: TestClient, world
     assert resp.status_code == 202, resp.text
 
 
-def test_the_file_path_keeps_such_records_as_data_without_a_crash(world: World) -> None:
-    """`qrtrace ingest` decodes with orjson: a number beyond 64 bits is read as a float (JSON numbers are
-    doubles to most readers), one beyond a double is a dead letter; neither stops the batch."""
+def test_the_file_path_makes_such_records_dead_letters_with_a_reason(world: World) -> None:
+    """`qrtrace ingest` decodes with orjson, which reads a whole number beyond 64 bits as an approximate float
+    and refuses one beyond a double: both are dead letters with a reason; the batch's other records go on."""
     base = '{"scan_id":"s%d","venue_id":"%s","person_id":"0912","direction":"in",' \
            '"event_time":"2026-11-21T08:00:00+07:00","mode":"manual","scanner_id":"x","declaration":{"n":%s}}'
-    lines = [(base % (1, world.venue_id, 2**70)).encode(), (base % (2, world.venue_id, "1" + "0" * 400)).encode()]
+    numbers = (2**70, "1" + "0" * 400, 2**64 - 1, -(2**63) - 1, "1.5e30", 7)
+    lines = [(base % (i, world.venue_id, n)).encode() for i, n in enumerate(numbers)]
     valid, rejected = Validator({world.venue_id}).validate(parse_lines(lines))
-    assert len(valid) == 1 and json.loads(valid.declaration[0]) == {"n": float(2**70)}
-    assert [(r.index, r.reason) for r in rejected] == [(1, "malformed_json")]
+    assert [(r.index, r.reason) for r in rejected] == [(0, "number_out_of_range"), (1, "malformed_json"),
+                                                       (3, "number_out_of_range")]  # fmt: skip
+    assert [json.loads(d)["n"] for d in valid.declaration] == [2**64 - 1, 1.5e30, 7]  # a float stays a float
 
 
 # -- item 8: venue enumeration by officers -------------------------------------------------------------------
