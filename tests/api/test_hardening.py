@@ -250,3 +250,15 @@ def test_answers_holding_identifiers_are_not_cached(client: TestClient, world: W
     admin = client.get("/api/audit", headers=world.auth("admin"))
     assert admin.headers["cache-control"] == "no-store"
     assert "cache-control" not in client.get("/api/categories", headers=epi).headers
+
+
+def test_probing_venue_ids_by_registering_them_is_limited(client: TestClient, world: World,
+                                                          service: ApiService) -> None:  # fmt: skip
+    officer = {"Authorization": f"Bearer {_fresh_token(world, Role.COMMUNE_OFFICER, commune_code=world.commune_code)}"}
+    body = {"venue_id": "OT-SCHOOL", "name": "Quán", "category": "restaurant", "commune_code": world.commune_code,
+            "capacity": 10}  # fmt: skip
+    for _ in range(service.settings.auth_failures_per_client):
+        assert client.post("/api/venues", json=body, headers=officer).status_code == 409
+    resp = client.post("/api/venues", json={**body, "venue_id": f"FREE-{uuid.uuid4().hex[:6]}"}, headers=officer)
+    assert resp.status_code == 429 and "Too many registrations of venue ids that are taken" in resp.json()["error"]
+    assert int(resp.headers["retry-after"]) >= 1
