@@ -10,16 +10,17 @@ from __future__ import annotations
 import logging
 from importlib import resources
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qrtrace.access import AccessDenied, InvalidToken, Principal
+from qrtrace.access import AccessDenied, InvalidToken, Principal, TooManyAttempts
 from qrtrace.api.service import ApiService, Conflict, NotFound, TooLarge, Unavailable
 from qrtrace.errors import QrtraceError
 
@@ -28,6 +29,19 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 CONSOLE = resources.files("qrtrace.api").joinpath("console")
 # The console is its own files only: no inline script, nothing from elsewhere (downloads are blob: URLs).
 CONSOLE_POLICY = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; frame-ancestors 'none'"
+# /docs is Swagger UI 5 (it reads OpenAPI 3.1) from the fastapi-offline package's files (no CDN), started by the
+# console's docs.js: the console's rules, except that Swagger UI sets style attributes on its elements.
+DOCS_POLICY = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>qrtrace API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"><link rel="icon" href="/docs/assets/favicon.png">
+</head><body><div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script><script src="/console/docs.js"></script>
+</body></html>
+"""
+# Answers that hold identifiers or pseudonyms of people (cohorts, call lists, cases, the audit log) are
+# never kept by a browser or a proxy.
+NO_STORE_PATHS = ("/api/traces", "/api/cases", "/api/audit")
 
 bearer = HTTPBearer(auto_error=False, description="An API token: `qrt_<id>_<secret>` (qrtrace tokens issue)")
 
@@ -41,11 +55,19 @@ def caller(
 ) -> Principal:
     """The authenticated caller; 401 with the reason otherwise."""
     header = f"Bearer {credentials.credentials}" if credentials else None
-    return service(request).authenticate(header)
+    return service(request).authenticate(header, request.client.host if request.client else "")
 
 
 Caller = Annotated[Principal, Depends(caller)]
 Service = Annotated[ApiService, Depends(service)]
+
+
+def attachment(filename: str) -> str:
+    """A Content-Disposition value that cannot be broken out of (RFC 6266): an ASCII fallback name with
+    anything but letters, digits, '.', '_' and '-' replaced, plus the exact name in RFC 5987 encoding.
+    Ids in older stores were not always checked, so names built from them are never trusted."""
+    fallback = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -126,6 +148,8 @@ def create_app(svc: ApiService) -> FastAPI:
     app = FastAPI(
         title="qrtrace API",
         version="1.0",
+        docs_url=None,  # served below from the package's files, not from a CDN
+        redoc_url=None,
         description="QR check-in, contact tracing (F0 -> F1 -> F2) and coverage reports. "
         "Every route needs `Authorization: Bearer qrt_...`; roles and scopes decide what it returns.",
     )
@@ -135,13 +159,23 @@ def create_app(svc: ApiService) -> FastAPI:
     @app.middleware("http")
     async def console_policy(request: Request, call_next):  # type: ignore[no-untyped-def]
         response = await call_next(request)
-        if request.url.path == "/" or request.url.path.startswith("/console"):
+        path = request.url.path
+        if path == "/" or path.startswith("/console"):
             response.headers["Content-Security-Policy"] = CONSOLE_POLICY
             response.headers["X-Content-Type-Options"] = "nosniff"
+        elif path == "/docs" or path.startswith("/docs/"):
+            response.headers["Content-Security-Policy"] = DOCS_POLICY
+            response.headers["X-Content-Type-Options"] = "nosniff"
+        if path.startswith(NO_STORE_PATHS):  # errors too: a 4xx may name a case or trace
+            response.headers["Cache-Control"] = "no-store"
         return response
 
     for exc_type, status in SENTENCE_STATUS.items():
         app.add_exception_handler(exc_type, _sentence_handler(status))
+
+    @app.exception_handler(TooManyAttempts)
+    async def _429(_: Request, exc: TooManyAttempts) -> JSONResponse:
+        return _error(429, str(exc), {"Retry-After": str(exc.retry_after_s)})
 
     @app.exception_handler(RequestValidationError)
     async def _422(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -174,5 +208,11 @@ def create_app(svc: ApiService) -> FastAPI:
     def console_root() -> RedirectResponse:
         return RedirectResponse("/")
 
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(DOCS_PAGE)
+
+    swagger = resources.files("fastapi_offline").joinpath("static")  # only its files: the page above is ours
+    app.mount("/docs/assets", StaticFiles(directory=str(swagger)), name="docs-assets")
     app.mount("/console", StaticFiles(directory=str(CONSOLE)), name="console")
     return app

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import secrets
 import threading
 import time
@@ -29,7 +30,20 @@ import numpy as np
 import orjson
 
 from qrtrace import render
-from qrtrace.access import PERMISSIONS, AccessDenied, Action, Geography, InvalidToken, Principal, Role, Scope, authorize
+from qrtrace.access import (
+    PERMISSIONS,
+    AccessDenied,
+    Action,
+    FailureWindow,
+    Geography,
+    InvalidToken,
+    Principal,
+    Role,
+    Scope,
+    TokenExpired,
+    TooManyAttempts,
+    authorize,
+)
 from qrtrace.access import visible_communes as _visible
 from qrtrace.api import views
 from qrtrace.api.group_commit import CommitFailed, CommitTimeout, GroupCommit
@@ -46,6 +60,7 @@ from qrtrace.queries.coverage import daily_trend
 from qrtrace.queries.reidentify import Identity, reidentify
 from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules, exposure_rows
 from qrtrace.settings import Settings
+from qrtrace.sinks.audit import WRITE_LOCK as AUDIT_WRITE_LOCK
 from qrtrace.sinks.audit import AuditLog, now_us
 from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.store import Columns, Store
@@ -138,11 +153,16 @@ class ApiService:
     def __init__(self, settings: Settings, runtime: EmbeddedRuntime | None = None) -> None:
         self.settings = settings
         self.rt = runtime or EmbeddedRuntime(settings)
-        self._lock = threading.RLock()
+        self._lock = AUDIT_WRITE_LOCK  # one reentrant lock for the store and the audit chain: no lock-order deadlock
         self._tokens = TokenFile(settings.tokens_path)
         self._book_mtime = -1.0
         self._book = self._tokens.book()
         self._verified: dict[bytes, tuple[str, float]] = {}
+        window = settings.auth_failure_window_seconds
+        self._failed_by_client = FailureWindow(settings.auth_failures_per_client, window)
+        self._failed_by_token = FailureWindow(settings.auth_failures_per_token, window)
+        self._taken_ids = FailureWindow(settings.auth_failures_per_client, window)  # per caller (register_venue)
+        self._failures_lock = threading.Lock()
         self._jobs: dict[str, TraceJob] = {}
         self._jobs_lock = threading.Lock()
         self._locked_store = LockedStore(self.rt.store, self._lock)
@@ -160,8 +180,13 @@ class ApiService:
             self.rt.close()
 
     # -- authentication and scope -------------------------------------------------------------------------
-    def authenticate(self, header: str | None) -> Principal:
-        """The caller behind an `Authorization: Bearer qrt_...` header, or InvalidToken with the reason."""
+    def authenticate(self, header: str | None, client: str = "") -> Principal:
+        """The caller behind an `Authorization: Bearer qrt_...` header, or InvalidToken with the reason.
+
+        Failed attempts (a malformed, unknown or wrong token; not an expired one) are counted per client
+        address and per token id; past the limit the client or token id gets TooManyAttempts (429) until
+        the window has moved on. A token already verified (cached) keeps working, so someone guessing at a
+        token id does not lock its holder out mid-session."""
         if not header or not header.lower().startswith("bearer "):
             raise InvalidToken("Sign in first: send 'Authorization: Bearer qrt_...' with your API token.")
         token = header[7:].strip()
@@ -176,11 +201,33 @@ class ApiService:
             if now >= record.expires_at_us:
                 raise InvalidToken("The token has expired; ask an administrator for a new one.")
             return record.principal
-        principal = self._book.verify(token, now)
+        principal = self._verify_limited(token, now, client)
         if len(self._verified) > 10_000:
             self._verified.clear()
         self._verified[key] = (token.split("_", 2)[1], time.monotonic())
         return principal
+
+    def _verify_limited(self, token: str, now: int, client: str) -> Principal:
+        parts = token.split("_", 2)
+        if len(parts) != 3 or parts[0] != "qrt":  # malformed: refused without a scrypt run, cannot succeed
+            return self._book.verify(token, now)
+        keys = [(self._failed_by_client, client), (self._failed_by_token, parts[1][:64])]
+        at = time.monotonic()
+        with self._failures_lock:
+            wait = max((w.retry_after(k, at) or 0.0 for w, k in keys), default=0.0)
+        if wait > 0:
+            seconds = max(1, math.ceil(wait))
+            raise TooManyAttempts(f"Too many failed sign-in attempts; wait {seconds} s, then sign in with a valid "
+                                  "token.", seconds)  # fmt: skip
+        try:
+            return self._book.verify(token, now)
+        except TokenExpired:
+            raise
+        except InvalidToken:
+            with self._failures_lock:
+                for w, k in keys:
+                    w.fail(k, at)
+            raise
 
     def _reload_tokens(self) -> None:
         mtime = self._tokens.mtime()
@@ -252,12 +299,32 @@ class ApiService:
         if venue.category not in load_categories():
             raise InputError(f"Unknown venue category {venue.category!r}.")
         authorize(who, Action.REGISTER_VENUE, Scope(commune_code=venue.commune_code), self.geo)
+        # Venue ids are one namespace, so a taken id must be refused, and that refusal is one bit an officer
+        # could probe with. It is kept to that bit: the same sentence wherever the venue is (never its
+        # commune or name); each refusal is audited and counts against the caller (429 past the limit), and
+        # each free id probed registers a real venue in the caller's own area, audited too.
+        self._refuse_if_probing(who)
+        audit = self.rt.audit.as_actor(who.name)
         with self._lock:
             if venue.venue_id in {v.venue_id for v in self.rt.venues()}:
-                raise Conflict(f"Venue {venue.venue_id} is already registered; choose another venue_id.")
+                audit.record("register_venue", "", venue.venue_id, "refused: the venue_id is taken",
+                             commune=venue.commune_code, outcome="id_taken")  # fmt: skip
+                with self._failures_lock:
+                    self._taken_ids.fail(who.name, time.monotonic())
+                raise Conflict(f"The venue_id {venue.venue_id} is taken; choose another venue_id.")
             self.rt.register_venues([venue])
+            audit.record("register_venue", "", venue.venue_id, "venue registered", commune=venue.commune_code,
+                         outcome="registered")  # fmt: skip
             self.geo = self._geography()
         return {"venue_id": venue.venue_id, "registered": True}
+
+    def _refuse_if_probing(self, who: Principal) -> None:
+        with self._failures_lock:
+            wait = self._taken_ids.retry_after(who.name, time.monotonic())
+        if wait:
+            seconds = max(1, math.ceil(wait))
+            raise TooManyAttempts(f"Too many registrations of venue ids that are taken; wait {seconds} s and "
+                                  "choose ids from your own list.", seconds)  # fmt: skip
 
     def _venue(self, who: Principal, venue_id: str, action: Action) -> tuple[Venue, str]:
         # The scope first: a scoped caller gets the same 403 for a venue elsewhere and for no venue at all,

@@ -111,12 +111,29 @@ def authorize(who: Principal, action: Action, scope: Scope, geo: Geography) -> N
             raise AccessDenied(f"{who.name} is bound to its own venue(s); this request is about another.")
         return
     commune = geo.commune(scope)
+    if scope.commune_code is None and scope.venue_id is not None:
+        # About one venue: the same sentence for a venue elsewhere and for no venue at all, naming only the
+        # caller's own area, so an officer cannot learn which venue ids exist or where they are.
+        if not _in_area(who, commune, geo):
+            officer = who.role is Role.COMMUNE_OFFICER
+            area = f"commune {who.commune_code}" if officer else f"district {who.district_code}"
+            raise AccessDenied(f"{who.name} may only reach the venues of {area}; venue {scope.venue_id} is not one "
+                               "of them.")  # fmt: skip
+        return
     if commune is None:
         raise AccessDenied(f"A {who.role} must name a commune or venue within its area.")
     if who.role is Role.COMMUNE_OFFICER and commune != who.commune_code:
         raise AccessDenied(f"{who.name} may only see commune {who.commune_code}, not {commune}.")
     if who.role is Role.DISTRICT_OFFICER and geo.district_of_commune.get(commune) != who.district_code:
         raise AccessDenied(f"{who.name} may only see the communes of district {who.district_code}.")
+
+
+def _in_area(who: Principal, commune: str | None, geo: Geography) -> bool:
+    if commune is None:
+        return False
+    if who.role is Role.COMMUNE_OFFICER:
+        return commune == who.commune_code
+    return geo.district_of_commune.get(commune) == who.district_code
 
 
 def visible_communes(who: Principal, geo: Geography) -> frozenset[str] | None:
@@ -148,6 +165,10 @@ class InvalidToken(Exception):
     """Missing, malformed, unknown, wrong or expired token (the API answers 401 with the sentence)."""
 
 
+class TokenExpired(InvalidToken):
+    """A genuine token past its expiry: refused, but not a guess (not counted as a failed attempt)."""
+
+
 def issue_token(principal: Principal, expires_at_us: int) -> tuple[str, TokenRecord]:
     """A new token (shown once) and the record to keep (its scrypt hash, never the secret)."""
     token_id, secret, salt = secrets.token_hex(8), secrets.token_urlsafe(32), secrets.token_bytes(16)
@@ -170,11 +191,57 @@ class TokenBook:
         if len(parts) != 3 or parts[0] != "qrt":
             raise InvalidToken("The token is missing or malformed; send 'Authorization: Bearer qrt_...'.")
         record = self.records.get(parts[1])
-        if record is None or not hmac.compare_digest(_digest(parts[2], record.salt), record.digest):
+        # An unknown id costs the same scrypt run as a wrong secret (against a dummy hash that matches
+        # nothing), so the time of a refusal does not tell which token ids exist.
+        salt, digest = (record.salt, record.digest) if record is not None else (_DUMMY_SALT, _DUMMY_DIGEST)
+        matches = hmac.compare_digest(_digest(parts[2], salt), digest)
+        if record is None or not matches:
             raise InvalidToken("The token is not valid.")
         if now_us >= record.expires_at_us:
-            raise InvalidToken("The token has expired; ask an administrator for a new one.")
+            raise TokenExpired("The token has expired; ask an administrator for a new one.")
         return record.principal
+
+
+# A random salt and digest no secret is known to hash to: what an unknown token id is checked against.
+_DUMMY_SALT, _DUMMY_DIGEST = secrets.token_bytes(16), secrets.token_bytes(SCRYPT["dklen"])
+
+
+class TooManyAttempts(Exception):
+    """Too many failed sign-ins from one client or for one token id (the API answers 429 with the sentence
+    and `Retry-After: retry_after_s`)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class FailureWindow:
+    """Failed attempts per key (a client address, a token id) in a sliding window of `window_s` seconds.
+
+    Pure: the caller passes the clock. Memory is bounded: at most `max_keys` keys are tracked (the ones
+    whose last failure is oldest are forgotten first), each with at most `limit` timestamps."""
+
+    def __init__(self, limit: int, window_s: float, max_keys: int = 100_000) -> None:
+        self.limit, self.window_s, self.max_keys = limit, window_s, max_keys
+        self._failures: dict[str, list[float]] = {}
+
+    def retry_after(self, key: str, now: float) -> float | None:
+        """Seconds until `key` may try again, or None if it may try now."""
+        times = [t for t in self._failures.get(key, ()) if t > now - self.window_s]
+        if times:
+            self._failures[key] = times
+        else:
+            self._failures.pop(key, None)
+        if len(times) < self.limit:
+            return None
+        return times[-self.limit] + self.window_s - now
+
+    def fail(self, key: str, now: float) -> None:
+        """Count one failed attempt for `key` at `now`."""
+        times = [t for t in self._failures.pop(key, ()) if t > now - self.window_s][-(self.limit - 1) :]
+        self._failures[key] = [*times, now] if self.limit > 1 else [now]  # re-inserted: newest last
+        while len(self._failures) > self.max_keys:
+            del self._failures[next(iter(self._failures))]
 
 
 def _digest(secret: str, salt: bytes) -> bytes:

@@ -36,6 +36,8 @@ venues_app = typer.Typer(no_args_is_help=True, help="Venue registry.")
 communes_app = typer.Typer(no_args_is_help=True, help="Administrative units (communes).")
 report_app = typer.Typer(no_args_is_help=True, help="Reports for authorities.")
 tokens_app = typer.Typer(no_args_is_help=True, help="API tokens (roles and scopes) for `qrtrace serve`.")
+audit_app = typer.Typer(no_args_is_help=True, help="The audit log's tamper evidence (a hash chain).")
+app.add_typer(audit_app, name="audit")
 app.add_typer(venues_app, name="venues")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(communes_app, name="communes")
@@ -535,6 +537,68 @@ def tokens_revoke(token_id: str) -> None:
     if not TokenFile(settings_from_env().tokens_path).revoke(token_id):
         raise InputError(f"No token with id {token_id}.")
     out.print(f"revoked {token_id}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    anchor: Annotated[str | None, typer.Option(help="SEQ:HASH of an entry recorded earlier (e.g. the last one a "
+                                                    "previous verify printed): it must still be in the chain.")] = None,
+    store: StoreOpt = None,
+    lang: LangOpt = None,
+) -> None:
+    """Recompute the audit log's hash chain: one sentence; exit 1 at the first entry that breaks it."""
+    from qrtrace.sinks.audit import verify_store
+
+    settings = _settings(store, lang)
+    vi = settings.lang == "vi"
+    anchor_seq, anchor_hash = _parse_anchor(anchor)
+    with _runtime(settings) as rt:
+        check = verify_store(rt.store, anchor_seq)
+    if check.broken is not None:
+        b = check.broken
+        at = render.iso(b.at_us, settings.display_tz)
+        where = f"#{b.seq}" if b.seq else ("không số" if vi else "without a number")
+        gap = f"#{b.other}" if b.seq == b.other + 1 else f"#{b.other}-#{b.seq - 1}"
+        why = {
+            "duplicate": ("có hai mục cùng số: một mục bị chèn thêm hoặc ghi hai lần",
+                          "a second entry has this number: one was inserted or written twice"),
+            "missing": (f"mục {gap} đã bị xoá", f"entry {gap} was removed" if "-" not in gap
+                        else f"entries {gap} were removed"),
+            "not_following": (f"mục này không nối tiếp mục #{b.other} (prev_hash khác)",
+                              f"it does not follow entry #{b.other} (its prev_hash differs)"),
+            "changed": ("nội dung đã bị sửa sau khi ghi (băm không khớp)",
+                        "its content was changed after it was written (the hash does not match)"),
+            "no_hash": ("mục không có băm: được ghi vòng qua nhật ký kiểm toán",
+                        "it carries no hash: it was written around the audit log"),
+        }[b.kind][0 if vi else 1]  # fmt: skip
+        raise QrtraceError(f"Chuỗi băm của nhật ký kiểm toán bị đứt tại mục {where} ({at}, {b.actor}, {b.action}): "
+                           f"{why}." if vi else f"The audit log's hash chain is broken at entry {where} ({at}, "
+                           f"{b.actor}, {b.action}): {why}.")  # fmt: skip
+    if anchor_seq is not None and check.anchor_hash != anchor_hash:
+        found = "không còn trong chuỗi" if vi else "is no longer in the chain"
+        if check.anchor_hash is not None:
+            found = "có băm khác" if vi else "has another hash"
+        raise QrtraceError(f"Mục mốc #{anchor_seq} {found}: nhật ký đã bị cắt bớt hoặc viết lại (chuỗi hiện kết thúc "
+                           f"ở #{check.head_seq})." if vi else f"The anchor entry #{anchor_seq} {found}: the log was "
+                           f"cut short or rewritten (the chain now ends at #{check.head_seq}).")  # fmt: skip
+    older = ""
+    if check.unchained:
+        older = (f"; {check.unchained} mục cũ hơn được ghi trước khi có chuỗi nên không được bảo vệ" if vi else
+                 f"; {check.unchained} older entries were written before the chain existed and are not covered")
+    out.print(f"Nhật ký kiểm toán nguyên vẹn: {check.entries} mục nối thành một chuỗi băm liền, mục cuối "
+              f"#{check.head_seq}:{check.head_hash}{older} (ghi mốc này ở nơi khác để phát hiện việc cắt bớt)."
+              if vi else f"The audit log is intact: {check.entries} entries form one unbroken hash chain, the last "
+              f"#{check.head_seq}:{check.head_hash}{older} (keep this anchor elsewhere to detect a cut tail).",
+              soft_wrap=True)  # fmt: skip
+
+
+def _parse_anchor(anchor: str | None) -> tuple[int | None, str | None]:
+    if anchor is None:
+        return None, None
+    seq, _, digest = anchor.strip().lstrip("#").partition(":")
+    if not seq.isdigit() or int(seq) < 1 or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise InputError(f"--anchor {anchor!r} is not SEQ:HASH (an entry number and its 64-digit hex hash).")
+    return int(seq), digest
 
 
 def _lang() -> str:

@@ -95,7 +95,9 @@ def run_demo(
             )
         )
         case_id = raw_by_person[busiest["person"][0]]
-        rt.declare_case("DEMO-F0-1", case_id, window_from, window_to)
+        person = rt.declare_case("DEMO-F0-1", case_id, window_from, window_to)
+        rt.audit.record("declare_case", "DEMO-F0-1", person, "positive case declared", from_us=window_from,
+                        to_us=window_to)  # the same entry as a declaration through the API
         rules = TraceRules(
             depth=settings.depth,
             grace_us=settings.grace_minutes * US_PER_MINUTE,

@@ -18,7 +18,7 @@ import numpy as np
 
 from qrtrace.domain.admin_units import Commune, load_communes
 from qrtrace.domain.categories import load_categories
-from qrtrace.domain.venues import Venue
+from qrtrace.domain.venues import Venue, check_venue_ids
 from qrtrace.errors import InputError
 from qrtrace.identity import ContactChanges, Keyring, Pseudonymiser, Vault, load_or_create_keyring, merge_contacts
 from qrtrace.producers.edge import CONTACT_CONTEXT, Edge, receiving_edge, seal_identities
@@ -113,6 +113,7 @@ class EmbeddedRuntime:
         return [Venue(*r) for r in zip(*rows.values(), strict=True)]
 
     def register_venues(self, venues: Sequence[Venue]) -> None:
+        check_venue_ids(venues)  # every path that creates a venue comes through here
         self.writer.venues(venues, now_us())
 
     def register_contacts(

@@ -53,6 +53,9 @@ class Settings:
     worker_group: str = "qrtrace-worker"  # QRTRACE_WORKER_GROUP: Faust app id = consumer group
     metrics_port: int | None = None  # QRTRACE_METRICS_PORT: serve Prometheus /metrics here
     metrics_urls: tuple[str, ...] = ()  # QRTRACE_METRICS_URLS: comma-separated /metrics of workers (ops page)
+    auth_failures_per_client: int = 10  # QRTRACE_AUTH_FAILURES_PER_CLIENT: failed sign-ins per address per window
+    auth_failures_per_token: int = 20  # QRTRACE_AUTH_FAILURES_PER_TOKEN: failed sign-ins per token id per window
+    auth_failure_window_seconds: int = 60  # QRTRACE_AUTH_FAILURE_WINDOW_SECONDS: then 429 with Retry-After
     grace_minutes: int = 30  # trace default
     min_overlap_minutes: int = 0  # trace default
     depth: int = 2  # trace default
@@ -133,6 +136,9 @@ _INT_ENV = {
     "QRTRACE_TRACE_CHUNK_ROWS": "trace_chunk_rows",
     "QRTRACE_TRACE_RESULT_MAX_ROWS": "trace_result_max_rows",
     "QRTRACE_XLSX_MAX_ROWS": "xlsx_max_rows",
+    "QRTRACE_AUTH_FAILURES_PER_CLIENT": "auth_failures_per_client",
+    "QRTRACE_AUTH_FAILURES_PER_TOKEN": "auth_failures_per_token",
+    "QRTRACE_AUTH_FAILURE_WINDOW_SECONDS": "auth_failure_window_seconds",
 }
 
 

@@ -58,6 +58,9 @@ def bootstrap_schema(store: Store) -> None:
     check_schema_version(store, existed)
     for statement in statements[2:] + split_statements(load_sql("qrtrace.sinks", "trace_results")):
         store.execute(statement)
+    from qrtrace.sinks.audit import add_chain_columns
+
+    add_chain_columns(store)  # audit logs made before the hash chain get its columns
     migrate_contacts(store)
 
 

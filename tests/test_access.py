@@ -8,6 +8,7 @@ from qrtrace.access import (
     PERMISSIONS,
     AccessDenied,
     Action,
+    FailureWindow,
     Geography,
     InvalidToken,
     Principal,
@@ -88,3 +89,53 @@ def test_a_token_verifies_only_as_issued_and_until_it_expires() -> None:
             book.verify(bad, now_us=999)
     with pytest.raises(InvalidToken, match="expired"):
         book.verify(token, now_us=1_000)
+
+
+@pytest.mark.parametrize("role", [Role.COMMUNE_OFFICER, Role.DISTRICT_OFFICER])
+def test_a_venue_elsewhere_and_no_venue_get_the_same_sentence(role: Role) -> None:
+    """Issue 10 item 8: the refusal names only the caller's own area, never where a venue is."""
+    elsewhere = "V2" if role is Role.COMMUNE_OFFICER else "V3"  # a registered venue outside the caller's area
+    sentences = {}
+    for venue in (elsewhere, "V-unknown"):
+        with pytest.raises(AccessDenied) as refused:
+            authorize(PEOPLE[role], Action.ISSUE_VENUE_QR, Scope(venue_id=venue), GEO)
+        sentences[venue] = str(refused.value).replace(venue, "<venue>")
+    assert sentences[elsewhere] == sentences["V-unknown"]
+    assert "C2" not in sentences[elsewhere] and "C3" not in sentences[elsewhere] and "D2" not in sentences[elsewhere]
+
+
+def test_an_unknown_token_id_costs_the_same_scrypt_run_as_a_wrong_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10 item 9: no timing difference between an unknown id and a known id with a wrong secret; the
+    work is counted (one scrypt run each), not timed."""
+    import qrtrace.access as access
+
+    token, record = issue_token(PEOPLE[Role.ADMIN], expires_at_us=10**18)
+    book = TokenBook([record])
+    runs: list[bytes] = []
+    real = access._digest
+
+    def counted(secret: str, salt: bytes) -> bytes:
+        runs.append(salt)
+        return real(secret, salt)
+
+    monkeypatch.setattr(access, "_digest", counted)
+    secret = token.split("_", 2)[2]
+    for bad in (f"qrt_{record.token_id}_{secret[:-1]}x", f"qrt_{'0' * 16}_{secret}"):
+        runs.clear()
+        with pytest.raises(InvalidToken, match="not valid"):
+            book.verify(bad, now_us=1)
+        assert len(runs) == 1 and len(runs[0]) == len(record.salt)  # one scrypt run, same parameters
+
+
+def test_failed_attempts_are_limited_in_a_sliding_window() -> None:
+    window = FailureWindow(limit=3, window_s=60, max_keys=2)
+    for at in (0.0, 10.0):
+        window.fail("a", at)
+    assert window.retry_after("a", 11.0) is None  # two failures: may try again
+    window.fail("a", 20.0)
+    assert window.retry_after("a", 21.0) == pytest.approx(39.0)  # the first failure leaves the window at 60 s
+    assert window.retry_after("b", 21.0) is None  # another client is not affected
+    assert window.retry_after("a", 60.5) is None  # the window has moved past the first failure
+    window.fail("b", 30.0)
+    window.fail("c", 31.0)  # a third key: the one whose last failure is oldest is forgotten
+    assert set(window._failures) == {"b", "c"}

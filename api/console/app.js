@@ -33,6 +33,7 @@ const T = {
     status: { 400: "Yêu cầu không hợp lệ.", 401: "Mã truy cập không hợp lệ hoặc đã hết hạn; hãy đăng nhập lại.",
       403: "Vai trò của bạn không được phép làm việc này hoặc ở địa bàn này.", 404: "Không tìm thấy.",
       409: "Đã có, không thể tạo trùng.", 413: "Dữ liệu gửi lên quá lớn.", 422: "Dữ liệu nhập chưa đúng.",
+      429: "Quá nhiều lần thử không thành công; hãy chờ một lát rồi thử lại.",
       503: "Máy chủ tạm thời không phục vụ được; hãy thử lại sau.", other: "Máy chủ gặp lỗi." },
     purpose_needed: "Hãy nêu mục đích (ít nhất 3 ký tự): việc xem và xuất danh sách được ghi nhật ký.",
     by_office: "Theo cơ quan quản lý", office: "Cơ quan quản lý", share_7d: "Tỷ lệ có quét 7 ngày",
@@ -42,7 +43,8 @@ const T = {
     reasons: { unmatched_checkout: "Quét ra không có lượt vào", missing_field: "Thiếu trường", malformed_json: "JSON hỏng",
       bad_event_time: "Thời gian sai", bad_direction: "Chiều vào/ra sai", wrong_type: "Sai kiểu dữ liệu",
       unknown_venue: "Địa điểm chưa đăng ký", bad_mode: "Cách quét sai", late: "Đến quá muộn", field_too_long: "Trường quá dài",
-      not_an_object: "Không phải đối tượng JSON", record_too_large: "Bản ghi quá lớn" },
+      not_an_object: "Không phải đối tượng JSON", record_too_large: "Bản ghi quá lớn",
+      number_out_of_range: "Số nguyên vượt quá 64 bit" },
   },
   en: {
     tagline: "QR check-in contact tracing", nav_coverage: "QR coverage", nav_trace: "Trace", nav_operations: "Operations",
@@ -81,7 +83,7 @@ const T = {
     reasons: { unmatched_checkout: "Check-out without check-in", missing_field: "Missing field", malformed_json: "Malformed JSON",
       bad_event_time: "Bad event time", bad_direction: "Bad direction", wrong_type: "Wrong type", unknown_venue: "Unknown venue",
       bad_mode: "Bad scan mode", late: "Too late", field_too_long: "Field too long", not_an_object: "Not a JSON object",
-      record_too_large: "Record too large" },
+      record_too_large: "Record too large", number_out_of_range: "Whole number beyond 64 bits" },
   },
 };
 

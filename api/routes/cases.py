@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 
-from qrtrace.api.app import Caller, Service
+from qrtrace.api.app import Caller, Service, attachment
 from qrtrace.api.models import Accepted, CaseIn, TraceIn, to_us
 from qrtrace.queries.trace import TraceRules
 from qrtrace.sinks.audit import now_us
@@ -79,5 +79,5 @@ def call_list(
     new sheet before Excel's row limit and is refused (413) above QRTRACE_XLSX_MAX_ROWS rows: use CSV."""
     pieces = svc.call_list(who, trace_id, format, purpose, lang)
     media = "text/csv; charset=utf-8" if format == "csv" else XLSX
-    disposition = f'attachment; filename="call-list-{trace_id}.{format}"'  # trace_id was found in the store
+    disposition = attachment(f"call-list-{trace_id}.{format}")
     return StreamingResponse(pieces, media_type=media, headers={"Content-Disposition": disposition})

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from qrtrace.api.app import Caller, Service
+from qrtrace.api.app import Caller, Service, attachment
 from qrtrace.api.models import to_us
 from qrtrace.api.routes.cases import XLSX
 
@@ -50,4 +50,4 @@ def coverage_export(
     data = svc.coverage_export(who, commune, _as_of(as_of), format, lang, purpose)
     media = "text/csv; charset=utf-8" if format == "csv" else XLSX
     return Response(data, media_type=media,
-                    headers={"Content-Disposition": f'attachment; filename="coverage.{format}"'})  # fmt: skip
+                    headers={"Content-Disposition": attachment(f"coverage.{format}")})  # fmt: skip

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from qrtrace.access import PERMISSIONS
-from qrtrace.api.app import Caller, Service
+from qrtrace.api.app import Caller, Service, attachment
 from qrtrace.api.models import VenueIn
 from qrtrace.domain.categories import load_categories
 from qrtrace.domain.venues import Venue
@@ -75,4 +75,4 @@ def venue_qr_svg(venue_id: str, who: Caller, svc: Service) -> Response:
 def venue_poster(venue_id: str, who: Caller, svc: Service, lang: Lang = "vi") -> Response:
     """The printable A4 poster with the venue's name, category and commune around its signed QR."""
     return Response(svc.venue_qr(who, venue_id, "pdf", lang), media_type="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="poster-{venue_id}.pdf"'})  # fmt: skip
+                    headers={"Content-Disposition": attachment(f"poster-{venue_id}.pdf")})  # fmt: skip

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +12,10 @@ from qrtrace.domain.categories import load_categories
 from qrtrace.errors import InputError
 
 VENUE_COLUMNS = ("venue_id", "name", "category", "commune_code", "capacity")
+# A venue id goes into QR codes, file names, HTTP headers and URLs: ASCII letters and digits, then also
+# '.', '_', ':' and '-', at most 64 characters (the API's VenueIn uses the same pattern).
+VENUE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+_VENUE_ID = re.compile(VENUE_ID_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +25,23 @@ class Venue:
     category: str
     commune_code: str
     capacity: int
+
+
+def venue_id_problem(venue_id: str) -> str | None:
+    """Why `venue_id` cannot be a venue id (a sentence fragment), or None if it can."""
+    if _VENUE_ID.fullmatch(venue_id):
+        return None
+    return (f"venue_id {venue_id[:80]!r} is not a venue id (ASCII letters and digits, then also . _ : -; "
+            "at most 64 characters)")  # fmt: skip
+
+
+def check_venue_ids(venues: Iterable[Venue]) -> None:
+    """InputError naming the first venue whose id breaks the pattern: every path that creates a venue
+    (CSV import, the API, the demo) registers through this check."""
+    for venue in venues:
+        problem = venue_id_problem(venue.venue_id)
+        if problem:
+            raise InputError(f"The {problem}; nothing was registered.")
 
 
 def parse_venues(text: str, source: str, known_communes: set[str] | None = None) -> list[Venue]:
@@ -38,6 +61,8 @@ def parse_venues(text: str, source: str, known_communes: set[str] | None = None)
         where = f"{source} line {line_no}"
         if not venue_id:
             raise InputError(f"{where}: venue_id is empty.")
+        if problem := venue_id_problem(venue_id):
+            raise InputError(f"{where}: {problem}.")
         if venue_id in seen:
             raise InputError(f"{where}: venue {venue_id} appears twice in the file.")
         if category not in categories:

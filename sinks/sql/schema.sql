@@ -102,9 +102,10 @@ CREATE TABLE IF NOT EXISTS qrtrace.cases (
 ) ENGINE = ReplacingMergeTree(declared_at_us) ORDER BY case_id;
 
 -- Append-only: who traced or re-identified whom, when, and why.
+-- seq, prev_hash, entry_hash: the hash chain (sinks/audit.py), added to older stores' tables on open.
 CREATE TABLE IF NOT EXISTS qrtrace.audit_log (
     at_us Int64, actor String, action String, case_id String, subject String, purpose String,
-    detail String
+    detail String, seq UInt64, prev_hash String, entry_hash String
 ) ENGINE = MergeTree PARTITION BY intDiv(at_us, 86400000000) ORDER BY at_us;
 
 -- Traces run from the API, kept so they can be fetched and exported later. The result is the

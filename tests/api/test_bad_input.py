@@ -126,7 +126,7 @@ def test_refused_cases_and_traces_store_nothing(client: TestClient, world: World
         ({"commune_code": "12345"}, 400, "not a registered commune"),
         ({"capacity": "many"}, 422, "capacity"),
         ({"capacity": 0}, 422, "capacity"),
-        ({"venue_id": "EXISTING"}, 409, "already registered"),
+        ({"venue_id": "EXISTING"}, 409, "is taken"),
     ],
 )
 def test_refused_venues_store_nothing(client: TestClient, world: World, service: ApiService, change: dict,

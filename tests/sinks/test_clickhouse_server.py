@@ -357,6 +357,8 @@ def _params(name: str) -> list[dict[str, object]]:
         "repair_long_visits": [{"shortest_cap": 30 * M}, {"shortest_cap": 2**62}],
         "repair_future_checkout_visits": [{"latest": _us(FROM)}, {"latest": 2**62}],
         "pending_mutations": [{}],
+        "audit_tail": [{}], "audit_page": [{"from_seq": 0, "to_seq": 50_000}], "audit_page_next": [{"after_seq": 0}],
+        "audit_unchained": [{}], "audit_unchained_first": [{"after_us": 0}], "audit_columns": [{}],
     }[name]  # fmt: skip
 
 
@@ -376,9 +378,10 @@ SQL_FILES = sorted(
         ("qrtrace.sinks", p.stem)
         for p in (REPO / "sinks" / "sql").glob("*.sql")
         # DDL, run by bootstrap_schema; chdb_tuning: chDB only, 18.16 has no such table setting;
-        # migrate_contacts writes (its own test below); repair_visit_spans writes too
-        # (test_repair_gives_the_same_store_on_both)
-        if p.stem not in ("schema", "trace_results", "chdb_tuning", "migrate_contacts", "repair_visit_spans")
+        # audit_chain_columns: DDL (sinks/audit.py); migrate_contacts writes (its own test below);
+        # repair_visit_spans writes too (test_repair_gives_the_same_store_on_both)
+        if p.stem not in ("schema", "trace_results", "chdb_tuning", "audit_chain_columns", "migrate_contacts",
+                          "repair_visit_spans")
     ]
 )
 
@@ -597,3 +600,37 @@ def test_trace_exposure_rows_store_and_read_back_alike(wave) -> None:  # type: i
 
         time.sleep(0.1)
     assert not server.query("SELECT count() AS n FROM qrtrace.trace_exposures WHERE trace_id = 'tr-both'")["n"][0]
+
+
+def test_the_audit_chain_on_the_server_and_on_an_audit_log_from_before_it(clickhouse_installed: None,
+                                                                          tmp_path: Path) -> None:  # fmt: skip
+    """Issue 10 item 11 on 18.16: a store whose audit_log predates the chain opens (its columns are added),
+    entries chain on, and verification finds an entry written twice."""
+    from clickhouse_driver import Client
+
+    from qrtrace.sinks.audit import AuditLog, verify_store
+
+    state = tmp_path / "old-audit"
+    url = _start(state)
+    try:
+        raw = Client("127.0.0.1", port=int((state / "native_port").read_text()))
+        raw.execute("CREATE DATABASE qrtrace")
+        raw.execute("CREATE TABLE qrtrace.schema_meta (version UInt32, created_at_us Int64) ENGINE = TinyLog")
+        raw.execute("INSERT INTO qrtrace.schema_meta (version, created_at_us) VALUES", [(SCHEMA_VERSION, 1)])
+        raw.execute("CREATE TABLE qrtrace.audit_log (at_us Int64, actor String, action String, case_id String, "
+                    "subject String, purpose String, detail String) ENGINE = MergeTree "
+                    "PARTITION BY intDiv(at_us, 86400000000) ORDER BY at_us")  # the layout before the chain
+        raw.execute("INSERT INTO qrtrace.audit_log (at_us, actor, action, case_id, subject, purpose, detail) VALUES",
+                    [(INGESTED_AT, "old", "trace", "C", "p", "why", "{}")])  # fmt: skip
+        store = ClickHouseStore(url)
+        for i in range(4):
+            AuditLog(store, "server").record("trace", f"C{i}", "p", "why", contacts=i)
+        ClickHouseStore(url).close()  # opening again adds nothing twice
+        check = verify_store(store)
+        assert (check.broken, check.entries, check.head_seq, check.unchained) == (None, 4, 4, 1)
+        raw.execute("INSERT INTO qrtrace.audit_log SELECT * FROM qrtrace.audit_log WHERE seq = 2")
+        broken = verify_store(store).broken
+        assert broken is not None and (broken.seq, broken.kind) == (2, "duplicate")
+        store.close()
+    finally:
+        _stop(state)
