@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qrtrace.access import AccessDenied, InvalidToken, Principal, TooManyAttempts
 from qrtrace.api.service import ApiService, Conflict, NotFound, TooLarge, Unavailable
-from qrtrace.errors import QrtraceError
+from qrtrace.errors import QrtraceError, StoreError
 
 log = logging.getLogger("qrtrace.api")
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -172,6 +172,12 @@ def create_app(svc: ApiService) -> FastAPI:
 
     for exc_type, status in SENTENCE_STATUS.items():
         app.add_exception_handler(exc_type, _sentence_handler(status))
+
+    @app.exception_handler(StoreError)
+    async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
+        # The database's own text is for the operator's log, never for the caller (issue 10, item 3).
+        log.warning("store error on %s %s: %s", request.method, request.url.path, exc)
+        return _error(503, "The store could not complete this request; try again in a moment.", {"Retry-After": "5"})
 
     @app.exception_handler(TooManyAttempts)
     async def _429(_: Request, exc: TooManyAttempts) -> JSONResponse:

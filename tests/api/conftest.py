@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,9 @@ OT-MARKET,Chợ xã Thử Một,market,99901,200
 OT-SCHOOL,Trường xã Thử Hai,school,99902,300
 """
 DAY_US = 86_400_000_000
+# Check-ins the tests send are from yesterday: a fixed date would fall out of the receiving window
+# (the retention period, 21 days) three weeks after it was written.
+RECENT_DAY = (datetime.now(UTC) - timedelta(days=1)).astimezone(timezone(timedelta(hours=7))).date().isoformat()
 
 
 @dataclass

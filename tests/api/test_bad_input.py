@@ -9,14 +9,14 @@ from fastapi.testclient import TestClient
 
 from qrtrace.api.service import ApiService
 from qrtrace.domain.venue_qr import encode_venue_qr, venue_signing_key
-from tests.api.conftest import World, counts
+from tests.api.conftest import RECENT_DAY, World, counts
 
 pytestmark = pytest.mark.api
 
 
 def scan(world: World, n: int, **fields: object) -> dict:
     return {"scan_id": f"bad-input-{n}", "venue_id": world.venue_id, "person_id": f"09120100{n:02d}",
-            "direction": "in", "event_time": "2026-11-21T08:00:00+07:00", "mode": "venue_qr",
+            "direction": "in", "event_time": f"{RECENT_DAY}T08:00:00+07:00", "mode": "venue_qr",
             "scanner_id": "bad-input", **fields}  # fmt: skip
 
 

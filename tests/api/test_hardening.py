@@ -22,7 +22,7 @@ from qrtrace.domain.venues import Venue
 from qrtrace.sinks.audit import AuditLog, verify_store
 from qrtrace.sinks.audit import now_us as audit_now_us
 from qrtrace.stream_processors.validate import Validator, parse_lines
-from tests.api.conftest import DAY_US, World, counts
+from tests.api.conftest import DAY_US, RECENT_DAY, World, counts
 from tests.api.test_roles import read_result, run_trace
 from tests.conftest import qrtrace_bin
 
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.api
 
 def _checkin(world: World, n: int, **fields: object) -> dict:
     return {"scan_id": f"hardening-{uuid.uuid4().hex[:8]}-{n}", "venue_id": world.venue_id,
-            "person_id": f"09120200{n:02d}", "direction": "in", "event_time": "2026-11-21T08:00:00+07:00",
+            "person_id": f"09120200{n:02d}", "direction": "in", "event_time": f"{RECENT_DAY}T08:00:00+07:00",
             "mode": "venue_qr", "scanner_id": "hardening", **fields}  # fmt: skip
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import World
+from tests.api.conftest import RECENT_DAY, World
 
 pytestmark = pytest.mark.api
 
@@ -89,7 +89,7 @@ def _request(client: TestClient, world: World, role: str, method: str, path: str
         "/api/venues": {"venue_id": f"ROLE-{role}-{n}", "name": "Quán thử quyền", "category": "restaurant",
                         "commune_code": world.commune_code, "capacity": 20},
         "/api/checkins": [{"scan_id": f"role-{n}", "venue_id": world.venue_id, "person_id": "0912000001",
-                           "direction": "in", "event_time": "2026-11-20T09:00:00+07:00", "mode": "personal_qr",
+                           "direction": "in", "event_time": f"{RECENT_DAY}T09:00:00+07:00", "mode": "personal_qr",
                            "scanner_id": "role-test"}],
         "/api/cases": {"case_id": f"ROLE-CASE-{n}", "person_id": "0912000002",
                        "infectious_from": "2026-11-20T00:00:00+07:00", "infectious_to": "2026-11-22T00:00:00+07:00"},

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
 from qrtrace.api.service import ApiService
-from tests.api.conftest import World, counts
+from tests.api.conftest import RECENT_DAY, World, counts
 
 pytestmark = pytest.mark.api
 
@@ -74,9 +74,9 @@ def test_venue_owner_and_scanner_stay_at_their_venue(client: TestClient, world: 
     before = counts(service)
     mixed = [
         {"scan_id": "scope-own", "venue_id": world.venue_id, "person_id": "0912000003", "direction": "in",
-         "event_time": "2026-11-20T10:00:00+07:00", "mode": "personal_qr", "scanner_id": "s"},
+         "event_time": f"{RECENT_DAY}T10:00:00+07:00", "mode": "personal_qr", "scanner_id": "s"},
         {"scan_id": "scope-other", "venue_id": "OT-MARKET", "person_id": "0912000003", "direction": "in",
-         "event_time": "2026-11-20T10:05:00+07:00", "mode": "personal_qr", "scanner_id": "s"},
+         "event_time": f"{RECENT_DAY}T10:05:00+07:00", "mode": "personal_qr", "scanner_id": "s"},
     ]  # fmt: skip
     _refused(client.post("/api/checkins", json=mixed, headers=world.auth("scanner")))
     assert counts(service) == before  # not even the check-in for its own venue

@@ -1,0 +1,26 @@
+"""A store's own error reaches a caller as a 503 sentence with Retry-After, never the database's text
+(issue 10, item 3: a refused batch used to answer with 'DB::Exception: Too many partitions')."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from qrtrace.api.app import create_app
+from qrtrace.errors import StoreError
+
+pytestmark = pytest.mark.api
+
+
+def test_a_store_error_is_a_503_sentence_without_the_database_text(service) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(service)
+
+    def boom() -> None:
+        raise StoreError("The embedded store refused a statement: Code: 252. DB::Exception: Too many partitions")
+
+    app.add_api_route("/api/test-store-error", boom)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        resp = client.get("/api/test-store-error")
+    assert resp.status_code == 503 and resp.headers["Retry-After"]
+    assert "DB::Exception" not in resp.text and "partitions" not in resp.text
+    assert resp.json()["error"].endswith(".")
