@@ -20,7 +20,15 @@ from qrtrace.domain.admin_units import Commune, load_communes
 from qrtrace.domain.categories import load_categories
 from qrtrace.domain.venues import Venue, check_venue_ids
 from qrtrace.errors import InputError
-from qrtrace.identity import ContactChanges, Keyring, Pseudonymiser, Vault, load_or_create_keyring, merge_contacts
+from qrtrace.identity import (
+    ContactChanges,
+    Keyring,
+    Pseudonymiser,
+    Vault,
+    load_or_create_keyring,
+    merge_contacts,
+    normalise_identifier,
+)
 from qrtrace.producers.edge import CONTACT_CONTEXT, Edge, receiving_edge, seal_identities
 from qrtrace.queries.coverage import CoverageReport, coverage_report
 from qrtrace.queries.reidentify import Identity, open_contacts, reidentify
@@ -276,7 +284,8 @@ class EmbeddedRuntime:
             results = batch.results()
             persons = persons_in(results) - set(raw_by_person)
             identities = reidentify(self.store, self.vault, self.audit, sorted(persons), case_ids, purpose)
-            identities.update({p: Identity(raw, "") for p, raw in raw_by_person.items()})
+            # The case in the one spelling the vault keeps (the API shows the same), not as typed.
+            identities.update({p: Identity(normalise_identifier(raw), "") for p, raw in raw_by_person.items()})
             yield results, identities
 
     def trace_pseudonymous(
