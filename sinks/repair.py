@@ -121,15 +121,25 @@ def _reopen_future_checkouts(
     n = len(rows["start_us"])
     if not n:
         return 0
-    longest = max(dwell_us_by_category.values())
-    dwell = np.array([dwell_us_by_category.get(c, longest) for c in rows["category"].tolist()], dtype=np.int64)
-    start = rows["start_us"].astype(np.int64)
-    writer.visits(VisitBatch(
-        venue_id=rows["venue_id"], person=rows["person"], start_us=start, end_us=start + dwell,
-        closed_by=np.full(n, CLOSED_BY_DWELL, np.int8), version=np.full(n, VERSION_REPAIRED, np.uint8),
-        previous_end_us=np.full(n, -1, np.int64), opened_by=rows["opened_by"],
-    ))  # fmt: skip
+    writer.visits(_ending_at_dwell(rows, np.arange(n), _per_category(rows, dwell_us_by_category)))
     return n
+
+
+def _per_category(rows: Mapping[str, np.ndarray], us_by_category: Mapping[str, int]) -> np.ndarray:
+    """Each row's value for its venue's category (the largest one for a venue no longer registered)."""
+    fallback = max(us_by_category.values())
+    return np.array([us_by_category.get(c, fallback) for c in rows["category"].tolist()], dtype=np.int64)
+
+
+def _ending_at_dwell(rows: Mapping[str, np.ndarray], idx: np.ndarray, dwell_us: np.ndarray) -> VisitBatch:
+    """Rows `idx` as visits without a check-out (ending at start + dwell), of the repaired version."""
+    start = rows["start_us"][idx].astype(np.int64)
+    n = len(idx)
+    return VisitBatch(
+        venue_id=rows["venue_id"][idx], person=rows["person"][idx], start_us=start, end_us=start + dwell_us[idx],
+        closed_by=np.full(n, CLOSED_BY_DWELL, np.int8), version=np.full(n, VERSION_REPAIRED, np.uint8),
+        previous_end_us=np.full(n, -1, np.int64), opened_by=rows["opened_by"][idx],
+    )
 
 
 def _shorten_long_visits(
@@ -143,19 +153,10 @@ def _shorten_long_visits(
     rows = store.query_columns(load_sql("qrtrace.sinks", "repair_long_visits"), {"shortest_cap": shortest})
     if not len(rows["start_us"]):
         return 0
-    longest = max(cap_us_by_category.values())
-    cap = np.array([cap_us_by_category.get(c, longest) for c in rows["category"].tolist()], dtype=np.int64)
-    dwell = np.array([dwell_us_by_category.get(c, longest) for c in rows["category"].tolist()], dtype=np.int64)
-    over = np.flatnonzero(rows["end_us"] - rows["start_us"] > cap)
+    over = np.flatnonzero(rows["end_us"] - rows["start_us"] > _per_category(rows, cap_us_by_category))
     if not len(over):
         return 0
-    start = rows["start_us"][over].astype(np.int64)
-    n = len(over)
-    writer.visits(VisitBatch(
-        venue_id=rows["venue_id"][over], person=rows["person"][over], start_us=start, end_us=start + dwell[over],
-        closed_by=np.full(n, CLOSED_BY_DWELL, np.int8), version=np.full(n, VERSION_REPAIRED, np.uint8),
-        previous_end_us=np.full(n, -1, np.int64), opened_by=rows["opened_by"][over],
-    ))  # fmt: skip
+    writer.visits(_ending_at_dwell(rows, over, _per_category(rows, dwell_us_by_category)))
     letters = [
         DeadLetter(f"visit_over_cap:{v}:{p}:{s}:{o}", "visit_over_cap",
                    "a visit longer than its category's cap, stored before visits were capped; now ends at its dwell",
@@ -165,4 +166,4 @@ def _shorten_long_visits(
                                  rows["opened_by"][over].tolist(), strict=True)
     ]  # fmt: skip
     writer.dead_letters(letters, "repair", at_us)
-    return n
+    return len(over)
