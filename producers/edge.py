@@ -24,6 +24,8 @@ CONTACT_CONTEXT = "contact"
 DECLARATION_CONTEXT = "declaration"
 DEAD_LETTER_CONTEXT = "dead-letter"
 # Only these contract fields are kept readable in a dead letter; anything else may hold personal data.
+# Pseudonyms whose vault row a long-lived edge remembers writing (~100 bytes each); past this it starts over.
+MAX_REMEMBERED_IDENTITIES = 1_000_000
 _SAFE_FIELDS = ("scan_id", "venue_id", "direction", "event_time", "mode", "scanner_id")
 
 
@@ -96,6 +98,8 @@ class Edge:
         for raw, person in zip(raw_ids, persons, strict=True):
             if person not in self._sealed and person not in fresh:
                 fresh[person] = raw
+        if len(self._sealed) > MAX_REMEMBERED_IDENTITIES:  # a long-lived edge: bounded memory, rows are idempotent
+            self._sealed.clear()
         self._sealed.update(fresh)
         return seal_identities(self._vault, fresh)
 

@@ -57,6 +57,9 @@ from qrtrace.stream_processors.state_repair import StateRepair, repair_state
 from qrtrace.stream_processors.venue_state_file import VenueStateFile
 
 STATE_VERSION = 2  # bump when PartitionState changes shape
+# How long an ingesting runtime trusts its copy of the venue registry: a venue registered by another
+# process (several processes on one ClickHouse server) is accepted within this many seconds.
+VENUE_REGISTRY_TTL_S = 5.0
 
 
 @dataclass
@@ -93,6 +96,7 @@ class EmbeddedRuntime:
         self.audit = AuditLog(self.store, settings.actor)
         self._partition: PartitionState | None = None  # processor state, loaded on the first ingest
         self._venue_states: VenueStateFile | None = None
+        self._ingest_parts: tuple[Edge, ProcessorConfig, float] | None = None  # see _edge_and_config
         self._ensure_reference_data()
 
     def close(self) -> None:
@@ -123,6 +127,7 @@ class EmbeddedRuntime:
     def register_venues(self, venues: Sequence[Venue]) -> None:
         check_venue_ids(venues)  # every path that creates a venue comes through here
         self.writer.venues(venues, now_us())
+        self._ingest_parts = None  # the next check-in sees them
 
     def register_contacts(
         self, identifiers: Sequence[str], phones: Sequence[str], purpose: str = "contact directory"
@@ -152,11 +157,8 @@ class EmbeddedRuntime:
     ) -> IngestReport:
         """Stream batches of JSON lines through edge -> processors -> store; flush at the end."""
         started = time.perf_counter()
-        venues = self.venues()
-        if not venues:
-            raise InputError("No venues are registered yet; run `qrtrace venues import FILE.csv` first.")
-        edge = receiving_edge(self.settings, self.pseudonymiser, self.vault, {v.venue_id for v in venues})
-        processor = self._load_processor(venues)
+        edge, config = self._edge_and_config()
+        processor = self._load_processor(config)
         try:
             report = self._ingest(edge, processor, batches, source, on_batch)
         except BaseException:
@@ -167,6 +169,21 @@ class EmbeddedRuntime:
             raise
         report.seconds = time.perf_counter() - started
         return report
+
+    def _edge_and_config(self) -> tuple[Edge, ProcessorConfig]:
+        """The edge and the processor configuration, kept between ingests (an API scanner batch is one
+        ingest: reading the venue registry and re-sealing every person's identity row each time was a
+        quarter of a one-scan pass). Rebuilt after VENUE_REGISTRY_TTL_S, when this runtime registers a
+        venue, and after a failed ingest."""
+        cached = self._ingest_parts
+        if cached is not None and time.monotonic() - cached[2] < VENUE_REGISTRY_TTL_S:
+            return cached[0], cached[1]
+        venues = self.venues()
+        if not venues:
+            raise InputError("No venues are registered yet; run `qrtrace venues import FILE.csv` first.")
+        edge = receiving_edge(self.settings, self.pseudonymiser, self.vault, {v.venue_id for v in venues})
+        self._ingest_parts = (edge, self._processor_config(venues), time.monotonic())
+        return self._ingest_parts[0], self._ingest_parts[1]
 
     def _ingest(
         self,
@@ -208,7 +225,7 @@ class EmbeddedRuntime:
     def _legacy_state_file(self) -> Path:
         return self.settings.state_dir / "processor.pickle"  # the single-pickle state of earlier versions
 
-    def _load_processor(self, venues: Sequence[Venue]) -> CheckinProcessor:
+    def _load_processor(self, config: ProcessorConfig) -> CheckinProcessor:
         """A processor with the current venues and the state the previous ingest left. The state is read
         from disk once per runtime and kept in memory; each ingest then saves only the venues it touched.
         The state file is locked for the runtime's life: two processes ingesting into one store (possible
@@ -224,7 +241,7 @@ class EmbeddedRuntime:
                     self._partition = saved
                     self._venue_states.save(saved, list(saved.venues))
                 legacy.unlink()
-        return CheckinProcessor(self._processor_config(venues), self._partition)
+        return CheckinProcessor(config, self._partition)
 
     def _save_processor(self, p: CheckinProcessor) -> None:
         """Saved after the store accepted every batch: a crash before this replays into idempotent tables.
@@ -235,6 +252,7 @@ class EmbeddedRuntime:
         p.state.changed -= changed
 
     def _forget_state(self) -> None:
+        self._ingest_parts = None  # its edge may remember identities whose rows the failed pass did not write
         if self._venue_states is not None:
             self._venue_states.close()
         self._venue_states, self._partition = None, None
@@ -371,7 +389,7 @@ class EmbeddedRuntime:
         now = s.clock_us()
         latest = now + s.max_future_us
         venues = self.venues()
-        processor = self._load_processor(venues)
+        processor = self._load_processor(self._processor_config(venues))
         window_us = s.occupancy_window_minutes * US_PER_MINUTE
         state_report = repair_state(processor.state, latest, window_us, longest_allowed_visit_us(s))
         cats = load_categories().values()
