@@ -22,10 +22,18 @@ from dataclasses import dataclass, field
 from qrtrace.errors import InputError
 
 MAX_EVENTS_PER_PASS = 20_000
+# Past this many check-ins waiting, a new request is refused at once: at ~4 passes behind, its answer
+# would come too late to be worth waiting for (a scanner retries after Retry-After).
+MAX_QUEUED_EVENTS = 4 * MAX_EVENTS_PER_PASS
 
 
 class CommitTimeout(Exception):
     """The pass did not finish in time; the caller should retry (retries are deduplicated by scan_id)."""
+
+
+class Overloaded(CommitTimeout):
+    """More is queued than the writer can store in a few passes: refused at once (503), never left waiting
+    until the client's own timeout; nothing of it was kept."""
 
 
 class CommitFailed(Exception):
@@ -42,9 +50,16 @@ class _Pending:
 class GroupCommit:
     """One writer thread; `submit` blocks until the lines are stored (or raises what storing raised)."""
 
-    def __init__(self, store_lines: Callable[[list[bytes]], None], max_events: int = MAX_EVENTS_PER_PASS) -> None:
+    def __init__(
+        self,
+        store_lines: Callable[[list[bytes]], None],
+        max_events: int = MAX_EVENTS_PER_PASS,
+        max_queued_events: int = MAX_QUEUED_EVENTS,
+    ) -> None:
         self._store_lines = store_lines
         self._max_events = max_events
+        self._max_queued = max_queued_events
+        self._queued_events = 0
         self._queue: list[_Pending] = []
         self._cond = threading.Condition()
         self._stopping = False
@@ -57,6 +72,10 @@ class GroupCommit:
         with self._cond:
             if self._stopping:
                 raise CommitTimeout("The server is shutting down; send the batch again.")
+            if self._queue and self._queued_events + len(lines) > self._max_queued:
+                raise Overloaded("The server has more check-ins waiting than it can store soon; nothing of this "
+                                 "batch was kept, send it again in a moment.")  # fmt: skip
+            self._queued_events += len(lines)
             self._queue.append(pending)
             self._cond.notify()
         if not pending.done.wait(timeout_s):
@@ -84,6 +103,7 @@ class GroupCommit:
             taken, events = [], 0
             while self._queue and (not taken or events + len(self._queue[0].lines) <= self._max_events):
                 item = self._queue.pop(0)
+                self._queued_events -= len(item.lines)
                 taken.append(item)
                 events += len(item.lines)
             return taken

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from qrtrace.api.group_commit import CommitFailed, CommitTimeout, GroupCommit
+from qrtrace.api.group_commit import CommitFailed, CommitTimeout, GroupCommit, Overloaded
 from qrtrace.errors import InputError, StoreError
 
 
@@ -190,3 +190,27 @@ def test_a_store_that_is_away_is_not_hammered_request_by_request() -> None:
     commit.close()
     assert len(errors) == 6 and all(isinstance(e, CommitFailed) for e in errors)
     assert len(calls) == 3  # the first pass, the shared pass of five, one lone retry: then it stops
+
+
+def test_past_its_queue_bound_a_request_is_refused_at_once() -> None:
+    """A store that falls behind does not make requests wait for the client's timeout: past the bound
+    a batch is refused at once (Overloaded: a 503), and what was queued is still stored."""
+    stored: list[bytes] = []
+    gate = threading.Event()
+    commit = GroupCommit(lambda lines: (gate.wait(10), stored.extend(lines)), max_events=10, max_queued_events=10)
+    waiting = [threading.Thread(target=commit.submit, args=([f"q{i}".encode()] * 4,)) for i in range(3)]
+    waiting[0].start()
+    deadline = time.monotonic() + 10
+    while commit._queue and time.monotonic() < deadline:  # bounded: the writer holds the first batch
+        time.sleep(0.01)
+    for th in waiting[1:]:
+        th.start()
+    while len(commit._queue) < 2 and time.monotonic() < deadline:  # bounded: 8 of 10 queued
+        time.sleep(0.01)
+    with pytest.raises(Overloaded, match="nothing of this batch was kept"):
+        commit.submit([b"late"] * 4, timeout_s=30)  # 8 + 4 > 10: refused now, not after 30 s
+    gate.set()
+    for th in waiting:
+        th.join(timeout=30)
+    commit.close()
+    assert sorted(stored) == sorted([f"q{i}".encode() for i in range(3) for _ in range(4)])
