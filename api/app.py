@@ -136,6 +136,8 @@ SENTENCE_STATUS: dict[type[Exception], int] = {
 def _sentence_handler(status: int):  # type: ignore[no-untyped-def]
     async def handle(_: Request, exc: Exception) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if status == 503:  # nothing was kept: the caller may send the same request again shortly
+            headers = {"Retry-After": "5"}
         return _error(status, str(exc), headers)
 
     return handle
