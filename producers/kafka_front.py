@@ -147,7 +147,8 @@ class _Kafka:
         try:
             meta = self.raw.list_topics(self.checkins_topic, timeout=METADATA_TIMEOUT_S).topics.get(self.checkins_topic)
         except KafkaException as exc:
-            raise KafkaUnavailable(f"Kafka cannot be reached ({exc.args[0]}); send the batch again shortly.") from None
+            log.warning("Kafka metadata lookup failed: %s", exc)
+            raise KafkaUnavailable("Kafka cannot be reached; send the batch again shortly.") from None
         if meta is None or meta.error is not None or not meta.partitions:
             raise KafkaUnavailable(f"Kafka has no topic {self.checkins_topic} yet; send the batch again shortly.")
         self.ready = True
@@ -231,7 +232,8 @@ class KafkaFront:
             except KafkaException as exc:
                 err = exc.args[0] if exc.args else None
                 kafka.broken = kafka.broken or (isinstance(err, KafkaError) and err.fatal())
-                raise KafkaUnavailable(f"Kafka refused the batch ({err}); send it again shortly.") from None
+                log.warning("Kafka refused a batch: %s", err)
+                raise KafkaUnavailable("Kafka refused the batch; send it again shortly.") from None
             finally:
                 kafka.raw.acks = None
                 acks.seal()
@@ -241,8 +243,8 @@ class KafkaFront:
         if acks.failed:
             if acks.fatal:
                 kafka.broken = True
-            raise KafkaUnavailable(f"Kafka did not accept {acks.failed} message(s) of the batch ({acks.first_error}); "
-                                   "send it again shortly.")  # fmt: skip
+            log.warning("Kafka did not accept %d message(s) of a batch: %s", acks.failed, acks.first_error)
+            raise KafkaUnavailable("Kafka did not accept the batch; send it again shortly.")
         return admitted
 
     def _producer(self) -> _Kafka:
