@@ -204,6 +204,7 @@ class KafkaFront:
             except Exception:
                 if at is not None and all(v in venues for v in named):
                     log.warning("venue registry not refreshed (store error); using the cache", exc_info=True)
+                    self._venues_at = self._clock()  # the next try in VENUE_REFRESH_S, not on every request
                     return venues  # the periodic read failed: the cache still answers this batch
                 raise
             self.venue_reads += 1
