@@ -117,8 +117,9 @@ def _scan(scan_id: str, venue: str, person: str) -> dict:
             "event_time": "2021-07-27T23:00:00+07:00", "mode": "personal_qr", "scanner_id": "phone-1"}  # fmt: skip
 
 
-def test_one_producer_for_many_requests_and_a_new_venue_within_seconds(pipeline, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_one_producer_for_many_requests_and_a_new_venue_within_seconds(  # type: ignore[no-untyped-def]
+    pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue 11: the API keeps one edge and one Kafka producer per process and caches the venue registry; a
     venue registered after the service started (by another process) is accepted at once, and a 202 means
     Kafka holds the scan."""
