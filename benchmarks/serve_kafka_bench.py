@@ -209,7 +209,14 @@ def topic_scan_ids(broker: str, topic: str, timeout_s: float = 60) -> list[str]:
 
 
 def run_wrk(
-    port: int, lua: Path, scanners_file: Path, prefix: str, connections: int, duration_s: int, server_pid: int
+    port: int,
+    lua: Path,
+    scanners_file: Path,
+    prefix: str,
+    connections: int,
+    duration_s: int,
+    server_pid: int,
+    profile: Path | None = None,
 ) -> dict:
     env = {**os.environ, "BENCH_SCANNERS": str(scanners_file), "BENCH_PREFIX": prefix}
     cmd = [
@@ -226,7 +233,30 @@ def run_wrk(
     ]
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_before = cpu_s(server_pid)
+    spy = None
+    if profile is not None:  # py-spy samples the server (collapsed stacks) while wrk runs
+        spy = subprocess.Popen(
+            [
+                "py-spy",
+                "record",
+                "--pid",
+                str(server_pid),
+                "--duration",
+                str(max(1, duration_s - 2)),
+                "--rate",
+                "100",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(profile),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration_s + 120)
+    if spy is not None:
+        spy.wait(timeout=60)
     after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_after = cpu_s(server_pid)
     found = re.search(r"BENCH_JSON (\{.*\})", proc.stdout)
@@ -301,7 +331,8 @@ def bench_variant(
         runs = []
         for c in args.connections:
             run_prefix = f"{name}-c{c}"
-            r = run_wrk(port, lua, scanners_file, run_prefix, c, args.duration, server.pid)
+            profile = args.profile if args.profile and c == args.connections[0] and name == "new" else None
+            r = run_wrk(port, lua, scanners_file, run_prefix, c, args.duration, server.pid, profile)
             print(
                 f"{name} c={c}: {r['requests_per_s']} req/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
                 f"errors {r['errors']}",
@@ -353,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--verify-threads", type=int, default=16)
     p.add_argument("--variants", default="baseline,new")
     p.add_argument("--out", type=Path, default=RESULTS / "serve_kafka.json")
+    p.add_argument(
+        "--profile", type=Path, help="py-spy collapsed stacks of the new server's first run (py-spy on PATH)"
+    )
     args = p.parse_args(argv)
     if not (args.baseline / ".venv" / "bin" / "qrtrace").exists():
         raise SystemExit(f"{args.baseline}/.venv/bin/qrtrace is missing: create the baseline's venv first")
