@@ -56,6 +56,7 @@ from qrtrace.domain.venue_qr import ForgedVenueQrError, decode_venue_qr, encode_
 from qrtrace.domain.venues import Venue
 from qrtrace.embedded import EmbeddedRuntime
 from qrtrace.errors import InputError
+from qrtrace.producers.kafka_front import KafkaFront, KafkaUnavailable
 from qrtrace.queries.coverage import daily_trend
 from qrtrace.queries.reidentify import Identity, reidentify
 from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules, exposure_rows
@@ -170,10 +171,14 @@ class ApiService:
         self.ingest_stats = IngestStats()
         self.watcher = MetricsWatcher()
         self._commit = GroupCommit(self._store_lines)
+        # Distributed: one edge and one Kafka producer for the process (created on the first scanner batch).
+        self._front = KafkaFront(settings, self.rt.keyring, self._venue_ids) if settings.broker else None
         self.started_at_us = now_us()
         self.geo = self._geography()
 
     def close(self) -> None:
+        if self._front is not None:
+            self._front.close()  # flushes what is queued (bounded)
         self._commit.close()
         self._executor.shutdown(wait=True, cancel_futures=True)
         with self._lock:  # a pass still running (after the commit's bounded wait) finishes first
@@ -376,14 +381,17 @@ class ApiService:
             if record.get("declaration") is None:
                 record.pop("declaration", None)
             lines.append(orjson.dumps(record))
-        if self.settings.broker:  # distributed: the workers own pairing state, so the batch goes to Kafka
-            from qrtrace.distributed import produce_lines
-
+        if self._front is not None:  # distributed: the workers own pairing state, so the batch goes to Kafka
             started = time.perf_counter()
-            sent = produce_lines(self.settings, [lines])
-            self._count_ingest(len(lines), sent["dead_lettered"], time.perf_counter() - started)
-            return {"received": len(lines), "accepted": sent["sent"], "dead_lettered": sent["dead_lettered"],
-                    "queued": True}  # fmt: skip
+            try:  # one edge pass: its counts are the answer's
+                admitted = self._front.send(lines, {r["venue_id"] for r in records}, source="api")
+            except KafkaUnavailable as exc:
+                log.warning("check-in batch not acknowledged by Kafka: %s", exc)
+                raise Unavailable(str(exc)) from None
+            self._count_ingest(len(lines), len(admitted.dead_letters), time.perf_counter() - started)
+            return {"received": len(lines), "accepted": len(admitted.checkins),
+                    "dead_lettered": len(admitted.dead_letters),
+                    "reasons": dict(Counter(d.reason for d in admitted.dead_letters)), "queued": True}  # fmt: skip
         # The edge's verdict for this request alone (cheap, in memory); storing goes through the group commit,
         # which runs the same edge again inside the runtime together with the other queued requests.
         window = EventTimeWindow(self.settings.max_event_age_us, self.settings.max_future_us)
@@ -399,6 +407,16 @@ class ApiService:
         self._count_ingest(len(lines), len(rejected), time.perf_counter() - started)
         return {"received": len(lines), "accepted": len(valid), "dead_lettered": len(rejected),
                 "reasons": dict(Counter(r.reason for r in rejected)), "stored": True}  # fmt: skip
+
+    def _venue_ids(self) -> list[str]:
+        """The registered venue ids, for the Kafka front's cache."""
+        with self._lock:
+            return self.rt.store.query(load_sql("qrtrace.queries", "venues"))["venue_id"]
+
+    @property
+    def scanner_front(self) -> KafkaFront | None:
+        """The process's way onto Kafka (distributed mode), None in embedded mode."""
+        return self._front
 
     def _store_lines(self, lines: list[bytes]) -> None:
         """One pass through the runtime for every request the group commit took (its writer thread)."""

@@ -65,9 +65,14 @@ class Edge:
         self._pseudonymiser = pseudonymiser
         self._vault = vault
         self._validator = Validator(known_venues, window)
+        self._window = window
         self._clock = clock
         self._sealed: set[str] = set()  # pseudonyms whose vault row this process already wrote
         self._seq = 0
+
+    def use_venues(self, known_venues: Collection[str]) -> None:
+        """Check later batches against these venues (a long-lived edge's registry, refreshed while it runs)."""
+        self._validator = Validator(known_venues, self._window)
 
     def admit(self, lines: Sequence[bytes]) -> AdmittedBatch:
         """Parse, validate and pseudonymise one batch of JSON lines."""

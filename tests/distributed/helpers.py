@@ -74,3 +74,30 @@ def wait_for(probe: Callable[[], T], done: Callable[[T], bool], timeout_s: float
         if done(value) or time.monotonic() > deadline:
             return value
         time.sleep(every_s)
+
+
+def topic_scan_ids(broker: str, topic: str, timeout_s: float = 60) -> list[str]:
+    """Every scan_id in a checkins topic's messages (bundles or single check-ins), from the beginning."""
+    import uuid
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    from qrtrace.schemas.registry import default_registry
+    from qrtrace.stream_processors.codec import CheckinDecoder
+
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": f"read-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})  # fmt: skip
+    try:
+        parts = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in parts}
+        consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+        decoder, read, ids = CheckinDecoder(default_registry()), dict.fromkeys(parts, 0), []
+        deadline = time.monotonic() + timeout_s
+        while any(read[p] < ends[p] for p in parts) and time.monotonic() < deadline:
+            for msg in consumer.consume(10_000, timeout=1.0):
+                if msg.error() is None:
+                    read[msg.partition()] = msg.offset() + 1
+                    ids += [r["scan_id"] for r in decoder.decode([msg.value()], [msg.offset()]).records]
+        return ids
+    finally:
+        consumer.close()

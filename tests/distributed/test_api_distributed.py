@@ -18,10 +18,11 @@ from qrtrace.api.app import create_app
 from qrtrace.api.server import free_port
 from qrtrace.api.service import ApiService
 from qrtrace.api.tokens import TokenFile
+from qrtrace.producers import kafka_front
 from qrtrace.settings import settings_from_env
 from qrtrace.sinks.audit import now_us
 from tests.conftest import SMALL_WAVE, qrtrace_bin
-from tests.distributed.helpers import wait_for
+from tests.distributed.helpers import topic_scan_ids, wait_for
 from tests.distributed.test_http_endpoint import embedded_rows, server_rows
 
 pytestmark = pytest.mark.distributed
@@ -108,3 +109,83 @@ def test_scanners_through_the_api_are_traced_on_the_server(pipeline, tmp_path: P
     assert result["case"] == want["case"]
     assert {(c["person_id"], c["hop"], instant(c["first_exposure"])) for c in result["contacts"]} == {
         (c["person_id"], c["hop"], instant(c["first_exposure"])) for c in want["contacts"]}
+
+
+def _scan(scan_id: str, venue: str, person: str) -> dict:
+    # An hour before the tests' receiving clock (QRTRACE_NOW): inside the receiving window.
+    return {"scan_id": scan_id, "venue_id": venue, "person_id": person, "direction": "in",
+            "event_time": "2021-07-27T23:00:00+07:00", "mode": "personal_qr", "scanner_id": "phone-1"}  # fmt: skip
+
+
+def test_one_producer_for_many_requests_and_a_new_venue_within_seconds(  # type: ignore[no-untyped-def]
+    pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11: the API keeps one edge and one Kafka producer per process and caches the venue registry; a
+    venue registered after the service started (by another process) is accepted at once, and a 202 means
+    Kafka holds the scan."""
+    monkeypatch.setattr(kafka_front, "VENUE_REFRESH_S", 60.0)  # only a miss may read the registry in this test
+    pipeline.cli("venues", "import", str(SMALL_WAVE / "venues.csv"))
+    header, first = (SMALL_WAVE / "venues.csv").read_text().splitlines()[:2]
+    known = first.split(",")[0]
+    fresh = tmp_path / "new-venue.csv"
+    fresh.write_text(f"{header}\nVNNEW0001,Điểm mới,{','.join(first.split(',')[2:])}\n")
+    book = TokenFile(tmp_path / "tokens.json")
+    later = now_us() + 86_400_000_000
+    token = {v: book.issue(Principal(f"scanner-{v}", Role.SCANNER, venues=frozenset({v})), later).token
+             for v in (known, "VNNEW0001", "VNNEVER01")}  # fmt: skip
+    settings = settings_from_env(pipeline.env).with_overrides(token_file=tmp_path / "tokens.json")
+    service = ApiService(settings)
+    sent: list[str] = []
+    try:
+        with TestClient(create_app(service), raise_server_exceptions=False) as client:
+
+            def post(venue: str, scan_id: str) -> dict:
+                resp = client.post("/api/checkins", json=[_scan(scan_id, venue, f"09{len(sent):08d}")],
+                                   headers={"Authorization": f"Bearer {token[venue]}"})  # fmt: skip
+                assert resp.status_code == 202, resp.text
+                sent.append(scan_id)
+                return resp.json()
+
+            for i in range(40):
+                assert post(known, f"one-{i}")["accepted"] == 1
+            front = service.scanner_front
+            assert front is not None
+            assert (front.producers_created, front.venue_reads) == (1, 1)  # not one per request
+
+            pipeline.cli("venues", "import", str(fresh))  # another process registers a venue
+            started = time.monotonic()
+            answer = post("VNNEW0001", "new-0")
+            assert (answer["accepted"], answer["dead_lettered"]) == (1, 0)
+            assert time.monotonic() - started < 5  # within seconds, though the cache is "fresh" for 60 s
+            assert front.venue_reads == 2  # the miss read the registry once
+
+            answer = post("VNNEVER01", "never-0")  # still unregistered after that one read: a dead letter
+            assert (answer["accepted"], answer["dead_lettered"], answer["reasons"]) == (0, 1, {"unknown_venue": 1})
+            sent.pop()
+            assert front.producers_created == 1
+    finally:
+        service.close()
+    on_topic = topic_scan_ids(pipeline.servers.broker, f"{pipeline.prefix}checkins")
+    assert sorted(on_topic) == sorted(sent)  # every 202 is on Kafka, once
+
+
+def test_kafka_away_is_503_with_retry_after(pipeline, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """With no broker listening the answer is 503 + Retry-After (nothing confirmed), within seconds."""
+    pipeline.cli("venues", "import", str(SMALL_WAVE / "venues.csv"))
+    venue = (SMALL_WAVE / "venues.csv").read_text().splitlines()[1].split(",")[0]
+    book = TokenFile(tmp_path / "tokens.json")
+    token = book.issue(Principal("scanner", Role.SCANNER, venues=frozenset({venue})), now_us() + 86_400_000_000).token
+    settings = settings_from_env(pipeline.env).with_overrides(token_file=tmp_path / "tokens.json",
+                                                              broker=f"127.0.0.1:{free_port('127.0.0.1')}")  # fmt: skip
+    service = ApiService(settings)
+    try:
+        with TestClient(create_app(service), raise_server_exceptions=False) as client:
+            started = time.monotonic()
+            resp = client.post("/api/checkins", json=[_scan("away-0", venue, "0900000001")],
+                               headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            assert resp.status_code == 503, resp.text
+            assert resp.headers["Retry-After"].isdigit()
+            assert "Kafka" in resp.json()["error"] and "KafkaError" not in resp.json()["error"]
+            assert time.monotonic() - started < 15
+    finally:
+        service.close()

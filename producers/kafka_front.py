@@ -1,0 +1,280 @@
+"""A server's long-lived way onto Kafka for scanner batches: one edge, one producer, one venue cache.
+
+`qrtrace serve` with a broker used to build a keyring, an edge, a Kafka producer and a store connection
+for every request and read the whole venue list each time (`qrtrace.distributed.produce_lines`, which
+stays for `qrtrace produce`). `KafkaFront` keeps all of that for the life of the process:
+
+- The edge and the producer are created on the first batch and closed (flushed) by `close`. Their work
+  (validate + pseudonymise + queue the messages) runs under one lock: the edge's state (identities already
+  sealed, sequence numbers) is not thread-safe, and it is microseconds of queueing per request. Waiting
+  for Kafka happens outside the lock, so concurrent requests share the producer's batches.
+- Each batch's messages are counted to that batch (`_Acks`): a request is answered when Kafka has
+  acknowledged *its* messages, not when the whole producer queue is empty (under steady load it never is).
+  Delivery callbacks are served by one poller thread.
+- A message Kafka has not acknowledged within `ACK_TIMEOUT_S` fails (the producer's own message timeout),
+  so the caller's 503 ("send it again") is not followed by the same messages landing minutes later.
+- The venue registry is cached and read again at most every `VENUE_REFRESH_S`; a batch naming a venue
+  the cache does not hold makes it read the registry once before that venue's check-ins are refused
+  (such reads are coalesced: at most one per `MISS_REFRESH_GAP_S`, whoever asks).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from qrtrace.errors import InputError
+from qrtrace.identity import Keyring, Pseudonymiser, Vault
+from qrtrace.producers.edge import AdmittedBatch, Edge, receiving_edge
+from qrtrace.producers.kafka_producer import CHECKINS_TOPIC, CheckinProducer, producer_config, topic_names
+from qrtrace.settings import Settings
+from qrtrace.sinks.audit import now_us
+
+log = logging.getLogger("qrtrace.front")
+
+ACK_TIMEOUT_S = 10.0  # Kafka's acknowledgement of one batch; past it the batch is answered 503
+METADATA_TIMEOUT_S = 5.0  # the first batch's topic lookup (a broker that is away answers 503, not 30 s later)
+VENUE_REFRESH_S = 5.0
+MISS_REFRESH_GAP_S = 0.5
+
+
+class KafkaUnavailable(Exception):
+    """Kafka did not acknowledge the batch (away, refused or too slow): nothing is confirmed, send it again."""
+
+
+@dataclass
+class _Acks:
+    """The delivery reports of one batch's messages."""
+
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    queued: int = 0
+    settled: int = 0
+    failed: int = 0
+    fatal: bool = False
+    sealed: bool = False  # every message of the batch is queued: `queued` is final
+    first_error: str = ""
+
+    def add(self) -> None:
+        with self.cond:
+            self.queued += 1
+
+    def settle(self, err: KafkaError | None) -> None:
+        with self.cond:
+            self.settled += 1
+            if err is not None:
+                self.failed += 1
+                self.fatal = self.fatal or err.fatal()
+                self.first_error = self.first_error or str(err)
+            self.cond.notify_all()
+
+    def seal(self) -> None:
+        with self.cond:
+            self.sealed = True
+            self.cond.notify_all()
+
+    def wait(self, timeout_s: float) -> bool:
+        """True once every message of the batch has a delivery report (delivered or failed)."""
+        with self.cond:
+            return self.cond.wait_for(lambda: self.sealed and self.settled >= self.queued, timeout_s)
+
+
+class _AckingProducer:
+    """The confluent-kafka Producer as `CheckinProducer` uses it, each queued message also counted to the
+    batch being sent (`acks`, set by the front under its lock), so `CheckinProducer` stays unchanged."""
+
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+        self.acks: _Acks | None = None
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        on_delivery: Callable[[KafkaError | None, Any], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        acks = self.acks
+        if acks is None:
+            raise RuntimeError("a message outside a batch")  # a bug of ours: every send sets the batch
+
+        def delivered(err: KafkaError | None, msg: Any) -> None:
+            if on_delivery is not None:
+                on_delivery(err, msg)  # CheckinProducer's own report and metrics
+            acks.settle(err)
+
+        self.producer.produce(topic, value=value, key=key, on_delivery=delivered, **kwargs)
+        acks.add()  # only once queued: a BufferError is retried by CheckinProducer and must not count twice
+
+    def poll(self, timeout: float = 0) -> int:
+        return self.producer.poll(timeout)
+
+    def flush(self, timeout: float = 60.0) -> int:
+        return self.producer.flush(timeout)
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
+        return self.producer.list_topics(topic, timeout=timeout)
+
+
+class _Kafka:
+    """One producer and the thread that serves its delivery reports."""
+
+    def __init__(self, settings: Settings) -> None:
+        from qrtrace.schemas.confluent_registry import registry_for
+
+        config = {**producer_config(settings.broker or ""), "message.timeout.ms": int(ACK_TIMEOUT_S * 1000)}
+        self.raw = _AckingProducer(Producer(config))
+        self.producer = CheckinProducer(settings.broker or "", registry_for(settings.schema_registry_url),
+                                        settings.topic_prefix, producer=self.raw)  # type: ignore[arg-type]  # fmt: skip
+        self.checkins_topic = topic_names(settings.topic_prefix)[CHECKINS_TOPIC]
+        self.ready = False  # the checkins topic was found (its partition count is needed to address bundles)
+        self.broken = False  # a fatal producer error: the next batch gets a new producer
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="qrtrace-kafka-acks", daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.raw.poll(0.05)
+
+    def check_topic(self) -> None:
+        try:
+            meta = self.raw.list_topics(self.checkins_topic, timeout=METADATA_TIMEOUT_S).topics.get(self.checkins_topic)
+        except KafkaException as exc:
+            log.warning("Kafka metadata lookup failed: %s", exc)
+            raise KafkaUnavailable("Kafka cannot be reached; send the batch again shortly.") from None
+        if meta is None or meta.error is not None or not meta.partitions:
+            raise KafkaUnavailable(f"Kafka has no topic {self.checkins_topic} yet; send the batch again shortly.")
+        self.ready = True
+
+    def close(self, timeout_s: float) -> int:
+        """Stop the poller, then wait (bounded) for what is still queued; returns how many were not sent."""
+        self._stop.set()
+        self._poller.join(timeout=5)
+        return self.raw.flush(timeout_s)
+
+
+class KafkaFront:
+    """Scanner batches through one long-lived edge and producer onto Kafka (thread-safe)."""
+
+    def __init__(self, settings: Settings, keyring: Keyring, read_venues: Callable[[], Collection[str]],
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        """`read_venues` reads the registered venue ids from the store; `clock` is monotonic seconds."""
+        if not settings.broker:
+            raise InputError("No broker given: pass --broker HOST:PORT or set QRTRACE_BROKER.")
+        self._settings = settings
+        self._keyring = keyring
+        self._read_venues = read_venues
+        self._clock = clock
+        self._lock = threading.Lock()  # the edge and the producer's queueing
+        self._venue_lock = threading.Lock()  # one registry read at a time
+        self._edge: Edge | None = None
+        self._edge_venues: frozenset[str] | None = None
+        self._kafka: _Kafka | None = None
+        self._venues: frozenset[str] = frozenset()
+        self._venues_at: float | None = None  # when the cache was read (clock), None: never
+        self._closed = False
+        self.producers_created = 0
+        self.venue_reads = 0
+
+    # -- the venue registry ---------------------------------------------------------------------------------
+    def known_venues(self, named: Collection[str]) -> frozenset[str]:
+        """The registered venues, from the cache when it is fresh and holds every venue `named`."""
+        asked = self._clock()
+        venues, at = self._venues, self._venues_at
+        fresh = at is not None and asked - at < VENUE_REFRESH_S
+        if fresh and all(v in venues for v in named):
+            return venues
+        with self._venue_lock:
+            venues, at = self._venues, self._venues_at
+            if at is not None and at >= asked and all(v in venues for v in named):
+                return venues  # read by another request while this one waited
+            if at is not None and asked - at < VENUE_REFRESH_S:  # a miss on a fresh cache: coalesce the reads
+                gap = MISS_REFRESH_GAP_S - (self._clock() - at)
+                if gap > 0:
+                    time.sleep(gap)
+            try:
+                read = frozenset(self._read_venues())
+            except Exception:
+                if at is not None and all(v in venues for v in named):
+                    log.warning("venue registry not refreshed (store error); using the cache", exc_info=True)
+                    self._venues_at = self._clock()  # the next try in VENUE_REFRESH_S, not on every request
+                    return venues  # the periodic read failed: the cache still answers this batch
+                raise
+            self.venue_reads += 1
+            self._venues, self._venues_at = read, self._clock()
+            return read
+
+    # -- batches ----------------------------------------------------------------------------------------------
+    def send(self, lines: list[bytes], venue_ids: Collection[str], source: str) -> AdmittedBatch:
+        """Validate and pseudonymise the batch once, produce it, and return when Kafka acknowledged every one
+        of its messages; KafkaUnavailable (nothing confirmed) otherwise."""
+        venues = self.known_venues(venue_ids)
+        if not venues:
+            raise InputError("No venues are registered in the store; import them first (qrtrace venues import).")
+        acks = _Acks()
+        with self._lock:
+            if self._closed:
+                raise KafkaUnavailable("The server is shutting down; send the batch again.")
+            kafka = self._producer()
+            if not kafka.ready:
+                kafka.check_topic()
+            edge = self._edge_for(venues)
+            admitted = edge.admit(lines)
+            kafka.raw.acks = acks
+            try:
+                kafka.producer.send(admitted, source=source, received_at_us=now_us())
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                kafka.broken = kafka.broken or (isinstance(err, KafkaError) and err.fatal())
+                log.warning("Kafka refused a batch: %s", err)
+                raise KafkaUnavailable("Kafka refused the batch; send it again shortly.") from None
+            finally:
+                kafka.raw.acks = None
+                acks.seal()
+        # Kafka's own message timeout fails what it did not deliver; the margin only covers a lost report.
+        if not acks.wait(ACK_TIMEOUT_S + 5):
+            raise KafkaUnavailable(f"Kafka did not confirm the batch within {ACK_TIMEOUT_S:g} s; send it again.")
+        if acks.failed:
+            if acks.fatal:
+                kafka.broken = True
+            log.warning("Kafka did not accept %d message(s) of a batch: %s", acks.failed, acks.first_error)
+            raise KafkaUnavailable("Kafka did not accept the batch; send it again shortly.")
+        return admitted
+
+    def _producer(self) -> _Kafka:
+        """The process's producer (created on the first batch, again only after a fatal error); under the lock."""
+        if self._kafka is not None and self._kafka.broken:
+            log.error("Kafka producer failed fatally; starting a new one")
+            self._kafka.close(0)
+            self._kafka = None
+        if self._kafka is None:
+            self._kafka = _Kafka(self._settings)
+            self.producers_created += 1
+        return self._kafka
+
+    def _edge_for(self, venues: frozenset[str]) -> Edge:
+        """The process's edge, checking against `venues` (its validator is rebuilt only when they changed)."""
+        if self._edge is None:
+            self._edge = receiving_edge(self._settings, Pseudonymiser(self._keyring.pseudonym_key),
+                                        Vault(self._keyring.vault_key), venues)  # fmt: skip
+        elif venues is not self._edge_venues and venues != self._edge_venues:  # by identity first: no O(n) per batch
+            self._edge.use_venues(venues)
+        self._edge_venues = venues
+        return self._edge
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Flush what is queued (bounded) and stop; later batches are answered 'send it again'."""
+        with self._lock:
+            self._closed = True
+            kafka, self._kafka = self._kafka, None
+        if kafka is not None:
+            left = kafka.close(timeout_s)
+            if left:
+                log.warning("%d Kafka messages unconfirmed at shutdown; their scanners were answered 503", left)
