@@ -44,7 +44,7 @@ from qrtrace.sinks.stores import open_store
 from qrtrace.sinks.writer import StoreWriter
 from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
 from qrtrace.stream_processors.config import longest_allowed_visit_us, processor_config
-from qrtrace.stream_processors.pairing import CLOSED, LATE, OPENED, REPEAT, UNMATCHED_OUT
+from qrtrace.stream_processors.pairing import CLOSED, OPENED, REPEAT
 from qrtrace.stream_processors.pipeline import (
     EVENT_TIME_IN_FUTURE,
     CheckinProcessor,
@@ -77,9 +77,11 @@ class IngestReport:
         self.received += received
         self.accepted += outcome[OPENED] + outcome[CLOSED]
         self.deduplicated += out.retried + outcome[REPEAT]
+        # The processor's own dead letters: unmatched, late and over-cap check-outs, events from the future.
+        letters = [d.reason for d in out.dead_letters]
         self.reasons.update(edge_letters)
-        self.reasons.update({k: outcome[k] for k in (UNMATCHED_OUT, LATE) if outcome[k]})
-        self.dead_lettered += len(edge_letters) + outcome[UNMATCHED_OUT] + outcome[LATE]
+        self.reasons.update(letters)
+        self.dead_lettered += len(edge_letters) + len(letters)
         self.visits_written += len(out.visits)
 
 

@@ -19,8 +19,8 @@ ATTACKER = "0999000111"
 VENUE = "VN4675010"  # where the worked example's case sang karaoke on 2021-07-20
 
 
-def scan(scan_id: str, direction: str, event_time: str) -> str:
-    return json.dumps({"scan_id": scan_id, "venue_id": VENUE, "person_id": ATTACKER, "direction": direction,
+def scan(scan_id: str, direction: str, event_time: str, person: str = ATTACKER, venue: str = VENUE) -> str:
+    return json.dumps({"scan_id": scan_id, "venue_id": venue, "person_id": person, "direction": direction,
                        "event_time": event_time, "mode": "personal_qr", "scanner_id": "S-red"})  # fmt: skip
 
 
@@ -103,3 +103,20 @@ def test_a_backlog_spanning_months_is_stored_whole(cli, tmp_path) -> None:  # ty
     env = {**REPLAY_2021, "QRTRACE_RETENTION_DAYS": "365"}
     got = counts(cli("ingest", str(backlog), "--json", store=store, env=env))
     assert got["accepted"] == 150 and got["visits_written"] >= 150 and got["dead_lettered"] == 0
+
+
+def test_the_ingest_report_counts_every_dead_letter(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Over-cap check-outs are dead letters and counted as such: received = accepted + deduplicated +
+    dead-lettered, with each reason."""
+    store = tmp_path / "store"
+    cli("venues", "import", str(SMALL_WAVE / "venues.csv"), store=store)
+    f = tmp_path / "checkins.jsonl"
+    f.write_text("\n".join([
+        scan("cap-1", "in", "2021-07-21T02:00:00+07:00", venue="VN3865031"),
+        scan("cap-2", "out", "2021-07-21T07:00:00+07:00", venue="VN3865031"),  # five hours at a bus stop: 4 h cap
+        scan("cap-3", "in", "2021-07-25T13:00:00+07:00"),  # an hour ahead of the receiving clock
+    ]) + "\n")  # fmt: skip
+    got = counts(cli("ingest", str(f), "--json", store=store, env=REPLAY_2021))
+    assert got["reasons"] == {"checkout_after_cap": 1, "event_time_in_future": 1}
+    assert got["accepted"] == 1 and got["dead_lettered"] == 2
+    assert got["received"] == got["accepted"] + got["deduplicated"] + got["dead_lettered"]
