@@ -49,6 +49,7 @@ MISS_REFRESH_GAP_S = 0.5
 
 
 LINGER_S = 0.003  # how long the first request of a pass waits for others to join it
+PRODUCER_LINGER_MS = 2
 MAX_PASS_LINES = 5_000  # a pass starts at once when this many check-ins wait (one request's maximum)
 # Past this many check-ins waiting, a new request is refused at once (503): its answer would come too late.
 MAX_QUEUED_LINES = 8 * MAX_PASS_LINES
@@ -151,7 +152,10 @@ class _Kafka:
     def __init__(self, settings: Settings) -> None:
         from qrtrace.schemas.confluent_registry import registry_for
 
-        config = {**producer_config(settings.broker or ""), "message.timeout.ms": int(ACK_TIMEOUT_S * 1000)}
+        # The front already gathers requests into bundles, so the producer's own 25 ms linger would only add
+        # to every answer's wait for its acknowledgement.
+        config = {**producer_config(settings.broker or ""), "message.timeout.ms": int(ACK_TIMEOUT_S * 1000),
+                  "linger.ms": PRODUCER_LINGER_MS}  # fmt: skip
         self.raw = _AckingProducer(Producer(config))
         self.producer = CheckinProducer(settings.broker or "", registry_for(settings.schema_registry_url),
                                         settings.topic_prefix, producer=self.raw)  # type: ignore[arg-type]  # fmt: skip
