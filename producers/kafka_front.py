@@ -106,6 +106,7 @@ class _Pending:
     acks: _Acks | None = None
     share: Share | None = None
     error: Exception | None = None
+    kafka: _Kafka | None = None  # the producer of its pass
 
 
 class _AckingProducer:
@@ -278,6 +279,8 @@ class KafkaFront:
         if not acks.wait(ACK_TIMEOUT_S + 5):
             raise KafkaUnavailable(f"Kafka did not confirm the batch within {ACK_TIMEOUT_S:g} s; send it again.")
         if acks.failed:
+            if acks.fatal and pending.kafka is not None:
+                pending.kafka.broken = True  # the next pass gets a new producer
             # A message may bundle several requests' scans: each request of the pass is answered "send it
             # again" (a resend is deduplicated by scan_id), never a 202 for a scan that was not kept.
             log.warning("Kafka did not accept %d message(s) of a pass: %s", acks.failed, acks.first_error)
@@ -343,10 +346,9 @@ class KafkaFront:
             try:
                 admitted = edge.admit([line for p in group for line in p.lines])
             except Exception:
-                if len(group) == 1:
-                    raise
                 # One request's lines broke the edge (not a dead letter: an exception): each alone, so only
-                # that request fails and its neighbours are still sent.
+                # that request fails (503) and its neighbours are still sent.
+                log.warning("a coalesced edge pass failed; admitting its %d request(s) one by one", len(group))
                 for p in group:
                     self._produce(kafka, edge, [p], source)
                 continue
@@ -380,7 +382,7 @@ class KafkaFront:
             acks.seal()
         self.passes += 1
         for p, share in zip(group, shares, strict=True):
-            p.acks, p.share = acks, share
+            p.acks, p.share, p.kafka = acks, share, kafka
 
     def _producer(self) -> _Kafka:
         """The process's producer (created on the first batch, again only after a fatal error); under the lock."""
