@@ -47,6 +47,7 @@ class AdmittedBatch:
     dead_letters: list[DeadLetter]
     identities: IdentityRows
     received: int
+    rejected_at: tuple[int, ...] = ()  # each dead letter's index in the lines (a coalesced pass splits by it)
 
 
 class Edge:
@@ -96,7 +97,8 @@ class Edge:
             seq=seq,
         )
         letters = [self._redact(lines[r.index], r) for r in rejected]
-        return AdmittedBatch(batch, letters, self._new_identities(valid.person_id.tolist(), persons), len(lines))
+        return AdmittedBatch(batch, letters, self._new_identities(valid.person_id.tolist(), persons), len(lines),
+                             tuple(r.index for r in rejected))  # fmt: skip
 
     def _new_identities(self, raw_ids: list[str], persons: list[str]) -> IdentityRows:
         fresh: dict[str, str] = {}

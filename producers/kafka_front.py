@@ -4,12 +4,15 @@
 for every request and read the whole venue list each time (`qrtrace.distributed.produce_lines`, which
 stays for `qrtrace produce`). `KafkaFront` keeps all of that for the life of the process:
 
-- The edge and the producer are created on the first batch and closed (flushed) by `close`. Their work
-  (validate + pseudonymise + queue the messages) runs under one lock: the edge's state (identities already
-  sealed, sequence numbers) is not thread-safe, and it is microseconds of queueing per request. Waiting
-  for Kafka happens outside the lock, so concurrent requests share the producer's batches.
-- Each batch's messages are counted to that batch (`_Acks`): a request is answered when Kafka has
-  acknowledged *its* messages, not when the whole producer queue is empty (under steady load it never is).
+- The edge and the producer are created on the first batch and closed (flushed) by `close`.
+- Coalescing: concurrent requests are gathered (up to `LINGER_S` after the first, or `MAX_PASS_LINES`)
+  into one pass run by one thread: one edge pass (validate + pseudonymise + seal; the edge is not
+  thread-safe, and its fixed cost per call dominated single-scan requests) and one produce, so Kafka's
+  messages bundle many scans whatever the request size. `coalesce.split_admitted` gives each request its
+  own counts. Past `MAX_QUEUED_LINES` waiting, a request is refused at once (503).
+- Each pass's messages are counted to that pass (`_Acks`): a request is answered when Kafka has
+  acknowledged the messages of *its* pass, not when the whole producer queue is empty (under steady load it
+  never is). The gathering thread does not wait for Kafka, so the next pass is built meanwhile.
   Delivery callbacks are served by one poller thread.
 - A message Kafka has not acknowledged within `ACK_TIMEOUT_S` fails (the producer's own message timeout),
   so the caller's 503 ("send it again") is not followed by the same messages landing minutes later.
@@ -31,6 +34,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from qrtrace.errors import InputError
 from qrtrace.identity import Keyring, Pseudonymiser, Vault
+from qrtrace.producers.coalesce import Share, split_admitted
 from qrtrace.producers.edge import AdmittedBatch, Edge, receiving_edge
 from qrtrace.producers.kafka_producer import CHECKINS_TOPIC, CheckinProducer, producer_config, topic_names
 from qrtrace.settings import Settings
@@ -42,6 +46,13 @@ ACK_TIMEOUT_S = 10.0  # Kafka's acknowledgement of one batch; past it the batch 
 METADATA_TIMEOUT_S = 5.0  # the first batch's topic lookup (a broker that is away answers 503, not 30 s later)
 VENUE_REFRESH_S = 5.0
 MISS_REFRESH_GAP_S = 0.5
+
+
+LINGER_S = 0.003  # how long the first request of a pass waits for others to join it
+PRODUCER_LINGER_MS = 2
+MAX_PASS_LINES = 5_000  # a pass starts at once when this many check-ins wait (one request's maximum)
+# Past this many check-ins waiting, a new request is refused at once (503): its answer would come too late.
+MAX_QUEUED_LINES = 8 * MAX_PASS_LINES
 
 
 class KafkaUnavailable(Exception):
@@ -82,6 +93,20 @@ class _Acks:
         """True once every message of the batch has a delivery report (delivered or failed)."""
         with self.cond:
             return self.cond.wait_for(lambda: self.sealed and self.settled >= self.queued, timeout_s)
+
+
+@dataclass(eq=False)
+class _Pending:
+    """One request waiting for its pass: its share of the verdict and the acks of the pass, or an error."""
+
+    lines: list[bytes]
+    source: str
+    arrived: float = field(default_factory=time.monotonic)
+    done: threading.Event = field(default_factory=threading.Event)
+    acks: _Acks | None = None
+    share: Share | None = None
+    error: Exception | None = None
+    kafka: _Kafka | None = None  # the producer of its pass
 
 
 class _AckingProducer:
@@ -128,7 +153,10 @@ class _Kafka:
     def __init__(self, settings: Settings) -> None:
         from qrtrace.schemas.confluent_registry import registry_for
 
-        config = {**producer_config(settings.broker or ""), "message.timeout.ms": int(ACK_TIMEOUT_S * 1000)}
+        # The front already gathers requests into bundles, so the producer's own 25 ms linger would only add
+        # to every answer's wait for its acknowledgement.
+        config = {**producer_config(settings.broker or ""), "message.timeout.ms": int(ACK_TIMEOUT_S * 1000),
+                  "linger.ms": PRODUCER_LINGER_MS}  # fmt: skip
         self.raw = _AckingProducer(Producer(config))
         self.producer = CheckinProducer(settings.broker or "", registry_for(settings.schema_registry_url),
                                         settings.topic_prefix, producer=self.raw)  # type: ignore[arg-type]  # fmt: skip
@@ -172,7 +200,10 @@ class KafkaFront:
         self._keyring = keyring
         self._read_venues = read_venues
         self._clock = clock
-        self._lock = threading.Lock()  # the edge and the producer's queueing
+        self._cond = threading.Condition()  # the queue of requests waiting for a pass
+        self._queue: list[_Pending] = []
+        self._queued_lines = 0
+        self._gatherer: threading.Thread | None = None  # started on the first batch
         self._venue_lock = threading.Lock()  # one registry read at a time
         self._edge: Edge | None = None
         self._edge_venues: frozenset[str] | None = None
@@ -182,6 +213,7 @@ class KafkaFront:
         self._closed = False
         self.producers_created = 0
         self.venue_reads = 0
+        self.passes = 0  # edge passes + produces (fewer than requests when they coalesce)
 
     # -- the venue registry ---------------------------------------------------------------------------------
     def known_venues(self, named: Collection[str]) -> frozenset[str]:
@@ -212,41 +244,145 @@ class KafkaFront:
             return read
 
     # -- batches ----------------------------------------------------------------------------------------------
-    def send(self, lines: list[bytes], venue_ids: Collection[str], source: str) -> AdmittedBatch:
-        """Validate and pseudonymise the batch once, produce it, and return when Kafka acknowledged every one
-        of its messages; KafkaUnavailable (nothing confirmed) otherwise."""
+    def send(self, lines: list[bytes], venue_ids: Collection[str], source: str) -> Share:
+        """Validate, pseudonymise and produce the batch (together with the requests arriving at the same
+        moment), and return this batch's share of the verdict once Kafka acknowledged the messages of its
+        pass; KafkaUnavailable (nothing confirmed) otherwise."""
         venues = self.known_venues(venue_ids)
         if not venues:
             raise InputError("No venues are registered in the store; import them first (qrtrace venues import).")
-        acks = _Acks()
-        with self._lock:
+        pending = _Pending(lines, source)
+        with self._cond:
             if self._closed:
                 raise KafkaUnavailable("The server is shutting down; send the batch again.")
-            kafka = self._producer()
-            if not kafka.ready:
-                kafka.check_topic()
-            edge = self._edge_for(venues)
-            admitted = edge.admit(lines)
-            kafka.raw.acks = acks
-            try:
-                kafka.producer.send(admitted, source=source, received_at_us=now_us())
-            except KafkaException as exc:
-                err = exc.args[0] if exc.args else None
-                kafka.broken = kafka.broken or (isinstance(err, KafkaError) and err.fatal())
-                log.warning("Kafka refused a batch: %s", err)
-                raise KafkaUnavailable("Kafka refused the batch; send it again shortly.") from None
-            finally:
-                kafka.raw.acks = None
-                acks.seal()
+            if self._queue and self._queued_lines + len(lines) > MAX_QUEUED_LINES:
+                raise KafkaUnavailable("The server has more check-ins waiting than it can send soon; nothing of "
+                                       "this batch was kept, send it again in a moment.")  # fmt: skip
+            self._queue.append(pending)
+            self._queued_lines += len(lines)
+            if self._gatherer is None:
+                self._gatherer = threading.Thread(target=self._gather, name="qrtrace-kafka-coalesce", daemon=True)
+                self._gatherer.start()
+            self._cond.notify_all()
+        if not pending.done.wait(ACK_TIMEOUT_S + 5):
+            with self._cond:  # still waiting for a pass: withdrawn, so the 503 is not followed by its scans landing
+                if pending in self._queue:
+                    self._queue.remove(pending)
+                    self._queued_lines -= len(lines)
+            raise KafkaUnavailable(f"Kafka did not confirm the batch within {ACK_TIMEOUT_S:g} s; send it again.")
+        if pending.error is not None:
+            err = pending.error  # a fresh exception per caller: one object raised in many threads mixes tracebacks
+            raise type(err)(str(err)) from None
+        acks, share = pending.acks, pending.share
+        assert acks is not None and share is not None
         # Kafka's own message timeout fails what it did not deliver; the margin only covers a lost report.
         if not acks.wait(ACK_TIMEOUT_S + 5):
             raise KafkaUnavailable(f"Kafka did not confirm the batch within {ACK_TIMEOUT_S:g} s; send it again.")
         if acks.failed:
-            if acks.fatal:
-                kafka.broken = True
-            log.warning("Kafka did not accept %d message(s) of a batch: %s", acks.failed, acks.first_error)
+            if acks.fatal and pending.kafka is not None:
+                pending.kafka.broken = True  # the next pass gets a new producer
+            # A message may bundle several requests' scans: each request of the pass is answered "send it
+            # again" (a resend is deduplicated by scan_id), never a 202 for a scan that was not kept.
+            log.warning("Kafka did not accept %d message(s) of a pass: %s", acks.failed, acks.first_error)
             raise KafkaUnavailable("Kafka did not accept the batch; send it again shortly.")
-        return admitted
+        return share
+
+    def _take(self) -> list[_Pending] | None:
+        """The next pass: what is waiting, once it is LINGER_S old or MAX_PASS_LINES long; None: closed."""
+        with self._cond:
+            while not self._queue and not self._closed:
+                self._cond.wait()
+            if not self._queue:
+                return None
+            # Linger a moment for the requests arriving with this one: one pass and one produce for all.
+            deadline = self._queue[0].arrived + LINGER_S
+            while not self._closed and self._queued_lines < MAX_PASS_LINES:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            taken, n = [], 0
+            while self._queue and (not taken or n + len(self._queue[0].lines) <= MAX_PASS_LINES):
+                item = self._queue.pop(0)
+                self._queued_lines -= len(item.lines)
+                taken.append(item)
+                n += len(item.lines)
+            return taken
+
+    def _gather(self) -> None:
+        """The one thread that runs the edge and queues the messages (the edge is not thread-safe)."""
+        while (taken := self._take()) is not None:
+            try:
+                self._pass(taken)
+            except BaseException:  # every waiting caller gets an answer, never a hang
+                log.exception("a coalesced pass failed")
+                for p in taken:
+                    if p.share is None and p.error is None:
+                        p.error = KafkaUnavailable("The batch could not be sent; send it again shortly.")
+            finally:
+                for p in taken:
+                    p.done.set()
+        with self._cond:  # closed: what is still waiting is told to send again
+            left, self._queue = self._queue, []
+        for p in left:
+            p.error = KafkaUnavailable("The server is shutting down; send the batch again.")
+            p.done.set()
+
+    def _pass(self, taken: list[_Pending]) -> None:
+        """One edge pass and one produce for `taken` (several sources: one pass per source)."""
+        try:
+            kafka = self._producer()
+            if not kafka.ready:
+                kafka.check_topic()
+        except KafkaUnavailable as exc:
+            for p in taken:
+                p.error = exc
+            return
+        edge = self._edge_for(self._venues)  # the latest registry read: every request's venues are in it
+        by_source: dict[str, list[_Pending]] = {}
+        for p in taken:
+            by_source.setdefault(p.source, []).append(p)
+        for source, group in by_source.items():
+            try:
+                admitted = edge.admit([line for p in group for line in p.lines])
+            except Exception:
+                # One request's lines broke the edge (not a dead letter: an exception): each alone, so only
+                # that request fails (503) and its neighbours are still sent.
+                log.warning("a coalesced edge pass failed; admitting its %d request(s) one by one", len(group))
+                for p in group:
+                    self._produce(kafka, edge, [p], source)
+                continue
+            self._produce(kafka, edge, group, source, admitted)
+
+    def _produce(self, kafka: _Kafka, edge: Edge, group: list[_Pending], source: str,
+                 admitted: AdmittedBatch | None = None) -> None:  # fmt: skip
+        """Queue one pass's messages, counted to one `_Acks` that every request of the pass waits on."""
+        try:
+            if admitted is None:
+                admitted = edge.admit([line for p in group for line in p.lines])
+            shares = split_admitted(admitted, [len(p.lines) for p in group])
+        except Exception as exc:
+            log.warning("a scanner batch could not be admitted: %r", exc)
+            for p in group:
+                p.error = KafkaUnavailable("The batch could not be sent; send it again shortly.")
+            return
+        acks = _Acks()
+        kafka.raw.acks = acks
+        try:
+            kafka.producer.send(admitted, source=source, received_at_us=now_us())
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            kafka.broken = kafka.broken or (isinstance(err, KafkaError) and err.fatal())
+            log.warning("Kafka refused a batch: %s", err)
+            for p in group:
+                p.error = KafkaUnavailable("Kafka refused the batch; send it again shortly.")
+            return
+        finally:
+            kafka.raw.acks = None
+            acks.seal()
+        self.passes += 1
+        for p, share in zip(group, shares, strict=True):
+            p.acks, p.share, p.kafka = acks, share, kafka
 
     def _producer(self) -> _Kafka:
         """The process's producer (created on the first batch, again only after a fatal error); under the lock."""
@@ -271,9 +407,13 @@ class KafkaFront:
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Flush what is queued (bounded) and stop; later batches are answered 'send it again'."""
-        with self._lock:
+        with self._cond:
             self._closed = True
-            kafka, self._kafka = self._kafka, None
+            self._cond.notify_all()
+            gatherer = self._gatherer
+        if gatherer is not None:
+            gatherer.join(timeout=ACK_TIMEOUT_S + 5)  # the pass under way finishes queueing its messages
+        kafka, self._kafka = self._kafka, None
         if kafka is not None:
             left = kafka.close(timeout_s)
             if left:

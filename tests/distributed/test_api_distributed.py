@@ -189,3 +189,41 @@ def test_kafka_away_is_503_with_retry_after(pipeline, tmp_path: Path) -> None:  
             assert time.monotonic() - started < 15
     finally:
         service.close()
+
+
+def test_concurrent_requests_coalesce_each_answered_with_its_own_counts(pipeline, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11, item 2: requests arriving together share one edge pass and one produce (fewer passes than
+    requests), yet each is answered with its own counts, a bad record fails only itself, and every scan
+    answered 202 is on the topic exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pipeline.cli("venues", "import", str(SMALL_WAVE / "venues.csv"))
+    venue = (SMALL_WAVE / "venues.csv").read_text().splitlines()[1].split(",")[0]
+    who = Principal("scanner", Role.SCANNER, venues=frozenset({venue}))
+    service = ApiService(settings_from_env(pipeline.env).with_overrides(token_file=tmp_path / "tokens.json"))
+    n_requests = 96
+
+    def one(i: int) -> tuple[int, dict, list[str]]:
+        good = [_scan(f"co-{i}-{j}", venue, f"09{i:04d}{j:04d}") for j in range(1 + i % 3)]
+        bad = [{**_scan(f"bad-{i}", venue, "0900000000"), "direction": "sideways"}] if i % 4 == 0 else []
+        return i, service.ingest(who, good + bad), [r["scan_id"] for r in good]
+
+    sent: list[str] = []
+    try:
+        service.ingest(who, [_scan("warm-0", venue, "0911111111")])  # the producer and topic lookup, once
+        sent.append("warm-0")
+        front = service.scanner_front
+        assert front is not None
+        passes_before = front.passes
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            answers = list(pool.map(one, range(n_requests)))
+        for i, answer, good in answers:
+            assert (answer["received"], answer["accepted"]) == (len(good) + (i % 4 == 0), len(good)), answer
+            assert answer["dead_lettered"] == (i % 4 == 0)
+            assert answer["reasons"] == ({"bad_direction": 1} if i % 4 == 0 else {}), answer
+            sent += good
+        assert front.passes - passes_before < n_requests  # coalesced: not one pass per request
+    finally:
+        service.close()
+    on_topic = topic_scan_ids(pipeline.servers.broker, f"{pipeline.prefix}checkins")
+    assert sorted(on_topic) == sorted(sent)  # every 202'd scan is on Kafka, exactly once
