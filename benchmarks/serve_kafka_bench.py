@@ -1,6 +1,6 @@
 """`qrtrace serve` with a broker: single-scan scanner requests per second, today's path against the baseline.
 
-    .venv/bin/python benchmarks/serve_kafka_bench.py --baseline /work/wt-door-base [--connections 32,128]
+    .venv/bin/python benchmarks/serve_kafka_bench.py --baseline /path/to/baseline-worktree [--connections 32,128]
                      [--duration 20] [--tokens 64] [--verify-requests 2000] [--out benchmarks/results/serve_kafka.json]
 
 1. Starts Kafka (KRaft) and ClickHouse on 127.0.0.1 with the project's infra scripts, in a temporary state
