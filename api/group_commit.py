@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from qrtrace.errors import InputError
+from qrtrace.producers.coalesce import take_pass
 
 MAX_EVENTS_PER_PASS = 20_000
 # Past this many check-ins waiting, a new request is refused at once: at ~4 passes behind, its answer
@@ -100,12 +101,8 @@ class GroupCommit:
                 self._cond.wait()
             if not self._queue:
                 return None
-            taken, events = [], 0
-            while self._queue and (not taken or events + len(self._queue[0].lines) <= self._max_events):
-                item = self._queue.pop(0)
-                self._queued_events -= len(item.lines)
-                taken.append(item)
-                events += len(item.lines)
+            taken, events = take_pass(self._queue, self._max_events)
+            self._queued_events -= events
             return taken
 
     def _run(self) -> None:

@@ -56,6 +56,7 @@ from qrtrace.domain.venue_qr import ForgedVenueQrError, decode_venue_qr, encode_
 from qrtrace.domain.venues import Venue
 from qrtrace.embedded import EmbeddedRuntime
 from qrtrace.errors import InputError
+from qrtrace.producers.edge import receiving_window
 from qrtrace.producers.kafka_front import KafkaFront, KafkaUnavailable
 from qrtrace.queries.coverage import daily_trend
 from qrtrace.queries.reidentify import Identity, reidentify
@@ -65,7 +66,7 @@ from qrtrace.sinks.audit import WRITE_LOCK as AUDIT_WRITE_LOCK
 from qrtrace.sinks.audit import AuditLog, now_us
 from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.store import Columns, Store
-from qrtrace.stream_processors.validate import EventTimeWindow, Validator, parse_lines
+from qrtrace.stream_processors.validate import Validator, parse_lines
 
 log = logging.getLogger("qrtrace.api")
 
@@ -394,8 +395,7 @@ class ApiService:
                     "reasons": dict(Counter(d.reason for d in admitted.dead_letters)), "queued": True}  # fmt: skip
         # The edge's verdict for this request alone (cheap, in memory); storing goes through the group commit,
         # which runs the same edge again inside the runtime together with the other queued requests.
-        window = EventTimeWindow(self.settings.max_event_age_us, self.settings.max_future_us)
-        valid, rejected = Validator(self.geo.commune_of_venue, window).validate(
+        valid, rejected = Validator(self.geo.commune_of_venue, receiving_window(self.settings)).validate(
             parse_lines(lines), self.settings.clock_us()
         )
         started = time.perf_counter()

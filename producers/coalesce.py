@@ -47,3 +47,15 @@ def split_admitted(admitted: AdmittedBatch, sizes: Sequence[int]) -> list[Share]
     if valid0 != len(admitted.checkins):
         raise ValueError("the pass's check-ins and dead letters do not add up to its lines")
     return shares
+
+
+def take_pass(queue: list, max_lines: int) -> tuple[list, int]:
+    """Pop waiting requests (objects with `lines`) in arrival order while they fit in one pass of
+    `max_lines`, always at least one; returns them and their line count. Shared by the Kafka front's gatherer and
+    the embedded group commit (api/group_commit.py)."""
+    taken, lines = [], 0
+    while queue and (not taken or lines + len(queue[0].lines) <= max_lines):
+        item = queue.pop(0)
+        taken.append(item)
+        lines += len(item.lines)
+    return taken, lines

@@ -145,5 +145,9 @@ def receiving_edge(
 ) -> Edge:
     """The edge every receiver runs (CLI, API, HTTP endpoint, producer): event times bounded around the
     settings' receiving clock, the retention period back and a few minutes ahead."""
-    window = EventTimeWindow(settings.max_event_age_us, settings.max_future_us)
-    return Edge(pseudonymiser, vault, known_venues, window, settings.clock_us)
+    return Edge(pseudonymiser, vault, known_venues, receiving_window(settings), settings.clock_us)
+
+
+def receiving_window(settings: Settings) -> EventTimeWindow:
+    """The event times a receiver accepts: the retention period back, `max_future_minutes` ahead."""
+    return EventTimeWindow(settings.max_event_age_us, settings.max_future_us)

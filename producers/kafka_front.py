@@ -34,7 +34,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from qrtrace.errors import InputError
 from qrtrace.identity import Keyring, Pseudonymiser, Vault
-from qrtrace.producers.coalesce import Share, split_admitted
+from qrtrace.producers.coalesce import Share, split_admitted, take_pass
 from qrtrace.producers.edge import AdmittedBatch, Edge, receiving_edge
 from qrtrace.producers.kafka_producer import CHECKINS_TOPIC, CheckinProducer, producer_config, topic_names
 from qrtrace.settings import Settings
@@ -301,12 +301,8 @@ class KafkaFront:
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            taken, n = [], 0
-            while self._queue and (not taken or n + len(self._queue[0].lines) <= MAX_PASS_LINES):
-                item = self._queue.pop(0)
-                self._queued_lines -= len(item.lines)
-                taken.append(item)
-                n += len(item.lines)
+            taken, n = take_pass(self._queue, MAX_PASS_LINES)
+            self._queued_lines -= n
             return taken
 
     def _gather(self) -> None:
