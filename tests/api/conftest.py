@@ -36,9 +36,10 @@ OT-MARKET,Chợ xã Thử Một,market,99901,200
 OT-SCHOOL,Trường xã Thử Hai,school,99902,300
 """
 DAY_US = 86_400_000_000
-# Check-ins the tests send are from yesterday: a fixed date would fall out of the receiving window
-# (the retention period, 21 days) three weeks after it was written.
-RECENT_DAY = (datetime.now(UTC) - timedelta(days=1)).astimezone(timezone(timedelta(hours=7))).date().isoformat()
+# Check-ins the tests send are from ten days ago: inside the receiving window (the retention period,
+# 21 days; a fixed date falls out of it three weeks later), and before the demo's simulated days, so they
+# never join the demo case's cohort that tests compare against the demo's own trace.
+RECENT_DAY = (datetime.now(UTC) - timedelta(days=10)).astimezone(timezone(timedelta(hours=7))).date().isoformat()
 
 
 @dataclass
