@@ -83,7 +83,9 @@ def run_demo(
         window_from, window_to = end_us - 2 * US_PER_DAY, end_us
         busiest = rt.store.query(
             load_sql("qrtrace.queries", "demo_case"),
-            {"from_us": window_from, "to_us": window_to, "seed": seed},
+            {"from_us": window_from, "to_us": window_to, "seed": seed,
+             # the middle of the days simulated inside the window (one day simulated: its noon)
+             "half_us": (max(window_from, end_us - days * US_PER_DAY) + window_to) // 2},
         )
         if not busiest["person"]:
             raise InputError("The simulation produced no visits to trace; try a larger --population.")

@@ -326,7 +326,8 @@ def _params(name: str) -> list[dict[str, object]]:
         "coverage_activity": [period, {"since_us": 0, "as_of_us": 1}],
         "coverage_commune_people": [period],
         "coverage_silent_venues": [period, {"since_us": 0, "as_of_us": 1}],
-        "demo_case": [{"from_us": _us(FROM), "to_us": _us(TO), "seed": 7}, {"from_us": 0, "to_us": 1, "seed": 0}],
+        "demo_case": [{"from_us": _us(FROM), "to_us": _us(TO), "seed": 7, "half_us": _us(TO)},
+                      {"from_us": 0, "to_us": 1, "seed": 0, "half_us": 1}],
         "trace_sources": [
             {"persons": [case, *others], "min_start": _us(FROM), "max_start": _us(UNTIL)},
             {"persons": [case], "min_start": -(2**62), "max_start": _us(TO)},
