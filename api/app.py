@@ -75,7 +75,11 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 def _validation_sentence(exc: RequestValidationError) -> str:
-    errors = exc.errors()
+    return errors_sentence(list(exc.errors()))
+
+
+def errors_sentence(errors: list) -> str:
+    """One sentence for a list of pydantic errors: the first one's place and message, and how many more."""
     if not errors:
         return "The request is not valid."
     first = errors[0]
@@ -143,8 +147,9 @@ def _sentence_handler(status: int):  # type: ignore[no-untyped-def]
     return handle
 
 
-def create_app(svc: ApiService) -> FastAPI:
-    """The application over one service (which owns the store)."""
+def create_app(svc: ApiService, scanners_only: bool = False) -> FastAPI:
+    """The application over one service (which owns the store); `scanners_only` (`qrtrace ingest-server`):
+    the scanner door, /healthz and /metrics, nothing else (no console, no other route)."""
     from qrtrace.api.routes import cases, checkins, operations, reports, venues
 
     app = FastAPI(
@@ -181,6 +186,17 @@ def create_app(svc: ApiService) -> FastAPI:
         log.warning("store error on %s %s: %s", request.method, request.url.path, exc)
         return _error(503, "The store could not complete this request; try again in a moment.", {"Retry-After": "5"})
 
+    from qrtrace.api.scanner_door import Refused
+    from qrtrace.producers.front import FrontUnavailable
+
+    @app.exception_handler(FrontUnavailable)
+    async def _not_kept(_: Request, exc: FrontUnavailable) -> JSONResponse:
+        return _error(503, str(exc), {"Retry-After": str(exc.retry_after_s)})
+
+    @app.exception_handler(Refused)
+    async def _refused(_: Request, exc: Refused) -> JSONResponse:
+        return _error(exc.status, str(exc), exc.headers)
+
     @app.exception_handler(TooManyAttempts)
     async def _429(_: Request, exc: TooManyAttempts) -> JSONResponse:
         return _error(429, str(exc), {"Retry-After": str(exc.retry_after_s)})
@@ -201,12 +217,18 @@ def create_app(svc: ApiService) -> FastAPI:
         log.exception("unhandled error on %s", request.url.path)
         return _error(500, f"The server failed on this request ({type(exc).__name__}); it was logged.")
 
-    for module in (venues, checkins, cases, reports, operations):
+    for module in (checkins,) if scanners_only else (venues, checkins, cases, reports, operations):
         app.include_router(module.router, prefix="/api")
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict:
         return {"status": "ok"}
+
+    from qrtrace.api.scanner_door import ScannerDoor
+
+    app.add_middleware(ScannerDoor, service=svc)  # outermost: scanners' requests skip the rest (see its module)
+    if scanners_only:
+        return app
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

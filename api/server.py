@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 
@@ -16,6 +17,8 @@ from qrtrace.sinks.audit import now_us
 DEMO_TOKENS = "demo-tokens.json"
 DEMO_LABEL = "demo"
 DEMO_TOKEN_DAYS = 30
+STARTUP_TIMEOUT_S = 120.0  # a worker opens the store and its front before it listens
+RESTARTS = 10  # workers started again after dying, over the server's life, before it gives up
 
 
 def issue_demo_tokens(settings: Settings, venue_id: str, commune_code: str, district_code: str) -> dict[str, str]:
@@ -44,25 +47,48 @@ def free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def run(settings: Settings, host: str, port: int) -> None:
-    """Open the store, print where the console is, serve until interrupted (SIGINT / SIGTERM)."""
-    import uvicorn
-
-    from qrtrace.api.app import create_app
-    from qrtrace.api.service import ApiService
-
-    # Bind first, then print the address and hand the socket to uvicorn: with --port 0 the printed port is
-    # the one listening (choosing a free port and binding it later could race with another process).
+def _listen(host: str, port: int, reuse_port: bool) -> socket.socket:
+    """A bound socket (SO_REUSEPORT when several processes serve one port: the kernel spreads connections)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
         raise InputError(f"Cannot listen on {host}:{port} ({exc.strerror}); choose another --port.") from None
+    return sock
+
+
+def run(settings: Settings, host: str, port: int, workers: int = 1, scanners_only: bool = False) -> None:
+    """Serve until interrupted (SIGINT / SIGTERM): the API and the console, or only the scanner door
+    (`qrtrace ingest-server`). With `workers` > 1, as many processes on one port (SO_REUSEPORT), each with
+    its own front onto Kafka; the embedded store belongs to one process, so several need a broker."""
+    if workers > 1 and not settings.broker:
+        raise InputError("Several --workers need a broker (QRTRACE_BROKER): the embedded store and its processor "
+                         "state belong to one process.")  # fmt: skip
+    # Bind first, then print the address: with --port 0 the printed port is the one listening (choosing a
+    # free port and binding it later could race with another process).
+    sock = _listen(host, port, reuse_port=workers > 1)
     port = sock.getsockname()[1]
-    svc = ApiService(settings)
+    if workers == 1:
+        try:
+            _serve(settings, host, sock, scanners_only, banner=True)
+        finally:
+            sock.close()
+        return
+    try:
+        _supervise(settings, host, port, workers, scanners_only)
+    finally:
+        sock.close()  # held (bound, not listening) so that no other program takes the port meanwhile
+
+
+def _banner(settings: Settings, host: str, port: int, scanners_only: bool, workers: int) -> None:
     url = f"http://{host}:{port}/"
+    if scanners_only:
+        print(f"qrtrace ingest-server: listening on {url} (POST /api/checkins, {workers} worker(s))", flush=True)
+        return
     print(f"qrtrace console: {url}   API docs: {url}docs", flush=True)
     demo = settings.store_path / DEMO_TOKENS if settings.is_embedded_store else None
     if demo is not None and demo.exists():
@@ -71,11 +97,100 @@ def run(settings: Settings, host: str, port: int) -> None:
             print(f"  {role:17} {url}#token={token}", flush=True)
     else:
         print("sign in with a token from `qrtrace tokens issue`", flush=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(svc), host=host, port=port, log_level="warning",
-                                           access_log=False))  # fmt: skip
+
+
+def _serve(settings: Settings, host: str, sock: socket.socket, scanners_only: bool, banner: bool,
+           ready: object = None) -> None:  # fmt: skip
+    """One serving process: the service (which owns the store) and uvicorn on `sock`."""
+    import uvicorn
+
+    from qrtrace.api.app import create_app
+    from qrtrace.api.service import ApiService
+
+    svc = ApiService(settings)
+    if banner:
+        _banner(settings, host, sock.getsockname()[1], scanners_only, 1)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if ready is not None:
+                ready.set()  # type: ignore[attr-defined]  # the supervisor's multiprocessing Event
+
+    server = Server(uvicorn.Config(create_app(svc, scanners_only=scanners_only), host=host,
+                                   log_level="warning", access_log=False))  # fmt: skip
     try:
         server.run(sockets=[sock])
     finally:
         svc.close()
-        sock.close()
         sys.stdout.flush()
+
+
+def _worker(settings: Settings, host: str, port: int, scanners_only: bool, ready: object) -> None:
+    """A worker process (spawned): its own socket on the shared port, its own service and front."""
+    sock = _listen(host, port, reuse_port=True)
+    try:
+        _serve(settings, host, sock, scanners_only, banner=False, ready=ready)
+    finally:
+        sock.close()
+
+
+def _supervise(settings: Settings, host: str, port: int, workers: int, scanners_only: bool) -> None:
+    """Start `workers` processes on the port, print the banner once all listen, and stop them all on SIGINT or
+    SIGTERM; a worker that dies is started again (at most RESTARTS times, then everything stops)."""
+    import multiprocessing
+    import signal
+    import tempfile
+    import time
+
+    metrics_dir = tempfile.TemporaryDirectory(prefix="qrtrace-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name  # the workers' counters, summed on /metrics
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no store, thread or lock forked half-made
+
+    def start() -> tuple[multiprocessing.process.BaseProcess, object]:
+        ready = ctx.Event()
+        proc = ctx.Process(target=_worker, args=(settings, host, port, scanners_only, ready), daemon=False)
+        proc.start()
+        return proc, ready
+
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    procs = [start() for _ in range(workers)]
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        for proc, ready in procs:
+            while not ready.wait(0.2):  # type: ignore[attr-defined]
+                if stopping or not proc.is_alive() or time.monotonic() > deadline:
+                    raise InputError("A server worker did not start; see the messages above.")
+        _banner(settings, host, port, scanners_only, workers)
+        restarts = 0
+        while not stopping:
+            time.sleep(0.2)
+            for i, (proc, _ready) in enumerate(procs):
+                if not proc.is_alive() and not stopping:
+                    from prometheus_client import multiprocess
+
+                    multiprocess.mark_process_dead(proc.pid)
+                    restarts += 1
+                    if restarts > RESTARTS:
+                        raise InputError(f"Server workers kept failing ({restarts} restarts); stopping.")
+                    print(f"worker {proc.pid} exited ({proc.exitcode}); starting another", file=sys.stderr, flush=True)
+                    procs[i] = start()
+    finally:
+        for proc, _ in procs:
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: uvicorn finishes its requests, the front flushes
+        for proc, _ in procs:
+            proc.join(timeout=60)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=10)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        metrics_dir.cleanup()

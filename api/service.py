@@ -46,7 +46,6 @@ from qrtrace.access import (
 )
 from qrtrace.access import visible_communes as _visible
 from qrtrace.api import views
-from qrtrace.api.group_commit import CommitFailed, CommitTimeout, GroupCommit
 from qrtrace.api.metrics_watch import MetricsWatcher
 from qrtrace.api.tokens import TokenFile
 from qrtrace.domain.categories import load_categories
@@ -56,8 +55,11 @@ from qrtrace.domain.venue_qr import ForgedVenueQrError, decode_venue_qr, encode_
 from qrtrace.domain.venues import Venue
 from qrtrace.embedded import EmbeddedRuntime
 from qrtrace.errors import InputError
-from qrtrace.producers.edge import receiving_window
-from qrtrace.producers.kafka_front import KafkaFront, KafkaUnavailable
+from qrtrace.producers.coalesce import Share
+from qrtrace.producers.edge import AdmittedBatch
+from qrtrace.producers.embedded_front import EmbeddedFront
+from qrtrace.producers.front import ScannerFront, send
+from qrtrace.producers.kafka_front import KafkaFront
 from qrtrace.queries.coverage import daily_trend
 from qrtrace.queries.reidentify import Identity, reidentify
 from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules, exposure_rows
@@ -66,7 +68,6 @@ from qrtrace.sinks.audit import WRITE_LOCK as AUDIT_WRITE_LOCK
 from qrtrace.sinks.audit import AuditLog, now_us
 from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.store import Columns, Store
-from qrtrace.stream_processors.validate import Validator, parse_lines
 
 log = logging.getLogger("qrtrace.api")
 
@@ -171,16 +172,17 @@ class ApiService:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qrtrace-trace")
         self.ingest_stats = IngestStats()
         self.watcher = MetricsWatcher()
-        self._commit = GroupCommit(self._store_lines)
-        # Distributed: one edge and one Kafka producer for the process (created on the first scanner batch).
-        self._front = KafkaFront(settings, self.rt.keyring, self._venue_ids) if settings.broker else None
+        # Where scanner batches go: distributed, one edge and one Kafka producer for the process (created on
+        # the first batch); embedded, the group commit into this process's runtime.
+        self.front: ScannerFront = (
+            KafkaFront(settings, self.rt.keyring, self._venue_ids) if settings.broker
+            else EmbeddedFront(self._store_pass, on_registry_change=self.rt.venues_changed)
+        )  # fmt: skip
         self.started_at_us = now_us()
         self.geo = self._geography()
 
     def close(self) -> None:
-        if self._front is not None:
-            self._front.close()  # flushes what is queued (bounded)
-        self._commit.close()
+        self.front.close()  # finishes (bounded) what is under way: the Kafka front flushes what it queued
         self._executor.shutdown(wait=True, cancel_futures=True)
         with self._lock:  # a pass still running (after the commit's bounded wait) finishes first
             self.rt.close()
@@ -193,25 +195,33 @@ class ApiService:
         address and per token id; past the limit the client or token id gets TooManyAttempts (429) until
         the window has moved on. A token already verified (cached) keeps working, so someone guessing at a
         token id does not lock its holder out mid-session."""
-        if not header or not header.lower().startswith("bearer "):
-            raise InvalidToken("Sign in first: send 'Authorization: Bearer qrt_...' with your API token.")
-        token = header[7:].strip()
-        self._reload_tokens()
-        key = hashlib.sha256(token.encode()).digest()
-        cached = self._verified.get(key)
+        principal = self.cached_caller(header)
+        if principal is not None:
+            return principal
+        token = header[7:].strip()  # type: ignore[index]  # cached_caller refused a header without it
         now = now_us()
-        if cached and time.monotonic() - cached[1] < TOKEN_CACHE_SECONDS:
-            record = self._book.records.get(cached[0])
-            if record is None:
-                raise InvalidToken("The token is not valid.")  # revoked since it was cached
-            if now >= record.expires_at_us:
-                raise InvalidToken("The token has expired; ask an administrator for a new one.")
-            return record.principal
         principal = self._verify_limited(token, now, client)
         if len(self._verified) > 10_000:
             self._verified.clear()
-        self._verified[key] = (token.split("_", 2)[1], time.monotonic())
+        self._verified[hashlib.sha256(token.encode()).digest()] = (token.split("_", 2)[1], time.monotonic())
         return principal
+
+    def cached_caller(self, header: str | None) -> Principal | None:
+        """The caller if its token was verified recently (no scrypt run: cheap enough for the event loop of the
+        scanner door), None if it needs `authenticate`; InvalidToken for a missing header, and for a cached
+        token since revoked or expired."""
+        if not header or not header.lower().startswith("bearer "):
+            raise InvalidToken("Sign in first: send 'Authorization: Bearer qrt_...' with your API token.")
+        self._reload_tokens()
+        cached = self._verified.get(hashlib.sha256(header[7:].strip().encode()).digest())
+        if not cached or time.monotonic() - cached[1] >= TOKEN_CACHE_SECONDS:
+            return None
+        record = self._book.records.get(cached[0])
+        if record is None:
+            raise InvalidToken("The token is not valid.")  # revoked since it was cached
+        if now_us() >= record.expires_at_us:
+            raise InvalidToken("The token has expired; ask an administrator for a new one.")
+        return record.principal
 
     def _verify_limited(self, token: str, now: int, client: str) -> Principal:
         parts = token.split("_", 2)
@@ -319,6 +329,7 @@ class ApiService:
                     self._taken_ids.fail(who.name, time.monotonic())
                 raise Conflict(f"The venue_id {venue.venue_id} is taken; choose another venue_id.")
             self.rt.register_venues([venue])
+            self.front.venues_changed()
             audit.record("register_venue", "", venue.venue_id, "venue registered", commune=venue.commune_code,
                          outcome="registered")  # fmt: skip
             self.geo = self._geography()
@@ -360,53 +371,50 @@ class ApiService:
     def check_ingest_role(self, who: Principal) -> None:
         self._allowed(who, Action.INGEST_CHECKINS)
 
-    def ingest(self, who: Principal, records: Sequence[dict]) -> dict:
-        """A scanner's batch: all for its venue and any scanned venue QR genuine, or nothing is stored."""
-        self._allowed(who, Action.INGEST_CHECKINS)
-        if not records:
-            return {"received": 0, "accepted": 0, "deduplicated": 0, "dead_lettered": 0, "visits_written": 0,
-                    "reasons": {}}  # fmt: skip
+    def checkin_lines(self, who: Principal, records: Sequence[dict]) -> tuple[list[bytes], set[str]]:
+        """A scanner's batch as JSON lines and the venues it names: every check-in for the caller's own venue
+        and any scanned venue QR genuine, or the whole batch is refused (AccessDenied, InputError)."""
         public_key = venue_signing_key(self.rt.keyring.venue_signing_seed).public_key()
-        lines = []
+        lines, venue_ids = [], set()
         for i, record in enumerate(records, start=1):
-            authorize(who, Action.INGEST_CHECKINS, Scope(venue_id=record["venue_id"]), self.geo)
+            venue_id = record["venue_id"]
+            if venue_id not in venue_ids:
+                authorize(who, Action.INGEST_CHECKINS, Scope(venue_id=venue_id), self.geo)
+                venue_ids.add(venue_id)
             qr = record.pop("venue_qr", None)
             if qr is not None:
                 try:
                     claims = decode_venue_qr(qr, public_key)
                 except ForgedVenueQrError as exc:  # a 400 for the whole batch: a forged poster is an incident
                     raise ForgedVenueQrError(f"Check-in {i}: {exc} Nothing from this batch was stored.") from None
-                if claims.venue_id != record["venue_id"]:
+                if claims.venue_id != venue_id:
                     raise InputError(f"Check-in {i} carries the QR of venue {claims.venue_id}, not "
-                                     f"{record['venue_id']}; nothing from this batch was stored.")  # fmt: skip
+                                     f"{venue_id}; nothing from this batch was stored.")  # fmt: skip
             if record.get("declaration") is None:
                 record.pop("declaration", None)
             lines.append(orjson.dumps(record))
-        if self._front is not None:  # distributed: the workers own pairing state, so the batch goes to Kafka
-            started = time.perf_counter()
-            try:  # one edge pass: its counts are the answer's
-                admitted = self._front.send(lines, {r["venue_id"] for r in records}, source="api")
-            except KafkaUnavailable as exc:
-                log.warning("check-in batch not acknowledged by Kafka: %s", exc)
-                raise Unavailable(str(exc)) from None
-            self._count_ingest(len(lines), len(admitted.dead_letters), time.perf_counter() - started)
-            return {"received": len(lines), "accepted": len(admitted.checkins),
-                    "dead_lettered": len(admitted.dead_letters),
-                    "reasons": dict(Counter(d.reason for d in admitted.dead_letters)), "queued": True}  # fmt: skip
-        # The edge's verdict for this request alone (cheap, in memory); storing goes through the group commit,
-        # which runs the same edge again inside the runtime together with the other queued requests.
-        valid, rejected = Validator(self.geo.commune_of_venue, receiving_window(self.settings)).validate(
-            parse_lines(lines), self.settings.clock_us()
-        )
+        return lines, venue_ids
+
+    def ingest(self, who: Principal, records: Sequence[dict]) -> dict:
+        """A scanner's batch, blocking until it is kept (the scanner door does the same without a thread)."""
+        self._allowed(who, Action.INGEST_CHECKINS)
+        if not records:
+            return self.checkin_answer(None)
+        lines, venue_ids = self.checkin_lines(who, records)
         started = time.perf_counter()
-        try:
-            self._commit.submit(lines)
-        except (CommitTimeout, CommitFailed) as exc:
-            log.warning("check-in batch not stored: %s (%s)", exc, exc.__cause__)
-            raise Unavailable(str(exc)) from None
-        self._count_ingest(len(lines), len(rejected), time.perf_counter() - started)
-        return {"received": len(lines), "accepted": len(valid), "dead_lettered": len(rejected),
-                "reasons": dict(Counter(r.reason for r in rejected)), "stored": True}  # fmt: skip
+        share = send(self.front, lines, venue_ids, "api")  # FrontUnavailable: 503 + Retry-After
+        self.count_ingest(share, time.perf_counter() - started)
+        return self.checkin_answer(share)
+
+    def checkin_answer(self, share: Share | None) -> dict:
+        """A 202's body: `accepted` counts the scans that passed the edge (a retried scan_id is dropped
+        downstream, so resending a batch is safe), `dead_lettered` and `reasons` the ones kept as dead letters;
+        `stored` (embedded) or `queued` (Kafka acknowledged it) says what the 202 means."""
+        letters = share.dead_letters if share is not None else []
+        answer = {"received": share.received if share is not None else 0,
+                  "accepted": len(share.checkins) if share is not None else 0, "dead_lettered": len(letters),
+                  "reasons": dict(Counter(d.reason for d in letters))}  # fmt: skip
+        return {**answer, "queued": True} if self.front.kind == "kafka" else {**answer, "stored": True}
 
     def _venue_ids(self) -> list[str]:
         """The registered venue ids, for the Kafka front's cache."""
@@ -416,19 +424,20 @@ class ApiService:
     @property
     def scanner_front(self) -> KafkaFront | None:
         """The process's way onto Kafka (distributed mode), None in embedded mode."""
-        return self._front
+        return self.front if isinstance(self.front, KafkaFront) else None
 
-    def _store_lines(self, lines: list[bytes]) -> None:
-        """One pass through the runtime for every request the group commit took (its writer thread)."""
+    def _store_pass(self, lines: list[bytes], source: str) -> AdmittedBatch:
+        """One pass through the runtime for every request the group commit took (its thread)."""
         with self._lock:
-            self.rt.ingest([lines], source="api")
+            return self.rt.ingest_pass(lines, source)
 
-    def _count_ingest(self, received: int, dead_lettered: int, seconds: float) -> None:
+    def count_ingest(self, share: Share, seconds: float) -> None:
+        """A kept scanner batch, for the operations page."""
         with self._jobs_lock:
             s = self.ingest_stats
             s.batches += 1
-            s.received += received
-            s.dead_lettered += dead_lettered
+            s.received += share.received
+            s.dead_lettered += len(share.dead_letters)
             s.seconds += seconds
             s.last_at_us = now_us()
 

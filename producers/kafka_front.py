@@ -5,20 +5,21 @@ for every request and read the whole venue list each time (`qrtrace.distributed.
 stays for `qrtrace produce`). `KafkaFront` keeps all of that for the life of the process:
 
 - The edge and the producer are created on the first batch and closed (flushed) by `close`.
-- Coalescing: concurrent requests are gathered (up to `LINGER_S` after the first, or `MAX_PASS_LINES`)
-  into one pass run by one thread: one edge pass (validate + pseudonymise + seal; the edge is not
-  thread-safe, and its fixed cost per call dominated single-scan requests) and one produce, so Kafka's
-  messages bundle many scans whatever the request size. `coalesce.split_admitted` gives each request its
-  own counts. Past `MAX_QUEUED_LINES` waiting, a request is refused at once (503).
-- Each pass's messages are counted to that pass (`_Acks`): a request is answered when Kafka has
-  acknowledged the messages of *its* pass, not when the whole producer queue is empty (under steady load it
-  never is). The gathering thread does not wait for Kafka, so the next pass is built meanwhile.
-  Delivery callbacks are served by one poller thread.
+- Coalescing (`front.Coalescer`): concurrent requests are gathered (up to `LINGER_S` after the first, or
+  `MAX_PASS_LINES`) into one pass run by one thread: one edge pass (validate + pseudonymise + seal; the
+  edge is not thread-safe, and its fixed cost per call dominated single-scan requests) and one produce, so
+  Kafka's messages bundle many scans whatever the request size. `coalesce.split_admitted` gives each
+  request its own counts. Past `MAX_QUEUED_LINES` waiting, a request is refused at once (503).
+- Each pass's messages are counted to that pass (`_Acks`): its requests' futures are settled when Kafka
+  has acknowledged the messages of *that* pass, not when the whole producer queue is empty (under steady
+  load it never is). The gathering thread does not wait for Kafka, so the next pass is built meanwhile.
+  Delivery callbacks are served by one poller thread, which settles the futures.
 - A message Kafka has not acknowledged within `ACK_TIMEOUT_S` fails (the producer's own message timeout),
   so the caller's 503 ("send it again") is not followed by the same messages landing minutes later.
-- The venue registry is cached and read again at most every `VENUE_REFRESH_S`; a batch naming a venue
-  the cache does not hold makes it read the registry once before that venue's check-ins are refused
-  (such reads are coalesced: at most one per `MISS_REFRESH_GAP_S`, whoever asks).
+- The venue registry is cached and read again (by the gathering thread, never per request) at most every
+  `VENUE_REFRESH_S`; a pass naming a venue the cache does not hold reads the registry again first, unless
+  it was read less than `MISS_REFRESH_GAP_S` ago (a scanner of an unregistered venue cannot make every
+  pass read it). A venue registered through this process is seen at once (`venues_changed`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,8 +36,9 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from qrtrace.errors import InputError
 from qrtrace.identity import Keyring, Pseudonymiser, Vault
-from qrtrace.producers.coalesce import Share, split_admitted, take_pass
+from qrtrace.producers.coalesce import Share, split_admitted
 from qrtrace.producers.edge import AdmittedBatch, Edge, receiving_edge
+from qrtrace.producers.front import KAFKA, STORE, Coalescer, FrontUnavailable, Pending, send
 from qrtrace.producers.kafka_producer import CHECKINS_TOPIC, CheckinProducer, producer_config, topic_names
 from qrtrace.settings import Settings
 from qrtrace.sinks.audit import now_us
@@ -55,8 +58,9 @@ MAX_PASS_LINES = 5_000  # a pass starts at once when this many check-ins wait (o
 MAX_QUEUED_LINES = 8 * MAX_PASS_LINES
 
 
-class KafkaUnavailable(Exception):
+def kafka_unavailable(message: str) -> FrontUnavailable:
     """Kafka did not acknowledge the batch (away, refused or too slow): nothing is confirmed, send it again."""
+    return FrontUnavailable(message, KAFKA)
 
 
 @dataclass
@@ -70,6 +74,8 @@ class _Acks:
     fatal: bool = False
     sealed: bool = False  # every message of the batch is queued: `queued` is final
     first_error: str = ""
+    on_done: Callable[[_Acks], None] | None = None  # called once, when every message has its report
+    _fired: bool = False
 
     def add(self) -> None:
         with self.cond:
@@ -83,30 +89,26 @@ class _Acks:
                 self.fatal = self.fatal or err.fatal()
                 self.first_error = self.first_error or str(err)
             self.cond.notify_all()
+        self._fire_if_done()
 
-    def seal(self) -> None:
+    def seal(self, on_done: Callable[[_Acks], None] | None = None) -> None:
         with self.cond:
             self.sealed = True
+            self.on_done = on_done
             self.cond.notify_all()
+        self._fire_if_done()
+
+    def _fire_if_done(self) -> None:
+        with self.cond:
+            if self._fired or self.on_done is None or not self.sealed or self.settled < self.queued:
+                return
+            self._fired = True
+        self.on_done(self)
 
     def wait(self, timeout_s: float) -> bool:
         """True once every message of the batch has a delivery report (delivered or failed)."""
         with self.cond:
             return self.cond.wait_for(lambda: self.sealed and self.settled >= self.queued, timeout_s)
-
-
-@dataclass(eq=False)
-class _Pending:
-    """One request waiting for its pass: its share of the verdict and the acks of the pass, or an error."""
-
-    lines: list[bytes]
-    source: str
-    arrived: float = field(default_factory=time.monotonic)
-    done: threading.Event = field(default_factory=threading.Event)
-    acks: _Acks | None = None
-    share: Share | None = None
-    error: Exception | None = None
-    kafka: _Kafka | None = None  # the producer of its pass
 
 
 class _AckingProducer:
@@ -176,9 +178,9 @@ class _Kafka:
             meta = self.raw.list_topics(self.checkins_topic, timeout=METADATA_TIMEOUT_S).topics.get(self.checkins_topic)
         except KafkaException as exc:
             log.warning("Kafka metadata lookup failed: %s", exc)
-            raise KafkaUnavailable("Kafka cannot be reached; send the batch again shortly.") from None
+            raise kafka_unavailable("Kafka cannot be reached; send the batch again shortly.") from None
         if meta is None or meta.error is not None or not meta.partitions:
-            raise KafkaUnavailable(f"Kafka has no topic {self.checkins_topic} yet; send the batch again shortly.")
+            raise kafka_unavailable(f"Kafka has no topic {self.checkins_topic} yet; send the batch again shortly.")
         self.ready = True
 
     def close(self, timeout_s: float) -> int:
@@ -191,6 +193,9 @@ class _Kafka:
 class KafkaFront:
     """Scanner batches through one long-lived edge and producer onto Kafka (thread-safe)."""
 
+    kind = "kafka"
+    answer_timeout_s = ACK_TIMEOUT_S + 5  # Kafka's own message timeout fails first; the margin covers a lost report
+
     def __init__(self, settings: Settings, keyring: Keyring, read_venues: Callable[[], Collection[str]],
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         """`read_venues` reads the registered venue ids from the store; `clock` is monotonic seconds."""
@@ -200,142 +205,84 @@ class KafkaFront:
         self._keyring = keyring
         self._read_venues = read_venues
         self._clock = clock
-        self._cond = threading.Condition()  # the queue of requests waiting for a pass
-        self._queue: list[_Pending] = []
-        self._queued_lines = 0
-        self._gatherer: threading.Thread | None = None  # started on the first batch
-        self._venue_lock = threading.Lock()  # one registry read at a time
+        self._coalescer = Coalescer("qrtrace-kafka-coalesce", self._pass, linger_s=LINGER_S,
+                                    max_pass_lines=MAX_PASS_LINES, max_queued_lines=MAX_QUEUED_LINES)  # fmt: skip
         self._edge: Edge | None = None
         self._edge_venues: frozenset[str] | None = None
         self._kafka: _Kafka | None = None
         self._venues: frozenset[str] = frozenset()
-        self._venues_at: float | None = None  # when the cache was read (clock), None: never
-        self._closed = False
+        self._venues_at: float | None = None  # when the cache was read (clock), None: never or invalidated
+        self._read_at: float | None = None  # when the registry was last read (a miss waits MISS_REFRESH_GAP_S)
         self.producers_created = 0
         self.venue_reads = 0
         self.passes = 0  # edge passes + produces (fewer than requests when they coalesce)
 
-    # -- the venue registry ---------------------------------------------------------------------------------
+    # -- the venue registry (read by the gathering thread only) ---------------------------------------------
     def known_venues(self, named: Collection[str]) -> frozenset[str]:
-        """The registered venues, from the cache when it is fresh and holds every venue `named`."""
-        asked = self._clock()
-        venues, at = self._venues, self._venues_at
-        fresh = at is not None and asked - at < VENUE_REFRESH_S
-        if fresh and all(v in venues for v in named):
-            return venues
-        with self._venue_lock:
-            venues, at = self._venues, self._venues_at
-            if at is not None and at >= asked and all(v in venues for v in named):
-                return venues  # read by another request while this one waited
-            if at is not None and asked - at < VENUE_REFRESH_S:  # a miss on a fresh cache: coalesce the reads
-                gap = MISS_REFRESH_GAP_S - (self._clock() - at)
-                if gap > 0:
-                    time.sleep(gap)
-            try:
-                read = frozenset(self._read_venues())
-            except Exception:
-                if at is not None and all(v in venues for v in named):
-                    log.warning("venue registry not refreshed (store error); using the cache", exc_info=True)
-                    self._venues_at = self._clock()  # the next try in VENUE_REFRESH_S, not on every request
-                    return venues  # the periodic read failed: the cache still answers this batch
-                raise
-            self.venue_reads += 1
-            self._venues, self._venues_at = read, self._clock()
-            return read
+        """The registered venues: the cache while it is fresh and holds every venue `named`, else read again
+        (a miss on a fresh cache at most once per MISS_REFRESH_GAP_S)."""
+        now = self._clock()
+        at = self._venues_at
+        fresh = at is not None and now - at < VENUE_REFRESH_S
+        if fresh and all(v in self._venues for v in named):
+            return self._venues
+        if fresh and self._read_at is not None and now - self._read_at < MISS_REFRESH_GAP_S:
+            return self._venues  # a miss just after a read: those check-ins are unknown venues
+        try:
+            read = frozenset(self._read_venues())
+        except Exception:
+            if at is not None:
+                log.warning("venue registry not refreshed (store error); using the cache", exc_info=True)
+                self._venues_at = self._read_at = self._clock()  # the next try later, not on every pass
+                return self._venues
+            raise
+        self.venue_reads += 1
+        self._venues, self._venues_at = read, self._clock()
+        self._read_at = self._venues_at
+        return read
+
+    def venues_changed(self) -> None:
+        self._venues_at = None  # the next pass reads the registry
 
     # -- batches ----------------------------------------------------------------------------------------------
+    def submit(self, lines: list[bytes], venue_ids: Collection[str], source: str) -> Future[Share]:
+        """Queue the batch for the next pass (with the requests arriving at the same moment); its future gets
+        this batch's share of the verdict once Kafka acknowledged the messages of its pass."""
+        return self._coalescer.submit(lines, source, venue_ids)
+
     def send(self, lines: list[bytes], venue_ids: Collection[str], source: str) -> Share:
-        """Validate, pseudonymise and produce the batch (together with the requests arriving at the same
-        moment), and return this batch's share of the verdict once Kafka acknowledged the messages of its
-        pass; KafkaUnavailable (nothing confirmed) otherwise."""
-        venues = self.known_venues(venue_ids)
-        if not venues:
-            raise InputError("No venues are registered in the store; import them first (qrtrace venues import).")
-        pending = _Pending(lines, source)
-        with self._cond:
-            if self._closed:
-                raise KafkaUnavailable("The server is shutting down; send the batch again.")
-            if self._queue and self._queued_lines + len(lines) > MAX_QUEUED_LINES:
-                raise KafkaUnavailable("The server has more check-ins waiting than it can send soon; nothing of "
-                                       "this batch was kept, send it again in a moment.")  # fmt: skip
-            self._queue.append(pending)
-            self._queued_lines += len(lines)
-            if self._gatherer is None:
-                self._gatherer = threading.Thread(target=self._gather, name="qrtrace-kafka-coalesce", daemon=True)
-                self._gatherer.start()
-            self._cond.notify_all()
-        if not pending.done.wait(ACK_TIMEOUT_S + 5):
-            with self._cond:  # still waiting for a pass: withdrawn, so the 503 is not followed by its scans landing
-                if pending in self._queue:
-                    self._queue.remove(pending)
-                    self._queued_lines -= len(lines)
-            raise KafkaUnavailable(f"Kafka did not confirm the batch within {ACK_TIMEOUT_S:g} s; send it again.")
-        if pending.error is not None:
-            err = pending.error  # a fresh exception per caller: one object raised in many threads mixes tracebacks
-            raise type(err)(str(err)) from None
-        acks, share = pending.acks, pending.share
-        assert acks is not None and share is not None
-        # Kafka's own message timeout fails what it did not deliver; the margin only covers a lost report.
-        if not acks.wait(ACK_TIMEOUT_S + 5):
-            raise KafkaUnavailable(f"Kafka did not confirm the batch within {ACK_TIMEOUT_S:g} s; send it again.")
-        if acks.failed:
-            if acks.fatal and pending.kafka is not None:
-                pending.kafka.broken = True  # the next pass gets a new producer
-            # A message may bundle several requests' scans: each request of the pass is answered "send it
-            # again" (a resend is deduplicated by scan_id), never a 202 for a scan that was not kept.
-            log.warning("Kafka did not accept %d message(s) of a pass: %s", acks.failed, acks.first_error)
-            raise KafkaUnavailable("Kafka did not accept the batch; send it again shortly.")
-        return share
+        """Blocking `submit` (threads and tests): the share, or FrontUnavailable."""
+        return send(self, lines, venue_ids, source)
 
-    def _take(self) -> list[_Pending] | None:
-        """The next pass: what is waiting, once it is LINGER_S old or MAX_PASS_LINES long; None: closed."""
-        with self._cond:
-            while not self._queue and not self._closed:
-                self._cond.wait()
-            if not self._queue:
-                return None
-            # Linger a moment for the requests arriving with this one: one pass and one produce for all.
-            deadline = self._queue[0].arrived + LINGER_S
-            while not self._closed and self._queued_lines < MAX_PASS_LINES:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(left)
-            taken, n = take_pass(self._queue, MAX_PASS_LINES)
-            self._queued_lines -= n
-            return taken
+    def withdraw(self, future: Future[Share]) -> bool:
+        return self._coalescer.withdraw(future)
 
-    def _gather(self) -> None:
-        """The one thread that runs the edge and queues the messages (the edge is not thread-safe)."""
-        while (taken := self._take()) is not None:
-            try:
-                self._pass(taken)
-            except BaseException:  # every waiting caller gets an answer, never a hang
-                log.exception("a coalesced pass failed")
-                for p in taken:
-                    if p.share is None and p.error is None:
-                        p.error = KafkaUnavailable("The batch could not be sent; send it again shortly.")
-            finally:
-                for p in taken:
-                    p.done.set()
-        with self._cond:  # closed: what is still waiting is told to send again
-            left, self._queue = self._queue, []
-        for p in left:
-            p.error = KafkaUnavailable("The server is shutting down; send the batch again.")
-            p.done.set()
+    def queued_lines(self) -> int:
+        return self._coalescer.queued_lines()
 
-    def _pass(self, taken: list[_Pending]) -> None:
+    def _pass(self, taken: list[Pending]) -> None:
         """One edge pass and one produce for `taken` (several sources: one pass per source)."""
+        try:
+            venues = self.known_venues({v for p in taken for v in p.venue_ids})
+        except Exception:
+            log.warning("the venue registry cannot be read", exc_info=True)
+            _fail(taken, FrontUnavailable("The store cannot be read to check venues; send the batch again shortly.",
+                                          STORE))  # fmt: skip
+            return
+        if not venues:
+            for p in taken:
+                _settle(p.future, exc=InputError("No venues are registered in the store; import them first "
+                                                 "(qrtrace venues import)."))  # fmt: skip
+            return
         try:
             kafka = self._producer()
             if not kafka.ready:
                 kafka.check_topic()
-        except KafkaUnavailable as exc:
-            for p in taken:
-                p.error = exc
+        except FrontUnavailable as exc:
+            _fail(taken, exc)
             return
-        edge = self._edge_for(self._venues)  # the latest registry read: every request's venues are in it
-        by_source: dict[str, list[_Pending]] = {}
+        edge = self._edge_for(venues)
+        by_source: dict[str, list[Pending]] = {}
         for p in taken:
             by_source.setdefault(p.source, []).append(p)
         for source, group in by_source.items():
@@ -350,17 +297,16 @@ class KafkaFront:
                 continue
             self._produce(kafka, edge, group, source, admitted)
 
-    def _produce(self, kafka: _Kafka, edge: Edge, group: list[_Pending], source: str,
+    def _produce(self, kafka: _Kafka, edge: Edge, group: list[Pending], source: str,
                  admitted: AdmittedBatch | None = None) -> None:  # fmt: skip
-        """Queue one pass's messages, counted to one `_Acks` that every request of the pass waits on."""
+        """Queue one pass's messages, counted to one `_Acks` that settles every request of the pass."""
         try:
             if admitted is None:
                 admitted = edge.admit([line for p in group for line in p.lines])
             shares = split_admitted(admitted, [len(p.lines) for p in group])
         except Exception as exc:
             log.warning("a scanner batch could not be admitted: %r", exc)
-            for p in group:
-                p.error = KafkaUnavailable("The batch could not be sent; send it again shortly.")
+            _fail(group, kafka_unavailable("The batch could not be sent; send it again shortly."))
             return
         acks = _Acks()
         kafka.raw.acks = acks
@@ -370,18 +316,29 @@ class KafkaFront:
             err = exc.args[0] if exc.args else None
             kafka.broken = kafka.broken or (isinstance(err, KafkaError) and err.fatal())
             log.warning("Kafka refused a batch: %s", err)
-            for p in group:
-                p.error = KafkaUnavailable("Kafka refused the batch; send it again shortly.")
-            return
-        finally:
             kafka.raw.acks = None
             acks.seal()
+            _fail(group, kafka_unavailable("Kafka refused the batch; send it again shortly."))
+            return
+        kafka.raw.acks = None
         self.passes += 1
-        for p, share in zip(group, shares, strict=True):
-            p.acks, p.share, p.kafka = acks, share, kafka
+
+        def acknowledged(done: _Acks) -> None:
+            if not done.failed:
+                for p, share in zip(group, shares, strict=True):
+                    _settle(p.future, share)
+                return
+            if done.fatal:
+                kafka.broken = True  # the next pass gets a new producer
+            # A message may bundle several requests' scans: each request of the pass is answered "send it
+            # again" (a resend is deduplicated by scan_id), never a 202 for a scan that was not kept.
+            log.warning("Kafka did not accept %d message(s) of a pass: %s", done.failed, done.first_error)
+            _fail(group, kafka_unavailable("Kafka did not accept the batch; send it again shortly."))
+
+        acks.seal(acknowledged)
 
     def _producer(self) -> _Kafka:
-        """The process's producer (created on the first batch, again only after a fatal error); under the lock."""
+        """The process's producer (created on the first batch, again only after a fatal error)."""
         if self._kafka is not None and self._kafka.broken:
             log.error("Kafka producer failed fatally; starting a new one")
             self._kafka.close(0)
@@ -403,14 +360,26 @@ class KafkaFront:
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Flush what is queued (bounded) and stop; later batches are answered 'send it again'."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-            gatherer = self._gatherer
-        if gatherer is not None:
-            gatherer.join(timeout=ACK_TIMEOUT_S + 5)  # the pass under way finishes queueing its messages
+        self._coalescer.close(ACK_TIMEOUT_S + 5)  # the pass under way finishes queueing its messages
         kafka, self._kafka = self._kafka, None
         if kafka is not None:
             left = kafka.close(timeout_s)
             if left:
                 log.warning("%d Kafka messages unconfirmed at shutdown; their scanners were answered 503", left)
+
+
+def _settle(future: Future[Share], share: Share | None = None, exc: BaseException | None = None) -> None:
+    """Settle a request's future (once: a caller that gave up may have cancelled it)."""
+    try:
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(share)  # type: ignore[arg-type]
+    except InvalidStateError:
+        pass
+
+
+def _fail(group: list[Pending], exc: FrontUnavailable) -> None:
+    """Each request its own exception (one object raised in many threads mixes their tracebacks)."""
+    for p in group:
+        _settle(p.future, exc=FrontUnavailable(str(exc), exc.cause, exc.retry_after_s))

@@ -452,38 +452,41 @@ def _repair_dict(store_report: StoreRepair, state_report: StateRepair, settings:
     }
 
 
+WorkersOpt = Annotated[int, typer.Option("--workers", min=1, max=64,
+                                         help="Processes serving the port (SO_REUSEPORT); more than 1 needs a broker.")]
+
+
 @app.command("ingest-server")
 def serve_scanners(
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port; 0 picks a free one.")] = 8080,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    tokens: Annotated[
-        Path | None,
-        typer.Option(
-            "--tokens",
-            envvar="QRTRACE_SCANNER_TOKENS",
-            help='JSON file {"<token>": {"scanner_id": ..., "venue_id": ...}}.',
-        ),
-    ] = None,
+    workers: WorkersOpt = 1,
     broker: BrokerOpt = None,
     store: StoreOpt = None,
 ) -> None:
-    """Serve scanners over HTTP: POST /v1/checkins (one bearer token per scanner) -> edge -> Kafka."""
-    from qrtrace.producers.http_endpoint import run
+    """Serve scanners only: POST /api/checkins (scanner tokens of `qrtrace tokens issue`), /healthz, /metrics.
+    The same front door as `qrtrace serve`, without the console and the other routes."""
+    from qrtrace.api.server import run
 
-    run(_settings(store).with_overrides(broker=broker), host=host, port=port, tokens=tokens)
+    settings = _settings(store)
+    run(settings.with_overrides(broker=broker) if broker else settings, host, port, workers, scanners_only=True)
 
 
 @app.command()
 def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port; 0 picks a free one.")] = 8000,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    workers: WorkersOpt = 1,
+    broker: BrokerOpt = None,
     store: StoreOpt = None,
     lang: LangOpt = None,
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /docs) and the web console on the store; prints the console's URL."""
+    """Serve the HTTP API (OpenAPI at /docs), the scanner door and the web console on the store; prints the
+    console's URL."""
     from qrtrace.api.server import run
 
-    run(_settings(store, lang), host, port)
+    settings = _settings(store, lang)
+    run(settings.with_overrides(broker=broker) if broker else settings, host, port, workers)
 
 
 @tokens_app.command("issue")

@@ -29,7 +29,7 @@ from qrtrace.identity import (
     merge_contacts,
     normalise_identifier,
 )
-from qrtrace.producers.edge import CONTACT_CONTEXT, Edge, receiving_edge, seal_identities
+from qrtrace.producers.edge import CONTACT_CONTEXT, AdmittedBatch, Edge, receiving_edge, seal_identities
 from qrtrace.queries.coverage import CoverageReport, coverage_report
 from qrtrace.queries.reidentify import Identity, open_contacts, reidentify
 from qrtrace.queries.trace import CaseQuery, TraceBatch, TraceResult, TraceRules, trace_chunks
@@ -156,13 +156,15 @@ class EmbeddedRuntime:
         batches: Iterable[Sequence[bytes]],
         source: str,
         on_batch: Callable[[int], None] | None = None,
+        on_admitted: Callable[[AdmittedBatch], None] | None = None,
     ) -> IngestReport:
-        """Stream batches of JSON lines through edge -> processors -> store; flush at the end."""
+        """Stream batches of JSON lines through edge -> processors -> store; flush at the end.
+        `on_admitted` sees each batch's edge verdict (the front door answers each request from it)."""
         started = time.perf_counter()
         edge, config = self._edge_and_config()
         processor = self._load_processor(config)
         try:
-            report = self._ingest(edge, processor, batches, source, on_batch)
+            report = self._ingest(edge, processor, batches, source, on_batch, on_admitted)
         except BaseException:
             # The state in memory may now be ahead of the store (scan ids remembered, visits not written):
             # forget it, so the next ingest starts from the last state saved after a complete pass and a
@@ -171,6 +173,16 @@ class EmbeddedRuntime:
             raise
         report.seconds = time.perf_counter() - started
         return report
+
+    def ingest_pass(self, lines: Sequence[bytes], source: str) -> AdmittedBatch:
+        """One batch through edge -> processors -> store (a front-door pass); its edge verdict once stored."""
+        verdicts: list[AdmittedBatch] = []
+        self.ingest([lines], source, on_admitted=verdicts.append)
+        return verdicts[0]
+
+    def venues_changed(self) -> None:
+        """Read the venue registry again before the next check-in (another process may have registered)."""
+        self._ingest_parts = None
 
     def _edge_and_config(self) -> tuple[Edge, ProcessorConfig]:
         """The edge and the processor configuration, kept between ingests (an API scanner batch is one
@@ -194,6 +206,7 @@ class EmbeddedRuntime:
         batches: Iterable[Sequence[bytes]],
         source: str,
         on_batch: Callable[[int], None] | None,
+        on_admitted: Callable[[AdmittedBatch], None] | None = None,
     ) -> IngestReport:
         report = IngestReport()
         for lines in batches:
@@ -207,6 +220,8 @@ class EmbeddedRuntime:
             report.add(out, [d.reason for d in admitted.dead_letters], admitted.received)
             if on_batch:
                 on_batch(admitted.received)
+            if on_admitted:
+                on_admitted(admitted)
         out = processor.flush()
         self._write(out, source, now_us())
         report.add(out, [], 0)

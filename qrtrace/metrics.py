@@ -21,3 +21,14 @@ def serve_metrics(port: int | None) -> None:
     """Expose /metrics on 127.0.0.1:port (no-op when port is None)."""
     if port:
         start_http_server(port, addr="127.0.0.1")
+
+# The scanners' front door (`api/scanner_door.py`): what scanners were answered, how fast, and why not.
+FRONT_REQUESTS = Counter("qrtrace_frontdoor_requests_total", "Scanner requests answered, by HTTP status", ["status"])
+FRONT_SCANS = Counter("qrtrace_frontdoor_scans_total", "Check-ins in requests answered 202, by edge verdict",
+                      ["verdict"])  # fmt: skip
+FRONT_SECONDS = Histogram("qrtrace_frontdoor_answer_seconds", "From a scanner request read to its answer",
+                          buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+                                   30))  # fmt: skip
+FRONT_UNAVAILABLE = Counter("qrtrace_frontdoor_unavailable_total", "503 answers (nothing kept), by cause", ["cause"])
+FRONT_QUEUED = Gauge("qrtrace_frontdoor_queued_checkins", "Check-ins waiting for a pass of the front door",
+                     multiprocess_mode="livesum")  # fmt: skip

@@ -28,13 +28,12 @@ def test_a_store_error_is_a_503_sentence_without_the_database_text(service) -> N
 
 def test_every_503_says_when_to_send_again(service) -> None:  # type: ignore[no-untyped-def]
     """DESIGN.md's answer contract: a 503 carries Retry-After (nothing was kept; the same request may be resent)."""
-    from qrtrace.api.group_commit import Overloaded
-    from qrtrace.api.service import Unavailable
+    from qrtrace.producers.front import OVERLOADED, FrontUnavailable
 
     app = create_app(service)
 
     def overloaded() -> None:
-        raise Unavailable(str(Overloaded("The server has more check-ins waiting than it can store soon.")))
+        raise FrontUnavailable("The server has more check-ins waiting than it can keep soon.", OVERLOADED)
 
     app.add_api_route("/api/test-overloaded", overloaded)
     with TestClient(app, raise_server_exceptions=False) as client:

@@ -1,14 +1,16 @@
-"""Scanners -> HTTP endpoint (`qrtrace ingest-server`) -> Kafka -> a Faust worker -> ClickHouse server -> trace.
+"""Scanners -> the front door (`qrtrace ingest-server --workers 2`) -> Kafka -> a Faust worker -> ClickHouse
+server -> trace.
 
-The small-wave example is posted venue by venue, each with its own scanner token (half as a JSON array,
-half as JSON lines, one batch sent twice as a scanner retry would), and the trace must report exactly
-the contacts in expected.json; the stored visits and check-ins must equal the embedded pipeline's.
+The small-wave example is posted venue by venue, each with its own scanner token (`qrtrace tokens issue`,
+bound to the venue; half as a JSON array, half as JSON lines, one batch sent twice as a scanner retry
+would), to two server processes sharing one port; the trace must report exactly the contacts in
+expected.json, the stored visits and check-ins must equal the embedded pipeline's, and /metrics counts
+the requests of both processes.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
 import select
 import shlex
 import signal
@@ -38,7 +40,7 @@ def instant(s: str) -> float:
 
 def post(url: str, token: str, body: bytes, content_type: str) -> tuple[int, dict[str, Any]]:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
-    request = urllib.request.Request(url + "/v1/checkins", data=body, method="POST", headers=headers)
+    request = urllib.request.Request(url + "api/checkins", data=body, method="POST", headers=headers)
     try:
         with _HTTP.open(request, timeout=120) as resp:
             return resp.status, json.loads(resp.read())
@@ -46,24 +48,37 @@ def post(url: str, token: str, body: bytes, content_type: str) -> tuple[int, dic
         return err.code, json.loads(err.read())
 
 
+def scanner_tokens(pipeline, venues: list[str], token_file: Path) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """One scanner token per venue, issued as an operator would (`qrtrace tokens issue`)."""
+    env = {**pipeline.env, "QRTRACE_TOKEN_FILE": str(token_file)}
+    token_of = {}
+    for v in venues:
+        out = subprocess.run([qrtrace_bin(), "tokens", "issue", "--role", "scanner", "--name", f"S-{v}", "--venue", v],
+                             env=env, capture_output=True, text=True, timeout=120, check=True).stdout  # fmt: skip
+        token_of[v] = out.split()[0]
+    return token_of
+
+
 @contextmanager
-def ingest_server(pipeline, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:  # type: ignore[no-untyped-def]
-    """`qrtrace ingest-server` on a free port with one token per small-wave venue; yields (url, token by venue)."""
+def ingest_server(pipeline, tmp_path: Path, workers: int = 2) -> Iterator[tuple[str, dict[str, str]]]:  # type: ignore[no-untyped-def]
+    """`qrtrace ingest-server --workers N` on a free port with one token per small-wave venue; yields (url, token
+    by venue)."""
     venues = [line.split(",")[0] for line in (SMALL_WAVE / "venues.csv").read_text().splitlines()[1:] if line]
-    token_of = {v: secrets.token_urlsafe(32) for v in venues}
-    tokens = tmp_path / "scanner-tokens.json"
-    tokens.write_text(json.dumps({t: {"scanner_id": f"S-{v}", "venue_id": v} for v, t in token_of.items()}))
+    token_file = tmp_path / "tokens.json"
+    token_of = scanner_tokens(pipeline, venues, token_file)
+    assert not any(t in token_file.read_text() for t in token_of.values())  # only scrypt hashes are kept
     log = tmp_path / "ingest-server.log"
     with log.open("ab") as err:
-        proc = subprocess.Popen([qrtrace_bin(), "ingest-server", "--port", "0", "--tokens", str(tokens)],
-                                env=pipeline.env, stdout=subprocess.PIPE, stderr=err)  # fmt: skip
+        proc = subprocess.Popen([qrtrace_bin(), "ingest-server", "--port", "0", "--workers", str(workers)],
+                                env={**pipeline.env, "QRTRACE_TOKEN_FILE": str(token_file)}, stdout=subprocess.PIPE,
+                                stderr=err)  # fmt: skip
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 120)
         banner = proc.stdout.readline().decode() if ready else ""  # type: ignore[union-attr]
         assert "listening on http://" in banner, f"no banner ({banner!r}): {log.read_text(errors='replace')[-2000:]}"
         url = banner.split("listening on ")[1].split()[0]
         yield url, token_of
-        proc.send_signal(signal.SIGTERM)  # the server flushes the producer and exits 0
+        proc.send_signal(signal.SIGTERM)  # the workers flush their producers; the supervisor exits 0
         assert proc.wait(timeout=60) == 0, log.read_text(errors="replace")[-2000:]
     finally:
         if proc.poll() is None:
@@ -122,8 +137,10 @@ def test_small_wave_posted_by_scanners_is_traced_end_to_end(pipeline, tmp_path: 
         other = sorted(by_venue)[1]
         status, doc = post(url, token_of[venue], b"\n".join(by_venue[other]), "application/x-ndjson")
         assert status == 403 and other in doc["error"], doc
-        with _HTTP.open(url + "/metrics", timeout=30) as resp:
-            assert 'qrtrace_http_requests_total{route="/v1/checkins",status="202"} 5.0' in resp.read().decode()
+        with _HTTP.open(url + "metrics", timeout=30) as resp:  # both processes' requests, summed
+            metrics = resp.read().decode()
+        assert 'qrtrace_frontdoor_requests_total{status="202"} 5.0' in metrics, metrics[-3000:]
+        assert 'qrtrace_frontdoor_requests_total{status="403"} 1.0' in metrics
 
     log = tmp_path / "worker.log"
     pipeline.start_worker(log)

@@ -1,0 +1,194 @@
+"""The scanners' way in behind the HTTP front door: one small interface, two implementations.
+
+The front door (`api/scanner_door.py`) authenticates a request and checks its shape; what happens to its
+check-ins next depends on the deployment, and is one of:
+
+- `EmbeddedFront` (`producers/embedded_front.py`): the group commit into the embedded runtime: the
+  requests waiting while the previous pass was stored go through edge -> processors -> store in one pass.
+- `KafkaFront` (`producers/kafka_front.py`): one long-lived edge and producer per process; the requests
+  arriving within a few milliseconds go through one edge pass and one produce (bundles of many scans).
+
+Both gather concurrent requests with the same `Coalescer` (one thread runs the passes, because the edge
+and the runtime are not thread-safe and their fixed cost per call dominates single-scan requests), and
+both answer each request with its own `Share` of the pass once that share is durable (stored, or
+acknowledged by Kafka). A request that cannot be kept fails with `FrontUnavailable` and a cause; the
+door turns that into a 503 with Retry-After ("nothing was kept, send it again": scan_id makes resends safe).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from qrtrace.producers.coalesce import Share, take_pass
+
+log = logging.getLogger("qrtrace.front")
+
+# Why a request was answered 503 (a label of the front door's metrics and the operations page).
+OVERLOADED = "overloaded"  # more check-ins waiting than the front can keep soon
+KAFKA = "kafka"  # the broker is away, refused or did not acknowledge in time
+STORE = "store"  # the store is away or refused the pass
+TIMEOUT = "timeout"  # no answer within the request's time limit
+SHUTTING_DOWN = "shutting_down"
+CAUSES = (OVERLOADED, KAFKA, STORE, TIMEOUT, SHUTTING_DOWN)
+
+
+class FrontUnavailable(Exception):
+    """Nothing of the request is confirmed as kept: answer 503 with Retry-After; a resend is safe."""
+
+    def __init__(self, message: str, cause: str, retry_after_s: int = 2) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.retry_after_s = retry_after_s
+
+
+class ScannerFront(Protocol):
+    """Where the front door hands a request's check-ins (JSON lines, already shape-checked)."""
+
+    kind: str  # "embedded" or "kafka": what a 202 means (stored, or acknowledged by Kafka)
+    answer_timeout_s: float  # how long a request may wait for its share before it is answered 503
+
+    def submit(self, lines: list[bytes], venue_ids: Collection[str], source: str) -> Future[Share]:
+        """Queue the request; the future gets its share once durable, or FrontUnavailable / InputError.
+        Raises FrontUnavailable at once when the front is past capacity or closed."""
+        ...
+
+    def withdraw(self, future: Future[Share]) -> bool:
+        """Take a request that is still waiting for its pass out of the queue (its caller gave up)."""
+        ...
+
+    def queued_lines(self) -> int:
+        """Check-ins waiting for a pass (the queue depth the operations page shows)."""
+        ...
+
+    def venues_changed(self) -> None:
+        """A venue was registered through this process: the next pass reads the registry again."""
+        ...
+
+    def close(self) -> None:
+        """Finish (bounded) what is under way; later requests are answered 503."""
+        ...
+
+
+def send(front: ScannerFront, lines: list[bytes], venue_ids: Collection[str], source: str) -> Share:
+    """Blocking form of `submit` for threads (tests and the CLI): the share, or FrontUnavailable."""
+    future = front.submit(lines, venue_ids, source)
+    try:
+        return future.result(front.answer_timeout_s)
+    except FutureTimeout:
+        front.withdraw(future)
+        raise FrontUnavailable(f"The batch was not confirmed within {front.answer_timeout_s:g} s; send it again.",
+                               TIMEOUT) from None  # fmt: skip
+
+
+@dataclass(eq=False)
+class Pending:
+    """One request waiting for its pass."""
+
+    lines: list[bytes]
+    source: str
+    venue_ids: Collection[str] = ()  # the venues its check-ins name (the Kafka front checks its registry cache)
+    future: Future[Share] = field(default_factory=Future)
+    arrived: float = field(default_factory=time.monotonic)
+
+
+class Coalescer:
+    """Concurrent requests gathered into passes, run one at a time by one thread.
+
+    `run_pass(taken)` settles the future of every request it is given (a share or an exception), now or
+    later (Kafka settles them from its delivery reports); if it raises, the requests it left unsettled are
+    answered "send it again". A pass starts `linger_s` after its first request arrived (0: as soon as the
+    thread is free, so the requests that arrive while a pass runs form the next one), or at once when
+    `max_pass_lines` wait. Past `max_queued_lines` waiting, a request is refused at once (503): at that
+    depth its answer would come too late to be worth waiting for.
+    """
+
+    def __init__(self, name: str, run_pass: Callable[[list[Pending]], None], *, linger_s: float,
+                 max_pass_lines: int, max_queued_lines: int) -> None:  # fmt: skip
+        self._name = name
+        self._run_pass = run_pass
+        self._linger_s = linger_s
+        self._max_pass = max_pass_lines
+        self._max_queued = max_queued_lines
+        self._cond = threading.Condition()
+        self._queue: list[Pending] = []
+        self._queued = 0
+        self._closed = False
+        self._thread: threading.Thread | None = None  # started by the first request
+        self.passes = 0
+
+    def submit(self, lines: list[bytes], source: str, venue_ids: Collection[str] = ()) -> Future[Share]:
+        pending = Pending(lines, source, venue_ids)
+        with self._cond:
+            if self._closed:
+                raise FrontUnavailable("The server is shutting down; send the batch again.", SHUTTING_DOWN)
+            if self._queue and self._queued + len(lines) > self._max_queued:
+                raise FrontUnavailable("The server has more check-ins waiting than it can keep soon; nothing of "
+                                       "this batch was kept, send it again in a moment.", OVERLOADED)  # fmt: skip
+            self._queue.append(pending)
+            self._queued += len(lines)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+        return pending.future
+
+    def withdraw(self, future: Future[Share]) -> bool:
+        with self._cond:
+            for i, p in enumerate(self._queue):
+                if p.future is future:
+                    del self._queue[i]
+                    self._queued -= len(p.lines)
+                    return True
+        return False
+
+    def queued_lines(self) -> int:
+        return self._queued
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Refuse new requests and run (bounded by `timeout_s`) the passes of those already queued."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=timeout_s)
+
+    def _take(self) -> list[Pending] | None:
+        with self._cond:
+            while not self._queue and not self._closed:
+                self._cond.wait()
+            if not self._queue:
+                return None  # closed, and everything queued before it was taken
+            deadline = self._queue[0].arrived + self._linger_s
+            while not self._closed and self._queued < self._max_pass:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            taken, n = take_pass(self._queue, self._max_pass)
+            self._queued -= n
+            return taken
+
+    def _run(self) -> None:
+        while (taken := self._take()) is not None:
+            try:
+                self._run_pass(taken)
+                self.passes += 1
+            except BaseException:  # every waiting caller gets an answer, never a hang
+                log.exception("a %s pass failed", self._name)
+                for p in taken:
+                    if not p.future.done():
+                        p.future.set_exception(FrontUnavailable("The batch could not be kept; send it again "
+                                                                "shortly.", STORE))  # fmt: skip
+        with self._cond:
+            left, self._queue, self._queued = self._queue, [], 0
+        for p in left:
+            p.future.set_exception(FrontUnavailable("The server is shutting down; send the batch again.",
+                                                    SHUTTING_DOWN))  # fmt: skip
