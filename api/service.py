@@ -176,7 +176,8 @@ class ApiService:
         # the first batch); embedded, the group commit into this process's runtime.
         self.front: ScannerFront = (
             KafkaFront(settings, self.rt.keyring, self._venue_ids) if settings.broker
-            else EmbeddedFront(self._store_pass, on_registry_change=self.rt.venues_changed)
+            else EmbeddedFront(self._store_pass, max_queued_events=settings.front_queue_checkins,
+                               on_registry_change=self.rt.venues_changed)
         )  # fmt: skip
         self.started_at_us = now_us()
         self.geo = self._geography()

@@ -28,9 +28,9 @@ from qrtrace.producers.front import STORE, Coalescer, FrontUnavailable, Pending
 log = logging.getLogger("qrtrace.front")
 
 MAX_EVENTS_PER_PASS = 20_000
-# Past this many check-ins waiting, a new request is refused at once: at ~4 passes behind, its answer
-# would come too late to be worth waiting for (a scanner retries after Retry-After).
-MAX_QUEUED_EVENTS = 4 * MAX_EVENTS_PER_PASS
+# Past this many check-ins waiting, a new request is refused at once: a couple of passes behind, its answer
+# would come too late to be worth waiting for (a scanner retries after Retry-After). Settings.front_queue_checkins.
+MAX_QUEUED_EVENTS = 40_000
 ANSWER_TIMEOUT_S = 60.0
 
 

@@ -9,7 +9,7 @@ stays for `qrtrace produce`). `KafkaFront` keeps all of that for the life of the
   `MAX_PASS_LINES`) into one pass run by one thread: one edge pass (validate + pseudonymise + seal; the
   edge is not thread-safe, and its fixed cost per call dominated single-scan requests) and one produce, so
   Kafka's messages bundle many scans whatever the request size. `coalesce.split_admitted` gives each
-  request its own counts. Past `MAX_QUEUED_LINES` waiting, a request is refused at once (503).
+  request its own counts. Past `settings.front_queue_checkins` waiting, a request is refused at once (503).
 - Each pass's messages are counted to that pass (`_Acks`): its requests' futures are settled when Kafka
   has acknowledged the messages of *that* pass, not when the whole producer queue is empty (under steady
   load it never is). The gathering thread does not wait for Kafka, so the next pass is built meanwhile.
@@ -49,13 +49,12 @@ ACK_TIMEOUT_S = 10.0  # Kafka's acknowledgement of one batch; past it the batch 
 METADATA_TIMEOUT_S = 5.0  # the first batch's topic lookup (a broker that is away answers 503, not 30 s later)
 VENUE_REFRESH_S = 5.0
 MISS_REFRESH_GAP_S = 0.5
+DOWN_PROBE_S = 0.5  # while every broker is away, how often the producer asks whether one is back
 
 
 LINGER_S = 0.003  # how long the first request of a pass waits for others to join it
 PRODUCER_LINGER_MS = 2
 MAX_PASS_LINES = 5_000  # a pass starts at once when this many check-ins wait (one request's maximum)
-# Past this many check-ins waiting, a new request is refused at once (503): its answer would come too late.
-MAX_QUEUED_LINES = 8 * MAX_PASS_LINES
 
 
 def kafka_unavailable(message: str) -> FrontUnavailable:
@@ -158,7 +157,11 @@ class _Kafka:
         # The front already gathers requests into bundles, so the producer's own 25 ms linger would only add
         # to every answer's wait for its acknowledgement.
         config = {**producer_config(settings.broker or ""), "message.timeout.ms": int(ACK_TIMEOUT_S * 1000),
-                  "linger.ms": PRODUCER_LINGER_MS}  # fmt: skip
+                  "linger.ms": PRODUCER_LINGER_MS, "error_cb": self._on_error}  # fmt: skip
+        # Since when every broker is unreachable (librdkafka's _ALL_BROKERS_DOWN), None while one is reachable:
+        # meanwhile new requests are answered 503 at once instead of waiting ACK_TIMEOUT_S for a refusal.
+        self.down_since: float | None = None
+        self._probed_at = 0.0
         self.raw = _AckingProducer(Producer(config))
         self.producer = CheckinProducer(settings.broker or "", registry_for(settings.schema_registry_url),
                                         settings.topic_prefix, producer=self.raw)  # type: ignore[arg-type]  # fmt: skip
@@ -169,9 +172,31 @@ class _Kafka:
         self._poller = threading.Thread(target=self._poll, name="qrtrace-kafka-acks", daemon=True)
         self._poller.start()
 
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN and self.down_since is None:
+            log.warning("every Kafka broker is unreachable; scanner requests are answered 503 until one is back")
+            self.down_since = time.monotonic()
+
+    def delivered(self) -> None:
+        """A message was acknowledged: a broker is reachable."""
+        self.down_since = None
+
     def _poll(self) -> None:
         while not self._stop.is_set():
             self.raw.poll(0.05)
+            if self.down_since is not None and time.monotonic() - self._probed_at >= DOWN_PROBE_S:
+                self._probe()
+
+    def _probe(self) -> None:
+        """While every broker is away, ask for the topic's metadata now and then: an answer means one is back
+        (no message is sent meanwhile, so no delivery report could say so)."""
+        self._probed_at = time.monotonic()
+        try:
+            self.raw.list_topics(self.checkins_topic, timeout=DOWN_PROBE_S)
+        except KafkaException:
+            return
+        log.warning("a Kafka broker is reachable again; scanner requests are accepted")
+        self.down_since = None
 
     def check_topic(self) -> None:
         try:
@@ -206,7 +231,8 @@ class KafkaFront:
         self._read_venues = read_venues
         self._clock = clock
         self._coalescer = Coalescer("qrtrace-kafka-coalesce", self._pass, linger_s=LINGER_S,
-                                    max_pass_lines=MAX_PASS_LINES, max_queued_lines=MAX_QUEUED_LINES)  # fmt: skip
+                                    max_pass_lines=MAX_PASS_LINES,
+                                    max_queued_lines=settings.front_queue_checkins)  # fmt: skip
         self._edge: Edge | None = None
         self._edge_venues: frozenset[str] | None = None
         self._kafka: _Kafka | None = None
@@ -247,7 +273,11 @@ class KafkaFront:
     # -- batches ----------------------------------------------------------------------------------------------
     def submit(self, lines: list[bytes], venue_ids: Collection[str], source: str) -> Future[Share]:
         """Queue the batch for the next pass (with the requests arriving at the same moment); its future gets
-        this batch's share of the verdict once Kafka acknowledged the messages of its pass."""
+        this batch's share of the verdict once Kafka acknowledged the messages of its pass. While every
+        broker is away, FrontUnavailable at once."""
+        kafka = self._kafka
+        if kafka is not None and kafka.down_since is not None:
+            raise kafka_unavailable("Kafka is unreachable; nothing of this batch was kept, send it again shortly.")
         return self._coalescer.submit(lines, source, venue_ids)
 
     def send(self, lines: list[bytes], venue_ids: Collection[str], source: str) -> Share:
@@ -324,6 +354,8 @@ class KafkaFront:
         self.passes += 1
 
         def acknowledged(done: _Acks) -> None:
+            if done.settled > done.failed:
+                kafka.delivered()
             if not done.failed:
                 for p, share in zip(group, shares, strict=True):
                     _settle(p.future, share)

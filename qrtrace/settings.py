@@ -63,11 +63,16 @@ class Settings:
     trace_chunk_rows: int = 1_000_000  # QRTRACE_TRACE_CHUNK_ROWS: exposures a chunk of cases aims at (memory)
     trace_result_max_rows: int = 500_000  # QRTRACE_TRACE_RESULT_MAX_ROWS: exposures one JSON result may hold
     xlsx_max_rows: int = 2_000_000  # QRTRACE_XLSX_MAX_ROWS: rows an XLSX call list may hold (more: use CSV)
+    # The scanner front door refuses a request at once (503 + Retry-After) while this many check-ins already
+    # wait for a pass in its process: past it an answer would come too late to be worth waiting for.
+    front_queue_checkins: int = 40_000  # QRTRACE_FRONT_QUEUE_CHECKINS
 
     def __post_init__(self) -> None:
         for name in ("max_future_minutes", "visit_cap_min_hours", "retention_days"):
             if getattr(self, name) < 0:
                 raise InputError(f"{name} cannot be negative, got {getattr(self, name)}.")
+        if self.front_queue_checkins < 1:
+            raise InputError(f"front_queue_checkins must be at least 1, got {self.front_queue_checkins}.")
         if self.visit_cap_factor < 1:
             raise InputError(f"visit_cap_factor must be at least 1, got {self.visit_cap_factor}.")
 
@@ -139,6 +144,7 @@ _INT_ENV = {
     "QRTRACE_AUTH_FAILURES_PER_CLIENT": "auth_failures_per_client",
     "QRTRACE_AUTH_FAILURES_PER_TOKEN": "auth_failures_per_token",
     "QRTRACE_AUTH_FAILURE_WINDOW_SECONDS": "auth_failure_window_seconds",
+    "QRTRACE_FRONT_QUEUE_CHECKINS": "front_queue_checkins",
 }
 
 
