@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
+from collections.abc import Iterator
 
 import orjson
 
@@ -116,6 +118,14 @@ def _serve(settings: Settings, host: str, sock: socket.socket, scanners_only: bo
             await super().startup(sockets)
             if ready is not None:
                 ready.set()  # type: ignore[attr-defined]  # the supervisor's multiprocessing Event
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                yield
+                # uvicorn raises the signal again once its requests are answered, which would end the process
+                # before the service is closed (the Kafka front flushed): close it, then exit 0.
+                self._captured_signals.clear()
 
     server = Server(uvicorn.Config(create_app(svc, scanners_only=scanners_only), host=host,
                                    log_level="warning", access_log=False))  # fmt: skip
