@@ -35,6 +35,31 @@ class VenueState:
     version: int = 0  # occupancy emission counter: the store keeps the highest
     clock_us: int = NEVER  # the partition's event-time clock when this state was last saved (adapters)
 
+    # Pickled after every batch that touches the venue (the embedded state file, the Faust changelog), so
+    # the pairing state goes as five plain columns instead of one KeyState object per person: for a venue
+    # with 10,000 people in its window that is ~5 ms instead of ~100 ms a save (slots dataclasses pickle
+    # through copyreg, one call per object).
+    def __getstate__(self) -> dict[str, object]:
+        keys = self.keys
+        return {
+            "seen": self.seen, "held": self.held, "present": self.present, "arrivals": self.arrivals,
+            "version": self.version, "clock_us": self.clock_us,
+            "key_columns": (list(keys), [k.open_start for k in keys.values()], [k.last_time for k in keys.values()],
+                            [k.open_scan for k in keys.values()], [k.emitted for k in keys.values()]),
+        }  # fmt: skip
+
+    def __setstate__(self, state: object) -> None:
+        if isinstance(state, tuple):  # written before the columns: (None, {slot: value}), copyreg's form
+            for name, value in state[1].items():
+                setattr(self, name, value)
+            return
+        assert isinstance(state, dict)
+        persons, starts, lasts, scans, emitted = state.pop("key_columns")
+        for name, value in state.items():
+            setattr(self, name, value)
+        self.keys = {p: KeyState(o, t, s, e) for p, o, t, s, e in zip(persons, starts, lasts, scans, emitted,
+                                                                         strict=True)}  # fmt: skip
+
 
 @dataclass
 class PartitionState:
