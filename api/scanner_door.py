@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from pydantic import TypeAdapter, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -177,13 +177,47 @@ class ScannerDoor:
     # -- GET /metrics -----------------------------------------------------------------------------------------
     def _metrics(self) -> bytes:
         FRONT_QUEUED.set(self.svc.front.queued_lines())
-        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # `--workers N`: every worker's counters, summed
-            from prometheus_client import multiprocess
+        return generate_latest(_registry())
 
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
-            return generate_latest(registry)
-        return generate_latest()
+
+def _registry() -> CollectorRegistry:
+    """This process's metrics, or every worker's summed (`--workers N`: prometheus_client's multiprocess mode)."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return REGISTRY
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+def front_door_stats(queued_checkins: int) -> dict:
+    """The front door's figures for the operations page: answers by status, 503s by cause, check-ins by edge
+    verdict, answer-time percentiles (from the histogram's buckets: an upper bound) and the queue depth."""
+    samples = {}
+    for family in _registry().collect():
+        if family.name.startswith("qrtrace_frontdoor"):
+            for sample in family.samples:
+                samples.setdefault(sample.name, []).append(sample)
+
+    def by(name: str, label: str) -> dict[str, int]:
+        return {s.labels[label]: int(s.value) for s in samples.get(name, [])}
+
+    buckets = sorted(((float(s.labels["le"]), s.value) for s in samples.get("qrtrace_frontdoor_answer_seconds_bucket",
+                                                                           [])), key=lambda b: b[0])  # fmt: skip
+    total = buckets[-1][1] if buckets else 0
+
+    def percentile(q: float) -> float | None:
+        for le, count in buckets:
+            if total and count >= q * total:
+                return None if le == float("inf") else le * 1000
+        return None
+
+    return {"requests": by("qrtrace_frontdoor_requests_total", "status"),
+            "unavailable": by("qrtrace_frontdoor_unavailable_total", "cause"),
+            "scans": by("qrtrace_frontdoor_scans_total", "verdict"),
+            "answer_ms_p50": percentile(0.5), "answer_ms_p99": percentile(0.99),
+            "queued_checkins": queued_checkins}  # fmt: skip
 
 
 def _records(body: bytes, ndjson: bool) -> list[CheckinIn]:

@@ -743,6 +743,8 @@ class ApiService:
 
     # -- operations and audit -----------------------------------------------------------------------------
     def operations(self, who: Principal) -> dict:
+        from qrtrace.api.scanner_door import front_door_stats
+
         authorize(who, Action.READ_OPERATIONS, Scope(), self.geo)
         now = now_us()
         with self._lock:
@@ -758,6 +760,7 @@ class ApiService:
             "mode": "embedded" if self.settings.broker is None else "distributed",
             "store": "chDB (embedded)" if self.settings.is_embedded_store else "ClickHouse server",
             "workers": self.watcher.scrape(self.settings.metrics_urls),
+            "front_door": {"kind": self.front.kind, **front_door_stats(self.front.queued_lines())},
             "api_ingest": {**self.ingest_stats.__dict__,
                            "events_per_second": (self.ingest_stats.received / self.ingest_stats.seconds
                                                  if self.ingest_stats.seconds else None)},
