@@ -50,6 +50,7 @@ import os
 import platform
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -313,8 +314,9 @@ def prefix_counts(store: Any, prefix: str) -> dict[str, int]:
     }
 
 
-def exact_check(store: Any, prefix: str, accepted: Sequence[str]) -> dict[str, int]:
-    """Each scan_id answered 202 (accepted) must be stored exactly once (raw rows); what else is stored."""
+def exact_check(store: Any, prefix: str, accepted: Sequence[str], refused: Sequence[str] = ()) -> dict[str, int]:
+    """Each scan_id answered 202 (accepted) must be stored exactly once (raw rows); what else is stored, and
+    how much of it was answered with a refusal (503 and the like: the contract says nothing of it is kept)."""
     got = store.query(PREFIX_IDS, {"n": len(prefix), "p": prefix})
     stored = dict(zip(got["scan_id"], (int(n) for n in got["n"]), strict=True))
     want = set(accepted)
@@ -324,6 +326,7 @@ def exact_check(store: Any, prefix: str, accepted: Sequence[str]) -> dict[str, i
         "stored_more_than_once": sum(1 for s in want if stored.get(s, 0) > 1),
         "duplicate_rows": sum(n - 1 for n in stored.values() if n > 1),
         "stored_without_202": sum(1 for s in stored if s not in want),
+        "stored_although_refused": sum(1 for s in set(refused) if s in stored),
     }
 
 
@@ -339,7 +342,9 @@ def check_store_main(argv: Sequence[str]) -> int:
     try:
         out = {
             "prefixes": {p: prefix_counts(store, p) for p in request["prefixes"]},
-            "exact": {p: exact_check(store, p, ids) for p, ids in request["exact"].items()},
+            "exact": {
+                p: exact_check(store, p, ids, request["refused"].get(p, ())) for p, ids in request["exact"].items()
+            },
         }
     finally:
         store.close()
@@ -369,16 +374,23 @@ def wait_caught_up(
     return last or {}, time.monotonic() - started
 
 
-def run_checks(counts: dict[str, int], accepted_202: int) -> dict[str, Any]:
-    """lost / duplicated / stored_without_202 of a run whose 202s are only counted (wrk)."""
-    return {
+def run_checks(counts: dict[str, int], accepted_202: int, unanswered: int | None = None) -> dict[str, Any]:
+    """lost / duplicated / stored_without_202 of a run whose 202s are only counted (wrk). `unanswered`: requests
+    sent but never answered (in flight when wrk stopped, or a socket error): they may be stored. Stored scans
+    beyond those were answered something other than 202 (a 503 promises nothing was kept): reported."""
+    without = max(0, counts["distinct"] - accepted_202)
+    out = {
         **counts,
         "accepted_202": accepted_202,
         "lost": max(0, accepted_202 - counts["distinct"]),
         "duplicated": counts["raw_rows"] - counts["distinct"],
         "duplicated_after_final": counts["final_rows"] - counts["distinct"],
-        "stored_without_202": max(0, counts["distinct"] - accepted_202),
+        "stored_without_202": without,
     }
+    if unanswered is not None:
+        out["unanswered_at_end"] = unanswered
+        out["stored_beyond_unanswered"] = max(0, without - unanswered)
+    return out
 
 
 # -- requests ---------------------------------------------------------------------------------------------
@@ -454,6 +466,7 @@ def verify_client(
 ) -> dict[str, Any]:
     """`n` single-scan requests from `threads` keep-alive clients, remembering every scan_id accepted."""
     accepted: list[str] = []
+    refused: list[str] = []
     statuses: dict[int, int] = defaultdict(int)
     lock = threading.Lock()
     per = max(1, n // threads)
@@ -473,12 +486,14 @@ def verify_client(
                 statuses[status] += 1
                 if accepted_one(status, body):
                     accepted.append(scan_id)
+                elif status not in (0, 202):
+                    refused.append(scan_id)
         conn.close()
 
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(run, range(threads)))
-    return {"requests": per * threads, "accepted": accepted, "statuses": dict(statuses),
+    return {"requests": per * threads, "accepted": accepted, "refused": refused, "statuses": dict(statuses),
             "seconds": round(time.perf_counter() - started, 2)}  # fmt: skip
 
 
@@ -520,6 +535,8 @@ def run_wrk(
         "status_503": w["status_503"],
         "status_other": w["status_other"],
         "socket_errors": errors,
+        # requests made but never answered: in flight when wrk stopped (wrk drops them), or a socket error
+        "unanswered": w["generated"] - w["requests"],
         "requests_per_s": round(w["requests"] / seconds, 1),
         "scans_per_s": round(w["accepted_202"] / seconds, 1),
         "p50_ms": round(w["p50_us"] / 1000, 1),
@@ -584,9 +601,11 @@ def run_vegeta(
     rate: int,
     duration_s: int,
     logs: Path,
+    max_workers: int = 4096,
 ) -> dict[str, Any]:
     """Open loop: `rate` single-scan requests per second for `duration_s`, whatever the answers take.
-    Every target has its own scan_id, also in the query string, so each result names its scan."""
+    Every target has its own scan_id, also in the query string, so each result names its scan. At most
+    `max_workers` requests are in flight (each on its own connection): the bound on an overloaded door."""
     n = int(rate * duration_s * 1.05) + 100  # a few spare: vegeta wraps around its targets when they run out
     t0 = datetime.now(UTC)
     targets = logs / f"targets-{prefix.rstrip('-')}.jsonl"
@@ -603,7 +622,7 @@ def run_vegeta(
             }) + "\n")  # fmt: skip
     results = logs / f"results-{prefix.rstrip('-')}.bin"
     cmd = [str(vegeta), "attack", "-format=json", f"-targets={targets}", f"-rate={rate}/1s",
-           f"-duration={duration_s}s", "-timeout=30s", "-max-workers=4096", "-max-body=512", "-http2=false",
+           f"-duration={duration_s}s", "-timeout=30s", f"-max-workers={max_workers}", "-max-body=512", "-http2=false",
            f"-output={results}"]  # fmt: skip
     r = run_client(cmd, dict(os.environ), duration_s + 120, logs, f"vegeta-{prefix.rstrip('-')}")
     if r["rc"] != 0:
@@ -613,43 +632,54 @@ def run_vegeta(
     if enc.returncode != 0:
         raise RuntimeError(f"vegeta encode failed: {enc.stderr[-1000:]}")
     accepted: set[str] = set()
+    refused: set[str] = set()  # answered, but not 202 (a 503: nothing of it may be kept)
     statuses: dict[str, int] = defaultdict(int)
     latencies: list[float] = []
     errors: dict[str, int] = defaultdict(int)
     dead = 0
-    first_ts = last_ts = None
+    sends: list[float] = []
+    answered_at: list[float] = []
     for line in enc.stdout.splitlines():
         res = json.loads(line)
         statuses[str(res["code"])] += 1
         latencies.append(res["latency"] / 1e6)
         if res.get("error"):
             errors[res["error"][:120]] += 1
-        ts = res["timestamp"]
-        first_ts = ts if first_ts is None or ts < first_ts else first_ts
-        last_ts = ts if last_ts is None or ts > last_ts else last_ts
+        sent_at = _rfc3339(res["timestamp"])
+        sends.append(sent_at)
+        answered_at.append(sent_at + res["latency"] / 1e9)
+        scan_id = res["url"].rsplit("bench_scan=", 1)[1]
+        if res["code"] not in (0, 202):
+            refused.add(scan_id)
         if res["code"] == 202:
-            scan_id = res["url"].rsplit("bench_scan=", 1)[1]
             if accepted_one(202, base64.b64decode(res.get("body") or b"")):
                 accepted.add(scan_id)
             else:
                 dead += 1
     latencies.sort()
     sent = len(latencies)
-    seconds = duration_s
-    with contextlib.suppress(ValueError, TypeError):  # vegeta's timestamps: RFC 3339 with nanoseconds
-        span = _rfc3339(last_ts) - _rfc3339(first_ts)  # type: ignore[arg-type]
-        seconds = max(span, 1e-3)
+    # Sending spans the first to the last send; the door's work spans the first send to the last answer.
+    send_s = max(max(sends) - min(sends), 1e-3) if sends else float(duration_s)
+    seconds = max(max(answered_at) - min(sends), 1e-3) if sends else float(duration_s)
+    kept_rate = sent >= 0.95 * rate * duration_s
+    short = (
+        f"vegeta sent {sent:,} of the {rate * duration_s:,} requests of {duration_s} s at {rate:,}/s: its "
+        f"{max_workers:,} workers were all waiting for answers, so the door was offered less than the rate"
+    )
     return {
-        "client": f"vegeta {VEGETA_VERSION} (open loop)",
+        "client": f"vegeta {VEGETA_VERSION} (open loop, at most {max_workers} requests in flight)",
         "offered_rate": rate,
         "seconds": round(seconds, 2),
+        "send_seconds": round(send_s, 2),
         "requests": sent,
-        "sent_per_s": round(sent / seconds, 1),
+        "sent_per_s": round(sent / send_s, 1),
+        "client_kept_rate": kept_rate,
+        "note": None if kept_rate else short,
         "accepted_202": len(accepted),
         "dead_lettered_202": dead,
         "statuses": dict(statuses),
         "errors": dict(errors),
-        "scans_per_s": round(len(accepted) / seconds, 1),
+        "scans_per_s": round(len(accepted) / seconds, 1),  # accepted per second, first send to last answer
         "p50_ms": _round(percentile(latencies, 50)),
         "p90_ms": _round(percentile(latencies, 90)),
         "p99_ms": _round(percentile(latencies, 99)),
@@ -659,6 +689,7 @@ def run_vegeta(
         "client_cpu_s": round(r["cpu_s"], 2),
         "client_wall_s": round(r["wall_s"], 2),
         "_accepted_ids": sorted(accepted),
+        "_refused_ids": sorted(refused),
     }
 
 
@@ -709,9 +740,9 @@ class Door:
         stop_process(self.proc)
 
 
-def has_workers_flag(qrtrace: Path) -> bool:
-    """Does this checkout's `qrtrace serve` take --workers (issue 11, item 3)?"""
-    proc = subprocess.run([str(qrtrace), "serve", "--help"], capture_output=True, text=True, timeout=120,
+def has_workers_flag(argv: list[str]) -> bool:
+    """Does this checkout's `qrtrace serve` (the door's command) take --workers (issue 11, item 3)?"""
+    proc = subprocess.run([*argv, "--help"], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})  # fmt: skip
     return re.search(r"--workers\b", proc.stdout) is not None
 
@@ -790,7 +821,7 @@ class Bench:
         return run
 
     def distributed_variant(self, name: str, door: Door, store: Any, connections: list[int],
-                            paced: bool) -> dict[str, Any]:  # fmt: skip
+                            paced: bool, processes: int) -> dict[str, Any]:  # fmt: skip
         """Warm the door, wrk at each concurrency (+ the paced run), the verify client; each checked."""
         a = self.args
         scanners = self.scanners if name == "new" else self.baseline_tokens
@@ -798,7 +829,8 @@ class Bench:
         self.stack.door, self.stack.door_label = door.proc, f"front door ({name})"
         out: dict[str, Any] = {"runs": []}
         warm_prefix = f"{self.run_id}-{name}-warm-"
-        warm = sign_in(door.port, door.path, scanners, warm_prefix, a.sign_in_connections)
+        per_token = a.sign_in_connections or 4 * processes  # each process verifies a token once
+        warm = sign_in(door.port, door.path, scanners, warm_prefix, per_token)
         out["sign_in"] = {k: v for k, v in warm.items() if k != "accepted"}
         if len(warm["accepted"]) != warm["requests"]:
             raise RuntimeError(f"{name}: only {len(warm['accepted'])} of {warm['requests']} sign-in requests were "
@@ -811,15 +843,16 @@ class Bench:
             run = self.measured(lambda c=c, prefix=prefix: run_wrk(
                 door.port, door.path, self.lua, scanners_file, prefix, c, a.duration, self.logs))  # fmt: skip
             run["name"], run["prefix"] = f"{name} c={c}", prefix
-            run["store"], run["drain_s"] = self.drain(store, prefix, run["accepted_202"], door)
+            run["store"], run["drain_s"] = self.drain(store, prefix, run["accepted_202"], door, run["unanswered"])
             out["runs"].append(run)
             self._say(run)
         if paced and a.paced_rate > 0:
             out["paced"] = self.paced(door, store, scanners, scanners_file, name)
         prefix = f"{self.run_id}-{name}-verify-"
         v = verify_client(door.port, door.path, scanners, prefix, a.verify_requests, a.verify_threads)
-        out["verify"] = {k: val for k, val in v.items() if k != "accepted"}
-        out["verify"]["check"] = exact_check_after(store, prefix, v["accepted"], a.drain_timeout, self._alive(door))
+        out["verify"] = {k: val for k, val in v.items() if k not in ("accepted", "refused")}
+        out["verify"]["check"] = exact_check_after(store, prefix, v["accepted"], a.drain_timeout, self._alive(door),
+                                                   v["refused"])  # fmt: skip
         log(f"{name} verify: {len(v['accepted'])} accepted of {v['requests']}; {out['verify']['check']}")
         return out
 
@@ -832,14 +865,15 @@ class Bench:
         if self.vegeta is not None:
             vegeta = self.vegeta
             run = self.measured(lambda: run_vegeta(vegeta, door.port, door.path, scanners, prefix, a.paced_rate,
-                                                   duration, self.logs))  # fmt: skip
-            ids = run.pop("_accepted_ids")
-            run["exact"] = exact_check_after(store, prefix, ids, a.drain_timeout, self._alive(door))
+                                                   duration, self.logs, a.paced_max_workers))  # fmt: skip
+            ids, refused = run.pop("_accepted_ids"), run.pop("_refused_ids")
+            run["exact"] = exact_check_after(store, prefix, ids, a.drain_timeout, self._alive(door), refused)
             run["store"] = prefix_counts(store, prefix)
             run["store"].update({
                 "lost": run["exact"]["missing"],
                 "duplicated": run["exact"]["duplicate_rows"],
                 "stored_without_202": run["exact"]["stored_without_202"],
+                "stored_although_refused": run["exact"]["stored_although_refused"],
             })  # fmt: skip
         else:
             c = a.paced_connections
@@ -850,15 +884,17 @@ class Bench:
             run["note"] = ("wrk is closed loop: each connection waits for its answer, then delay(); the achieved "
                            "rate is below the offered one by the answer time, and slow answers are not "
                            "resent on time (coordinated omission)")  # fmt: skip
-            run["store"], run["drain_s"] = self.drain(store, prefix, run["accepted_202"], door)
+            run["store"], run["drain_s"] = self.drain(store, prefix, run["accepted_202"], door, run["unanswered"])
         run["name"], run["prefix"], run["vegeta"] = f"{name} paced {a.paced_rate}/s", prefix, self.vegeta_note
         self._say(run)
         return run
 
-    def drain(self, store: Any, prefix: str, accepted: int, door: Door) -> tuple[dict[str, Any], float]:
+    def drain(
+        self, store: Any, prefix: str, accepted: int, door: Door, unanswered: int | None = None
+    ) -> tuple[dict[str, Any], float]:
         counts, seconds = wait_caught_up(store, prefix, accepted, self.args.drain_timeout, self.args.settle,
                                          self._alive(door))  # fmt: skip
-        return run_checks(counts, accepted), round(seconds, 1)
+        return run_checks(counts, accepted, unanswered), round(seconds, 1)
 
     def _alive(self, door: Door) -> Callable[[], None]:
         def check() -> None:
@@ -884,8 +920,8 @@ class Bench:
         broker, url = self.start_infra()
         log(f"Kafka {broker}, ClickHouse {url}")
         env = {**self.env0, "QRTRACE_BROKER": broker, "QRTRACE_STORE": url}
-        script(self.qrtrace, "venues", "import", VENUES_CSV, env=env)
-        venues = [line.split(",", 1)[0] for line in VENUES_CSV.read_text().splitlines()[1:] if line.strip()]
+        script(self.qrtrace, "venues", "import", self.args.venues, env=env)
+        venues = venue_ids(self.args.venues)
         self.issue_tokens(venues)
         prefix = f"fd{self.run_id}."
         script(sys.executable, INFRA / "kafka" / "admin.py", "topics", "--bootstrap", broker, "--partitions",
@@ -903,8 +939,8 @@ class Bench:
             out["workers_ready_s"] = round(ready, 1)
             for name in variants:
                 if name == "new":
-                    argv = [str(self.qrtrace), "serve"]
-                    supported = has_workers_flag(self.qrtrace)
+                    argv = [str(self.qrtrace), *shlex.split(a.door_command)]
+                    supported = has_workers_flag(argv)
                     if supported and a.workers > 1:
                         argv += ["--workers", str(a.workers)]
                     door = Door("new", argv, env, self.logs, NEW_PATH)
@@ -923,7 +959,7 @@ class Bench:
                 log(f"{name}: starting {' '.join(argv[1:])} ({meta['commit']})")
                 door.start()
                 try:
-                    result = self.distributed_variant(name, door, store, connections, paced)
+                    result = self.distributed_variant(name, door, store, connections, paced, meta["processes"])
                 finally:
                     self.stack.door = None
                     door.stop()
@@ -942,13 +978,14 @@ class Bench:
         a = self.args
         store_dir = self.state / "embedded-store"
         env = {**self.env0, "QRTRACE_STORE": str(store_dir)}
-        script(self.qrtrace, "venues", "import", VENUES_CSV, env=env)
+        script(self.qrtrace, "venues", "import", self.args.venues, env=env)
         if not self.scanners:
-            venues = [line.split(",", 1)[0] for line in VENUES_CSV.read_text().splitlines()[1:] if line.strip()]
+            venues = venue_ids(self.args.venues)
             self.issue_tokens(venues)
         door = Door("embedded", [str(self.qrtrace), "serve"], env, self.logs, NEW_PATH)
         out: dict[str, Any] = {"store": str(store_dir), "commit": git_commit(REPO), "processes": 1, "runs": []}
         exact: dict[str, list[str]] = {}
+        refused: dict[str, list[str]] = {}
         door.start()
         self.stack.door, self.stack.door_label = door.proc, "front door (embedded)"
         try:
@@ -966,20 +1003,22 @@ class Bench:
                     f"503s {run['status_503']}; CPU {run['cpu']['seconds']}")  # fmt: skip
             prefix = f"{self.run_id}-emb-verify-"
             v = verify_client(door.port, door.path, self.scanners, prefix, a.verify_requests, a.verify_threads)
-            out["verify"] = {k: val for k, val in v.items() if k != "accepted"}
+            out["verify"] = {k: val for k, val in v.items() if k not in ("accepted", "refused")}
             exact[prefix] = v["accepted"]
+            refused[prefix] = v["refused"]
         finally:
             self.stack.door = None
             door.stop()
         request = self.state / "embedded-check.json"
-        request.write_text(json.dumps({"prefixes": [r["prefix"] for r in out["runs"]], "exact": exact}))
+        request.write_text(json.dumps({"prefixes": [r["prefix"] for r in out["runs"]], "exact": exact,
+                                       "refused": refused}))  # fmt: skip
         proc = subprocess.run([sys.executable, __file__, "--check-store", str(store_dir), str(request)],
                               capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
         if proc.returncode != 0:
             raise RuntimeError(f"reading the embedded store failed: {proc.stderr[-2000:]}")
         checked = json.loads(proc.stdout.strip().splitlines()[-1])
         for run in out["runs"]:
-            run["store"] = run_checks(checked["prefixes"][run["prefix"]], run["accepted_202"])
+            run["store"] = run_checks(checked["prefixes"][run["prefix"]], run["accepted_202"], run["unanswered"])
         out["sign_in"]["check"] = checked["exact"][warm_prefix]
         out["verify"]["check"] = checked["exact"][prefix]
         log(f"embedded store: {[(r['name'], r['store']) for r in out['runs']]}; verify {out['verify']['check']}")
@@ -987,11 +1026,21 @@ class Bench:
 
 
 def exact_check_after(
-    store: Any, prefix: str, accepted: Sequence[str], timeout_s: float, alive: Callable[[], None]
+    store: Any,
+    prefix: str,
+    accepted: Sequence[str],
+    timeout_s: float,
+    alive: Callable[[], None],
+    refused: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Wait (bounded) until every accepted scan_id of `prefix` is stored, then the exact check."""
     _, seconds = wait_caught_up(store, prefix, len(accepted), timeout_s, 4.0, alive)
-    return {**exact_check(store, prefix, accepted), "drain_s": round(seconds, 1)}
+    return {**exact_check(store, prefix, accepted, refused), "drain_s": round(seconds, 1)}
+
+
+def venue_ids(csv_path: Path) -> list[str]:
+    """The venue ids of a venues CSV (first column, after the header)."""
+    return [line.split(",", 1)[0] for line in csv_path.read_text().splitlines()[1:] if line.strip()]
 
 
 def git_commit(checkout: Path) -> str:
@@ -1056,6 +1105,7 @@ def summarise(result: dict[str, Any]) -> None:
         "paced_offered_rate": paced["offered_rate"] if paced else None,
         "paced_achieved_scans_per_s": paced["scans_per_s"] if paced else None,
         "paced_client": paced["client"] if paced else None,
+        "paced_sent_per_s": paced.get("sent_per_s", paced.get("requests_per_s")) if paced else None,
         "embedded_scans_per_s": b_emb["scans_per_s"] if b_emb else None,
         "embedded_p99_ms": b_emb["p99_ms"] if b_emb else None,
         "embedded_connections": b_emb["connections"] if b_emb else None,
@@ -1077,6 +1127,11 @@ def summarise(result: dict[str, Any]) -> None:
         k: (result.get(k) is not None and (result[k] <= t if k.endswith("_ms") else result[k] >= t))
         for k, t in TARGETS.items()
     }
+    # A p99 "at 2,000/s" counts only if 2,000/s were offered and at least 95 % of them accepted: a door that
+    # answers 503 quickly, or a closed-loop client that slowed down with it, would otherwise pass.
+    took_rate = bool(paced) and paced["offered_rate"] >= 2000 and paced["scans_per_s"] >= 0.95 * paced["offered_rate"]
+    result["meets"]["p99_ms_at_2000"] = result["meets"]["p99_ms_at_2000"] and took_rate
+    result["paced_took_offered_rate"] = took_rate
     result["ok"] = lost == 0 and duplicated == 0
 
 
@@ -1113,6 +1168,8 @@ def draw_chart(result: dict[str, Any], path: Path) -> None:
     panel = Image.new("RGB", (top.width, head + row * len(rows) + 60), "white")
     d = ImageDraw.Draw(panel)
     d.text((20, 12), "answer latency: p50 (light) and p99 (dark), ms, log scale", fill="black", font=f_title)
+    d.text((left + plot_w / 2 - 90, head + row * len(rows) + 28), "milliseconds (log scale)", fill="black",
+           font=f_text)  # fmt: skip
     values = [max(r[k], 0.1) for _, r in rows for k in ("p50_ms", "p99_ms")] + [TARGETS["p99_ms_at_2000"]]
     lo, hi = 10 ** math.floor(math.log10(min(values))), 10 ** math.ceil(math.log10(max(values)))
     span = max(math.log10(hi) - math.log10(lo), 1)
@@ -1160,23 +1217,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--stream-workers", type=int, default=2, help="`qrtrace worker` processes (default 2)")
     p.add_argument("--tokens", type=int, default=200, help="scanner tokens, one per venue up to this many")
     p.add_argument("--sign-in-connections", type=int, default=None,
-                   help="sign-in requests per token, each on its own connection (default 4 per door)")  # fmt: skip
+                   help="sign-in requests per token, each on a new connection (default: 4 per process)")  # fmt: skip
     p.add_argument("--paced-rate", type=int, default=2000, help="offered scans/s of the paced run (0 = skip)")
     p.add_argument("--paced-duration", type=int, default=None, help="seconds of the paced run (default --duration)")
     p.add_argument("--paced-client", choices=("auto", "vegeta", "wrk"), default="auto",
                    help="auto: vegeta (open loop) if it builds, else wrk with delay()")  # fmt: skip
     p.add_argument("--paced-connections", type=int, default=512, help="wrk connections of a wrk-paced run")
+    p.add_argument("--paced-max-workers", type=int, default=4096, help="vegeta's bound on requests in flight")
     p.add_argument("--vegeta", type=Path, default=None, help="a vegeta binary (default: built once into the cache)")
     p.add_argument("--verify-requests", type=int, default=2000)
     p.add_argument("--verify-threads", type=int, default=16)
     p.add_argument("--drain-timeout", type=float, default=180.0, help="bound on each wait for stored rows (s)")
     p.add_argument("--settle", type=float, default=6.0, help="stored counts unchanged this long = caught up (s)")
     p.add_argument("--variants", default="baseline,new,embedded")
+    p.add_argument("--door-command", default="serve",
+                   help="the new door's qrtrace subcommand and options (default: serve)")  # fmt: skip
+    p.add_argument("--venues", type=Path, default=VENUES_CSV,
+                   help="venues CSV to register, a scanner token each (default: small-wave, 4 venues)")  # fmt: skip
     p.add_argument("--out", type=Path, default=RESULTS / "frontdoor.json")
     p.add_argument("--chart", type=Path, default=None, help="PNG chart (default: --out with .png)")
     p.add_argument("--chart-from", type=Path, default=None, help="only redraw the chart from this result JSON")
     a = p.parse_args(argv)
     a.variants = [v for v in a.variants.split(",") if v]
+    a.venues = a.venues.resolve()
     if set(a.variants) - {"baseline", "new", "embedded"}:
         p.error("--variants takes baseline, new and embedded")
     if a.duration < 1 or a.duration > 600 or any(c < 1 or c > 10_000 for c in a.connections):
@@ -1203,8 +1266,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install -y wrk")
-    if a.sign_in_connections is None:
-        a.sign_in_connections = 4 * max(1, a.workers)
 
     def stop_on_term(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")  # the finally blocks stop every server we started
