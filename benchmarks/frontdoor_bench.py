@@ -6,7 +6,7 @@
 
 The baseline is a worktree of commit 0cfed10 with its own venv:
 
-    git -C /work/main worktree add /tmp/qrtrace-baseline 0cfed10
+    git worktree add /tmp/qrtrace-baseline 0cfed10
     make -C /tmp/qrtrace-baseline .venv/.installed-$(sha1sum </tmp/qrtrace-baseline/pyproject.toml | cut -c1-12)
 
 1. Distributed stack, started by the project's own infra scripts in a temporary state dir and stopped by the
