@@ -602,13 +602,15 @@ def run_vegeta(
     duration_s: int,
     logs: Path,
     max_workers: int = 4096,
+    scratch: Path | None = None,
 ) -> dict[str, Any]:
     """Open loop: `rate` single-scan requests per second for `duration_s`, whatever the answers take.
     Every target has its own scan_id, also in the query string, so each result names its scan. At most
     `max_workers` requests are in flight (each on its own connection): the bound on an overloaded door."""
     n = int(rate * duration_s * 1.05) + 100  # a few spare: vegeta wraps around its targets when they run out
     t0 = datetime.now(UTC)
-    targets = logs / f"targets-{prefix.rstrip('-')}.jsonl"
+    # The targets hold bearer tokens: in the run's temporary dir (`scratch`), not with the logs that stay.
+    targets = (scratch or logs) / f"targets-{prefix.rstrip('-')}.jsonl"
     with targets.open("w") as f:
         for i in range(n):
             token, venue = scanners[i % len(scanners)]
@@ -730,6 +732,20 @@ class Door:
         except SystemExit:
             self.stop()
             raise RuntimeError(f"{self.name} did not start; see {self.logs / f'{self.name}-server.log'}") from None
+
+    def settle(self, timeout_s: float = 30.0) -> int:
+        """With several processes, wait (bounded) until the door's process tree stops growing, so that every
+        process is accepting before the sign-in spreads the tokens over them; returns the tree's size."""
+        assert self.proc is not None
+        started, size, since = time.monotonic(), 0, time.monotonic()
+        while time.monotonic() - started < timeout_s:  # bounded
+            now_size = len(tree_cpu(self.proc.pid, proc_table()))
+            if now_size != size:
+                size, since = now_size, time.monotonic()
+            elif time.monotonic() - since >= 2.0:
+                break
+            time.sleep(0.25)
+        return size
 
     def alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
@@ -865,7 +881,8 @@ class Bench:
         if self.vegeta is not None:
             vegeta = self.vegeta
             run = self.measured(lambda: run_vegeta(vegeta, door.port, door.path, scanners, prefix, a.paced_rate,
-                                                   duration, self.logs, a.paced_max_workers))  # fmt: skip
+                                                   duration, self.logs, a.paced_max_workers,
+                                                   self.state))  # fmt: skip
             ids, refused = run.pop("_accepted_ids"), run.pop("_refused_ids")
             run["exact"] = exact_check_after(store, prefix, ids, a.drain_timeout, self._alive(door), refused)
             run["store"] = prefix_counts(store, prefix)
@@ -958,6 +975,8 @@ class Bench:
                     connections, paced = a.baseline_connections, False
                 log(f"{name}: starting {' '.join(argv[1:])} ({meta['commit']})")
                 door.start()
+                if meta["processes"] > 1:
+                    meta["process_tree_size"] = door.settle()
                 try:
                     result = self.distributed_variant(name, door, store, connections, paced, meta["processes"])
                 finally:
