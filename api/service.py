@@ -72,6 +72,7 @@ from qrtrace.sinks.store import Columns, Store
 log = logging.getLogger("qrtrace.api")
 
 TOKEN_CACHE_SECONDS = 300
+TOKEN_FILE_CHECK_S = 0.5
 MAX_TRACE_JOBS_KEPT = 200
 
 
@@ -159,6 +160,7 @@ class ApiService:
         self._lock = AUDIT_WRITE_LOCK  # one reentrant lock for the store and the audit chain: no lock-order deadlock
         self._tokens = TokenFile(settings.tokens_path)
         self._book_mtime = -1.0
+        self._book_checked_at = -TOKEN_FILE_CHECK_S
         self._book = self._tokens.book()
         self._verified: dict[bytes, tuple[str, float]] = {}
         window = settings.auth_failure_window_seconds
@@ -181,6 +183,7 @@ class ApiService:
         )  # fmt: skip
         self.started_at_us = now_us()
         self.geo = self._geography()
+        self._venue_public_key = venue_signing_key(self.rt.keyring.venue_signing_seed).public_key()
 
     def close(self) -> None:
         self.front.close()  # finishes (bounded) what is under way: the Kafka front flushes what it queued
@@ -200,6 +203,7 @@ class ApiService:
         if principal is not None:
             return principal
         token = header[7:].strip()  # type: ignore[index]  # cached_caller refused a header without it
+        self._reload_tokens(now=True)
         now = now_us()
         principal = self._verify_limited(token, now, client)
         if len(self._verified) > 10_000:
@@ -246,7 +250,14 @@ class ApiService:
                     w.fail(k, at)
             raise
 
-    def _reload_tokens(self) -> None:
+    def _reload_tokens(self, now: bool = False) -> None:
+        # The file's mtime at most every TOKEN_FILE_CHECK_S (a stat per request was a tenth of a scanner's
+        # request): a revoked token still stops working within that half second. A token not verified yet
+        # (`now`: its scrypt run costs far more) sees the file as it is, so a token issued a moment ago works.
+        at = time.monotonic()
+        if not now and at - self._book_checked_at < TOKEN_FILE_CHECK_S:
+            return
+        self._book_checked_at = at
         mtime = self._tokens.mtime()
         if mtime != self._book_mtime:
             try:
@@ -375,7 +386,7 @@ class ApiService:
     def checkin_lines(self, who: Principal, records: Sequence[dict]) -> tuple[list[bytes], set[str]]:
         """A scanner's batch as JSON lines and the venues it names: every check-in for the caller's own venue
         and any scanned venue QR genuine, or the whole batch is refused (AccessDenied, InputError)."""
-        public_key = venue_signing_key(self.rt.keyring.venue_signing_seed).public_key()
+        public_key = self._venue_public_key
         lines, venue_ids = [], set()
         for i, record in enumerate(records, start=1):
             venue_id = record["venue_id"]

@@ -534,7 +534,7 @@ def tokens_list() -> None:
 
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: str) -> None:
-    """Revoke a token by its id (a running server stops accepting it at once)."""
+    """Revoke a token by its id (a running server stops accepting it within a second)."""
     from qrtrace.api.tokens import TokenFile
 
     if not TokenFile(settings_from_env().tokens_path).revoke(token_id):
