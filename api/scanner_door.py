@@ -129,12 +129,13 @@ class ScannerDoor:
         if not lines:
             return None
         front = self.svc.front
+        future: asyncio.Future[Share] = asyncio.get_running_loop().create_future()
         try:
-            future = front.submit(lines, venue_ids, "api")
+            front.submit(lines, venue_ids, "api", future)  # settled on this loop, one wake-up per pass
         except FrontUnavailable as exc:
             raise _unavailable(exc) from None
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), front.answer_timeout_s)
+            return await asyncio.wait_for(future, front.answer_timeout_s)
         except FrontUnavailable as exc:
             raise _unavailable(exc) from None
         except QrtraceError as exc:  # a sentence about the request itself (e.g. no venues registered)
@@ -259,15 +260,13 @@ def check_numbers(records: list[CheckinIn]) -> None:
 
 async def _body(headers: dict[bytes, bytes], receive: Receive) -> bytes:
     """The request body, at most MAX_BODY_BYTES (413 past it, whether or not Content-Length was sent)."""
-    too_large = Refused(413, f"The body is too large (over {MAX_BODY_BYTES // (1024 * 1024)} MB); send smaller "
-                             "batches.")  # fmt: skip
     declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise too_large
+        raise _too_large()
     message = await receive()
     body = message.get("body", b"")
     if len(body) > MAX_BODY_BYTES:
-        raise too_large
+        raise _too_large()
     if not message.get("more_body", False):
         return body  # the usual case: one message
     chunks = [body]
@@ -279,8 +278,12 @@ async def _body(headers: dict[bytes, bytes], receive: Receive) -> bytes:
         chunks.append(message.get("body", b""))
         size += len(chunks[-1])
         if size > MAX_BODY_BYTES:
-            raise too_large
+            raise _too_large()
     return b"".join(chunks)
+
+
+def _too_large() -> Refused:
+    return Refused(413, f"The body is too large (over {MAX_BODY_BYTES // (1024 * 1024)} MB); send smaller batches.")
 
 
 def _unavailable(exc: FrontUnavailable) -> Refused:

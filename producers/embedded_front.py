@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection
-from concurrent.futures import Future
 
 from qrtrace.errors import InputError
-from qrtrace.producers.coalesce import Share, split_admitted
+from qrtrace.producers.coalesce import split_admitted
 from qrtrace.producers.edge import AdmittedBatch
-from qrtrace.producers.front import STORE, Coalescer, FrontUnavailable, Pending
+from qrtrace.producers.front import STORE, Coalescer, FrontUnavailable, Pending, Waiting, settle
 
 log = logging.getLogger("qrtrace.front")
 
@@ -54,10 +53,11 @@ class EmbeddedFront:
     def passes(self) -> int:
         return self._coalescer.passes
 
-    def submit(self, lines: list[bytes], venue_ids: Collection[str], source: str) -> Future[Share]:
-        return self._coalescer.submit(lines, source)
+    def submit(self, lines: list[bytes], venue_ids: Collection[str], source: str,
+               future: Waiting | None = None) -> Waiting:  # fmt: skip
+        return self._coalescer.submit(lines, source, venue_ids, future)
 
-    def withdraw(self, future: Future[Share]) -> bool:
+    def withdraw(self, future: Waiting) -> bool:
         return self._coalescer.withdraw(future)
 
     def queued_lines(self) -> int:
@@ -84,7 +84,7 @@ class EmbeddedFront:
         except BaseException as exc:  # every waiting caller gets an answer, never a hang
             shared = exc
             if len(group) == 1:
-                group[0].future.set_exception(_answer(exc))
+                settle(group, [_answer(exc)])
                 return
         # Isolate: each request of the failed pass alone, so one bad batch fails only itself. If the first
         # one fails the same way, the store is away (not one batch's fault): the rest get that answer now
@@ -93,16 +93,14 @@ class EmbeddedFront:
             try:
                 self._settle([p], self._store_pass(list(p.lines), source))
             except BaseException as exc:
-                p.future.set_exception(_answer(exc))
+                settle([p], [_answer(exc)])
                 if i == 0 and type(exc) is type(shared):
-                    for rest in group[1:]:
-                        rest.future.set_exception(_answer(shared))
+                    settle(group[1:], [_answer(shared) for _ in group[1:]])
                     return
 
     @staticmethod
     def _settle(group: list[Pending], admitted: AdmittedBatch) -> None:
-        for p, share in zip(group, split_admitted(admitted, [len(p.lines) for p in group]), strict=True):
-            p.future.set_result(share)
+        settle(group, split_admitted(admitted, [len(p.lines) for p in group]))
 
 
 def _answer(exc: BaseException) -> Exception:

@@ -17,14 +17,16 @@ door turns that into a 503 with Retry-After ("nothing was kept, send it again": 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection
-from concurrent.futures import Future
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from qrtrace.producers.coalesce import Share, take_pass
 
@@ -48,18 +50,24 @@ class FrontUnavailable(Exception):
         self.retry_after_s = retry_after_s
 
 
+# What a request waits on: an asyncio future of the scanner door's event loop (settled for a whole pass with
+# one wake-up of that loop), or a concurrent future for a thread (tests, blocking callers).
+Waiting: TypeAlias = "asyncio.Future[Share] | Future[Share]"
+
+
 class ScannerFront(Protocol):
     """Where the front door hands a request's check-ins (JSON lines, already shape-checked)."""
 
     kind: str  # "embedded" or "kafka": what a 202 means (stored, or acknowledged by Kafka)
     answer_timeout_s: float  # how long a request may wait for its share before it is answered 503
 
-    def submit(self, lines: list[bytes], venue_ids: Collection[str], source: str) -> Future[Share]:
-        """Queue the request; the future gets its share once durable, or FrontUnavailable / InputError.
-        Raises FrontUnavailable at once when the front is past capacity or closed."""
+    def submit(self, lines: list[bytes], venue_ids: Collection[str], source: str,
+               future: Waiting | None = None) -> Waiting:  # fmt: skip
+        """Queue the request; `future` (a new concurrent one if None) gets its share once durable, or
+        FrontUnavailable / InputError. Raises FrontUnavailable at once when past capacity or closed."""
         ...
 
-    def withdraw(self, future: Future[Share]) -> bool:
+    def withdraw(self, future: Waiting) -> bool:
         """Take a request that is still waiting for its pass out of the queue (its caller gave up)."""
         ...
 
@@ -79,6 +87,7 @@ class ScannerFront(Protocol):
 def send(front: ScannerFront, lines: list[bytes], venue_ids: Collection[str], source: str) -> Share:
     """Blocking form of `submit` for threads (tests and the CLI): the share, or FrontUnavailable."""
     future = front.submit(lines, venue_ids, source)
+    assert isinstance(future, Future)
     try:
         return future.result(front.answer_timeout_s)
     except FutureTimeout:
@@ -87,21 +96,62 @@ def send(front: ScannerFront, lines: list[bytes], venue_ids: Collection[str], so
                                TIMEOUT) from None  # fmt: skip
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Pending:
     """One request waiting for its pass."""
 
     lines: list[bytes]
     source: str
-    venue_ids: Collection[str] = ()  # the venues its check-ins name (the Kafka front checks its registry cache)
-    future: Future[Share] = field(default_factory=Future)
+    venue_ids: Collection[str]  # the venues its check-ins name (the Kafka front checks its registry cache)
+    future: Waiting
     arrived: float = field(default_factory=time.monotonic)
+
+
+Outcome: TypeAlias = "Share | BaseException"
+
+
+def settle(pending: Sequence[Pending], outcomes: Sequence[Outcome]) -> None:
+    """Give each request its outcome (a share or the exception to raise). The asyncio futures of one event
+    loop are settled by one callback on that loop (one wake-up per pass, not per request); a future already
+    done (its caller gave up) is left as it is."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Share], Outcome]]] = {}
+    for p, outcome in zip(pending, outcomes, strict=True):
+        future = p.future
+        if isinstance(future, asyncio.Future):
+            by_loop.setdefault(future.get_loop(), []).append((future, outcome))
+            continue
+        try:
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        except InvalidStateError:
+            pass
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle_on_loop, items)
+
+
+def _settle_on_loop(items: list[tuple[asyncio.Future[Share], Outcome]]) -> None:
+    for future, outcome in items:
+        if future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
+def fail(pending: Sequence[Pending], exc: FrontUnavailable) -> None:
+    """The same refusal for each request, each its own exception object (one object raised in many threads
+    mixes their tracebacks)."""
+    settle(pending, [FrontUnavailable(str(exc), exc.cause, exc.retry_after_s) for _ in pending])
 
 
 class Coalescer:
     """Concurrent requests gathered into passes, run one at a time by one thread.
 
-    `run_pass(taken)` settles the future of every request it is given (a share or an exception), now or
+    `run_pass(taken)` settles (`settle`) every request it is given (a share or an exception), now or
     later (Kafka settles them from its delivery reports); if it raises, the requests it left unsettled are
     answered "send it again". A pass starts `linger_s` after its first request arrived (0: as soon as the
     thread is free, so the requests that arrive while a pass runs form the next one), or at once when
@@ -123,8 +173,9 @@ class Coalescer:
         self._thread: threading.Thread | None = None  # started by the first request
         self.passes = 0
 
-    def submit(self, lines: list[bytes], source: str, venue_ids: Collection[str] = ()) -> Future[Share]:
-        pending = Pending(lines, source, venue_ids)
+    def submit(self, lines: list[bytes], source: str, venue_ids: Collection[str] = (),
+               future: Waiting | None = None) -> Waiting:  # fmt: skip
+        pending = Pending(lines, source, venue_ids, future if future is not None else Future())
         with self._cond:
             if self._closed:
                 raise FrontUnavailable("The server is shutting down; send the batch again.", SHUTTING_DOWN)
@@ -139,7 +190,7 @@ class Coalescer:
             self._cond.notify_all()
         return pending.future
 
-    def withdraw(self, future: Future[Share]) -> bool:
+    def withdraw(self, future: Waiting) -> bool:
         with self._cond:
             for i, p in enumerate(self._queue):
                 if p.future is future:
@@ -181,14 +232,9 @@ class Coalescer:
             try:
                 self._run_pass(taken)
                 self.passes += 1
-            except BaseException:  # every waiting caller gets an answer, never a hang
+            except BaseException:  # every waiting caller gets an answer, never a hang (a settled one keeps its own)
                 log.exception("a %s pass failed", self._name)
-                for p in taken:
-                    if not p.future.done():
-                        p.future.set_exception(FrontUnavailable("The batch could not be kept; send it again "
-                                                                "shortly.", STORE))  # fmt: skip
+                fail(taken, FrontUnavailable("The batch could not be kept; send it again shortly.", STORE))
         with self._cond:
             left, self._queue, self._queued = self._queue, [], 0
-        for p in left:
-            p.future.set_exception(FrontUnavailable("The server is shutting down; send the batch again.",
-                                                    SHUTTING_DOWN))  # fmt: skip
+        fail(left, FrontUnavailable("The server is shutting down; send the batch again.", SHUTTING_DOWN))

@@ -28,7 +28,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection
-from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +37,7 @@ from qrtrace.errors import InputError
 from qrtrace.identity import Keyring, Pseudonymiser, Vault
 from qrtrace.producers.coalesce import Share, split_admitted
 from qrtrace.producers.edge import AdmittedBatch, Edge, receiving_edge
-from qrtrace.producers.front import KAFKA, STORE, Coalescer, FrontUnavailable, Pending, send
+from qrtrace.producers.front import KAFKA, STORE, Coalescer, FrontUnavailable, Pending, Waiting, fail, send, settle
 from qrtrace.producers.kafka_producer import CHECKINS_TOPIC, CheckinProducer, producer_config, topic_names
 from qrtrace.settings import Settings
 from qrtrace.sinks.audit import now_us
@@ -273,20 +272,21 @@ class KafkaFront:
         self._venues_at = None  # the next pass reads the registry
 
     # -- batches ----------------------------------------------------------------------------------------------
-    def submit(self, lines: list[bytes], venue_ids: Collection[str], source: str) -> Future[Share]:
+    def submit(self, lines: list[bytes], venue_ids: Collection[str], source: str,
+               future: Waiting | None = None) -> Waiting:  # fmt: skip
         """Queue the batch for the next pass (with the requests arriving at the same moment); its future gets
         this batch's share of the verdict once Kafka acknowledged the messages of its pass. While every
         broker is away, FrontUnavailable at once."""
         kafka = self._kafka
         if kafka is not None and kafka.down_since is not None:
             raise kafka_unavailable("Kafka is unreachable; nothing of this batch was kept, send it again shortly.")
-        return self._coalescer.submit(lines, source, venue_ids)
+        return self._coalescer.submit(lines, source, venue_ids, future)
 
     def send(self, lines: list[bytes], venue_ids: Collection[str], source: str) -> Share:
         """Blocking `submit` (threads and tests): the share, or FrontUnavailable."""
         return send(self, lines, venue_ids, source)
 
-    def withdraw(self, future: Future[Share]) -> bool:
+    def withdraw(self, future: Waiting) -> bool:
         return self._coalescer.withdraw(future)
 
     def queued_lines(self) -> int:
@@ -298,20 +298,19 @@ class KafkaFront:
             venues = self.known_venues({v for p in taken for v in p.venue_ids})
         except Exception:
             log.warning("the venue registry cannot be read", exc_info=True)
-            _fail(taken, FrontUnavailable("The store cannot be read to check venues; send the batch again shortly.",
+            fail(taken, FrontUnavailable("The store cannot be read to check venues; send the batch again shortly.",
                                           STORE))  # fmt: skip
             return
         if not venues:
-            for p in taken:
-                _settle(p.future, exc=InputError("No venues are registered in the store; import them first "
-                                                 "(qrtrace venues import)."))  # fmt: skip
+            settle(taken, [InputError("No venues are registered in the store; import them first (qrtrace venues "
+                                      "import).") for _ in taken])  # fmt: skip
             return
         try:
             kafka = self._producer()
             if not kafka.ready:
                 kafka.check_topic()
         except FrontUnavailable as exc:
-            _fail(taken, exc)
+            fail(taken, exc)
             return
         edge = self._edge_for(venues)
         by_source: dict[str, list[Pending]] = {}
@@ -338,7 +337,7 @@ class KafkaFront:
             shares = split_admitted(admitted, [len(p.lines) for p in group])
         except Exception as exc:
             log.warning("a scanner batch could not be admitted: %r", exc)
-            _fail(group, kafka_unavailable("The batch could not be sent; send it again shortly."))
+            fail(group, kafka_unavailable("The batch could not be sent; send it again shortly."))
             return
         acks = _Acks()
         kafka.raw.acks = acks
@@ -350,7 +349,7 @@ class KafkaFront:
             log.warning("Kafka refused a batch: %s", err)
             kafka.raw.acks = None
             acks.seal()
-            _fail(group, kafka_unavailable("Kafka refused the batch; send it again shortly."))
+            fail(group, kafka_unavailable("Kafka refused the batch; send it again shortly."))
             return
         kafka.raw.acks = None
         self.passes += 1
@@ -359,15 +358,14 @@ class KafkaFront:
             if done.settled > done.failed:
                 kafka.delivered()
             if not done.failed:
-                for p, share in zip(group, shares, strict=True):
-                    _settle(p.future, share)
+                settle(group, shares)
                 return
             if done.fatal:
                 kafka.broken = True  # the next pass gets a new producer
             # A message may bundle several requests' scans: each request of the pass is answered "send it
             # again" (a resend is deduplicated by scan_id), never a 202 for a scan that was not kept.
             log.warning("Kafka did not accept %d message(s) of a pass: %s", done.failed, done.first_error)
-            _fail(group, kafka_unavailable("Kafka did not accept the batch; send it again shortly."))
+            fail(group, kafka_unavailable("Kafka did not accept the batch; send it again shortly."))
 
         acks.seal(acknowledged)
 
@@ -400,20 +398,3 @@ class KafkaFront:
             left = kafka.close(timeout_s)
             if left:
                 log.warning("%d Kafka messages unconfirmed at shutdown; their scanners were answered 503", left)
-
-
-def _settle(future: Future[Share], share: Share | None = None, exc: BaseException | None = None) -> None:
-    """Settle a request's future (once: a caller that gave up may have cancelled it)."""
-    try:
-        if exc is not None:
-            future.set_exception(exc)
-        else:
-            future.set_result(share)  # type: ignore[arg-type]
-    except InvalidStateError:
-        pass
-
-
-def _fail(group: list[Pending], exc: FrontUnavailable) -> None:
-    """Each request its own exception (one object raised in many threads mixes their tracebacks)."""
-    for p in group:
-        _settle(p.future, exc=FrontUnavailable(str(exc), exc.cause, exc.retry_after_s))
