@@ -58,7 +58,8 @@ const T = {
       bad_event_time: "Thời gian sai", bad_direction: "Chiều vào/ra sai", wrong_type: "Sai kiểu dữ liệu",
       unknown_venue: "Địa điểm chưa đăng ký", bad_mode: "Cách quét sai", late: "Đến quá muộn", field_too_long: "Trường quá dài",
       not_an_object: "Không phải đối tượng JSON", record_too_large: "Bản ghi quá lớn",
-      number_out_of_range: "Số nguyên vượt quá 64 bit" },
+      number_out_of_range: "Số nguyên vượt quá 64 bit", checkout_after_cap: "Quét ra quá thời gian ghé tối đa",
+      event_time_in_future: "Thời gian ở tương lai" },
   },
   en: {
     tagline: "QR check-in contact tracing", nav_coverage: "QR coverage", nav_trace: "Trace", nav_operations: "Operations",
@@ -111,7 +112,8 @@ const T = {
     reasons: { unmatched_checkout: "Check-out without check-in", missing_field: "Missing field", malformed_json: "Malformed JSON",
       bad_event_time: "Bad event time", bad_direction: "Bad direction", wrong_type: "Wrong type", unknown_venue: "Unknown venue",
       bad_mode: "Bad scan mode", late: "Too late", field_too_long: "Field too long", not_an_object: "Not a JSON object",
-      record_too_large: "Record too large", number_out_of_range: "Whole number beyond 64 bits" },
+      record_too_large: "Record too large", number_out_of_range: "Whole number beyond 64 bits",
+      checkout_after_cap: "Check-out past the longest visit", event_time_in_future: "Event time in the future" },
   },
 };
 
