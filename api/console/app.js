@@ -39,12 +39,27 @@ const T = {
     by_office: "Theo cơ quan quản lý", office: "Cơ quan quản lý", share_7d: "Tỷ lệ có quét 7 ngày",
     loading: "Đang tải…", no_cases: "Chưa có ca bệnh nào được khai báo.", scans: "Lượt quét",
     embedded: "nhúng (một tiến trình)", distributed: "phân tán (Kafka + Faust)",
-    embedded_not_running: "Chế độ nhúng: không có bộ xử lý luồng hay Kafka. Lượt quét được xử lý trong lệnh `qrtrace ingest` và cổng nhận của máy chủ này. Đặt QRTRACE_METRICS_URLS tới /metrics của các worker để theo dõi hệ thống phân tán.",
+    embedded_not_running: "Chế độ nhúng: không có bộ xử lý luồng hay Kafka. Lượt quét được xử lý trong lệnh `qrtrace ingest` và cổng nhận lượt quét của máy chủ này (POST /api/checkins). Đặt QRTRACE_METRICS_URLS tới /metrics của các worker để theo dõi hệ thống phân tán.",
+    front_title: "Cổng nhận lượt quét", front_kinds: { embedded: "nhúng", kafka: "Kafka" },
+    front_202: { embedded: "Trả lời 202 nghĩa là lượt quét đã được lưu vào kho.",
+      kafka: "Trả lời 202 nghĩa là Kafka đã xác nhận nhận lô; các worker lưu vào kho ngay sau đó." },
+    front_503: "Trả lời 503 (kèm Retry-After): không giữ lại gì, máy quét gửi lại sau (gửi lại an toàn nhờ scan_id).",
+    front_requests: "Yêu cầu đã trả lời", front_accepted: "Lượt quét đã nhận", front_dead: "Lượt quét vào hàng đợi lỗi",
+    front_answer: "Thời gian trả lời p50 / p99", front_queued: "Lượt quét đang chờ ghi", front_by_status: "Yêu cầu theo mã trả lời",
+    front_by_cause: "Trả lời 503 theo nguyên nhân", front_cause: "Nguyên nhân", front_count: "Số lần",
+    front_no_requests: "Chưa có máy quét nào gửi yêu cầu từ khi máy chủ khởi động.",
+    front_since: "Số đếm từ khi máy chủ khởi động, cộng mọi tiến trình (--workers); thời gian trả lời là cận trên của khoảng đo (bucket) chứa phân vị.",
+    front_statuses: { 202: "đã nhận", 400: "QR giả / yêu cầu sai", 401: "mã truy cập sai", 403: "sai vai trò / địa điểm",
+      413: "lô quá lớn", 422: "sai định dạng", 429: "thử mã quá nhiều", 500: "lỗi máy chủ", 503: "tạm không nhận" },
+    front_causes: { overloaded: "Quá tải: quá nhiều lượt quét đang chờ", kafka: "Kafka vắng mặt hoặc không xác nhận",
+      store: "Kho dữ liệu vắng mặt hoặc từ chối ghi", timeout: "Không xác nhận kịp thời hạn", shutting_down: "Máy chủ đang dừng",
+      other: "Khác (ví dụ: không đọc được tệp mã truy cập)" },
     reasons: { unmatched_checkout: "Quét ra không có lượt vào", missing_field: "Thiếu trường", malformed_json: "JSON hỏng",
       bad_event_time: "Thời gian sai", bad_direction: "Chiều vào/ra sai", wrong_type: "Sai kiểu dữ liệu",
       unknown_venue: "Địa điểm chưa đăng ký", bad_mode: "Cách quét sai", late: "Đến quá muộn", field_too_long: "Trường quá dài",
       not_an_object: "Không phải đối tượng JSON", record_too_large: "Bản ghi quá lớn",
-      number_out_of_range: "Số nguyên vượt quá 64 bit" },
+      number_out_of_range: "Số nguyên vượt quá 64 bit", checkout_after_cap: "Quét ra quá thời gian ghé tối đa",
+      event_time_in_future: "Thời gian ở tương lai" },
   },
   en: {
     tagline: "QR check-in contact tracing", nav_coverage: "QR coverage", nav_trace: "Trace", nav_operations: "Operations",
@@ -79,11 +94,26 @@ const T = {
     by_office: "By overseeing office", office: "Overseeing office", share_7d: "Active share 7 days",
     loading: "Loading…", no_cases: "No case has been declared yet.", scans: "Scans",
     embedded: "embedded (one process)", distributed: "distributed (Kafka + Faust)",
-    embedded_not_running: "Embedded mode: no stream workers or Kafka consumers run here. Check-ins are processed inside `qrtrace ingest` and this server's ingest endpoint. Set QRTRACE_METRICS_URLS to the workers' /metrics to watch a distributed pipeline.",
+    embedded_not_running: "Embedded mode: no stream workers or Kafka consumers run here. Check-ins are processed inside `qrtrace ingest` and this server's front door (POST /api/checkins). Set QRTRACE_METRICS_URLS to the workers' /metrics to watch a distributed pipeline.",
+    front_title: "Front door (scanners)", front_kinds: { embedded: "embedded", kafka: "Kafka" },
+    front_202: { embedded: "A 202 answer means the check-ins are stored.",
+      kafka: "A 202 answer means Kafka acknowledged the batch; the workers store it right after." },
+    front_503: "A 503 answer (with Retry-After): nothing was kept; the scanner sends it again (safe: scan_id makes resends idempotent).",
+    front_requests: "Requests answered", front_accepted: "Scans accepted", front_dead: "Scans dead-lettered",
+    front_answer: "Answer time p50 / p99", front_queued: "Check-ins queued", front_by_status: "Requests by answer",
+    front_by_cause: "503 answers by cause", front_cause: "Cause", front_count: "Count",
+    front_no_requests: "No scanner has sent a request since the server started.",
+    front_since: "Counts since the server started, summed over its processes (--workers); answer times are the upper bound of the histogram bucket holding the percentile.",
+    front_statuses: { 202: "kept", 400: "forged QR / bad request", 401: "bad token", 403: "wrong role / venue", 413: "batch too large",
+      422: "malformed", 429: "too many token tries", 500: "server fault", 503: "unavailable" },
+    front_causes: { overloaded: "Overloaded: too many check-ins waiting", kafka: "Kafka away or not acknowledging",
+      store: "Store away or refusing the write", timeout: "Not confirmed in time", shutting_down: "Server shutting down",
+      other: "Other (e.g. the token file could not be read)" },
     reasons: { unmatched_checkout: "Check-out without check-in", missing_field: "Missing field", malformed_json: "Malformed JSON",
       bad_event_time: "Bad event time", bad_direction: "Bad direction", wrong_type: "Wrong type", unknown_venue: "Unknown venue",
       bad_mode: "Bad scan mode", late: "Too late", field_too_long: "Field too long", not_an_object: "Not a JSON object",
-      record_too_large: "Record too large", number_out_of_range: "Whole number beyond 64 bits" },
+      record_too_large: "Record too large", number_out_of_range: "Whole number beyond 64 bits",
+      checkout_after_cap: "Check-out past the longest visit", event_time_in_future: "Event time in the future" },
   },
 };
 
@@ -439,6 +469,7 @@ async function loadOperations() {
       ${tg.state === "up" ? `<br>${t("events_per_s")}: ${rates || "–"} · ${t("consumer_lag")}: ${fmt(tg.consumer_lag)} · ${t("e2e")}: ${tg.e2e_p50_s ?? "–"} s / ${tg.e2e_p95_s ?? "–"} s` : ""}</p>`;
   });
   $("#ops-workers").innerHTML = workers;
+  $("#ops-front").innerHTML = frontDoor(ops.front_door);
   const stored = new Map(ops.stored_per_minute.map((m) => [m.minute_us / 60e6, m.events]));
   const now = Math.floor(Date.now() / 60e3);
   const minutes = Array.from({ length: 60 }, (_, i) => now - 59 + i).map((m) => ({
@@ -450,6 +481,44 @@ async function loadOperations() {
   $("#ops-size").innerHTML = `<table><tr><th>${t("table")}</th><th class="num">${t("rows")}</th><th class="num">${t("bytes")}</th></tr>
     ${ops.store_size.map((r) => `<tr><td>${esc(r.table)}</td><td class="num">${fmt(r.rows)}</td><td class="num">${bytes(r.bytes)}</td></tr>`).join("")}
     <tr><th></th><th class="num">${fmt(totalRows)}</th><th class="num">${bytes(totalBytes)}</th></tr></table>`;
+}
+
+// The front door's own figures (counters since the server started, summed over --workers).
+const word = (table, key, otherwise = key) => (T[state.lang][table] || {})[key] || T.vi[table][key] || otherwise;
+const FRONT_CAUSES = ["overloaded", "kafka", "store", "timeout", "shutting_down"];
+const statusColour = (s) => (s < 300 ? "#2e7d32" : s < 500 ? "#f9a825" : "#c62828");
+const ms = (v) => (v == null ? "–" : `≤ ${fmt(v)}`);
+
+function frontDoor(fd) {
+  const kind = fd.kind === "kafka" ? "kafka" : "embedded";
+  const requests = Object.entries(fd.requests || {}).map(([status, n]) => ({ status: Number(status), n }))
+    .filter((r) => r.n > 0).sort((a, b) => a.status - b.status);
+  const total = requests.reduce((a, r) => a + r.n, 0);
+  const scans = fd.scans || {}, unavailable = fd.unavailable || {};
+  const kpis = [["requests", t("front_requests"), fmt(total)], ["accepted", t("front_accepted"), fmt(scans.accepted)],
+    ["dead_lettered", t("front_dead"), fmt(scans.dead_lettered)],
+    ["answer", t("front_answer"), `${ms(fd.answer_ms_p50)} / ${ms(fd.answer_ms_p99)} ms`],
+    ["queued", t("front_queued"), fmt(fd.queued_checkins)]]
+    .map(([key, label, value]) => `<div class="kpi" data-front-kpi="${key}"><b>${esc(value)}</b><span>${esc(label)}</span></div>`).join("");
+  const byStatus = requests.length
+    ? barChart(requests, { label: (r) => `${r.status} ${word("front_statuses", r.status, "")}`, value: (r) => r.n,
+      text: (r) => fmt(r.n), colour: (r) => statusColour(r.status) })
+    : `<p class="empty">${esc(t("front_no_requests"))}</p>`;
+  const causes = [...FRONT_CAUSES, ...Object.keys(unavailable).filter((c) => !FRONT_CAUSES.includes(c))];
+  const rows = causes.map((c) => [c, unavailable[c] || 0]);
+  const unexplained = ((fd.requests || {})["503"] || 0) - Object.values(unavailable).reduce((a, n) => a + n, 0);
+  if (unexplained > 0) rows.push(["other", unexplained]);
+  const byCause = `<table><tr><th>${esc(t("front_cause"))}</th><th class="num">${esc(t("front_count"))}</th></tr>
+    ${rows.map(([c, n]) => `<tr data-cause="${esc(c)}" class="${n ? "nonzero" : ""}"><td>${esc(word("front_causes", c))} <small>${esc(c)}</small></td>
+      <td class="num">${fmt(n)}</td></tr>`).join("")}</table>`;
+  return `<h2>${esc(t("front_title"))} <span class="state front-kind" id="front-kind" data-kind="${kind}">${esc(word("front_kinds", kind))}</span></h2>
+    <p id="front-meaning">${esc(word("front_202", kind))} ${esc(t("front_503"))}</p>
+    <div class="kpis mini">${kpis}</div>
+    <div class="grid2">
+      <div><h3>${esc(t("front_by_status"))}</h3><div id="front-status">${byStatus}</div></div>
+      <div><h3>${esc(t("front_by_cause"))}</h3><div id="front-causes">${byCause}</div></div>
+    </div>
+    <p class="empty">${esc(t("front_since"))}</p>`;
 }
 
 // -- venues ----------------------------------------------------------------------------------------------

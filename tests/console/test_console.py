@@ -4,7 +4,10 @@ stays on (no `wait_for_function` strings, which it rightly refuses to evaluate).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import json
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from playwright.sync_api import expect
@@ -13,6 +16,7 @@ from tests.console.conftest import ARTIFACTS, Console
 
 pytestmark = pytest.mark.browser
 VN = timezone(timedelta(hours=7))
+_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
 
 
 def _sign_in(page, console: Console, role: str, hash_: str) -> None:  # type: ignore[no-untyped-def]
@@ -109,6 +113,73 @@ def test_operations_page_is_honest_in_embedded_mode(page, console: Console) -> N
     assert page.locator("#ops-dead svg rect").count() >= 3  # dead letters by reason
     assert "checkins" in page.inner_text("#ops-size")
     page.screenshot(path=str(ARTIFACTS / "operations.png"), full_page=False)
+
+
+def _get(url: str, path: str, token: str) -> dict:
+    """GET a JSON route of the running server with a token (not through the browser)."""
+    request = urllib.request.Request(f"{url}{path}", headers={"Authorization": f"Bearer {token}"})
+    with _HTTP.open(request, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def _post(url: str, token: str, body: object) -> tuple[int, dict]:
+    """One scanner request to the running server (not through the browser): its status and JSON answer."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    request = urllib.request.Request(f"{url}api/checkins", data=json.dumps(body).encode(), headers=headers)
+    try:
+        with _HTTP.open(request, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_operations_page_shows_the_front_door(page, console: Console) -> None:  # type: ignore[no-untyped-def]
+    """After a scanner's batch with one dead letter (202) and a body that is not a list (422), the operations
+    page's front-door panel shows those answers by status, 2 scans accepted and 1 dead-lettered, answer
+    times in ms, an empty queue, every 503 cause in words (none happened) and what a 202 means in embedded
+    mode; in Vietnamese first, then in English. The server's counters live for the session, so the figures
+    expected are those of /api/operations before this test plus what it sent."""
+    token = console.tokens["scanner"]
+    venue = _get(console.url, "api/me", token)["venues"][0]
+    before = _get(console.url, "api/operations", console.tokens["admin"])["front_door"]
+    day = (datetime.now(UTC) - timedelta(days=10)).astimezone(VN).date().isoformat()  # before the demo's days
+    scans = [{"scan_id": f"browser-front-{n}", "venue_id": venue, "person_id": f"091204000{n}", "event_time":
+              f"{day}T09:0{n}:00+07:00", "direction": direction, "mode": "personal_qr", "scanner_id": "browser"}
+             for n, direction in enumerate(("in", "in", "sideways"))]  # fmt: skip
+    status, answer = _post(console.url, token, scans)
+    assert status == 202 and (answer["accepted"], answer["dead_lettered"]) == (2, 1), answer
+    assert _post(console.url, token, {"scan_id": "not-a-list"})[0] == 422
+
+    _sign_in(page, console, "admin", "operations")
+    page.wait_for_selector("#ops-front [data-front-kpi=accepted]")
+    front = page.locator("#ops-front")
+    assert front.locator("h2").inner_text().startswith("Cổng nhận lượt quét")
+    assert page.inner_text("#front-kind") == "nhúng"
+    assert "202 nghĩa là lượt quét đã được lưu vào kho" in page.inner_text("#front-meaning")
+    kpi = {k: page.inner_text(f"#ops-front [data-front-kpi={k}] b") for k in
+           ("requests", "accepted", "dead_lettered", "answer", "queued")}  # fmt: skip
+    figures = tuple(int(kpi[k].replace(".", "")) for k in ("requests", "accepted", "dead_lettered", "queued"))
+    scans = before["scans"]
+    assert figures == (sum(before["requests"].values()) + 2, scans.get("accepted", 0) + 2,
+                       scans.get("dead_lettered", 0) + 1, 0), kpi  # fmt: skip
+    assert kpi["answer"].startswith("≤ ") and kpi["answer"].endswith(" ms") and "–" not in kpi["answer"], kpi
+    labels = page.locator("#front-status svg text").all_text_contents()
+    assert "202 đã nhận" in labels and "422 sai định dạng" in labels, labels
+    bars = page.locator("#front-status svg rect")
+    assert bars.count() == len({*before["requests"], "202", "422"})  # one bar per status answered
+    assert bars.first.get_attribute("fill") == "#2e7d32"  # 202, the lowest status, first and in green
+    causes = page.locator("#front-causes tr[data-cause]")
+    expect(causes).to_have_count(5)  # every cause of a 503 in words, whether or not it happened
+    assert "Quá tải" in causes.first.inner_text() and "overloaded" in causes.first.inner_text()
+    assert page.locator("#front-causes tr.nonzero").count() == len(before["unavailable"])  # none from this test
+    front.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "operations-front-door.png"), full_page=False)
+
+    page.click("#lang")
+    expect(front.locator("h2")).to_contain_text("Front door (scanners)")
+    assert "202 answer means the check-ins are stored" in page.inner_text("#front-meaning")
+    assert "Overloaded" in page.locator("#front-causes tr[data-cause=overloaded]").inner_text()
+    assert "422 malformed" in page.locator("#front-status svg text").all_text_contents()
 
 
 def test_english_labels_and_role_aware_navigation(page, console: Console) -> None:  # type: ignore[no-untyped-def]
