@@ -42,8 +42,8 @@ from qrtrace.api.app import MAX_BODY_BYTES, errors_sentence
 from qrtrace.api.models import MAX_CHECKINS, CheckinIn
 from qrtrace.api.service import ApiService, Unavailable
 from qrtrace.errors import QrtraceError
-from qrtrace.metrics import FRONT_QUEUED, FRONT_REQUESTS, FRONT_SCANS, FRONT_SECONDS, FRONT_UNAVAILABLE
-from qrtrace.producers.front import TIMEOUT, FrontUnavailable
+from qrtrace.metrics import FRONT_REQUESTS, FRONT_SCANS, FRONT_SECONDS, FRONT_UNAVAILABLE
+from qrtrace.producers.front import TIMEOUT, TOKEN_FILE, FrontUnavailable
 
 if TYPE_CHECKING:
     from qrtrace.producers.coalesce import Share
@@ -159,7 +159,7 @@ class ScannerDoor:
         except TooManyAttempts as exc:
             raise Refused(429, str(exc), {"retry-after": str(exc.retry_after_s)}) from None
         except Unavailable as exc:  # the token file is unreadable
-            raise Refused(503, str(exc), {"retry-after": "5"}) from None
+            raise _unavailable(FrontUnavailable(str(exc), TOKEN_FILE, retry_after_s=5)) from None
 
     def _lines(self, who: Principal, body: bytes, ndjson: bool) -> tuple[list[bytes], set[str]]:
         """The body's check-ins as JSON lines for the front, and the venues they name; Refused otherwise."""
@@ -177,7 +177,6 @@ class ScannerDoor:
 
     # -- GET /metrics -----------------------------------------------------------------------------------------
     def _metrics(self) -> bytes:
-        FRONT_QUEUED.set(self.svc.front.queued_lines())
         return generate_latest(_registry())
 
 
@@ -192,9 +191,10 @@ def _registry() -> CollectorRegistry:
     return registry
 
 
-def front_door_stats(queued_checkins: int) -> dict:
+def front_door_stats() -> dict:
     """The front door's figures for the operations page: answers by status, 503s by cause, check-ins by edge
-    verdict, answer-time percentiles (from the histogram's buckets: an upper bound) and the queue depth."""
+    verdict, answer-time percentiles (from the histogram's buckets: an upper bound) and the queue depth
+    (all summed over `--workers N`)."""
     samples = {}
     for family in _registry().collect():
         if family.name.startswith("qrtrace_frontdoor"):
@@ -218,7 +218,7 @@ def front_door_stats(queued_checkins: int) -> dict:
             "unavailable": by("qrtrace_frontdoor_unavailable_total", "cause"),
             "scans": by("qrtrace_frontdoor_scans_total", "verdict"),
             "answer_ms_p50": percentile(0.5), "answer_ms_p99": percentile(0.99),
-            "queued_checkins": queued_checkins}  # fmt: skip
+            "queued_checkins": int(sum(s.value for s in samples.get("qrtrace_frontdoor_queued_checkins", [])))}
 
 
 def _records(body: bytes, ndjson: bool) -> list[CheckinIn]:

@@ -771,7 +771,7 @@ class ApiService:
             "mode": "embedded" if self.settings.broker is None else "distributed",
             "store": "chDB (embedded)" if self.settings.is_embedded_store else "ClickHouse server",
             "workers": self.watcher.scrape(self.settings.metrics_urls),
-            "front_door": {"kind": self.front.kind, **front_door_stats(self.front.queued_lines())},
+            "front_door": {"kind": self.front.kind, **front_door_stats()},
             "api_ingest": {**self.ingest_stats.__dict__,
                            "events_per_second": (self.ingest_stats.received / self.ingest_stats.seconds
                                                  if self.ingest_stats.seconds else None)},

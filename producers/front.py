@@ -28,6 +28,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Protocol, TypeAlias
 
+from qrtrace.metrics import FRONT_QUEUED
 from qrtrace.producers.coalesce import Share, take_pass
 
 log = logging.getLogger("qrtrace.front")
@@ -38,7 +39,8 @@ KAFKA = "kafka"  # the broker is away, refused or did not acknowledge in time
 STORE = "store"  # the store is away or refused the pass
 TIMEOUT = "timeout"  # no answer within the request's time limit
 SHUTTING_DOWN = "shutting_down"
-CAUSES = (OVERLOADED, KAFKA, STORE, TIMEOUT, SHUTTING_DOWN)
+TOKEN_FILE = "token_file"  # the server cannot read its token file (answered by the door itself)
+CAUSES = (OVERLOADED, KAFKA, STORE, TIMEOUT, SHUTTING_DOWN, TOKEN_FILE)
 
 
 class FrontUnavailable(Exception):
@@ -184,6 +186,7 @@ class Coalescer:
                                        "this batch was kept, send it again in a moment.", OVERLOADED)  # fmt: skip
             self._queue.append(pending)
             self._queued += len(lines)
+            FRONT_QUEUED.set(self._queued)  # summed over --workers (the gauge's multiprocess mode: livesum)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
@@ -196,6 +199,7 @@ class Coalescer:
                 if p.future is future:
                     del self._queue[i]
                     self._queued -= len(p.lines)
+                    FRONT_QUEUED.set(self._queued)
                     return True
         return False
 
@@ -225,6 +229,7 @@ class Coalescer:
                 self._cond.wait(left)
             taken, n = take_pass(self._queue, self._max_pass)
             self._queued -= n
+            FRONT_QUEUED.set(self._queued)
             return taken
 
     def _run(self) -> None:

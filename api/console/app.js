@@ -52,8 +52,8 @@ const T = {
     front_statuses: { 202: "đã nhận", 400: "QR giả / yêu cầu sai", 401: "mã truy cập sai", 403: "sai vai trò / địa điểm",
       413: "lô quá lớn", 422: "sai định dạng", 429: "thử mã quá nhiều", 500: "lỗi máy chủ", 503: "tạm không nhận" },
     front_causes: { overloaded: "Quá tải: quá nhiều lượt quét đang chờ", kafka: "Kafka vắng mặt hoặc không xác nhận",
-      store: "Kho dữ liệu vắng mặt hoặc từ chối ghi", timeout: "Không xác nhận kịp thời hạn", shutting_down: "Máy chủ đang dừng",
-      other: "Khác (ví dụ: không đọc được tệp mã truy cập)" },
+      store: "Kho dữ liệu vắng mặt hoặc từ chối ghi", timeout: "Không xác nhận kịp thời hạn", shutting_down: "Máy chủ đang dừng", token_file: "Máy chủ không đọc được tệp mã truy cập",
+      other: "Khác" },
     reasons: { unmatched_checkout: "Quét ra không có lượt vào", missing_field: "Thiếu trường", malformed_json: "JSON hỏng",
       bad_event_time: "Thời gian sai", bad_direction: "Chiều vào/ra sai", wrong_type: "Sai kiểu dữ liệu",
       unknown_venue: "Địa điểm chưa đăng ký", bad_mode: "Cách quét sai", late: "Đến quá muộn", field_too_long: "Trường quá dài",
@@ -107,8 +107,8 @@ const T = {
     front_statuses: { 202: "kept", 400: "forged QR / bad request", 401: "bad token", 403: "wrong role / venue", 413: "batch too large",
       422: "malformed", 429: "too many token tries", 500: "server fault", 503: "unavailable" },
     front_causes: { overloaded: "Overloaded: too many check-ins waiting", kafka: "Kafka away or not acknowledging",
-      store: "Store away or refusing the write", timeout: "Not confirmed in time", shutting_down: "Server shutting down",
-      other: "Other (e.g. the token file could not be read)" },
+      store: "Store away or refusing the write", timeout: "Not confirmed in time", shutting_down: "Server shutting down", token_file: "Server cannot read its token file",
+      other: "Other" },
     reasons: { unmatched_checkout: "Check-out without check-in", missing_field: "Missing field", malformed_json: "Malformed JSON",
       bad_event_time: "Bad event time", bad_direction: "Bad direction", wrong_type: "Wrong type", unknown_venue: "Unknown venue",
       bad_mode: "Bad scan mode", late: "Too late", field_too_long: "Field too long", not_an_object: "Not a JSON object",
@@ -485,7 +485,7 @@ async function loadOperations() {
 
 // The front door's own figures (counters since the server started, summed over --workers).
 const word = (table, key, otherwise = key) => (T[state.lang][table] || {})[key] || T.vi[table][key] || otherwise;
-const FRONT_CAUSES = ["overloaded", "kafka", "store", "timeout", "shutting_down"];
+const FRONT_CAUSES = ["overloaded", "kafka", "store", "timeout", "shutting_down", "token_file"];
 const statusColour = (s) => (s < 300 ? "#2e7d32" : s < 500 ? "#f9a825" : "#c62828");
 const ms = (v) => (v == null ? "–" : `≤ ${fmt(v)}`);
 

@@ -169,7 +169,7 @@ def test_operations_page_shows_the_front_door(page, console: Console) -> None:  
     assert bars.count() == len({*before["requests"], "202", "422"})  # one bar per status answered
     assert bars.first.get_attribute("fill") == "#2e7d32"  # 202, the lowest status, first and in green
     causes = page.locator("#front-causes tr[data-cause]")
-    expect(causes).to_have_count(5)  # every cause of a 503 in words, whether or not it happened
+    expect(causes).to_have_count(6)  # every cause of a 503 in words, whether or not it happened
     assert "Quá tải" in causes.first.inner_text() and "overloaded" in causes.first.inner_text()
     assert page.locator("#front-causes tr.nonzero").count() == len(before["unavailable"])  # none from this test
     front.scroll_into_view_if_needed()
