@@ -184,9 +184,13 @@ class _Kafka:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self.raw.poll(0.05)
-            if self.down_since is not None and time.monotonic() - self._probed_at >= DOWN_PROBE_S:
-                self._probe()
+            try:  # this thread settles every request: it must outlive any one error
+                self.raw.poll(0.05)
+                if self.down_since is not None and time.monotonic() - self._probed_at >= DOWN_PROBE_S:
+                    self._probe()
+            except Exception:
+                log.exception("the Kafka delivery poller failed once; polling on")
+                time.sleep(0.05)
 
     def _probe(self) -> None:
         """While every broker is away, ask for the topic's metadata now and then: an answer means one is back
@@ -355,10 +359,9 @@ class KafkaFront:
         self.passes += 1
 
         def acknowledged(done: _Acks) -> None:
-            if done.settled > done.failed:
-                kafka.delivered()
             if not done.failed:
-                settle(group, shares)
+                kafka.delivered()  # only a pass Kafka took whole says a broker is back: a partly acknowledged
+                settle(group, shares)  # one ends when its last message times out, well into an outage
                 return
             if done.fatal:
                 kafka.broken = True  # the next pass gets a new producer
