@@ -69,7 +69,6 @@ from typing import Any
 
 from charts import _font, log_bar_chart
 from pipeline_bench import Workers, wait_assigned
-from serve_kafka_bench import script, wait_http
 
 REPO = Path(__file__).resolve().parents[1]
 INFRA = REPO / "infra"
@@ -151,6 +150,29 @@ function done(summary, latency, requests)
 end
 """
 
+
+
+def script(*args: object, env: dict[str, str], timeout: float = 600) -> str:
+    """Run one of the project's scripts; its stdout, or exit with its last words."""
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"{args[0]} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return proc.stdout.strip()
+
+
+def wait_http(port: int, timeout_s: float = 120) -> None:
+    """Until the server on `port` answers /healthz (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"qrtrace serve did not answer on port {port} within {timeout_s:.0f} s")
 
 def log(msg: str) -> None:
     """A timestamped progress line (the run takes minutes; the lead wants to see where it is)."""
