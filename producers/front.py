@@ -6,7 +6,7 @@ check-ins next depends on the deployment, and is one of:
 - `EmbeddedFront` (`producers/embedded_front.py`): the group commit into the embedded runtime: the
   requests waiting while the previous pass was stored go through edge -> processors -> store in one pass.
 - `KafkaFront` (`producers/kafka_front.py`): one long-lived edge and producer per process; the requests
-  arriving within a few milliseconds go through one edge pass and one produce (bundles of many scans).
+  arriving within 25 ms go through one edge pass and one produce (bundles of many scans).
 
 Both gather concurrent requests with the same `Coalescer` (one thread runs the passes, because the edge
 and the runtime are not thread-safe and their fixed cost per call dominates single-scan requests), and
