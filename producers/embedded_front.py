@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection
 from qrtrace.errors import InputError
 from qrtrace.producers.coalesce import split_admitted
 from qrtrace.producers.edge import AdmittedBatch
-from qrtrace.producers.front import STORE, Coalescer, FrontUnavailable, Pending, Waiting, settle
+from qrtrace.producers.front import STORE, Coalescer, FrontUnavailable, Pending, Waiting, by_source, settle
 
 log = logging.getLogger("qrtrace.front")
 
@@ -71,10 +71,7 @@ class EmbeddedFront:
         self._coalescer.close()
 
     def _pass(self, taken: list[Pending]) -> None:
-        by_source: dict[str, list[Pending]] = {}
-        for p in taken:
-            by_source.setdefault(p.source, []).append(p)
-        for source, group in by_source.items():
+        for source, group in by_source(taken).items():
             self._store_group(group, source)
 
     def _store_group(self, group: list[Pending], source: str) -> None:

@@ -109,6 +109,15 @@ class Pending:
     arrived: float = field(default_factory=time.monotonic)
 
 
+def by_source(taken: Sequence[Pending]) -> dict[str, list[Pending]]:
+    """A pass's requests grouped by source, in arrival order (each source is one edge pass: its dead letters
+    and produced messages carry it)."""
+    groups: dict[str, list[Pending]] = {}
+    for p in taken:
+        groups.setdefault(p.source, []).append(p)
+    return groups
+
+
 Outcome: TypeAlias = "Share | BaseException"
 
 

@@ -35,9 +35,9 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from qrtrace.errors import InputError
 from qrtrace.identity import Keyring, Pseudonymiser, Vault
-from qrtrace.producers.coalesce import Share, split_admitted
+from qrtrace.producers.coalesce import split_admitted
 from qrtrace.producers.edge import AdmittedBatch, Edge, receiving_edge
-from qrtrace.producers.front import KAFKA, STORE, Coalescer, FrontUnavailable, Pending, Waiting, fail, send, settle
+from qrtrace.producers.front import KAFKA, STORE, Coalescer, FrontUnavailable, Pending, Waiting, by_source, fail, settle
 from qrtrace.producers.kafka_producer import CHECKINS_TOPIC, CheckinProducer, producer_config, topic_names
 from qrtrace.settings import Settings
 from qrtrace.sinks.audit import now_us
@@ -67,9 +67,9 @@ def kafka_unavailable(message: str) -> FrontUnavailable:
 
 @dataclass
 class _Acks:
-    """The delivery reports of one batch's messages."""
+    """The delivery reports of one pass's messages; `on_done` runs once every one of them has its report."""
 
-    cond: threading.Condition = field(default_factory=threading.Condition)
+    lock: threading.Lock = field(default_factory=threading.Lock)
     queued: int = 0
     settled: int = 0
     failed: int = 0
@@ -80,37 +80,30 @@ class _Acks:
     _fired: bool = False
 
     def add(self) -> None:
-        with self.cond:
+        with self.lock:
             self.queued += 1
 
     def settle(self, err: KafkaError | None) -> None:
-        with self.cond:
+        with self.lock:
             self.settled += 1
             if err is not None:
                 self.failed += 1
                 self.fatal = self.fatal or err.fatal()
                 self.first_error = self.first_error or str(err)
-            self.cond.notify_all()
         self._fire_if_done()
 
     def seal(self, on_done: Callable[[_Acks], None] | None = None) -> None:
-        with self.cond:
+        with self.lock:
             self.sealed = True
             self.on_done = on_done
-            self.cond.notify_all()
         self._fire_if_done()
 
     def _fire_if_done(self) -> None:
-        with self.cond:
+        with self.lock:
             if self._fired or self.on_done is None or not self.sealed or self.settled < self.queued:
                 return
             self._fired = True
         self.on_done(self)
-
-    def wait(self, timeout_s: float) -> bool:
-        """True once every message of the batch has a delivery report (delivered or failed)."""
-        with self.cond:
-            return self.cond.wait_for(lambda: self.sealed and self.settled >= self.queued, timeout_s)
 
 
 class _AckingProducer:
@@ -288,10 +281,6 @@ class KafkaFront:
             raise kafka_unavailable("Kafka is unreachable; nothing of this batch was kept, send it again shortly.")
         return self._coalescer.submit(lines, source, venue_ids, future)
 
-    def send(self, lines: list[bytes], venue_ids: Collection[str], source: str) -> Share:
-        """Blocking `submit` (threads and tests): the share, or FrontUnavailable."""
-        return send(self, lines, venue_ids, source)
-
     def withdraw(self, future: Waiting) -> bool:
         return self._coalescer.withdraw(future)
 
@@ -319,10 +308,7 @@ class KafkaFront:
             fail(taken, exc)
             return
         edge = self._edge_for(venues)
-        by_source: dict[str, list[Pending]] = {}
-        for p in taken:
-            by_source.setdefault(p.source, []).append(p)
-        for source, group in by_source.items():
+        for source, group in by_source(taken).items():
             try:
                 admitted = edge.admit([line for p in group for line in p.lines])
             except Exception:
