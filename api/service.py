@@ -183,6 +183,8 @@ class ApiService:
         )  # fmt: skip
         self.started_at_us = now_us()
         self.geo = self._geography()
+        if isinstance(self.front, KafkaFront):  # the venues the geography just read: no second read
+            self.front.prime(self.geo.commune_of_venue)
         self._venue_public_key = venue_signing_key(self.rt.keyring.venue_signing_seed).public_key()
 
     def close(self) -> None:

@@ -267,6 +267,13 @@ class KafkaFront:
         self._read_at = self._venues_at
         return read
 
+    def prime(self, venue_ids: Collection[str]) -> None:
+        """Start the cache from a registry read the caller just made (the service reads the venues at start):
+        a process that has not answered a scanner yet still checks venues while the store is away."""
+        self._venues = frozenset(venue_ids)
+        self._venues_at = self._read_at = self._clock()
+        self.venue_reads += 1
+
     def venues_changed(self) -> None:
         self._venues_at = None  # the next pass reads the registry
 
