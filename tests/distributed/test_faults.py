@@ -24,7 +24,7 @@ def visits_stored(pipeline) -> int:  # type: ignore[no-untyped-def]
 
     store = ClickHouseStore(pipeline.servers.store_url)
     try:
-        return int(store.query("SELECT count() AS n FROM qrtrace.visits_by_venue")["n"][0])
+        return int(store.query("SELECT count() AS n FROM qrtrace.visits_by_venue FINAL")["n"][0])
     except Exception:  # the database is starting or away: nothing stored yet as far as this probe knows
         return 0
     finally:
