@@ -65,23 +65,21 @@ CLOSED_BY_DWELL = 0  # no check-out (yet): ends at start + dwell; provisional wh
 CLOSED_BY_CHECKOUT = 1
 CLOSED_BY_NEXT_CHECKIN = 2
 
-VERSION_PROVISIONAL = 0  # emitted while open; a later final row with the same key replaces it
-VERSION_FINAL = 1
-
 
 @dataclass(frozen=True, slots=True)
 class VisitBatch:
-    """Visits keyed by (venue_id, person, start_us, opened_by): `opened_by` is the scan that opened the
-    visit, so two visits starting at the same instant stay distinct. `previous_end_us` is -1 unless
-    this row replaces a provisional row emitted earlier (occupancy uses it to move the visit's span)."""
+    """Visit rows keyed by (venue_id, person, start_us, opened_by): `opened_by` is the scan that opened the
+    visit, so two visits starting at the same instant stay distinct. `version` grows with every change of
+    a visit (the store keeps the highest); `withdrawn` = 1 says the visit no longer exists (a late check-in
+    made its opening scan a repeat) and every reader drops it."""
 
     venue_id: np.ndarray
     person: np.ndarray
     start_us: np.ndarray
     end_us: np.ndarray
     closed_by: np.ndarray  # int8
-    version: np.ndarray  # uint8
-    previous_end_us: np.ndarray  # int64
+    version: np.ndarray  # uint64
+    withdrawn: np.ndarray  # uint8
     opened_by: np.ndarray  # object[str]: scan_id of the opening check-in
 
     def __len__(self) -> int:
@@ -89,6 +87,22 @@ class VisitBatch:
 
     def take(self, index: np.ndarray) -> VisitBatch:
         return _take(VisitBatch, self, index)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeBatch:
+    """The current outcome of check-ins (opened, closed, repeat, unmatched_checkout, checkout_after_cap),
+    keyed by scan; re-emitted with a higher `version` whenever a late check-in changes it."""
+
+    scan_id: np.ndarray
+    venue_id: np.ndarray
+    person: np.ndarray
+    event_time_us: np.ndarray  # int64
+    outcome: np.ndarray  # object[str]
+    version: np.ndarray  # uint64
+
+    def __len__(self) -> int:
+        return len(self.scan_id)
 
 
 @dataclass(frozen=True, slots=True)

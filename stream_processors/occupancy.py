@@ -1,8 +1,9 @@
 """Per-venue tumbling windows of occupancy (people present, arrivals) with over-capacity flags.
 
-Visits arrive as changes: a new provisional or final visit adds its span; a final row that replaces
-a provisional one moves the span (from start..previous_end to start..end). Windows touched by a batch
-are re-emitted with their new totals and the venue's next version, so the store keeps the latest.
+Visits arrive as changes (pairing's spans): a new visit adds its span, a changed one moves it, a
+withdrawn one takes it away. Windows touched by a batch are re-emitted with their new totals and the
+venue's next version, so the store keeps the latest. The totals are sums over the visits that exist,
+so they do not depend on the order the changes came in.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from qrtrace.stream_processors.batch import OccupancyBatch, VisitBatch
+from qrtrace.stream_processors.batch import OccupancyBatch
 from qrtrace.stream_processors.state import VenueState
 
 _SHIFT = 32  # keys in a batch: venue code << 32 | window number
@@ -28,25 +29,25 @@ def spans_to_windows(start_us: np.ndarray, end_us: np.ndarray, window_us: int) -
 
 
 def fold_occupancy(
-    visits: VisitBatch,
+    spans: list[tuple[str, int, int, int, int]],
     venue_state: Callable[[str], VenueState],
     window_us: int,
     capacity_by_venue: Mapping[str, int],
 ) -> OccupancyBatch:
-    """Fold visit changes into each venue's windows; return the touched windows' new totals."""
-    if not len(visits):
+    """Fold visit changes into each venue's windows; return the touched windows' new totals. A change is
+    (venue, start, end, presence sign, arrival sign): a new visit adds its span and an arrival, a changed
+    one takes its old span away and adds the new, a withdrawn one takes its span and arrival away."""
+    if not spans:
         return _empty()
-    names, codes = np.unique(visits.venue_id.astype(str), return_inverse=True)
+    venue_ids, start_us, end_us, sign, arrival = zip(*spans, strict=True)
+    names, codes = np.unique(np.array(venue_ids, dtype=str), return_inverse=True)
     venue = codes.astype(np.int64) << _SHIFT
-    replaced = np.flatnonzero(visits.previous_end_us >= 0)
-    new = np.flatnonzero(visits.previous_end_us < 0)
-    add_rows, add_win = spans_to_windows(visits.start_us, visits.end_us, window_us)
-    sub_rows, sub_win = spans_to_windows(visits.start_us[replaced], visits.previous_end_us[replaced], window_us)
-    present = _sum_by_key(
-        np.concatenate([venue[add_rows] | add_win, venue[replaced][sub_rows] | sub_win]),
-        np.concatenate([np.ones(len(add_rows), np.int64), -np.ones(len(sub_rows), np.int64)]),
-    )
-    arrivals = _sum_by_key(venue[new] | (visits.start_us[new] // window_us), np.ones(len(new), np.int64))
+    start, end = np.array(start_us, np.int64), np.array(end_us, np.int64)
+    sign_a, arrival_a = np.array(sign, np.int64), np.array(arrival, np.int64)
+    rows, win = spans_to_windows(start, end, window_us)
+    present = _sum_by_key(venue[rows] | win, sign_a[rows])
+    arrives = np.flatnonzero(arrival_a != 0)
+    arrivals = _sum_by_key(venue[arrives] | (start[arrives] // window_us), arrival_a[arrives])
     mask = (1 << _SHIFT) - 1
     touched: dict[int, tuple[VenueState, int]] = {}  # key -> (state, version)
     versions: dict[int, tuple[VenueState, int]] = {}
@@ -69,7 +70,7 @@ def fold_occupancy(
     return OccupancyBatch(
         venue_id=np.array(venue_ids, dtype=object),
         window_start_us=np.array([(k & mask) * window_us for k in keys], dtype=np.int64),
-        arrivals=np.array([touched[k][0].arrivals.get(k & mask, 0) for k in keys], dtype=np.uint32),
+        arrivals=np.array([max(0, touched[k][0].arrivals.get(k & mask, 0)) for k in keys], dtype=np.uint32),
         present=present_now,
         capacity=capacity,
         over_capacity=(present_now > capacity) & (capacity > 0),

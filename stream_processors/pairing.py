@@ -1,20 +1,27 @@
-"""Pair check-ins and check-outs into visits, exactly by DESIGN.md's visit rule.
+"""Pair check-ins into visits by the visit rule, over each (person, venue)'s check-ins in event-time order,
+whatever order they arrived in.
 
-Per (person, venue), in event-time order:
+The rule, per (person, venue), over check-ins sorted by (event time, scan_id):
 - `in` with no open visit opens one;
 - `in` while open and no later than start + dwell is a repeat scan (ignored);
 - `in` later than start + dwell closes the open visit at start + dwell and opens a new one;
-- `out` closes the open visit at its time; `out` with nothing open is a dead letter;
-- `out` later than start + the venue's visit cap closes nothing and is a dead letter (the visit keeps
-  its dwell end): without a cap one forged or mistyped check-out makes a visit of years;
-- a visit never closed ends at start + dwell (emitted provisionally while it is open).
-Pairing is local to (person, venue), so it runs on venue-keyed partitions.
+- `out` closes the open visit at its time; `out` with nothing open is an unmatched check-out;
+- a visit runs at most to start + the venue's cap: a check-in later than that finds it ended at start +
+  dwell, and an `out` then (up to two caps after the start) is a check-out after the cap, which closes
+  nothing: without a cap one forged or mistyped check-out makes a visit of years;
+- a visit never closed ends at start + dwell.
+
+Order independence: a key keeps its recent check-ins (`KeyHistory`), and each batch re-pairs only the keys
+it touches, from the same base, before and after adding the new check-ins. The difference is what the
+store must change: new or changed visits (a higher `version`), visits that no longer exist (withdrawn
+rows), and check-ins whose outcome changed. Folding the whole history twice per touched key costs a few
+events per key, and makes the result a function of the set of check-ins: the batch boundaries, the
+delivery order and the number of partitions cannot change a visit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,108 +29,170 @@ from qrtrace.stream_processors.batch import (
     CLOSED_BY_CHECKOUT,
     CLOSED_BY_DWELL,
     CLOSED_BY_NEXT_CHECKIN,
-    VERSION_FINAL,
-    VERSION_PROVISIONAL,
-    CheckinBatch,
     VisitBatch,
 )
-from qrtrace.stream_processors.state import KeyState, VenueState
+from qrtrace.stream_processors.state import KeyHistory, Scan
 
 # Outcome of each check-in, stored with it.
-OPENED, CLOSED, REPEAT, UNMATCHED_OUT, LATE = "opened", "closed", "repeat", "unmatched_checkout", "late"
+OPENED, CLOSED, REPEAT, UNMATCHED_OUT = "opened", "closed", "repeat", "unmatched_checkout"
 CHECKOUT_AFTER_CAP = "checkout_after_cap"
+UNPAIRED = frozenset({UNMATCHED_OUT, CHECKOUT_AFTER_CAP})  # dead letters once final
 
 NO_CAP = 2**62
 
-# venue, person, start, end, closed_by, version, previous end (-1: new row), opened_by
-VisitRow = tuple[str, str, int, int, int, int, int, str]
+# A visit in a fold: (start, opened_by) -> (end, closed_by)
+Visits = dict[tuple[int, str], tuple[int, int]]
 
 
-@dataclass(frozen=True, slots=True)
-class PairingResult:
-    visits: VisitBatch
-    outcome: np.ndarray  # object[str], one per input event
+@dataclass(slots=True)
+class Fold:
+    """The visit rule run over a key's history: its visits, each check-in's outcome, and what is open."""
+
+    visits: Visits
+    outcomes: list[str]  # aligned with the history's events
+    open_start: int | None
+    open_scan: str
+    expired_start: int | None
 
 
-def pair_visits(
-    batch: CheckinBatch,
-    venue_state: Callable[[str], VenueState],
-    dwell_us_by_venue: Mapping[str, int],
-    cap_us_by_venue: Mapping[str, int] | None = None,
-) -> PairingResult:
-    """Pair a batch in pairing order (venue, time, delivery) against each venue's open visits. A venue
-    without a cap in `cap_us_by_venue` has none (check-outs close whatever is open)."""
-    caps = cap_us_by_venue or {}
-    rows: list[VisitRow] = []
-    outcome: list[str] = []
-    touched: list[tuple[str, str, KeyState]] = []
-    current_venue, keys, dwell, cap = None, {}, 0, NO_CAP
-    for venue, person, is_in, t, scan in zip(
-        batch.venue_id.tolist(), batch.person.tolist(), batch.is_in.tolist(), batch.event_time_us.tolist(),
-        batch.scan_id.tolist(), strict=True,
-    ):  # fmt: skip
-        if venue != current_venue:
-            current_venue, keys, dwell = venue, venue_state(venue).keys, dwell_us_by_venue[venue]
-            cap = caps.get(venue, NO_CAP)
-        st = keys.get(person)
-        if st is None:
-            st = keys[person] = KeyState(None, t)
-        elif t < st.last_time:
-            outcome.append(LATE)
-            continue
-        start = st.open_start
-        if not is_in and start is not None and t > start + cap:
-            outcome.append(CHECKOUT_AFTER_CAP)  # refused: it closes nothing and moves no clock
-            continue
-        st.last_time = t
+def fold(h: KeyHistory, dwell: int, cap: int, events: list[Scan] | None = None) -> Fold:
+    """The rule over `events` (default: the whole history), starting from the history's base."""
+    open_start, open_scan, expired = h.open_start, h.open_scan, h.expired_start
+    visits: Visits = {}
+    outcomes: list[str] = []
+    for t, scan, is_in in h.events if events is None else events:
+        if open_start is not None and t > open_start + cap:  # ran to its cap: it ended at its dwell
+            visits[(open_start, open_scan)] = (open_start + dwell, CLOSED_BY_DWELL)
+            expired, open_start = open_start, None
         if is_in:
-            if start is None:
-                st.open_start, st.open_scan, st.emitted = t, scan, False
-                touched.append((venue, person, st))
-                outcome.append(OPENED)
-            elif t <= start + dwell:
-                outcome.append(REPEAT)
+            if open_start is None:
+                open_start, open_scan, expired = t, scan, None
+                outcomes.append(OPENED)
+            elif t <= open_start + dwell:
+                outcomes.append(REPEAT)
             else:
-                prev = start + dwell if st.emitted else -1
-                rows.append((venue, person, start, start + dwell, CLOSED_BY_NEXT_CHECKIN, VERSION_FINAL, prev,
-                             st.open_scan))  # fmt: skip
-                st.open_start, st.open_scan, st.emitted = t, scan, False
-                touched.append((venue, person, st))
-                outcome.append(OPENED)
-        elif start is None:
-            outcome.append(UNMATCHED_OUT)
+                visits[(open_start, open_scan)] = (open_start + dwell, CLOSED_BY_NEXT_CHECKIN)
+                open_start, open_scan = t, scan
+                outcomes.append(OPENED)
+        elif open_start is not None:
+            visits[(open_start, open_scan)] = (t, CLOSED_BY_CHECKOUT)
+            open_start = None
+            outcomes.append(CLOSED)
+        elif expired is not None and t <= expired + 2 * cap:
+            outcomes.append(CHECKOUT_AFTER_CAP)
         else:
-            prev = start + dwell if st.emitted else -1
-            rows.append((venue, person, start, t, CLOSED_BY_CHECKOUT, VERSION_FINAL, prev, st.open_scan))
-            st.open_start = None
-            outcome.append(CLOSED)
-    # Visits still open after this batch are visible to traces now, provisionally ending at start + dwell.
-    for venue, person, st in touched:
-        if st.open_start is not None and not st.emitted:
-            rows.append((venue, person, st.open_start, st.open_start + dwell_us_by_venue[venue], CLOSED_BY_DWELL,
-                         VERSION_PROVISIONAL, -1, st.open_scan))  # fmt: skip
-            st.emitted = True
-    return PairingResult(_visit_batch(rows), np.array(outcome, dtype=object))
+            outcomes.append(UNMATCHED_OUT)
+    if open_start is not None:
+        visits[(open_start, open_scan)] = (open_start + dwell, CLOSED_BY_DWELL)
+    return Fold(visits, outcomes, open_start, open_scan, expired)
 
 
-def forget_idle_keys(keys: dict[str, KeyState], horizon_us: int) -> dict[str, KeyState]:
-    """Keys idle since before the horizon are dropped; their open visits keep their provisional end."""
-    return {p: st for p, st in keys.items() if st.last_time >= horizon_us}
+@dataclass
+class PairingChanges:
+    """What a batch changes in the store, as rows, collected across keys and then made columns."""
+
+    # venue, person, start, end, closed_by, version, withdrawn, opened_by
+    visit_rows: list[tuple] = field(default_factory=list)
+    outcome_rows: list[tuple] = field(default_factory=list)  # scan_id, venue, person, event_time, outcome, version
+    spans: list[tuple] = field(default_factory=list)  # venue, start, end, presence sign, arrival sign (occupancy)
+    # (venue, person, scan_id) -> outcome, for check-ins new to their key
+    arrival_outcome: dict[tuple[str, str, str], str] = field(default_factory=dict)
+
+    def visits(self) -> VisitBatch:
+        return visit_batch(self.visit_rows)
 
 
-def _visit_batch(rows: list[VisitRow]) -> VisitBatch:
+def repair_key(
+    venue: str,
+    person: str,
+    h: KeyHistory,
+    new: list[Scan],
+    dwell: int,
+    cap: int,
+    out: PairingChanges,
+    emit_all: bool = False,
+) -> int:
+    """Add `new` check-ins to a key and emit what changed (with `emit_all`, every visit and outcome of the
+    key, changed or not); returns how many of `new` were retries (a scan_id the key already has)."""
+    known = {scan for _, scan, _ in h.events}
+    fresh: list[Scan] = []
+    for e in new:
+        if e[1] not in known:
+            known.add(e[1])
+            fresh.append(e)
+    if not fresh and not emit_all:
+        return len(new)
+    before = fold(h, dwell, cap)
+    old_outcome = dict(zip((s for _, s, _ in h.events), before.outcomes, strict=True))
+    h.events = sorted(h.events + fresh)
+    after = fold(h, dwell, cap)
+    revision = h.revision + 1
+    rows_before = len(out.visit_rows) + len(out.outcome_rows)
+    fresh_scans = {scan for _, scan, _ in fresh}
+    for (t, scan, _), outcome in zip(h.events, after.outcomes, strict=True):
+        if emit_all or old_outcome.get(scan) != outcome:
+            out.outcome_rows.append((scan, venue, person, t, outcome, revision))
+        if scan in fresh_scans:
+            out.arrival_outcome[(venue, person, scan)] = outcome
+    for key, (end, by) in after.visits.items():
+        was = before.visits.get(key)
+        if was != (end, by) or emit_all:
+            out.visit_rows.append((venue, person, key[0], end, by, revision, 0, key[1]))
+        if was is None:
+            out.spans.append((venue, key[0], end, 1, 1))
+        elif was[0] != end:
+            out.spans.append((venue, key[0], was[0], -1, 0))
+            out.spans.append((venue, key[0], end, 1, 0))
+    for key, (end, by) in before.visits.items():
+        if key not in after.visits:  # a late check-in made its opener a repeat scan: the visit is gone
+            out.visit_rows.append((venue, person, key[0], end, by, revision, 1, key[1]))
+            out.spans.append((venue, key[0], end, -1, -1))
+    if len(out.visit_rows) + len(out.outcome_rows) > rows_before:
+        h.revision = revision
+    return len(new) - len(fresh)
+
+
+def cut_history(h: KeyHistory, horizon_us: int, dwell: int, cap: int) -> list[tuple[Scan, str]]:
+    """Fold the check-ins before the horizon into the base and forget them; returns the forgotten ones
+    that stayed unpaired (final now: no earlier check-in can still arrive within the window)."""
+    n = 0
+    while n < len(h.events) and h.events[n][0] < horizon_us:
+        n += 1
+    if n == 0 and h.cut_us >= horizon_us:
+        return []
+    whole = fold(h, dwell, cap)
+    head = fold(h, dwell, cap, h.events[:n])
+    unpaired = [(e, o) for e, o in zip(h.events[:n], whole.outcomes[:n], strict=True) if o in UNPAIRED]
+    h.events = h.events[n:]
+    h.open_start, h.open_scan, h.expired_start = head.open_start, head.open_scan, head.expired_start
+    if h.open_start is not None and horizon_us > h.open_start + cap:
+        h.expired_start, h.open_start = h.open_start, None  # ran to its cap before the horizon
+    h.cut_us = max(h.cut_us, horizon_us)
+    return unpaired
+
+
+def is_forgettable(h: KeyHistory, horizon_us: int, cap: int) -> bool:
+    """Nothing of this key can meet a check-in at or after the horizon: it can be dropped."""
+    return (
+        not h.events
+        and h.open_start is None
+        and (h.expired_start is None or h.expired_start + 2 * cap < horizon_us)
+    )
+
+
+def visit_batch(rows: list[tuple]) -> VisitBatch:
     if not rows:
         obj = np.empty(0, dtype=object)
         i64 = np.empty(0, np.int64)
-        return VisitBatch(obj, obj, i64, i64, np.empty(0, np.int8), np.empty(0, np.uint8), i64, obj)
-    venue, person, start, end, by, ver, prev, opened_by = zip(*rows, strict=True)
+        return VisitBatch(obj, obj, i64, i64, np.empty(0, np.int8), np.empty(0, np.uint64), np.empty(0, np.uint8), obj)
+    venue, person, start, end, by, ver, withdrawn, opened_by = zip(*rows, strict=True)
     return VisitBatch(
         np.array(venue, dtype=object),
         np.array(person, dtype=object),
         np.array(start, dtype=np.int64),
         np.array(end, dtype=np.int64),
         np.array(by, dtype=np.int8),
-        np.array(ver, dtype=np.uint8),
-        np.array(prev, dtype=np.int64),
+        np.array(ver, dtype=np.uint64),
+        np.array(withdrawn, dtype=np.uint8),
         np.array(opened_by, dtype=object),
     )

@@ -1,8 +1,10 @@
 """Processor state, kept per venue so it can live in venue-keyed partitions (Faust tables, Kafka keys).
 
-Everything the processors remember about a venue sits in one `VenueState`: recent scan ids (dedupe),
-events held for the watermark, open visits per person, and occupancy windows. A `PartitionState`
-holds the venues of one input partition plus the partition's event-time clock.
+Everything the processors remember about a venue sits in one `VenueState`: the venue's event-time clock,
+each (person, venue)'s recent check-ins (`KeyHistory`), and the occupancy windows. Nothing in it depends
+on which partition, batch or process handled the venue: the venue's clock is the latest event time among
+its own check-ins, so the state after a set of check-ins is the same however they were delivered.
+A `PartitionState` is the venues one adapter call works on, and which of them changed.
 """
 
 from __future__ import annotations
@@ -10,67 +12,70 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
-from qrtrace.stream_processors.batch import CheckinBatch, empty_checkins
-
 NEVER = -(2**62)
+
+# A key's check-in: (event time, scan_id, is_in). Tuples sort in the pairing order: event time, then
+# scan_id, so two scans at the same microsecond pair the same way whatever order they arrived in.
+Scan = tuple[int, str, bool]
 
 
 @dataclass(slots=True)
-class KeyState:
-    """One person at one venue: the open visit (start, or None) and the latest event time paired so far."""
+class KeyHistory:
+    """One person at one venue: their check-ins since `cut_us`, and what was open at the cut.
 
-    open_start: int | None
-    last_time: int
-    open_scan: str = ""  # the scan that opened the visit: its identity, with (venue, person, start)
-    emitted: bool = False  # the open visit was already emitted provisionally
+    Check-ins older than the cut were folded into the base (`open_start`/`open_scan`: the visit open at
+    the cut; `expired_start`: the latest visit that ran to its cap) and forgotten; their outcomes and
+    visits are final. `revision` is the version of the rows this key last emitted: every re-pairing that
+    changes a row emits it with a higher one, so the store keeps the latest."""
+
+    events: list[Scan] = field(default_factory=list)
+    cut_us: int = NEVER
+    open_start: int | None = None
+    open_scan: str = ""
+    expired_start: int | None = None
+    revision: int = 0
 
 
 @dataclass(slots=True)
 class VenueState:
-    seen: dict[str, int] = field(default_factory=dict)  # scan_id -> event time, within the dedupe window
-    held: CheckinBatch = field(default_factory=empty_checkins)  # waiting for the watermark
-    keys: dict[str, KeyState] = field(default_factory=dict)  # person -> pairing state
+    keys: dict[str, KeyHistory] = field(default_factory=dict)  # person -> recent check-ins
+    clock_us: int = NEVER  # the latest accepted event time at this venue
+    horizon_us: int = NEVER  # keys idle before this were forgotten: an older check-in reads the store
     present: dict[int, int] = field(default_factory=dict)  # window number -> people present
     arrivals: dict[int, int] = field(default_factory=dict)  # window number -> visits starting
     version: int = 0  # occupancy emission counter: the store keeps the highest
-    clock_us: int = NEVER  # the partition's event-time clock when this state was last saved (adapters)
+    pruned_at_us: int = NEVER  # the clock when the venue was last pruned
 
     # Pickled after every batch that touches the venue (the embedded state file, the Faust changelog), so
-    # the pairing state goes as five plain columns instead of one KeyState object per person: for a venue
-    # with 10,000 people in its window that is ~5 ms instead of ~100 ms a save (slots dataclasses pickle
-    # through copyreg, one call per object).
+    # the histories go as plain columns instead of one KeyHistory object per person: slots dataclasses
+    # pickle through copyreg, one call per object (~20x slower for a venue with 10,000 people).
     def __getstate__(self) -> dict[str, object]:
-        keys = self.keys
+        keys = self.keys.values()
         return {
-            "seen": self.seen, "held": self.held, "present": self.present, "arrivals": self.arrivals,
-            "version": self.version, "clock_us": self.clock_us,
-            "key_columns": (list(keys), [k.open_start for k in keys.values()], [k.last_time for k in keys.values()],
-                            [k.open_scan for k in keys.values()], [k.emitted for k in keys.values()]),
+            "clock_us": self.clock_us, "horizon_us": self.horizon_us, "present": self.present,
+            "arrivals": self.arrivals, "version": self.version, "pruned_at_us": self.pruned_at_us,
+            "key_columns": (list(self.keys), [k.events for k in keys], [k.cut_us for k in keys],
+                            [k.open_start for k in keys], [k.open_scan for k in keys],
+                            [k.expired_start for k in keys], [k.revision for k in keys]),
         }  # fmt: skip
 
-    def __setstate__(self, state: object) -> None:
-        if isinstance(state, tuple):  # written before the columns: (None, {slot: value}), copyreg's form
-            for name, value in state[1].items():
-                setattr(self, name, value)
-            return
-        assert isinstance(state, dict)
-        persons, starts, lasts, scans, emitted = state.pop("key_columns")
+    def __setstate__(self, state: dict[str, object]) -> None:
+        persons, events, cuts, starts, scans, expired, revisions = state.pop("key_columns")  # type: ignore[misc]
         for name, value in state.items():
             setattr(self, name, value)
-        self.keys = {p: KeyState(o, t, s, e) for p, o, t, s, e in zip(persons, starts, lasts, scans, emitted,
-                                                                         strict=True)}  # fmt: skip
+        self.keys = {
+            p: KeyHistory(e, c, o, s, x, r)
+            for p, e, c, o, s, x, r in zip(persons, events, cuts, starts, scans, expired, revisions, strict=True)
+        }
 
 
 @dataclass
 class PartitionState:
-    """The venues of one input partition. `venues` may be a cache in front of a Faust table:
-    the processor only touches venues of the current batch and venues in `holding`."""
+    """The venues of one input partition. `venues` may be a cache in front of a Faust table: the
+    processor only touches the venues of the current batch."""
 
     venues: MutableMapping[str, VenueState] = field(default_factory=dict)
-    max_event_time_us: int = NEVER
-    holding: set[str] = field(default_factory=set)  # venues with held events
     changed: set[str] = field(default_factory=set)  # venues modified since the adapter last saved them
-    pruned_at_us: int = NEVER
 
     def venue(self, venue_id: str) -> VenueState:
         state = self.venues.get(venue_id)

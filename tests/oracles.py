@@ -18,32 +18,56 @@ class Ev:
     t: int
 
 
-def oracle_visits(events: list[Ev], dwell: dict[str, int]) -> set[tuple[str, str, int, int]]:
+NO_CAP = 2**62
+
+
+def oracle_visits(
+    events: list[Ev], dwell: dict[str, int], caps: dict[str, int] | None = None
+) -> set[tuple[str, str, int, int]]:
     """(person, venue, start, end) per DESIGN.md's visit rule, from the complete event list."""
+    return {(p, v, s, e) for (p, v, s, e, _) in oracle_pairing(events, dwell, caps)[0]}
+
+
+def oracle_pairing(
+    events: list[Ev], dwell: dict[str, int], caps: dict[str, int] | None = None
+) -> tuple[set[tuple[str, str, int, int, str]], dict[str, str]]:
+    """Visits (person, venue, start, end, opened_by) and each scan's outcome, by the visit rule over each
+    (person, venue)'s distinct scans in (event time, scan_id) order: the order they arrived in plays no part
+    beyond which delivery of a retried scan_id counts (the first)."""
     seen: set[str] = set()
     per_key: dict[tuple[str, str], list[Ev]] = defaultdict(list)
-    for e in events:  # delivery order: the first delivery of a scan_id wins
+    for e in events:
         if e.scan_id in seen:
             continue
         seen.add(e.scan_id)
         per_key[(e.person, e.venue)].append(e)
-    visits = set()
+    visits, outcome = set(), {}
     for (person, venue), evs in per_key.items():
-        d = dwell[venue]
-        open_start = None
-        for e in sorted(evs, key=lambda e: e.t):  # stable: ties keep delivery order
+        d, cap = dwell[venue], (caps or {}).get(venue, NO_CAP)
+        open_start = open_scan = expired = None
+        for e in sorted(evs, key=lambda e: (e.t, e.scan_id)):
+            if open_start is not None and e.t > open_start + cap:
+                visits.add((person, venue, open_start, open_start + d, open_scan))
+                expired, open_start = open_start, None
             if e.is_in:
-                if open_start is None:
-                    open_start = e.t
-                elif e.t > open_start + d:
-                    visits.add((person, venue, open_start, open_start + d))
-                    open_start = e.t
+                if open_start is not None and e.t <= open_start + d:
+                    outcome[e.scan_id] = "repeat"
+                    continue
+                if open_start is not None:
+                    visits.add((person, venue, open_start, open_start + d, open_scan))
+                open_start, open_scan, expired = e.t, e.scan_id, None
+                outcome[e.scan_id] = "opened"
             elif open_start is not None:
-                visits.add((person, venue, open_start, e.t))
+                visits.add((person, venue, open_start, e.t, open_scan))
                 open_start = None
+                outcome[e.scan_id] = "closed"
+            elif expired is not None and e.t <= expired + 2 * cap:
+                outcome[e.scan_id] = "checkout_after_cap"
+            else:
+                outcome[e.scan_id] = "unmatched_checkout"
         if open_start is not None:
-            visits.add((person, venue, open_start, open_start + d))
-    return visits
+            visits.add((person, venue, open_start, open_start + d, open_scan))
+    return visits, outcome
 
 
 def oracle_trace(visits, case, frm, to, depth, grace, min_overlap, until):  # type: ignore[no-untyped-def]

@@ -1,4 +1,6 @@
-"""Dedupe and pairing: exact visits for retried and double scans, missing check-outs; property vs oracle."""
+"""Dedupe and pairing: exact visits for retried and double scans, missing check-outs; and the properties
+that make pairing a function of the set of check-ins: any delivery order within the dedupe window, any
+batch split and any partition count give the brute-force oracle's visits and outcomes."""
 
 from __future__ import annotations
 
@@ -6,17 +8,18 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qrtrace.stream_processors.batch import (
-    US_PER_MINUTE,
-    VERSION_FINAL,
-    CheckinBatch,
-)
-from qrtrace.stream_processors.pairing import LATE, REPEAT, UNMATCHED_OUT
-from qrtrace.stream_processors.pipeline import CheckinProcessor, ProcessorConfig
-from tests.oracles import Ev, oracle_visits
+from qrtrace.stream_processors.batch import US_PER_MINUTE, CheckinBatch
+from qrtrace.stream_processors.codec import partition_of
+from qrtrace.stream_processors.pairing import CHECKOUT_AFTER_CAP, REPEAT, UNMATCHED_OUT
+from qrtrace.stream_processors.pipeline import CheckinProcessor, ProcessorConfig, ProcessorOutput, StoredHistory
+from qrtrace.stream_processors.state import PartitionState
+from tests.oracles import Ev, oracle_pairing, oracle_visits
 
 M = US_PER_MINUTE
-DWELL = {"V1": 60 * M, "V2": 30 * M}
+H = 60 * M
+DWELL = {"V1": 60 * M, "V2": 30 * M, "V3": 45 * M}
+CAPS = {"V1": 4 * H, "V2": 4 * H, "V3": 3 * H}
+WINDOW = 48 * H
 
 
 def batch_of(events: list[Ev], seq0: int = 0) -> CheckinBatch:
@@ -36,30 +39,70 @@ def batch_of(events: list[Ev], seq0: int = 0) -> CheckinBatch:
     )
 
 
-def processor(lateness_min: int = 30) -> CheckinProcessor:
-    return CheckinProcessor(ProcessorConfig(DWELL, {"V1": 2, "V2": 50}, allowed_lateness_us=lateness_min * M))
+def processor(state: PartitionState | None = None, window_us: int = WINDOW) -> CheckinProcessor:
+    config = ProcessorConfig(DWELL, {"V1": 2, "V2": 50, "V3": 5}, dedupe_window_us=window_us, cap_us_by_venue=CAPS)
+    return CheckinProcessor(config, state)
 
 
-def final_visits(outputs) -> set[tuple[str, str, int, int]]:  # type: ignore[no-untyped-def]
-    """Latest version per visit key, as ReplacingMergeTree FINAL would keep."""
-    latest: dict[tuple[str, str, int, str], tuple[int, int]] = {}
-    for out in outputs:
+class FakeStore:
+    """What a sink would hold: ReplacingMergeTree by key (highest version wins), withdrawn rows dropped.
+    Also answers the processor's history reads from the check-ins it holds (a unit-test fake)."""
+
+    def __init__(self) -> None:
+        self.visits: dict[tuple, tuple[int, int, int, int]] = {}  # key -> (version, end, closed_by, withdrawn)
+        self.outcomes: dict[str, tuple[int, str]] = {}
+        self.checkins: dict[str, tuple[str, str, int, bool]] = {}
+        self.letters: dict[str, str] = {}
+
+    def apply(self, out: ProcessorOutput) -> None:
         v = out.visits
-        rows = zip(v.venue_id, v.person, v.start_us, v.end_us, v.version, v.opened_by, strict=True)
-        for venue, person, start, end, ver, opened_by in rows:
+        for row in zip(v.venue_id, v.person, v.start_us, v.end_us, v.closed_by, v.version, v.withdrawn, v.opened_by,
+                       strict=True):  # fmt: skip
+            venue, person, start, end, by, ver, withdrawn, opened_by = row
             key = (venue, person, int(start), opened_by)
-            if key not in latest or int(ver) >= latest[key][0]:
-                latest[key] = (int(ver), int(end))
-    return {(p, venue, s, e) for (venue, p, s, _), (_, e) in latest.items()}
+            if key not in self.visits or int(ver) >= self.visits[key][0]:
+                self.visits[key] = (int(ver), int(end), int(by), int(withdrawn))
+        o = out.outcomes
+        for scan, ver, outcome in zip(o.scan_id, o.version, o.outcome, strict=True):
+            if scan not in self.outcomes or int(ver) >= self.outcomes[scan][0]:
+                self.outcomes[scan] = (int(ver), outcome)
+        c = out.checkins
+        for scan, venue, person, t, is_in in zip(c.scan_id, c.venue_id, c.person, c.event_time_us, c.is_in,
+                                                 strict=True):  # fmt: skip
+            self.checkins.setdefault(scan, (venue, person, int(t), bool(is_in)))
+        for d in out.dead_letters:
+            self.letters[d.dl_id] = d.reason
+
+    def history(self, wanted: list[tuple[str, str, int]]) -> StoredHistory:
+        keys = {(v, p) for v, p, _ in wanted}
+        events: dict = {}
+        for scan, (venue, person, t, is_in) in self.checkins.items():
+            if (venue, person) in keys:
+                events.setdefault((venue, person), []).append((t, scan, is_in))
+        revision: dict = {}
+        for (venue, person, _, _), (ver, *_) in self.visits.items():
+            if (venue, person) in keys:
+                revision[(venue, person)] = max(revision.get((venue, person), 0), ver)
+        return StoredHistory(events, revision)
+
+    def visible(self) -> set[tuple[str, str, int, int, str]]:
+        return {(p, venue, s, e, ob) for (venue, p, s, ob), (_, e, _, w) in self.visits.items() if not w}
+
+    def current_outcomes(self) -> dict[str, str]:
+        return {scan: outcome for scan, (_, outcome) in self.outcomes.items()}
 
 
-def run(events: list[Ev], splits: int = 1, lateness_min: int = 30):  # type: ignore[no-untyped-def]
-    proc = processor(lateness_min)
-    outs = []
+def run(events: list[Ev], splits: int = 1, partitions: int = 1) -> FakeStore:  # type: ignore[no-untyped-def]
+    """Deliver `events` in this order, in `splits` batches, each batch split by venue into `partitions`
+    processors (as Kafka partitions would be)."""
+    procs = [processor() for _ in range(partitions)]
+    store = FakeStore()
     for chunk in np.array_split(np.arange(len(events)), splits):
-        outs.append(proc.process(batch_of([events[j] for j in chunk], seq0=int(chunk[0]) if len(chunk) else 0)))
-    outs.append(proc.flush())
-    return outs
+        batch = batch_of([events[j] for j in chunk], seq0=int(chunk[0]) if len(chunk) else 0)
+        part = np.array([partition_of(v, partitions) for v in batch.venue_id.tolist()], dtype=np.int64)
+        for p, proc in enumerate(procs):
+            store.apply(proc.process(batch.take(np.flatnonzero(part == p)), history=store.history))
+    return store
 
 
 def test_retried_scan_and_double_scan_give_one_visit() -> None:
@@ -69,82 +112,140 @@ def test_retried_scan_and_double_scan_give_one_visit() -> None:
         Ev("b", "p", "V1", True, 5 * M),  # double scan while open: repeat
         Ev("c", "p", "V1", False, 40 * M),
     ]
-    outs = run(events)
-    assert final_visits(outs) == {("p", "V1", 0, 40 * M)}
-    assert sum(o.retried for o in outs) == 1
-    outcomes = [x for o in outs for x in o.outcome.tolist()]
-    assert outcomes.count(REPEAT) == 1
+    proc = processor()
+    out = proc.process(batch_of(events))
+    assert out.retried == 1 and len(out.checkins) == 3
+    assert out.outcome.tolist().count(REPEAT) == 1
+    store = FakeStore()
+    store.apply(out)
+    assert store.visible() == {("p", "V1", 0, 40 * M, "a")}
 
 
 def test_missing_checkout_ends_at_dwell_and_late_in_after_dwell_splits_visits() -> None:
     events = [Ev("a", "p", "V2", True, 0), Ev("b", "p", "V2", True, 31 * M), Ev("c", "q", "V2", True, 0)]
-    assert final_visits(run(events)) == {
+    assert {v[:4] for v in run(events).visible()} == {
         ("p", "V2", 0, 30 * M),
         ("p", "V2", 31 * M, 61 * M),
         ("q", "V2", 0, 30 * M),
     }
 
 
-def test_unmatched_checkout_is_a_dead_letter() -> None:
-    outs = run([Ev("z", "p", "V1", False, 10 * M)])
-    letters = [d for o in outs for d in o.dead_letters]
-    assert [d.reason for d in letters] == [UNMATCHED_OUT]
-    assert final_visits(outs) == set()
+def test_an_unmatched_checkout_is_a_dead_letter_once_no_earlier_checkin_can_arrive() -> None:
+    proc, store = processor(), FakeStore()
+    store.apply(proc.process(batch_of([Ev("z", "p", "V1", False, 10 * M)])))
+    assert store.current_outcomes() == {"z": UNMATCHED_OUT} and not store.letters  # an `in` may still come
+    store.apply(proc.process(batch_of([Ev("y", "q", "V1", True, 10 * M + WINDOW + H)])))  # the window passes
+    assert store.letters == {"unmatched_checkout:z": UNMATCHED_OUT}
+    assert {v[0] for v in store.visible()} == {"q"}
 
 
-def test_provisional_visit_is_replaced_when_checkout_arrives_in_a_later_batch() -> None:
-    proc = processor(lateness_min=0)
+def test_a_late_checkin_turns_an_unmatched_checkout_into_a_visit() -> None:
+    proc, store = processor(), FakeStore()
+    store.apply(proc.process(batch_of([Ev("out", "p", "V1", False, 3 * H)])))
+    store.apply(proc.process(batch_of([Ev("in", "p", "V1", True, 2 * H)])))  # the phone synced later
+    assert store.visible() == {("p", "V1", 2 * H, 3 * H, "in")}
+    assert store.current_outcomes() == {"out": "closed", "in": "opened"}
+
+
+def test_a_late_earlier_checkin_withdraws_the_visit_its_repeat_had_opened() -> None:
+    proc, store = processor(), FakeStore()
+    store.apply(proc.process(batch_of([Ev("b", "p", "V1", True, 30 * M)])))
+    assert store.visible() == {("p", "V1", 30 * M, 90 * M, "b")}
+    out = proc.process(batch_of([Ev("a", "p", "V1", True, 0)]))  # b is now a repeat scan of a's visit
+    assert out.visits.withdrawn.tolist().count(1) == 1
+    store.apply(out)
+    assert store.visible() == {("p", "V1", 0, 60 * M, "a")}
+    assert store.current_outcomes() == {"a": "opened", "b": "repeat"}
+    present = {int(w): int(n) for w, n in zip(out.occupancy.window_start_us, out.occupancy.present, strict=True)}
+    assert present[0] == 1 and present[75 * M] == 0  # the withdrawn visit's windows are emptied
+
+
+def test_a_provisional_visit_is_replaced_when_its_checkout_arrives_later() -> None:
+    proc, store = processor(), FakeStore()
     first = proc.process(batch_of([Ev("a", "p", "V1", True, 0)]))
-    assert first.visits.version.tolist() == [0] and first.visits.end_us.tolist() == [60 * M]
     second = proc.process(batch_of([Ev("b", "p", "V1", False, 90 * M)], seq0=1))
-    assert second.visits.version.tolist() == [VERSION_FINAL]
-    assert second.visits.end_us.tolist() == [90 * M]
-    assert second.visits.previous_end_us.tolist() == [60 * M]
-    # occupancy moved the span: windows up to 90 minutes now hold the visit
-    present = {int(w): int(p) for w, p in zip(second.occupancy.window_start_us, second.occupancy.present, strict=True)}
-    assert present[75 * M] == 1
+    assert second.visits.version[0] > first.visits.version[0] and second.visits.end_us.tolist() == [90 * M]
+    present = {int(w): int(n) for w, n in zip(second.occupancy.window_start_us, second.occupancy.present, strict=True)}
+    assert present[75 * M] == 1  # occupancy moved the span: windows up to 90 minutes now hold the visit
+    store.apply(first)
+    store.apply(second)
+    assert store.visible() == {("p", "V1", 0, 90 * M, "a")}
 
 
-def test_event_later_than_allowed_lateness_is_dead_lettered_not_misapplied() -> None:
-    proc = processor(lateness_min=0)
-    proc.process(batch_of([Ev("a", "p", "V1", True, 10 * M), Ev("b", "p", "V1", False, 20 * M)]))
-    late = proc.process(batch_of([Ev("c", "p", "V1", True, 5 * M)], seq0=2))
-    late_flush = proc.flush()
-    reasons = [d.reason for d in late.dead_letters + late_flush.dead_letters]
-    assert reasons == [LATE]
+def test_a_checkin_older_than_the_window_pairs_with_what_is_stored() -> None:
+    proc, store = processor(), FakeStore()
+    store.apply(proc.process(batch_of([Ev("out", "p", "V1", False, 3 * H)])))
+    store.apply(proc.process(batch_of([Ev("x", "q", "V1", True, 3 * H + WINDOW + 2 * H)])))  # the window passes
+    assert "p" not in proc.state.venues["V1"].keys  # p's history is forgotten
+    store.apply(proc.process(batch_of([Ev("in", "p", "V1", True, 2 * H)]), history=store.history))  # read back
+    assert ("p", "V1", 2 * H, 3 * H, "in") in store.visible()
+    assert store.current_outcomes()["out"] == "closed"
+
+
+def test_a_checkout_after_the_cap_closes_nothing() -> None:
+    store = run([Ev("a", "p", "V1", True, 0), Ev("b", "p", "V1", False, 5 * H)])
+    assert store.visible() == {("p", "V1", 0, 60 * M, "a")}
+    assert store.current_outcomes()["b"] == CHECKOUT_AFTER_CAP
 
 
 def test_over_capacity_flag() -> None:
-    events = [Ev(f"s{i}", f"p{i}", "V1", True, 0) for i in range(3)]
-    outs = run(events)
-    occ = [o.occupancy for o in outs if len(o.occupancy)][-1]
-    assert occ.present.max() == 3 and occ.over_capacity.any()  # V1 capacity is 2
+    out = processor().process(batch_of([Ev(f"s{i}", f"p{i}", "V1", True, 0) for i in range(3)]))
+    assert out.occupancy.present.max() == 3 and out.occupancy.over_capacity.any()  # V1 capacity is 2
 
 
-# -- property: any batching and bounded-lateness delivery order gives the oracle's visits ------------------
+# -- properties: the set of check-ins decides, not their order, batches or partitions ----------------------
 event_lists = st.lists(
     st.tuples(
         st.sampled_from(["p1", "p2", "p3"]),
-        st.sampled_from(["V1", "V2"]),
+        st.sampled_from(["V1", "V2", "V3"]),
         st.booleans(),
-        st.integers(0, 400),  # minutes
+        st.integers(0, 900),  # minutes: several dwells and caps
         st.booleans(),  # retried delivery
     ),
     max_size=40,
 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(event_lists, st.integers(1, 5), st.randoms(use_true_random=False))
-def test_streaming_pairing_equals_oracle(raw, splits, rnd) -> None:  # type: ignore[no-untyped-def]
+def events_of(raw: list) -> list[Ev]:  # type: ignore[type-arg]
     events = []
     for i, (person, venue, is_in, minute, retried) in enumerate(raw):
-        e = Ev(f"s{i}", person, venue, is_in, minute * M)
+        e = Ev(f"s{i:03d}", person, venue, is_in, minute * M)
         events.append(e)
         if retried:
             events.append(e)
-    # delivery order: event-time order with each event delayed by up to 20 minutes (< allowed lateness 30)
-    delivery = sorted(events, key=lambda e: e.t + rnd.randint(0, 20) * M)
-    outs = run(delivery, splits=splits, lateness_min=30)
-    assert final_visits(outs) == oracle_visits(sorted(delivery, key=lambda e: e.t), DWELL)
-    assert not any(d.reason == LATE for o in outs for d in o.dead_letters)
+    return events
+
+
+def assert_oracle(store: FakeStore, events: list[Ev]) -> None:
+    visits, outcomes = oracle_pairing(events, DWELL, CAPS)
+    assert store.visible() == visits
+    assert store.current_outcomes() == outcomes
+
+
+@settings(max_examples=300, deadline=None)
+@given(event_lists, st.integers(1, 6), st.integers(1, 4), st.randoms(use_true_random=False))
+def test_any_order_batching_and_partitioning_gives_the_oracle(raw, splits, partitions, rnd) -> None:  # type: ignore[no-untyped-def]
+    events = events_of(raw)
+    delivery = list(events)
+    rnd.shuffle(delivery)  # every event within 15 hours of the others: well inside the 48 h window
+    assert_oracle(run(delivery, splits=splits, partitions=partitions), events)
+
+
+@settings(max_examples=200, deadline=None)
+@given(event_lists, st.integers(1, 6), st.randoms(use_true_random=False))
+def test_checkins_later_than_the_window_pair_with_the_store(raw, splits, rnd) -> None:  # type: ignore[no-untyped-def]
+    """With a two-hour window most late check-ins miss the state and re-pair from the stored history."""
+    events = events_of(raw)
+    delivery = list(events)
+    rnd.shuffle(delivery)
+    proc, store = processor(window_us=2 * H), FakeStore()
+    for chunk in np.array_split(np.arange(len(delivery)), splits):
+        store.apply(proc.process(batch_of([delivery[j] for j in chunk]), history=store.history))
+    visits, outcomes = oracle_pairing(events, DWELL, CAPS)
+    assert store.visible() == visits
+    assert store.current_outcomes() == outcomes
+
+
+def test_pairing_in_order_equals_the_plain_oracle() -> None:
+    events = [Ev("a", "p", "V1", True, 0), Ev("b", "p", "V1", False, 30 * M), Ev("c", "p", "V1", True, 40 * M)]
+    assert {v[:4] for v in run(events).visible()} == oracle_visits(events, DWELL, CAPS)
