@@ -103,7 +103,7 @@ def produce_lines(settings: Settings, batches: Iterable[Sequence[bytes]]) -> dic
 def run_worker(settings: Settings) -> None:
     """Run one Faust worker in this process until interrupted."""
     from qrtrace.metrics import serve_metrics
-    from qrtrace.stream_processors.faust_worker import build_app
+    from qrtrace.stream_processors.faust_worker import BoundedWorker, build_app
 
     if not settings.broker:
         raise InputError("No broker given: pass --broker HOST:PORT or set QRTRACE_BROKER.")
@@ -112,7 +112,6 @@ def run_worker(settings: Settings) -> None:
     serve_metrics(settings.metrics_port)
     import tempfile
 
-    from faust.worker import Worker
-
     with tempfile.TemporaryDirectory(prefix="qrtrace-worker-") as datadir:
-        Worker(build_app(settings, datadir), loglevel="warning", quiet=True).execute_from_commandline()
+        app = build_app(settings, datadir)
+        BoundedWorker(app, stop=app.qrtrace_stop, loglevel="warning", quiet=True).execute_from_commandline()

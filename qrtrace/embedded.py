@@ -6,7 +6,6 @@ the pure parts. The distributed tier wires the same parts around Kafka and Faust
 
 from __future__ import annotations
 
-import pickle
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,26 +36,26 @@ from qrtrace.queries.visit_reader import StoreHopReader
 from qrtrace.settings import Settings
 from qrtrace.sinks.audit import AuditLog, now_us
 from qrtrace.sinks.clickhouse_sql import load_sql
+from qrtrace.sinks.history import latest_stored, stored_history
 from qrtrace.sinks.repair import StoreRepair, repair_store
 from qrtrace.sinks.retention import drop_expired_partitions
 from qrtrace.sinks.store import Store
 from qrtrace.sinks.stores import open_store
-from qrtrace.sinks.writer import StoreWriter
-from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
+from qrtrace.sinks.writer import StoreWriter, write_rows
+from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE, DeadLetter
 from qrtrace.stream_processors.config import longest_allowed_visit_us, processor_config
 from qrtrace.stream_processors.pairing import CLOSED, OPENED, REPEAT
 from qrtrace.stream_processors.pipeline import (
-    EVENT_TIME_IN_FUTURE,
     CheckinProcessor,
     ProcessorConfig,
     ProcessorOutput,
-    event_dead_letters,
+    StoredHistory,
 )
 from qrtrace.stream_processors.state import PartitionState
 from qrtrace.stream_processors.state_repair import StateRepair, repair_state
+from qrtrace.stream_processors.step import by_partition, run_step
 from qrtrace.stream_processors.venue_state_file import VenueStateFile
 
-STATE_VERSION = 2  # bump when PartitionState changes shape
 # How long an ingesting runtime trusts its copy of the venue registry: a venue registered by another
 # process (several processes on one ClickHouse server) is accepted within this many seconds.
 VENUE_REGISTRY_TTL_S = 5.0
@@ -73,16 +72,45 @@ class IngestReport:
     seconds: float = 0.0
 
     def add(self, out: ProcessorOutput, edge_letters: Sequence[str], received: int) -> None:
-        outcome = Counter(out.outcome.tolist())
+        outcome = Counter(out.outcome.tolist())  # each new check-in's outcome on arrival
         self.received += received
         self.accepted += outcome[OPENED] + outcome[CLOSED]
         self.deduplicated += out.retried + outcome[REPEAT]
-        # The processor's own dead letters: unmatched, late and over-cap check-outs, events from the future.
+        # The processor's own dead letters: check-outs that stayed unpaired past the window, future events.
         letters = [d.reason for d in out.dead_letters]
         self.reasons.update(edge_letters)
         self.reasons.update(letters)
         self.dead_lettered += len(edge_letters) + len(letters)
-        self.visits_written += len(out.visits)
+        self.visits_written += int((out.visits.withdrawn == 0).sum())
+
+    def add_edge(self, edge_letters: Sequence[str], received: int) -> None:
+        """What the edge refused from a batch of `received` lines."""
+        self.received += received
+        self.reasons.update(edge_letters)
+        self.dead_lettered += len(edge_letters)
+
+
+class EmbeddedSinks:
+    """The step's sinks in one process: rows and dead letters into the store, state into the state file."""
+
+    def __init__(self, writer: StoreWriter, states: VenueStateFile | None, source: str, at_us: int) -> None:
+        self.writer, self.states, self.source, self.at_us = writer, states, source, at_us
+
+    def history(self, wanted: list[tuple[str, str, int]]) -> StoredHistory:
+        return stored_history(self.writer.store, wanted)
+
+    def latest_stored(self, venues: set[str]) -> dict[str, int]:
+        return latest_stored(self.writer.store, venues)
+
+    def write(self, out: ProcessorOutput) -> None:
+        write_rows(self.writer, out, self.at_us)
+
+    def publish(self, letters: Sequence[DeadLetter]) -> None:
+        self.writer.dead_letters(letters, self.source, self.at_us)
+
+    def save(self, state: PartitionState, venues: set[str]) -> None:
+        assert self.states is not None
+        self.states.save(state, venues)
 
 
 class EmbeddedRuntime:
@@ -215,24 +243,17 @@ class EmbeddedRuntime:
             ids = admitted.identities
             self.writer.identities(ids.person, ids.identifier_sealed, ids.contact_sealed, at)
             self.writer.dead_letters(admitted.dead_letters, source, at)
-            out = processor.process(admitted.checkins, self.settings.clock_us())
-            self._write(out, source, at)
-            report.add(out, [d.reason for d in admitted.dead_letters], admitted.received)
+            sinks = EmbeddedSinks(self.writer, self._venue_states, source, at)
+            # Partitioned as Kafka partitions venue keys: the same steps a worker would run, in partition order.
+            for _, part in by_partition(admitted.checkins, self.settings.partitions):
+                out = run_step(processor.config, processor.state, part, sinks, self.settings.clock_us())
+                report.add(out, [], 0)
+            report.add_edge([d.reason for d in admitted.dead_letters], admitted.received)
             if on_batch:
                 on_batch(admitted.received)
             if on_admitted:
                 on_admitted(admitted)
-        out = processor.flush()
-        self._write(out, source, now_us())
-        report.add(out, [], 0)
-        self._save_processor(processor)
         return report
-
-    def _write(self, out: ProcessorOutput, source: str, at: int) -> None:
-        self.writer.checkins(out.checkins, out.outcome, at)
-        self.writer.visits(out.visits)
-        self.writer.occupancy(out.occupancy)
-        self.writer.dead_letters(out.dead_letters, source, at)
 
     def _processor_config(self, venues: Sequence[Venue]) -> ProcessorConfig:
         ids, cats, caps = [v.venue_id for v in venues], [v.category for v in venues], [v.capacity for v in venues]
@@ -244,24 +265,19 @@ class EmbeddedRuntime:
 
     def _load_processor(self, config: ProcessorConfig) -> CheckinProcessor:
         """A processor with the current venues and the state the previous ingest left. The state is read
-        from disk once per runtime and kept in memory; each ingest then saves only the venues it touched.
+        from disk once per runtime and kept in memory; each step then saves only the venues it touched.
         The state file is locked for the runtime's life: two processes ingesting into one store (possible
         with a ClickHouse server) would each overwrite the other's venues with stale ones."""
         if self._partition is None:
             self._venue_states = VenueStateFile(self.settings.state_dir / "venue_state.sqlite")
             self._partition = self._venue_states.load()
             legacy = self._legacy_state_file
-            if self._venue_states.is_empty() and legacy.exists():
-                # Our own file in the store directory, written by an earlier qrtrace; moved over once.
-                version, saved = pickle.loads(legacy.read_bytes())
-                if version == STATE_VERSION:
-                    self._partition = saved
-                    self._venue_states.save(saved, list(saved.venues))
-                legacy.unlink()
+            if legacy.exists():
+                legacy.unlink()  # the single-pickle state of versions before the state file: not readable now
         return CheckinProcessor(config, self._partition)
 
     def _save_processor(self, p: CheckinProcessor) -> None:
-        """Saved after the store accepted every batch: a crash before this replays into idempotent tables.
+        """Saved after the store accepted the repair: a crash before this leaves a repair to run again.
         The venues are marked saved only once the save succeeded."""
         assert self._venue_states is not None
         changed = set(p.state.changed)
@@ -401,7 +417,7 @@ class EmbeddedRuntime:
 
     def repair(self) -> tuple[StoreRepair, StateRepair]:
         """Repair a store and processor state written before event times and visits were bounded
-        (`qrtrace repair`): future rows out, over-long visits shortened, the partition clock moved back."""
+        (`qrtrace repair`): future rows out, over-long visits shortened, the venues' clocks moved back."""
         s = self.settings
         now = s.clock_us()
         latest = now + s.max_future_us
@@ -414,9 +430,6 @@ class EmbeddedRuntime:
         caps = {c.code: s.visit_cap_us(c.default_dwell_minutes) for c in cats}
         at = now_us()
         store_report = repair_store(self.store, latest, dwell, caps, at)
-        held = event_dead_letters(state_report.held_events, EVENT_TIME_IN_FUTURE,
-                                  "held by the processor before event times were bounded; dropped by qrtrace repair")
-        self.writer.dead_letters(held, "repair", at)  # fmt: skip
         self._save_processor(processor)  # after the store: a crash in between leaves a repair to run again
         return store_report, state_report
 

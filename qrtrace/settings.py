@@ -34,7 +34,6 @@ class Settings:
     display_tz: timezone = VIETNAM  # times are stored in UTC and shown in this offset
     actor: str = field(default_factory=lambda: os.environ.get("USER") or getpass.getuser())  # QRTRACE_ACTOR
     batch_size: int = 50_000  # QRTRACE_BATCH_SIZE: events per processing batch
-    allowed_lateness_minutes: int = 30  # QRTRACE_ALLOWED_LATENESS_MINUTES: reorder buffer for late events
     dedupe_window_hours: int = 48  # QRTRACE_DEDUPE_WINDOW_HOURS: how long a scan_id is remembered
     occupancy_window_minutes: int = 15  # QRTRACE_OCCUPANCY_WINDOW_MINUTES
     retention_days: int = 21  # QRTRACE_RETENTION_DAYS: whole day partitions older than this are dropped
@@ -128,7 +127,6 @@ class Settings:
 
 _INT_ENV = {
     "QRTRACE_BATCH_SIZE": "batch_size",
-    "QRTRACE_ALLOWED_LATENESS_MINUTES": "allowed_lateness_minutes",
     "QRTRACE_DEDUPE_WINDOW_HOURS": "dedupe_window_hours",
     "QRTRACE_OCCUPANCY_WINDOW_MINUTES": "occupancy_window_minutes",
     "QRTRACE_RETENTION_DAYS": "retention_days",

@@ -52,7 +52,7 @@ class StoreHopReader:
             rows = self._query(sql, params)
             if len(rows["longest"]):
                 longest = max(longest, int(rows["longest"][0]))
-            parts.append(self._capped({c: rows[c] for c in VISIT_COLUMNS}))
+            parts.append(self._capped({c: rows[c] for c in (*VISIT_COLUMNS, "withdrawn")}))
         return (concat_tables(parts) if parts else empty_table(VISIT_TYPES)), min(longest, self.max_visit_us)
 
     def cell_visits(self, venues: np.ndarray, buckets: np.ndarray) -> Table:
@@ -85,6 +85,11 @@ class StoreHopReader:
         return concat_tables(parts) if parts else empty_table(VISIT_TYPES)
 
     def _capped(self, visits: Table) -> Table:
+        """The visits that exist (latest rows not withdrawn), each capped at `max_visit_us`."""
+        withdrawn = visits.pop("withdrawn", None)
+        if withdrawn is not None and np.asarray(withdrawn).any():
+            keep = np.flatnonzero(np.asarray(withdrawn) == 0)
+            visits = {name: np.asarray(column)[keep] for name, column in visits.items()}
         start, end = np.asarray(visits["start_us"], dtype=np.int64), np.asarray(visits["end_us"], dtype=np.int64)
         visits["start_us"], visits["end_us"] = start, np.minimum(end, start + self.max_visit_us)
         return visits

@@ -27,10 +27,9 @@ from qrtrace.sinks.store import Store
 from qrtrace.sinks.writer import StoreWriter
 from qrtrace.stream_processors.batch import CLOSED_BY_DWELL, US_PER_DAY, DeadLetter, VisitBatch
 
-VERSION_REPAIRED = 2  # above provisional (0) and final (1): ReplacingMergeTree(version) keeps this row
 # Event-time column of each table whose rows a future check-in can have made.
-FUTURE_TABLES = {"checkins": "event_time_us", "visits_by_venue": "start_us", "visits_by_person": "start_us",
-                 "occupancy": "window_start_us"}  # fmt: skip
+FUTURE_TABLES = {"checkins": "event_time_us", "checkin_outcomes": "event_time_us", "visits_by_venue": "start_us",
+                 "visits_by_person": "start_us", "occupancy": "window_start_us"}  # fmt: skip
 MUTATION_WAIT_S = 120
 
 
@@ -132,13 +131,14 @@ def _per_category(rows: Mapping[str, np.ndarray], us_by_category: Mapping[str, i
 
 
 def _ending_at_dwell(rows: Mapping[str, np.ndarray], idx: np.ndarray, dwell_us: np.ndarray) -> VisitBatch:
-    """Rows `idx` as visits without a check-out (ending at start + dwell), of the repaired version."""
+    """Rows `idx` as visits without a check-out (ending at start + dwell), one version above the row read
+    (ReplacingMergeTree(version) keeps the repaired row)."""
     start = rows["start_us"][idx].astype(np.int64)
     n = len(idx)
     return VisitBatch(
         venue_id=rows["venue_id"][idx], person=rows["person"][idx], start_us=start, end_us=start + dwell_us[idx],
-        closed_by=np.full(n, CLOSED_BY_DWELL, np.int8), version=np.full(n, VERSION_REPAIRED, np.uint8),
-        previous_end_us=np.full(n, -1, np.int64), opened_by=rows["opened_by"][idx],
+        closed_by=np.full(n, CLOSED_BY_DWELL, np.int8), version=rows["version"][idx].astype(np.uint64) + 1,
+        withdrawn=np.zeros(n, np.uint8), opened_by=rows["opened_by"][idx],
     )
 
 

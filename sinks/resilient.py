@@ -34,6 +34,7 @@ class RetryingStore:
         self._on_retry = on_retry
         self._sleep = sleep
         self.retries = 0
+        self.should_stop: Callable[[], bool] = lambda: False  # a stopping worker gives up instead of retrying
 
     def run(self, write: Callable[[Store], T], give_up_after_s: float | None = None) -> T:
         """Call `write(store)` until it succeeds (or `give_up_after_s` passes, then re-raise)."""
@@ -45,7 +46,7 @@ class RetryingStore:
                 return write(self._store)
             except (StoreError, OSError, EOFError) as exc:
                 self._drop_connection()
-                if give_up_after_s is not None and time.monotonic() - started > give_up_after_s:
+                if self.should_stop() or (give_up_after_s is not None and time.monotonic() - started > give_up_after_s):
                     raise
                 self.retries += 1
                 log.warning("store unavailable (%s); retrying the same batch in %.1f s", exc, delay)

@@ -10,7 +10,8 @@ import numpy as np
 Columns = Mapping[str, Sequence[object] | np.ndarray]
 
 # Bump when sinks/sql/schema.sql changes a table; stores of another version are refused with a sentence.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+MIGRATES_FROM = 3  # a store of this layout is migrated on open (sinks/sql/migrate_v4_*.sql)
 
 # Statements may carry long inline value lists (a trace hop's frontier); both stores allow this size.
 MAX_QUERY_BYTES = 256 * 1024 * 1024
@@ -31,33 +32,49 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def check_schema_version(store: Store, existed: bool) -> None:
-    """Stamp a new store with SCHEMA_VERSION; refuse one written by another layout (unstamped = v1)."""
-    found = store.query("SELECT version FROM qrtrace.schema_meta")["version"] or ([1] if existed else [])
-    if not found:
-        import time
-
-        store.insert("qrtrace.schema_meta", {"version": [SCHEMA_VERSION], "created_at_us": [time.time_ns() // 1000]})
-    elif found[0] != SCHEMA_VERSION:
+def check_schema_version(store: Store, existed: bool) -> int:
+    """Stamp a new store with SCHEMA_VERSION; refuse one written by another layout (unstamped = v1),
+    except MIGRATES_FROM, which the caller migrates. Returns the layout found (SCHEMA_VERSION when new)."""
+    found = store.query("SELECT max(version) AS version FROM qrtrace.schema_meta")["version"]
+    version = int(found[0]) if found and found[0] else (1 if existed else 0)
+    if not version:
+        stamp_schema_version(store)
+        return SCHEMA_VERSION
+    if version not in (SCHEMA_VERSION, MIGRATES_FROM):
         from qrtrace.errors import StoreError
 
         raise StoreError(
-            f"This store has table layout v{found[0]} but this qrtrace writes v{SCHEMA_VERSION}; "
+            f"This store has table layout v{version} but this qrtrace writes v{SCHEMA_VERSION}; "
             "export what you need and re-create the store (or use another --store)."
         )
+    return version
+
+
+def stamp_schema_version(store: Store) -> None:
+    import time
+
+    store.insert("qrtrace.schema_meta", {"version": [SCHEMA_VERSION], "created_at_us": [time.time_ns() // 1000]})
 
 
 def bootstrap_schema(store: Store) -> None:
-    """Create what is missing from sinks/sql/schema.sql, checking the layout version before the tables."""
+    """Create what is missing from sinks/sql/schema.sql, checking the layout version before the tables
+    (and migrating a store of the previous layout around the creation of the new tables)."""
     from qrtrace.sinks.clickhouse_sql import load_sql, split_statements
 
     statements = split_statements(load_sql("qrtrace.sinks", "schema"))
     existed = store.query("SELECT count() AS n FROM system.tables WHERE database = 'qrtrace'")["n"][0] > 0
     for statement in statements[:2]:  # the database and schema_meta come first
         store.execute(statement)
-    check_schema_version(store, existed)
+    migrating = check_schema_version(store, existed) == MIGRATES_FROM
+    if migrating:
+        for statement in split_statements(load_sql("qrtrace.sinks", "migrate_v4_before")):
+            store.execute(statement)
     for statement in statements[2:] + split_statements(load_sql("qrtrace.sinks", "trace_results")):
         store.execute(statement)
+    if migrating:
+        for statement in split_statements(load_sql("qrtrace.sinks", "migrate_v4_after")):
+            store.execute(statement)
+        stamp_schema_version(store)
     from qrtrace.sinks.audit import add_chain_columns
 
     add_chain_columns(store)  # audit logs made before the hash chain get its columns

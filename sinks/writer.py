@@ -10,7 +10,15 @@ from qrtrace.domain.admin_units import COMMUNE_COLUMNS, Commune
 from qrtrace.domain.categories import VenueCategory
 from qrtrace.domain.venues import Venue
 from qrtrace.sinks.store import Columns, Store
-from qrtrace.stream_processors.batch import US_PER_DAY, CheckinBatch, DeadLetter, OccupancyBatch, VisitBatch
+from qrtrace.stream_processors.batch import (
+    US_PER_DAY,
+    CheckinBatch,
+    DeadLetter,
+    OccupancyBatch,
+    OutcomeBatch,
+    VisitBatch,
+)
+from qrtrace.stream_processors.pipeline import ProcessorOutput
 
 # ClickHouse refuses an insert touching more than 100 partitions (max_partitions_per_insert_block); our
 # tables are partitioned by day, so a batch spanning more days (a retention of months, a backlog) is
@@ -25,6 +33,7 @@ class StoreWriter:
         self.store = store
 
     def checkins(self, batch: CheckinBatch, outcome: np.ndarray, ingested_at_us: int) -> None:
+        """The check-in log: first deliveries with their outcome on arrival."""
         if not len(batch):
             return
         self._insert_by_day(
@@ -60,6 +69,24 @@ class StoreWriter:
                 "closed_by": visits.closed_by,
                 "version": visits.version,
                 "opened_by": visits.opened_by,
+                "withdrawn": visits.withdrawn,
+            },
+        )
+
+    def outcomes(self, outcomes: OutcomeBatch) -> None:
+        """Check-ins' current outcomes: a higher version replaces what a late check-in changed."""
+        if not len(outcomes):
+            return
+        self._insert_by_day(
+            "qrtrace.checkin_outcomes",
+            outcomes.event_time_us,
+            {
+                "scan_id": outcomes.scan_id,
+                "venue_id": outcomes.venue_id,
+                "person": outcomes.person,
+                "event_time_us": outcomes.event_time_us,
+                "outcome": outcomes.outcome,
+                "version": outcomes.version,
             },
         )
 
@@ -179,3 +206,12 @@ class StoreWriter:
         if not communes:
             return
         self.store.insert("qrtrace.communes", {f: [getattr(c, f) for c in communes] for f in COMMUNE_COLUMNS})
+
+
+def write_rows(writer: StoreWriter, out: ProcessorOutput, ingested_at_us: int) -> None:
+    """A pipeline step's rows, table by table: the check-in log, current outcomes, visits, occupancy.
+    Every table is keyed and versioned, so writing a step again (a replay) changes nothing."""
+    writer.checkins(out.checkins, out.outcome, ingested_at_us)
+    writer.outcomes(out.outcomes)
+    writer.visits(out.visits)
+    writer.occupancy(out.occupancy)

@@ -20,7 +20,6 @@ def processor_config(
     return ProcessorConfig(
         dwell_us_by_venue={v: d * US_PER_MINUTE for v, d in zip(venue_ids, dwell_minutes, strict=True)},
         capacity_by_venue={v: int(c) for v, c in zip(venue_ids, capacities, strict=True)},
-        allowed_lateness_us=settings.allowed_lateness_minutes * US_PER_MINUTE,
         dedupe_window_us=settings.dedupe_window_hours * 60 * US_PER_MINUTE,
         occupancy_window_us=settings.occupancy_window_minutes * US_PER_MINUTE,
         cap_us_by_venue={v: settings.visit_cap_us(d) for v, d in zip(venue_ids, dwell_minutes, strict=True)},

@@ -1,12 +1,10 @@
 """The distributed shell: Faust agents around the same pure processors, writing to ClickHouse.
 
 - `checkins` (Avro `CheckinBundle`s, or single `Checkin`s of any version; key = venue_id): batches
-  from `stream.take_events`, grouped by partition, run through `CheckinProcessor` with that
-  partition's state; results inserted (retried until they land),
-  then venue states saved to the `venue_state` table (changelog-backed), then the batch is acked, so
-  offsets are committed only after the insert succeeded.
+  from `stream.take_events`, grouped by partition, each run through the pipeline step
+  (`stream_processors/step.py`: pair, write, publish dead letters, save state) with that partition's
+  state, then acked, so offsets are committed only after the rows and the state are durable.
 - `checkins.dlq` and `identities`: batched inserts into dead_letters and identity_vault.
-- A timer flushes partitions that went quiet, so held events do not wait for the next scan.
 Venue state keys are the venue id bytes and the table uses Kafka's murmur2 partitioner: a venue's
 state lives on the same partition number as its check-ins.
 """
@@ -16,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import pickle
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 import faust
 import numpy as np
 from faust.types import TP
+from faust.worker import Worker
 
 from qrtrace.metrics import (
     BATCH_SIZE,
@@ -40,29 +41,29 @@ from qrtrace.schemas.registry import DEAD_LETTERS_SUBJECT, SchemaRegistry
 from qrtrace.schemas.wire import decode_batch, encode_batch
 from qrtrace.settings import Settings
 from qrtrace.sinks.clickhouse_sql import load_sql
+from qrtrace.sinks.history import latest_stored, stored_history
 from qrtrace.sinks.resilient import RetryingStore
 from qrtrace.sinks.store import Store
 from qrtrace.sinks.stores import open_store
-from qrtrace.sinks.writer import StoreWriter
+from qrtrace.sinks.writer import StoreWriter, write_rows
 from qrtrace.stream_processors.batch import US_PER_MINUTE, DeadLetter
 from qrtrace.stream_processors.codec import (
     CheckinDecoder,
     checkin_batch,
     dead_letter_from_record,
     dead_letter_record,
-    partition_of,
 )
 from qrtrace.stream_processors.config import longest_allowed_visit_us, processor_config
-from qrtrace.stream_processors.pipeline import CheckinProcessor, ProcessorConfig, ProcessorOutput
+from qrtrace.stream_processors.pipeline import ProcessorConfig, ProcessorOutput, StoredHistory
 from qrtrace.stream_processors.state import PartitionState, VenueState
 from qrtrace.stream_processors.state_repair import repair_state
+from qrtrace.stream_processors.step import run_step
 
 log = logging.getLogger("qrtrace.worker")
 TAKE_MAX = 1_000  # messages: bundles of a few dozen check-ins each, so tens of thousands of events
 TAKE_WITHIN_S = 1.0
-IDLE_FLUSH_S = 3.0
 STATE_MAX_BYTES = 16 * 1024 * 1024
-HOLDING_REPORT_S = 20.0
+SHUTDOWN_GRACE_S = 8.0  # a worker stops within this (plus Faust's own few hundred ms) of SIGTERM
 
 
 def now_us() -> int:
@@ -80,8 +81,6 @@ class CheckinWorker:
         store: RetryingStore,
         highwater: Callable[[int], int | None],
         assigned: Callable[[], set[int]],
-        committed: Callable[[int], int | None],
-        settled: Callable[[], bool],
         publish: Callable[[list[DeadLetter]], Awaitable[None]],
     ) -> None:
         self.settings = settings
@@ -90,16 +89,13 @@ class CheckinWorker:
         self.store = store
         self.partitions: dict[int, PartitionState] = {}
         self.cache: dict[str, VenueState] = {}  # unpickled venue states; the table is their changelog
-        self.last_event_wall: dict[int, float] = {}
         self.next_offset: dict[int, int] = {}  # per partition: one past the last offset processed here
         self.highwater = highwater
         self.assigned = assigned
-        self.committed = committed
-        self.settled = settled  # no rebalance under way and the venue_state table recovered
         self.publish = publish  # dead letters to checkins.dlq, returning once Kafka has them
         self.lock = asyncio.Lock()
         self.rebuild = False  # set when the table recovered: partition states are rebuilt under the lock
-        self._reported_at = 0.0
+        self.stopping = False  # set on SIGTERM: steps stop retrying and the batch is left unacked
         self.config = self._load_config()
         self.decoder = CheckinDecoder(registry)
 
@@ -110,33 +106,19 @@ class CheckinWorker:
     # -- state ------------------------------------------------------------------------------------
     def _partition(self, p: int) -> PartitionState:
         state = self.partitions.get(p)
-        if state is None:
-            # New here (start or rebalance): venues whose held events came back with the table.
+        if state is None:  # new here (start or rebalance): its venues load from the table as batches need them
             state = self.partitions[p] = PartitionState()
-            n = self.settings.partitions
-            for key in list(self.table.keys()):
-                venue = key.decode()
-                if partition_of(venue, n) == p:
-                    vs = self._load(venue)
-                    if vs is not None:
-                        if len(vs.held):
-                            state.holding.add(venue)
-                        self._repair_if_from_the_future(venue, vs)
-                        # The clock goes on from where the last owner left it: a fresh clock would hold
-                        # back events the last owner would have released, and pair them differently.
-                        state.max_event_time_us = max(state.max_event_time_us, vs.clock_us)
         return state
 
     def _repair_if_from_the_future(self, venue: str, vs: VenueState) -> None:
         """A venue state saved before event times were bounded (issue 10) may carry a clock in year 9999,
-        which would release every held event at once and prune every scan id: repaired as it loads."""
+        which would cut every key's history at once: repaired as it loads."""
         s = self.settings
         limit = s.clock_us() + s.max_future_us
         if vs.clock_us <= limit:
             return
-        one = PartitionState(venues={venue: vs}, max_event_time_us=vs.clock_us)
-        repair_state(one, limit, s.occupancy_window_minutes * US_PER_MINUTE, longest_allowed_visit_us(s))
-        vs.clock_us = one.max_event_time_us
+        repair_state(PartitionState(venues={venue: vs}), limit, s.occupancy_window_minutes * US_PER_MINUTE,
+                     longest_allowed_visit_us(s))  # fmt: skip
         EVENTS.labels("worker", "state_repaired").inc()
 
     def _load(self, venue: str) -> VenueState | None:
@@ -146,26 +128,28 @@ class CheckinWorker:
             if blob is not None:
                 # Our own changelog topic, written only by qrtrace workers (see _save).
                 state = self.cache[venue] = pickle.loads(blob)
+                self._repair_if_from_the_future(venue, state)
         return state
 
     def _preload(self, state: PartitionState, venues: set[str]) -> None:
-        loaded = {v: self._load(v) for v in venues | state.holding}
+        loaded = {v: self._load(v) for v in venues}
         state.venues = {v: s for v, s in loaded.items() if s is not None}
 
-    async def _save(self, state: PartitionState) -> None:
-        """Write changed venue states to the table and wait until their changelog records are in Kafka.
+    async def _save(self, state: PartitionState, venues: set[str]) -> None:
+        """Write these venues' states to the table and wait until their changelog records are in Kafka.
 
         `table[key] = value` only queues the changelog record, and Faust's pre-commit flush gives up
         on a slow send, so an offset could be committed ahead of the state it depends on (a worker
         killed then would lose open visits). Waiting here, before the batch is acked, rules that out."""
         pending: dict[bytes, bytes] = {}
-        for venue in state.take_changed():
+        for venue in venues:
             vs = state.venues[venue]
-            vs.clock_us = state.max_event_time_us
             self.cache[venue] = vs
             key = venue.encode()
             pending[key] = self.table.data[key] = pickle.dumps(vs, protocol=pickle.HIGHEST_PROTOCOL)
         for attempt in itertools.count():
+            if self.stopping:
+                raise WorkerStopping("the worker is stopping; the batch is not acked and will be replayed")
             # Partitioned by key (murmur2), like the check-ins: a venue's state sits on its partition.
             sent = {key: self.table.send_changelog(None, key, blob) for key, blob in pending.items()}
             results = await asyncio.gather(*sent.values(), return_exceptions=True)
@@ -204,7 +188,12 @@ class CheckinWorker:
                     # commit with the state in the table; touching that state here would fork it.
                     EVENTS.labels("worker", "skipped_revoked").inc(len(evs))
                     continue
-                await self._handle_partition(p, evs)
+                try:
+                    await self._handle_partition(p, evs)
+                except BaseException:
+                    # The step may have changed cached states it did not save: the table has the truth.
+                    self.forget_partitions()
+                    raise
 
     async def _handle_partition(self, p: int, events: list[Any]) -> None:
         decoded = self.decoder.decode([ev.message.value or b"" for ev in events], [ev.message.offset for ev in events])
@@ -222,75 +211,59 @@ class CheckinWorker:
         state = self._partition(p)
         batch = checkin_batch(good, np.array(seq, dtype=np.int64))
         self._preload(state, set(batch.venue_id.tolist()))
-        out = CheckinProcessor(self.config, state).process(batch, self.settings.clock_us())
-        self.last_event_wall[p] = time.monotonic()
         self.next_offset[p] = max(self.next_offset.get(p, 0), max(ev.message.offset for ev in events) + 1)
         highwater = self.highwater(p)
         if highwater is not None:
             CONSUMER_LAG.labels(events[0].message.topic, str(p)).set(max(0, highwater - self.next_offset[p]))
-        await self._store(out)
-        # Dead letters before the state: once the state remembers these scans, a replay drops them.
-        await self.publish(letters + out.dead_letters)
-        await self._save(state)
+        sinks = WorkerSinks(self, asyncio.get_running_loop())
+        now = self.settings.clock_us()
+        out = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: run_step(self.config, state, batch, sinks, now, letters)
+        )
+        _count_outcomes(out)
         _observe_latency(events)
 
-    def _caught_up(self, p: int) -> bool:
-        """Nothing more to read on partition p: releasing held events cannot reorder anything still coming."""
-        highwater = self.highwater(p)
-        # Processed here, or committed by whoever owned p before (a partition can arrive fully processed).
-        done = max(self.next_offset.get(p, 0), self.committed(p) or 0)
-        return highwater is not None and done >= highwater
 
-    async def flush_idle(self) -> None:
-        """Release held events of partitions that are caught up and quiet for IDLE_FLUSH_S.
+class WorkerStopping(Exception):
+    """Raised inside a step when the worker was asked to stop: the batch is not acked (replayed later)."""
 
-        A partition merely waiting behind a slow batch (or a database outage) is not idle: its next
-        events may belong before the held ones, so it keeps holding until it has read everything."""
-        async with self.lock:
-            if not self.settled():
-                # Checked again under the lock: waiting for it can outlast a whole rebalance, after
-                # which the table may still be recovering partitions that moved here.
-                self._report_holding("the assignment is not settled")
-                return
-            self._rebuild_if_recovered()
-            # Every assigned partition, including one that arrived fully processed but with held events.
-            for p in sorted(self.assigned()):
-                state = self._partition(p)
-                quiet = time.monotonic() - self.last_event_wall.get(p, 0) > IDLE_FLUSH_S
-                if state.holding and quiet and not self._caught_up(p):
-                    self._report_holding(
-                        f"partition {p} is not caught up (read up to {self.next_offset.get(p)}, "
-                        f"committed {self.committed(p)}, end {self.highwater(p)})"
-                    )
-                if state.holding and quiet and self._caught_up(p):
-                    self._preload(state, set())
-                    out = CheckinProcessor(self.config, state).flush()
-                    await self._store(out)
-                    await self.publish(out.dead_letters)
-                    await self._save(state)
 
-    def _report_holding(self, why: str) -> None:
-        """Say, at most every HOLDING_REPORT_S, why held events are not released on a quiet worker."""
-        now = time.monotonic()
-        if now - self._reported_at > HOLDING_REPORT_S and any(s.holding for s in self.partitions.values()):
-            self._reported_at = now
-            log.warning("held events wait: %s", why)
+class WorkerSinks:
+    """The step's sinks on a worker, called from the executor thread the step runs in: rows through the
+    retrying store, dead letters and venue states through Kafka on the event loop (awaited until sent)."""
 
-    async def _store(self, out: ProcessorOutput) -> None:
+    def __init__(self, worker: CheckinWorker, loop: asyncio.AbstractEventLoop) -> None:
+        self.worker, self.loop = worker, loop
+
+    def _on_loop(self, coro: Awaitable[None]) -> None:
+        asyncio.run_coroutine_threadsafe(coro, self.loop).result()  # type: ignore[arg-type]
+
+    def history(self, wanted: list[tuple[str, str, int]]) -> StoredHistory:
+        return self.worker.store.run(lambda s: stored_history(s, wanted))
+
+    def latest_stored(self, venues: set[str]) -> dict[str, int]:
+        return self.worker.store.run(lambda s: latest_stored(s, venues))
+
+    def write(self, out: ProcessorOutput) -> None:
         def write(store: Store) -> None:
-            writer, at = StoreWriter(store), now_us()
-            for table, call in (("checkins", lambda: writer.checkins(out.checkins, out.outcome, at)),
-                                ("visits", lambda: writer.visits(out.visits)),
-                                ("occupancy", lambda: writer.occupancy(out.occupancy))):  # fmt: skip
-                started = time.perf_counter()
-                call()
-                SINK_SECONDS.labels(table).observe(time.perf_counter() - started)
+            started = time.perf_counter()
+            write_rows(StoreWriter(store), out, now_us())
+            SINK_SECONDS.labels("step").observe(time.perf_counter() - started)
 
-        await asyncio.get_running_loop().run_in_executor(None, self.store.run, write)
-        counts = {k: int(v) for k, v in zip(*np.unique(out.outcome.astype(str), return_counts=True), strict=True)}
-        for outcome, n in counts.items():
-            EVENTS.labels("pairing", outcome).inc(n)
-        EVENTS.labels("sink", "visits").inc(len(out.visits))
+        self.worker.store.run(write)
+
+    def publish(self, letters: Sequence[DeadLetter]) -> None:
+        self._on_loop(self.worker.publish(list(letters)))
+
+    def save(self, state: PartitionState, venues: set[str]) -> None:
+        self._on_loop(self.worker._save(state, venues))
+
+
+def _count_outcomes(out: ProcessorOutput) -> None:
+    counts = {k: int(v) for k, v in zip(*np.unique(out.outcome.astype(str), return_counts=True), strict=True)}
+    for outcome, n in counts.items():
+        EVENTS.labels("pairing", outcome).inc(n)
+    EVENTS.labels("sink", "visits").inc(len(out.visits))
 
 
 def _poison(ev: Any, why: str) -> DeadLetter:
@@ -362,14 +335,12 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
         return RetryingStore(lambda: open_store(settings), on_retry=lambda exc, delay: SINK_RETRIES.inc())
 
     store, dlq_store, identity_store = retrying_store(), retrying_store(), retrying_store()
+    for s in (store, dlq_store, identity_store):
+        s.should_stop = lambda: "w" in holder and holder["w"].stopping
     holder: dict[str, CheckinWorker] = {}
 
     def assigned() -> set[int]:
         return {tp.partition for tp in app.consumer.assignment() if tp.topic == names[CHECKINS_TOPIC]}
-
-    def committed(partition: int) -> int | None:
-        # faust-streaming keeps the group's committed offsets here after assignment and each commit.
-        return app.consumer._committed_offset.get(TP(names[CHECKINS_TOPIC], partition))
 
     def highwater(partition: int) -> int | None:
         try:
@@ -379,15 +350,9 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
 
     dl_schema_id, dl_schema = registry.latest(DEAD_LETTERS_SUBJECT)
 
-    def settled() -> bool:
-        # `recovery.completed` stays set after the first recovery, hence `in_recovery` as well.
-        return not app.rebalancing and not app.in_recovery and app.tables.recovery.completed.is_set()
-
     def worker() -> CheckinWorker:
         if "w" not in holder:
-            holder["w"] = CheckinWorker(
-                settings, table, registry, store, highwater, assigned, committed, settled, publish
-            )
+            holder["w"] = CheckinWorker(settings, table, registry, store, highwater, assigned, publish)
         return holder["w"]
 
     async def publish(letters: list[DeadLetter]) -> None:
@@ -435,9 +400,8 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
 
     @table.on_recover
     async def on_table_recovered() -> None:
-        # Partition states built while the table was still recovering (an idle flush can run in the
-        # gap between assignment and recovery) would miss held events: rebuild them from the table.
-        # Only flagged here: waiting for the worker lock inside Faust's recovery could deadlock.
+        # Venue states cached while the table was still recovering may be older than the recovered ones:
+        # re-read them. Only flagged here: waiting for the worker lock inside Faust's recovery could deadlock.
         if "w" in holder:
             holder["w"].rebuild = True
 
@@ -447,10 +411,45 @@ def build_app(settings: Settings, datadir: str, registry: SchemaRegistry | None 
             async with holder["w"].lock:
                 holder["w"].forget_partitions()
 
-    @app.timer(interval=1.0)
-    async def flush_quiet_partitions() -> None:
-        # Only with a settled assignment and the venue_state table fully recovered (checked under the lock).
-        # The worker may not have seen an event yet: partitions can arrive fully read, with held events.
-        await worker().flush_idle()
+    def stop() -> None:  # BoundedWorker calls it on SIGTERM: steps give up retrying, batches stay unacked
+        if "w" in holder:
+            holder["w"].stopping = True
 
+    app.qrtrace_stop = stop  # type: ignore[attr-defined]
     return app
+
+
+class BoundedWorker(Worker):
+    """Faust's worker, stopping within SHUTDOWN_GRACE_S of SIGTERM or SIGINT even when Kafka or ClickHouse is
+    gone (a clean stop waits for the agents, and an agent waiting on an absent broker or database waits
+    for ever). Steps in progress stop retrying; past the grace the process exits. Nothing is lost either
+    way: a batch is acked only after its step finished, so the next owner replays what was not committed,
+    and the step's rows and dead letters are idempotent."""
+
+    def __init__(self, app: faust.App, stop: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._stop_steps = stop
+        self._armed = False
+
+    def _arm(self) -> None:
+        if self._armed:
+            return
+        self._armed = True
+        self._stop_steps()
+
+        def give_up() -> None:
+            log.warning("the worker did not stop within %.0f s of the signal; exiting", SHUTDOWN_GRACE_S)
+            logging.shutdown()
+            os._exit(0)
+
+        timer = threading.Timer(SHUTDOWN_GRACE_S, give_up)
+        timer.daemon = True
+        timer.start()
+
+    def _on_sigterm(self) -> None:
+        self._arm()
+        super()._on_sigterm()
+
+    def _on_sigint(self) -> None:
+        self._arm()
+        super()._on_sigint()

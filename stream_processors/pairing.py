@@ -112,8 +112,11 @@ def repair_key(
     out: PairingChanges,
     emit_all: bool = False,
 ) -> int:
-    """Add `new` check-ins to a key and emit what changed (with `emit_all`, every visit and outcome of the
-    key, changed or not); returns how many of `new` were retries (a scan_id the key already has)."""
+    """Add `new` check-ins to a key and emit what changed; returns how many of `new` were retries (a scan_id
+    the key already has). With `emit_all`, every outcome and visit from the oldest new check-in on is
+    emitted, changed or not (a key re-read from the store after a crash in mid-write may find this batch's
+    check-ins stored without their visits); rows before it keep what the store has: the re-read history
+    starts with nothing open, so its first rows may differ from the stored ones without being better."""
     known = {scan for _, scan, _ in h.events}
     fresh: list[Scan] = []
     for e in new:
@@ -129,14 +132,15 @@ def repair_key(
     revision = h.revision + 1
     rows_before = len(out.visit_rows) + len(out.outcome_rows)
     fresh_scans = {scan for _, scan, _ in fresh}
+    since = min(t for t, _, _ in new) if emit_all and new else NO_CAP
     for (t, scan, _), outcome in zip(h.events, after.outcomes, strict=True):
-        if emit_all or old_outcome.get(scan) != outcome:
+        if t >= since or old_outcome.get(scan) != outcome:
             out.outcome_rows.append((scan, venue, person, t, outcome, revision))
         if scan in fresh_scans:
             out.arrival_outcome[(venue, person, scan)] = outcome
     for key, (end, by) in after.visits.items():
         was = before.visits.get(key)
-        if was != (end, by) or emit_all:
+        if was != (end, by) or end >= since:
             out.visit_rows.append((venue, person, key[0], end, by, revision, 0, key[1]))
         if was is None:
             out.spans.append((venue, key[0], end, 1, 1))

@@ -139,7 +139,7 @@ class CheckinProcessor:
         stored check-ins from a dedupe window and two caps before the oldest new one. Returns those keys:
         they emit every row of their new pairing, not only what changed, because the store may already
         hold this batch's check-ins without its visits (a batch replayed after a crash in mid-write)."""
-        wanted: list[tuple[str, str, int]] = []
+        wanted: list[tuple[str, str, int, int]] = []
         caps = self.config.cap_us_by_venue or {}
         for (venue, person), scans in groups.items():
             vs = self.state.venues.get(venue)
@@ -150,17 +150,19 @@ class CheckinProcessor:
             if oldest < (h.cut_us if h is not None else vs.horizon_us):
                 # What is open at `oldest` started at most a cap before; what opened it, a cap before that.
                 lookback = self.config.dedupe_window_us + 2 * min(caps.get(venue, US_PER_DAY), US_PER_DAY)
-                wanted.append((venue, person, oldest - lookback))
+                wanted.append((venue, person, oldest - lookback, oldest))
         if not wanted:
             return set()
-        stored = history(wanted) if history is not None else NO_HISTORY
-        for venue, person, since in wanted:
+        stored = history([(v, p, since) for v, p, since, _ in wanted]) if history is not None else NO_HISTORY
+        for venue, person, since, oldest in wanted:
             vs = self.state.venue(venue)
             h = vs.keys.get(person)
             kept = sorted({e for e in stored.events.get((venue, person), []) if e[0] >= since})
             revision = max(h.revision if h is not None else 0, stored.revision.get((venue, person), 0))
-            vs.keys[person] = KeyHistory(events=kept, cut_us=since, revision=revision)
-        return {(v, p) for v, p, _ in wanted}
+            # The history starts with nothing open at `since`, which is right only far enough after it: a
+            # check-in before `oldest` reads the store again, from further back.
+            vs.keys[person] = KeyHistory(events=kept, cut_us=oldest, revision=revision)
+        return {(v, p) for v, p, _, _ in wanted}
 
     def _advance_clocks(self, checkins: CheckinBatch) -> list[DeadLetter]:
         """Move each venue's clock to its latest accepted check-in, and cut the histories of venues whose

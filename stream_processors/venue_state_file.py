@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from qrtrace.errors import InputError
-from qrtrace.stream_processors.state import NEVER, PartitionState, VenueState
+from qrtrace.stream_processors.state import PartitionState, VenueState
 
-FORMAT = 1  # bump when VenueState changes shape; a file of another format is started afresh
+FORMAT = 2  # bump when VenueState changes shape; a file of another format is started afresh
 
 
 class StateInUse(InputError):
@@ -56,7 +56,7 @@ class VenueStateFile:
         return self._db.execute("SELECT count(*) FROM venue_state").fetchone()[0] == 0
 
     def load(self) -> PartitionState:
-        """Every saved venue, the partition's event-time clock, and which venues hold events."""
+        """Every saved venue (each carries its own event-time clock)."""
         state = PartitionState()
         if self._meta("format", FORMAT) != FORMAT:  # written by another layout: start afresh
             self._db.execute("DELETE FROM venue_state")
@@ -65,22 +65,16 @@ class VenueStateFile:
         for venue_id, blob in self._db.execute("SELECT venue_id, state FROM venue_state"):
             vs: VenueState = pickle.loads(blob)  # our own file, written only by save() below
             state.venues[venue_id] = vs
-            if len(vs.held):
-                state.holding.add(venue_id)
-        state.max_event_time_us = self._meta("max_event_time_us", NEVER)
-        state.pruned_at_us = self._meta("pruned_at_us", NEVER)
         return state
 
     def save(self, state: PartitionState, venues: Iterable[str]) -> int:
-        """Write these venues' states and the partition's clocks in one transaction; returns rows written."""
+        """Write these venues' states in one transaction; returns rows written."""
         rows = []
         for venue in venues:
             vs = state.venues.get(venue)
             if vs is not None:
-                vs.clock_us = state.max_event_time_us
                 rows.append((venue, pickle.dumps(vs, protocol=pickle.HIGHEST_PROTOCOL)))
-        meta = [("format", FORMAT), ("max_event_time_us", state.max_event_time_us),
-                ("pruned_at_us", state.pruned_at_us)]
+        meta = [("format", FORMAT)]
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.executemany("INSERT OR REPLACE INTO venue_state (venue_id, state) VALUES (?, ?)", rows)

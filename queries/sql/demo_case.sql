@@ -2,8 +2,8 @@
 -- first of them before `half_us` (the middle of the simulated days inside the window): a case first
 -- seen late on the last day leaves its F1s no later visits, so the demo would show no F2.
 SELECT person, uniqExact(venue_id) AS venues
-FROM qrtrace.visits_by_person FINAL
-WHERE start_us >= {from_us:Int64} AND start_us <= {to_us:Int64}
+FROM (SELECT person, venue_id, start_us, withdrawn FROM qrtrace.visits_by_person FINAL)
+WHERE withdrawn = 0 AND start_us >= {from_us:Int64} AND start_us <= {to_us:Int64}
 GROUP BY person
 HAVING venues >= 2 AND venues <= 4 AND min(start_us) < {half_us:Int64}
 ORDER BY cityHash64(person, {seed:Int64})

@@ -4,7 +4,7 @@ SELECT v.venue_id AS venue_id, v.person AS person, v.start_us AS start_us, v.end
        v.version AS version, v.opened_by AS opened_by, r.category AS category
 FROM (
     SELECT venue_id, person, start_us, end_us, version, opened_by
-    FROM qrtrace.visits_by_venue FINAL
-    WHERE end_us - start_us > {shortest_cap:Int64}
+    FROM (SELECT * FROM qrtrace.visits_by_venue FINAL)
+    WHERE withdrawn = 0 AND end_us - start_us > {shortest_cap:Int64}
 ) AS v
 ANY LEFT JOIN (SELECT venue_id, category FROM qrtrace.venues FINAL) AS r USING (venue_id)

@@ -22,6 +22,9 @@ CREATE TABLE IF NOT EXISTS qrtrace.venues (
     registered_at_us Int64
 ) ENGINE = ReplacingMergeTree(registered_at_us) ORDER BY venue_id;
 
+-- The log of check-ins as received (first deliveries; a retry collapses onto its scan). `outcome` is the
+-- outcome on arrival, for ingest charts; the current one, which a late check-in can change, is in
+-- checkin_outcomes.
 CREATE TABLE IF NOT EXISTS qrtrace.checkins (
     scan_id String, venue_id String, person String, direction Int8, event_time_us Int64,
     offset_minutes Int16, mode String, scanner_id String, declaration_sealed String,
@@ -29,9 +32,19 @@ CREATE TABLE IF NOT EXISTS qrtrace.checkins (
 ) ENGINE = ReplacingMergeTree PARTITION BY intDiv(event_time_us, 86400000000)
 ORDER BY (venue_id, event_time_us, scan_id);
 
+-- Each check-in's current outcome (opened, closed, repeat, unmatched_checkout, checkout_after_cap): a
+-- check-in arriving late re-pairs its (person, venue) and re-emits the outcomes it changed with a higher
+-- version. Ordered by (venue, person) so the processor reads a key's stored history back in one range.
+CREATE TABLE IF NOT EXISTS qrtrace.checkin_outcomes (
+    scan_id String, venue_id String, person String, event_time_us Int64, outcome String, version UInt64
+) ENGINE = ReplacingMergeTree(version) PARTITION BY intDiv(event_time_us, 86400000000)
+ORDER BY (venue_id, person, event_time_us, scan_id);
+
 -- Visits twice: by venue for "who else was there", by person for "where was this person".
--- version 0 = provisional (still open, ends at start + dwell), 1 = final; FINAL keeps the latest.
--- A visit is identified by the scan that opened it (opened_by) with its venue, person and start.
+-- A visit is identified by the scan that opened it (opened_by) with its venue, person and start. Every
+-- change of a visit (closed by a check-out, re-paired by a late check-in) is a row of a higher version;
+-- FINAL (or LIMIT 1 BY, highest version first) keeps the latest. withdrawn = 1: the visit no longer
+-- exists (a late earlier check-in made its opening scan a repeat scan); every reader drops such rows.
 -- Tracing reads both as index range scans: the primary key (venue_id, start_bucket) lets a hop ask for
 -- exactly the (venue, 6-hour bucket) cells around its sources with a tuple IN, so the overlap join never
 -- reads a venue's whole history; small granules (256 rows) keep a point lookup to a few KB. Buckets of
@@ -41,21 +54,22 @@ ORDER BY (venue_id, event_time_us, scan_id);
 -- The embedded store also shrinks their compressed blocks (chdb_tuning.sql; 18.16 has no such table
 -- setting).
 CREATE TABLE IF NOT EXISTS qrtrace.visits_by_venue (
-    venue_id String, person String, start_us Int64, end_us Int64, closed_by Int8, version UInt8,
-    opened_by String, start_bucket UInt32 DEFAULT toUInt32(intDiv(start_us, 21600000000))
+    venue_id String, person String, start_us Int64, end_us Int64, closed_by Int8, version UInt64,
+    opened_by String, start_bucket UInt32 DEFAULT toUInt32(intDiv(start_us, 21600000000)),
+    withdrawn UInt8 DEFAULT 0
 ) ENGINE = ReplacingMergeTree(version) PARTITION BY intDiv(start_us, 86400000000)
 PRIMARY KEY (venue_id, start_bucket) ORDER BY (venue_id, start_bucket, start_us, person, opened_by)
 SETTINGS index_granularity = 256;
 
 CREATE TABLE IF NOT EXISTS qrtrace.visits_by_person (
-    venue_id String, person String, start_us Int64, end_us Int64, closed_by Int8, version UInt8,
-    opened_by String
+    venue_id String, person String, start_us Int64, end_us Int64, closed_by Int8, version UInt64,
+    opened_by String, withdrawn UInt8 DEFAULT 0
 ) ENGINE = ReplacingMergeTree(version) PARTITION BY intDiv(start_us, 86400000000)
 PRIMARY KEY (person, start_us) ORDER BY (person, start_us, venue_id, opened_by)
 SETTINGS index_granularity = 256;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS qrtrace.visits_by_person_mv TO qrtrace.visits_by_person
-AS SELECT venue_id, person, start_us, end_us, closed_by, version, opened_by FROM qrtrace.visits_by_venue;
+AS SELECT venue_id, person, start_us, end_us, closed_by, version, opened_by, withdrawn FROM qrtrace.visits_by_venue;
 
 -- The longest visit stored per day: a hop looks back this far before a source's start for visits
 -- still under way (a visit that started earlier but had not ended). Kept by the store itself, so

@@ -35,7 +35,8 @@ from qrtrace.sinks.clickhouse_store import ClickHouseStore
 from qrtrace.sinks.repair import repair_store
 from qrtrace.sinks.retention import DAY_PARTITIONED, drop_expired_partitions
 from qrtrace.sinks.store import SCHEMA_VERSION, Store, migrate_contacts
-from qrtrace.sinks.writer import StoreWriter
+from qrtrace.sinks.history import stored_history
+from qrtrace.sinks.writer import StoreWriter, write_rows
 from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
 from qrtrace.stream_processors.pipeline import CheckinProcessor, ProcessorConfig
 from tests.conftest import REPO, SMALL_WAVE
@@ -131,9 +132,7 @@ def ingest_small_wave(store: Store) -> None:
     )
 
     def write(out) -> None:  # type: ignore[no-untyped-def]
-        writer.checkins(out.checkins, out.outcome, INGESTED_AT)
-        writer.visits(out.visits)
-        writer.occupancy(out.occupancy)
+        write_rows(writer, out, INGESTED_AT)
         writer.dead_letters(out.dead_letters, "test", INGESTED_AT)
 
     lines = (SMALL_WAVE / "events.jsonl").read_bytes().splitlines()
@@ -142,8 +141,7 @@ def ingest_small_wave(store: Store) -> None:
         ids = admitted.identities
         writer.identities(ids.person, ids.identifier_sealed, ids.contact_sealed, INGESTED_AT)
         writer.dead_letters(admitted.dead_letters, "test", INGESTED_AT)
-        write(processor.process(admitted.checkins))
-    write(processor.flush())
+        write(processor.process(admitted.checkins, history=lambda wanted: stored_history(store, wanted)))
 
 
 @pytest.fixture(scope="module")

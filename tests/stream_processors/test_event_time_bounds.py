@@ -1,5 +1,5 @@
-"""Event times are bounded around the receiving clock; visits are capped; the clock moves only with
-accepted events (issue 10: one far-future scan used to stop pruning for good, one forged check-out
+"""Event times are bounded around the receiving clock; visits are capped; a venue's clock moves only with
+accepted first deliveries (issue 10: one far-future scan used to stop pruning for good, one forged check-out
 made a 67-year visit)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from qrtrace.stream_processors.pairing import CHECKOUT_AFTER_CAP
 from qrtrace.stream_processors.pipeline import EVENT_TIME_IN_FUTURE, CheckinProcessor, ProcessorConfig
 from qrtrace.stream_processors.validate import EventTimeWindow, Validator, parse_lines
 from tests.oracles import Ev
-from tests.stream_processors.test_pairing import batch_of, final_visits
+from tests.stream_processors.test_pairing import FakeStore, batch_of
 
 M = US_PER_MINUTE
 NOW = 1_800_000_000_000_000  # 2027-01-15 08:00 UTC, as UTC microseconds
@@ -52,54 +52,62 @@ def capped(cap_min: int = 180, future_min: int | None = 5) -> CheckinProcessor:
     config = ProcessorConfig(
         {"V1": 60 * M},
         {"V1": 100},
-        allowed_lateness_us=0,
         cap_us_by_venue={"V1": cap_min * M},
         max_future_us=None if future_min is None else future_min * M,
     )
     return CheckinProcessor(config)
 
 
-def test_a_checkout_after_the_cap_closes_nothing_and_is_a_dead_letter() -> None:
+def stored(proc: CheckinProcessor, *batches: list[Ev], now: int | None = None) -> FakeStore:
+    store = FakeStore()
+    for events in batches:
+        store.apply(proc.process(batch_of(events), now, history=store.history))
+    return store
+
+
+def visits(store: FakeStore) -> set[tuple[str, str, int, int]]:
+    return {v[:4] for v in store.visible()}
+
+
+def test_a_checkout_after_the_cap_closes_nothing_and_is_a_dead_letter_once_final() -> None:
     proc = capped(cap_min=180)
-    outs = [proc.process(batch_of([Ev("a", "p", "V1", True, 0), Ev("b", "p", "V1", False, 181 * M)])), proc.flush()]
-    assert [d.reason for o in outs for d in o.dead_letters] == [CHECKOUT_AFTER_CAP]
-    assert final_visits(outs) == {("p", "V1", 0, 60 * M)}  # the visit keeps its dwell end
-    ok = capped(cap_min=180)
-    outs = [ok.process(batch_of([Ev("a", "p", "V1", True, 0), Ev("b", "p", "V1", False, 180 * M)])), ok.flush()]
-    assert final_visits(outs) == {("p", "V1", 0, 180 * M)} and not any(o.dead_letters for o in outs)
+    store = stored(proc, [Ev("a", "p", "V1", True, 0), Ev("b", "p", "V1", False, 181 * M)])
+    assert store.current_outcomes()["b"] == CHECKOUT_AFTER_CAP
+    assert visits(store) == {("p", "V1", 0, 60 * M)}  # the visit keeps its dwell end
+    store.apply(proc.process(batch_of([Ev("z", "q", "V1", True, 181 * M + 2 * US_PER_DAY + 60 * M)])))
+    assert list(store.letters.values()) == [CHECKOUT_AFTER_CAP]  # final once the window has passed
+    ok = stored(capped(cap_min=180), [Ev("a", "p", "V1", True, 0), Ev("b", "p", "V1", False, 180 * M)])
+    assert visits(ok) == {("p", "V1", 0, 180 * M)} and not ok.letters
 
 
 def test_a_sixty_seven_year_visit_cannot_be_made() -> None:
     year = 365 * US_PER_DAY
-    proc = capped()
-    outs = [proc.process(batch_of([Ev("a", "p", "V1", True, -10 * year), Ev("b", "p", "V1", False, 57 * year)]),
-                         NOW), proc.flush()]  # fmt: skip
-    assert max(e - s for _, _, s, e in final_visits(outs)) == 60 * M
+    store = stored(capped(), [Ev("a", "p", "V1", True, -10 * year), Ev("b", "p", "V1", False, 57 * year)], now=NOW)
+    assert max(e - s for _, _, s, e in visits(store)) == 60 * M
 
 
 def test_events_from_the_future_are_refused_and_do_not_move_the_clock() -> None:
     proc = capped()
     out = proc.process(batch_of([Ev("f", "p", "V1", True, NOW + US_PER_DAY), Ev("a", "q", "V1", True, NOW - M)]), NOW)
     assert [d.reason for d in out.dead_letters] == [EVENT_TIME_IN_FUTURE]
-    assert proc.state.max_event_time_us == NOW - M
-    assert out.checkins.scan_id.tolist() == ["a"]  # the accepted one was paired (lateness 0)
+    assert proc.state.venues["V1"].clock_us == NOW - M
+    assert out.checkins.scan_id.tolist() == ["a"]
 
 
 def test_a_retried_delivery_does_not_move_the_clock() -> None:
     proc = capped(future_min=None)
     proc.process(batch_of([Ev("a", "p", "V1", True, 10 * M)]))
     proc.process(batch_of([Ev("a", "p", "V1", True, 10**15)], seq0=1))  # the same scan_id again: a retry
-    assert proc.state.max_event_time_us == 10 * M
+    assert proc.state.venues["V1"].clock_us == 10 * M
 
 
-def test_a_refused_checkout_moves_no_clock() -> None:
-    """A check-out after the cap is refused; a scan of the same visit that arrives late is still paired."""
-    proc = capped(cap_min=180, future_min=None)
-    outs = [proc.process(batch_of([Ev("a", "p", "V1", True, 0), Ev("b", "p", "V1", False, 200 * M)]))]
-    outs.append(proc.process(batch_of([Ev("c", "p", "V1", False, 100 * M)], seq0=2)))
-    outs.append(proc.flush())
-    assert [d.reason for o in outs for d in o.dead_letters] == [CHECKOUT_AFTER_CAP]
-    assert final_visits(outs) == {("p", "V1", 0, 100 * M)}
+def test_a_checkout_of_the_same_visit_arriving_late_still_closes_it() -> None:
+    """A check-out after the cap closes nothing; an earlier check-out of the same visit arriving later does."""
+    store = stored(capped(cap_min=180, future_min=None),
+                   [Ev("a", "p", "V1", True, 0), Ev("b", "p", "V1", False, 200 * M)],
+                   [Ev("c", "p", "V1", False, 100 * M)])  # fmt: skip
+    assert visits(store) == {("p", "V1", 0, 100 * M)}
+    assert store.current_outcomes() == {"a": "opened", "c": "closed", "b": "unmatched_checkout"}
 
 
 def test_the_receiving_clock_reads_qrtrace_now() -> None:
