@@ -44,7 +44,7 @@ from qrtrace.sinks.stores import open_store
 from qrtrace.sinks.writer import StoreWriter, write_rows
 from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE, DeadLetter
 from qrtrace.stream_processors.config import longest_allowed_visit_us, processor_config
-from qrtrace.stream_processors.pairing import CLOSED, OPENED, REPEAT
+from qrtrace.stream_processors.pairing import CLOSED, OPENED, REPEAT, UNPAIRED
 from qrtrace.stream_processors.pipeline import (
     CheckinProcessor,
     ProcessorConfig,
@@ -67,8 +67,12 @@ class IngestReport:
     accepted: int = 0  # opened or closed a visit
     deduplicated: int = 0  # retried scan_id or repeat scan while a visit was open
     dead_lettered: int = 0
+    # Check-outs that found nothing to close on arrival: an earlier check-in may still arrive (an offline
+    # phone, a paper log) and pair them; they become dead letters once the dedupe window has passed.
+    unpaired: int = 0
     visits_written: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    unpaired_reasons: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
     def add(self, out: ProcessorOutput, edge_letters: Sequence[str], received: int) -> None:
@@ -76,6 +80,10 @@ class IngestReport:
         self.received += received
         self.accepted += outcome[OPENED] + outcome[CLOSED]
         self.deduplicated += out.retried + outcome[REPEAT]
+        for reason in UNPAIRED:
+            self.unpaired += outcome[reason]
+            if outcome[reason]:
+                self.unpaired_reasons[reason] += outcome[reason]
         # The processor's own dead letters: check-outs that stayed unpaired past the window, future events.
         letters = [d.reason for d in out.dead_letters]
         self.reasons.update(edge_letters)

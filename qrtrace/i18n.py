@@ -10,6 +10,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "accepted": ("Hợp lệ", "Accepted"),
     "deduplicated": ("Trùng lặp (bỏ qua)", "Deduplicated"),
     "dead_lettered": ("Lỗi (lưu hàng đợi lỗi)", "Dead-lettered"),
+    "unpaired": ("Check-out chưa khớp (chờ check-in muộn 48 giờ)", "Check-outs not paired yet (waiting 48 h)"),
     "visits": ("Lượt có mặt", "Visits"),
     "rate": ("sự kiện/giây", "events/s"),
     "hop": ("Mức", "Hop"),

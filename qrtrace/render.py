@@ -54,13 +54,14 @@ def progress(lang: str, disable: bool = False):  # type: ignore[no-untyped-def]
 def ingest_dict(report) -> dict:  # type: ignore[no-untyped-def]
     d = asdict(report)
     d["reasons"] = dict(report.reasons)
+    d["unpaired_reasons"] = dict(report.unpaired_reasons)
     d["events_per_s"] = round(report.received / report.seconds) if report.seconds else None
     return d
 
 
 def ingest_report(console: Console, report, lang: str) -> None:  # type: ignore[no-untyped-def]
     table = Table(show_header=False, box=None)
-    for key in ("received", "accepted", "deduplicated", "dead_lettered"):
+    for key in ("received", "accepted", "deduplicated", "unpaired", "dead_lettered"):
         table.add_row(t(key, lang), f"{getattr(report, key):,}")
     table.add_row(t("visits", lang), f"{report.visits_written:,}")
     if report.seconds:

@@ -66,14 +66,18 @@ def bootstrap_schema(store: Store) -> None:
     for statement in statements[:2]:  # the database and schema_meta come first
         store.execute(statement)
     migrating = check_schema_version(store, existed) == MIGRATES_FROM
-    if migrating:
+    visits_v3 = migrating and store.query(
+        "SELECT count() AS n FROM system.tables WHERE database = 'qrtrace' AND name = 'visits_by_venue'"
+    )["n"][0]
+    if visits_v3:
         for statement in split_statements(load_sql("qrtrace.sinks", "migrate_v4_before")):
             store.execute(statement)
     for statement in statements[2:] + split_statements(load_sql("qrtrace.sinks", "trace_results")):
         store.execute(statement)
-    if migrating:
+    if visits_v3:
         for statement in split_statements(load_sql("qrtrace.sinks", "migrate_v4_after")):
             store.execute(statement)
+    if migrating:
         stamp_schema_version(store)
     from qrtrace.sinks.audit import add_chain_columns
 

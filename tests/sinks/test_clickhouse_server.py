@@ -32,10 +32,10 @@ from qrtrace.sinks.audit import AuditLog
 from qrtrace.sinks.chdb_store import ChdbStore
 from qrtrace.sinks.clickhouse_sql import load_sql, render
 from qrtrace.sinks.clickhouse_store import ClickHouseStore
+from qrtrace.sinks.history import stored_history
 from qrtrace.sinks.repair import repair_store
 from qrtrace.sinks.retention import DAY_PARTITIONED, drop_expired_partitions
 from qrtrace.sinks.store import SCHEMA_VERSION, Store, migrate_contacts
-from qrtrace.sinks.history import stored_history
 from qrtrace.sinks.writer import StoreWriter, write_rows
 from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
 from qrtrace.stream_processors.pipeline import CheckinProcessor, ProcessorConfig
