@@ -37,7 +37,10 @@ def test_far_future_and_decades_long_visit_are_dead_letters_and_traces_work(clie
                                         {"p": person})["n"][0]  # fmt: skip
         letters = service.rt.store.query("SELECT reason FROM qrtrace.dead_letters FINAL "
                                          "WHERE payload_redacted LIKE '%red-team-%' ORDER BY reason")["reason"]
-    assert letters == ["event_time_in_future", "event_time_too_old", "unmatched_checkout"]
+        outcome = service.rt.store.query("SELECT outcome FROM qrtrace.checkin_outcomes FINAL "
+                                         "WHERE scan_id LIKE 'red-team-%'")["outcome"]  # fmt: skip
+    assert letters == ["event_time_in_future", "event_time_too_old"]
+    assert outcome == ["unmatched_checkout"]  # a dead letter only once no earlier check-in can still arrive
     assert visits == 0  # the lone check-out opened nothing, the ancient check-in was not paired
     rules = world.demo_trace["rules"]
     trace_id = run_trace(client, world, "epidemiologist", ["DEMO-F0-1"], until=rules["until"], depth=rules["depth"],
