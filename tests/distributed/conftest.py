@@ -52,8 +52,14 @@ class Servers:
         script(INFRA / "clickhouse" / "start.sh", state)
 
     def restart_broker(self, kill: bool = False, down_s: float = 0.0) -> None:
-        script(INFRA / "kafka" / "stop.sh", self.state / "kafka", *(["--kill"] if kill else []))
+        self.stop_broker(kill)
         time.sleep(down_s)
+        self.start_broker()
+
+    def stop_broker(self, kill: bool = False) -> None:
+        script(INFRA / "kafka" / "stop.sh", self.state / "kafka", *(["--kill"] if kill else []))
+
+    def start_broker(self) -> None:
         script(INFRA / "kafka" / "start.sh", self.state / "kafka")
 
     def stop_clickhouse(self) -> None:
