@@ -21,9 +21,9 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import numpy as np
@@ -60,14 +60,21 @@ from qrtrace.producers.edge import AdmittedBatch
 from qrtrace.producers.embedded_front import EmbeddedFront
 from qrtrace.producers.front import ScannerFront, send
 from qrtrace.producers.kafka_front import KafkaFront
+from qrtrace.queries.audit import audit_entries
+from qrtrace.queries.cases import declared_cases, recent_cases
 from qrtrace.queries.coverage import daily_trend
+from qrtrace.queries.dead_letters import dead_letter_reasons
+from qrtrace.queries.ingest_rates import events_per_minute, ingest_rates
+from qrtrace.queries.reference import commune_rows, venue_ids
 from qrtrace.queries.reidentify import Identity, reidentify
+from qrtrace.queries.store_size import table_sizes
 from qrtrace.queries.trace import CaseQuery, TraceResult, TraceRules, exposure_rows
+from qrtrace.queries.trace_runs import case_exposures, exposure_people, recent_runs, stored_run
 from qrtrace.settings import Settings
 from qrtrace.sinks.audit import WRITE_LOCK as AUDIT_WRITE_LOCK
 from qrtrace.sinks.audit import AuditLog, now_us
-from qrtrace.sinks.clickhouse_sql import load_sql
-from qrtrace.sinks.store import Columns, Store
+from qrtrace.sinks.locked import LockedStore
+from qrtrace.sinks.trace_runs import drop_exposures, write_exposures, write_run
 
 log = logging.getLogger("qrtrace.api")
 
@@ -90,33 +97,6 @@ class TooLarge(Exception):
 
 class Unavailable(Exception):
     """503 with the sentence: the server cannot answer until an operator acts."""
-
-
-class LockedStore:
-    """The store with the service's lock taken per statement, so a long trace lets other requests in
-    between its statements instead of holding the store for minutes."""
-
-    def __init__(self, store: Store, lock: threading.RLock) -> None:
-        self._store, self._lock = store, lock
-
-    def execute(self, sql: str, params: Mapping[str, object] | None = None) -> None:
-        with self._lock:
-            self._store.execute(sql, params)
-
-    def query(self, sql: str, params: Mapping[str, object] | None = None) -> dict[str, list]:
-        with self._lock:
-            return self._store.query(sql, params)
-
-    def query_columns(self, sql: str, params: Mapping[str, object] | None = None) -> dict:
-        with self._lock:
-            return self._store.query_columns(sql, params)
-
-    def insert(self, table: str, columns: Columns) -> None:
-        with self._lock:
-            self._store.insert(table, columns)
-
-    def close(self) -> None:
-        """The runtime closes the real store."""
 
 
 @dataclass
@@ -272,10 +252,10 @@ class ApiService:
 
     def _geography(self) -> Geography:
         with self._lock:
-            communes = self.rt.store.query(load_sql("qrtrace.queries", "communes"))
+            communes = commune_rows(self.rt.store)
             venues = self.rt.venues()
         return Geography(
-            district_of_commune=dict(zip(communes["commune_code"], communes["district_code"], strict=True)),
+            district_of_commune={c.commune_code: c.district_code for c in communes},
             commune_of_venue={v.venue_id: v.commune_code for v in venues},
         )
 
@@ -300,9 +280,8 @@ class ApiService:
 
     def _all_communes(self) -> list[dict]:
         with self._lock:
-            rows = self.rt.store.query(load_sql("qrtrace.queries", "communes"))
-        keys = list(rows)
-        return [dict(zip(keys, r, strict=True)) for r in zip(*rows.values(), strict=True)]
+            rows = commune_rows(self.rt.store)
+        return [asdict(c) for c in rows]
 
     # -- venues -------------------------------------------------------------------------------------------
     def list_venues(self, who: Principal, commune: str | None, category: str | None) -> list[dict]:
@@ -433,7 +412,7 @@ class ApiService:
     def _venue_ids(self) -> list[str]:
         """The registered venue ids, for the Kafka front's cache."""
         with self._lock:
-            return self.rt.store.query(load_sql("qrtrace.queries", "venues"))["venue_id"]
+            return venue_ids(self.rt.store)
 
     @property
     def scanner_front(self) -> KafkaFront | None:
@@ -461,8 +440,7 @@ class ApiService:
         if to_us < from_us:
             raise InputError("The infectious window ends before it starts; 'to' must be after 'from'.")
         with self._lock:
-            taken = self.rt.store.query(load_sql("qrtrace.queries", "cases_by_id"), {"case_ids": [case_id]})
-            if taken["case_id"]:
+            if declared_cases(self.rt.store, [case_id]):
                 raise Conflict(f"Case {case_id} is already declared; choose another case_id.")
             person = self.rt.declare_case(case_id, person_id, from_us, to_us, actor=who.name)
             self.rt.audit.as_actor(who.name).record("declare_case", case_id, person, "positive case declared",
@@ -472,13 +450,13 @@ class ApiService:
     def list_cases(self, who: Principal, limit: int) -> list[dict]:
         authorize(who, Action.RUN_TRACE, Scope(), self.geo)
         with self._lock:
-            rows = self.rt.store.query(load_sql("qrtrace.queries", "cases_list"), {"limit": limit})
+            cases = recent_cases(self.rt.store, limit)
         tz = self.settings.display_tz
         return [
-            {"case_id": c, "infectious_from": render.iso(f, tz), "infectious_to": render.iso(t, tz),
-             "declared_at": render.iso(d, tz), "declared_by": b}
-            for c, f, t, d, b in zip(rows["case_id"], rows["infectious_from_us"], rows["infectious_to_us"],
-                                     rows["declared_at_us"], rows["declared_by"], strict=True)
+            {"case_id": c.case_id, "infectious_from": render.iso(c.infectious_from_us, tz),
+             "infectious_to": render.iso(c.infectious_to_us, tz), "declared_at": render.iso(c.declared_at_us, tz),
+             "declared_by": c.declared_by}
+            for c in cases
         ]  # fmt: skip
 
     def start_trace(self, who: Principal, case_ids: list[str], rules: TraceRules, purpose: str) -> TraceJob:
@@ -488,8 +466,7 @@ class ApiService:
             raise TooLarge(f"A trace run takes at most {self.settings.trace_max_cases:,} cases "
                            f"(QRTRACE_TRACE_MAX_CASES), not {len(wanted):,}; split the cases into several runs.")
         with self._lock:
-            rows = self.rt.store.query(load_sql("qrtrace.queries", "cases_by_id"), {"case_ids": wanted})
-        found = {c: CaseQuery(c, p, f, t) for c, p, f, t in zip(*rows.values(), strict=True)}
+            found = declared_cases(self.rt.store, wanted)
         missing = [c for c in wanted if c not in found]
         if missing:
             raise NotFound(f"No declared case {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1
@@ -516,11 +493,7 @@ class ApiService:
         try:
             chunks = self.rt.trace_chunks(queries, rules, job.purpose, AuditLog(store, job.actor), progress, store)
             for first, batch in chunks:
-                rows = exposure_rows(batch, first)
-                n = len(rows["person"])
-                store.insert("qrtrace.trace_exposures", {
-                    "trace_id": np.full(n, job.trace_id, dtype=object),
-                    "started_at_us": np.full(n, job.started_at_us, dtype=np.int64), **rows})  # fmt: skip
+                write_exposures(store, job.trace_id, job.started_at_us, exposure_rows(batch, first))
                 for case, count in enumerate(np.bincount(batch.contacts["case"], minlength=len(batch.cases))):
                     contacts[first + case] = int(count)
                 for case, count in enumerate(np.bincount(batch.exposures["case"], minlength=len(batch.cases))):
@@ -535,7 +508,7 @@ class ApiService:
             job.error = (str(exc) if isinstance(exc, InputError) else
                          f"The trace failed ({type(exc).__name__}); the server logged the details.")  # fmt: skip
             try:  # a failed run has no trace_runs row, so its rows are never read: drop them
-                store.execute(load_sql("qrtrace.queries", "trace_exposures_drop"), {"trace_id": job.trace_id})
+                drop_exposures(store, job.trace_id)
             except Exception:
                 log.exception("could not drop the rows of failed trace %s", job.trace_id)
 
@@ -548,13 +521,8 @@ class ApiService:
             header = render.trace_dict(TraceResult(q, rules, []), _PseudonymsOnly(), self.settings.display_tz)
             del header["contacts"]
             headers.append({**header, "contacts_count": n, "exposure_rows": rows})
-        self._locked_store.insert("qrtrace.trace_runs", {
-            "trace_id": [job.trace_id], "started_at_us": [job.started_at_us], "finished_at_us": [now_us()],
-            "actor": [job.actor], "case_ids": [",".join(job.case_ids)], "purpose": [job.purpose],
-            "rules": [orjson.dumps({"depth": rules.depth, "grace_us": rules.grace_us,
-                                    "min_overlap_us": rules.min_overlap_us, "until_us": rules.until_us}).decode()],
-            "result": [orjson.dumps(headers).decode()],
-        })  # fmt: skip
+        write_run(self._locked_store, job.trace_id, job.started_at_us, now_us(), job.actor, job.case_ids,
+                  job.purpose, rules, headers)  # fmt: skip
 
     def trace_status(self, who: Principal, trace_id: str) -> dict:
         authorize(who, Action.RUN_TRACE, Scope(), self.geo)
@@ -569,18 +537,18 @@ class ApiService:
 
     def _load_run(self, trace_id: str) -> dict:
         with self._lock:
-            rows = self.rt.store.query(load_sql("qrtrace.queries", "trace_run"), {"trace_id": trace_id})
-        if not rows["trace_id"]:
+            run = stored_run(self.rt.store, trace_id)
+        if run is None:
             raise NotFound(f"No finished trace {trace_id}.")
-        rules = orjson.loads(rows["rules"][0])
-        stored = orjson.loads(rows["result"][0])
+        rules = orjson.loads(run.rules)
+        stored = orjson.loads(run.result)
         # Runs stored by earlier versions hold whole documents; newer ones per-case headers (rows elsewhere).
         docs = None if all("exposure_rows" in d for d in stored) else stored
         headers = stored if docs is None else [{**d, "exposure_rows": sum(len(c["exposures"]) for c in d["contacts"])}
                                                for d in stored]  # fmt: skip
-        return {"trace_id": trace_id, "actor": rows["actor"][0], "case_ids": rows["case_ids"][0].split(","),
-                "purpose": rows["purpose"][0], "depth": rules["depth"], "docs": docs, "headers": headers,
-                "started_at_us": rows["started_at_us"][0], "finished_at_us": rows["finished_at_us"][0]}  # fmt: skip
+        return {"trace_id": trace_id, "actor": run.actor, "case_ids": run.case_ids.split(","),
+                "purpose": run.purpose, "depth": rules["depth"], "docs": docs, "headers": headers,
+                "started_at_us": run.started_at_us, "finished_at_us": run.finished_at_us}  # fmt: skip
 
     def _case_docs(self, run: dict, cases: Sequence[int]) -> Iterator[dict]:
         """The pseudonymous documents of the run's cases (by index), one case read at a time."""
@@ -593,8 +561,7 @@ class ApiService:
             yield render.trace_doc_from_rows(header, self._case_rows(run["trace_id"], i), self.settings.display_tz)
 
     def _case_rows(self, trace_id: str, case: int) -> dict:
-        sql = load_sql("qrtrace.queries", "trace_exposures_read")
-        return self._locked_store.query_columns(sql, {"trace_id": trace_id, "first_case": case, "end_case": case + 1})
+        return case_exposures(self._locked_store, trace_id, case)
 
     def _run_people(self, who: Principal, run: dict, purpose: str) -> dict[str, views.Person] | None:
         """Identifiers and phones of everyone the run names, for a role allowed to re-identify (audited);
@@ -604,9 +571,7 @@ class ApiService:
         if run["docs"] is not None:
             persons = views.pseudonyms_in(run["docs"])
         else:
-            rows = self._locked_store.query(load_sql("qrtrace.queries", "trace_exposures_people"),
-                                            {"trace_id": run["trace_id"]})  # fmt: skip
-            persons = set(rows["person"]) | {h["case"] for h in run["headers"]}
+            persons = exposure_people(self._locked_store, run["trace_id"]) | {h["case"] for h in run["headers"]}
         with self._lock:
             found = reidentify(self.rt.store, self.rt.vault, self.rt.audit.as_actor(who.name), sorted(persons),
                                ",".join(run["case_ids"]), purpose)  # fmt: skip
@@ -691,12 +656,12 @@ class ApiService:
     def list_traces(self, who: Principal, limit: int) -> list[dict]:
         authorize(who, Action.RUN_TRACE, Scope(), self.geo)
         with self._lock:
-            rows = self.rt.store.query(load_sql("qrtrace.queries", "trace_runs_list"), {"limit": limit})
+            runs = recent_runs(self.rt.store, limit)
         tz = self.settings.display_tz
         done = [
-            {"trace_id": t, "status": "done", "started_at": render.iso(s, tz), "run_by": a,
-             "case_ids": c.split(","), "purpose": p}
-            for t, s, _f, a, c, p, _r in zip(*rows.values(), strict=True)
+            {"trace_id": r.trace_id, "status": "done", "started_at": render.iso(r.started_at_us, tz),
+             "run_by": r.actor, "case_ids": r.case_ids.split(","), "purpose": r.purpose}
+            for r in runs
         ]  # fmt: skip
         running = [
             {"trace_id": j.trace_id, "status": j.status, "started_at": render.iso(j.started_at_us, tz),
@@ -761,14 +726,10 @@ class ApiService:
         authorize(who, Action.READ_OPERATIONS, Scope(), self.geo)
         now = now_us()
         with self._lock:
-            dead = self.rt.store.query(load_sql("qrtrace.queries", "dead_letter_reasons"),
-                                       {"since_us": now - 7 * views.US_PER_DAY})  # fmt: skip
-            sizes = self.rt.store.query(load_sql("qrtrace.queries", "store_size"))
-            stored = self.rt.store.query(load_sql("qrtrace.queries", "ingest_rates"),
-                                         {"since_us": now - 60 * 60_000_000})  # fmt: skip
-        per_minute: dict[int, int] = {}
-        for minute, _outcome, n in zip(*stored.values(), strict=True):
-            per_minute[minute] = per_minute.get(minute, 0) + n
+            dead = dead_letter_reasons(self.rt.store, now - 7 * views.US_PER_DAY)
+            sizes = table_sizes(self.rt.store)
+            stored = ingest_rates(self.rt.store, now - 60 * 60_000_000)
+        per_minute = events_per_minute(stored)
         return {
             "mode": "embedded" if self.settings.broker is None else "distributed",
             "store": "chDB (embedded)" if self.settings.is_embedded_store else "ClickHouse server",
@@ -778,22 +739,20 @@ class ApiService:
                            "events_per_second": (self.ingest_stats.received / self.ingest_stats.seconds
                                                  if self.ingest_stats.seconds else None)},
             "stored_per_minute": [{"minute_us": m * 60_000_000, "events": n} for m, n in sorted(per_minute.items())],
-            "dead_letters": [{"reason": r, "count": n, "last_at": render.iso(at, self.settings.display_tz)}
-                             for r, n, at in zip(*dead.values(), strict=True)],
-            "store_size": [{"table": t, "rows": r, "bytes": b} for t, r, b in zip(*sizes.values(), strict=True)],
-        }
+            "dead_letters": [{"reason": d.reason, "count": d.count,
+                              "last_at": render.iso(d.last_at_us, self.settings.display_tz)} for d in dead],
+            "store_size": [{"table": s.table, "rows": s.rows, "bytes": s.bytes} for s in sizes],
+        }  # fmt: skip
 
     def audit_log(self, who: Principal, since_us: int, action: str, case_id: str, limit: int) -> list[dict]:
         authorize(who, Action.READ_AUDIT, Scope(), self.geo)
         with self._lock:
-            rows = self.rt.store.query(load_sql("qrtrace.queries", "audit_log_read"),
-                                       {"since_us": since_us, "action": action, "case_id": case_id,
-                                        "limit": limit})  # fmt: skip
+            entries = audit_entries(self.rt.store, since_us, action, case_id, limit)
         tz = self.settings.display_tz
         return [
-            {"at": render.iso(at, tz), "actor": a, "action": act, "case_id": c, "subject": s, "purpose": p,
-             "detail": orjson.loads(d) if d else {}}
-            for at, a, act, c, s, p, d in zip(*rows.values(), strict=True)
+            {"at": render.iso(e.at_us, tz), "actor": e.actor, "action": e.action, "case_id": e.case_id,
+             "subject": e.subject, "purpose": e.purpose, "detail": orjson.loads(e.detail) if e.detail else {}}
+            for e in entries
         ]  # fmt: skip
 
 
