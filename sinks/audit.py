@@ -36,7 +36,7 @@ CHAIN_COLUMNS = ("seq", "prev_hash", "entry_hash")
 PAGE = 50_000  # entries read per statement by `verify`: memory stays bounded on a long log
 
 # One lock for every audit writer in this process. It is reentrant and a service that serialises its own
-# store access should use this same lock (see api/service.py), so the two can never be taken in opposite
+# store access should use this same lock (see api/services/core.py), so the two can never be taken in opposite
 # orders by two threads.
 WRITE_LOCK = threading.RLock()
 

@@ -1,0 +1,36 @@
+"""Reference data as the API reads it: the communes (with their district and province) and the venue ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qrtrace.sinks.clickhouse_sql import load_sql
+from qrtrace.sinks.store import Store
+
+
+@dataclass(frozen=True)
+class CommuneRow:
+    """One commune with its district and province, as stored (fields in the order of `communes.sql`)."""
+
+    commune_code: str
+    name_vi: str
+    unit_type: str
+    district_code: str
+    district_name_vi: str
+    province_code: str
+    province_name_vi: str
+
+
+def commune_rows(store: Store) -> list[CommuneRow]:
+    """Every registered commune, by commune code."""
+    rows = store.query(load_sql("qrtrace.queries", "communes"))
+    return [
+        CommuneRow(*row)
+        for row in zip(rows["commune_code"], rows["name_vi"], rows["unit_type"], rows["district_code"],
+                       rows["district_name_vi"], rows["province_code"], rows["province_name_vi"], strict=True)
+    ]  # fmt: skip
+
+
+def venue_ids(store: Store) -> list[str]:
+    """The registered venue ids, in order."""
+    return store.query(load_sql("qrtrace.queries", "venues"))["venue_id"]
