@@ -12,7 +12,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import click
 import orjson
 import typer
 from rich.console import Console
@@ -609,15 +608,13 @@ def _lang() -> str:
 
 
 def main() -> None:
-    """Entry point: run the app, turning every failure into one sentence and an exit code."""
+    """Entry point. Typer runs in its standalone mode, so a mistyped command or option gets its usage message
+    and exit code 2 (and --help, Ctrl-C, a closed pipe their usual handling); qrtrace's own errors are one
+    sentence and exit 1, anything else one sentence and exit 70, never a traceback (QRTRACE_DEBUG=1 shows it)."""
     try:
-        app(standalone_mode=False)
+        app(standalone_mode=True)
     except QrtraceError as exc:
         _fail(f"{t('error', _lang())}: {exc}", 1)
-    except click.exceptions.Abort:
-        _fail("Aborted.", 130)
-    except click.exceptions.ClickException as exc:
-        _fail(f"{t('error', _lang())}: {exc.format_message()}", exc.exit_code)
     except Exception as exc:  # the last line of defence: no tracebacks for users
         if os.environ.get("QRTRACE_DEBUG"):
             raise
