@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -34,6 +35,26 @@ def iso(us: int, tz: timezone) -> str:
     """UTC microseconds as ISO 8601 in `tz`, seconds precision unless the instant has a fraction."""
     when = datetime.fromtimestamp(us / 1_000_000, UTC).astimezone(tz)
     return when.isoformat(timespec="microseconds" if us % 1_000_000 else "seconds")
+
+
+def local_time(when: int | str | datetime, tz: timezone, *, year: bool = False) -> str:
+    """A time for people at a terminal: `05/12 07:42` (day/month hour:minute) in the display zone `tz`, from
+    UTC microseconds, an ISO 8601 string (the JSON documents' times; without an offset it is read in `tz`)
+    or a datetime. `year` adds the year (`05/12/2021 07:42`) where the day alone is not enough. JSON and
+    files keep `iso`."""
+    if isinstance(when, int):
+        moment = datetime.fromtimestamp(when / 1_000_000, UTC)
+    else:
+        moment = datetime.fromisoformat(when) if isinstance(when, str) else when
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=tz)
+    return moment.astimezone(tz).strftime("%d/%m/%Y %H:%M" if year else "%d/%m %H:%M")
+
+
+def local_span(start: int | str | datetime, end: int | str | datetime, tz: timezone) -> str:
+    """`05/12 07:42–08:10` (`local_time` of both ends; the day is written once when they share it)."""
+    first, last = local_time(start, tz), local_time(end, tz)
+    return f"{first}–{last[6:]}" if first[:5] == last[:5] else f"{first}–{last}"
 
 
 @contextmanager
@@ -145,9 +166,22 @@ def trace_dict(result: TraceResult, ids: dict[str, Identity], tz: timezone) -> d
     }
 
 
-def trace_tables(console: Console, doc: dict, lang: str, limit: int = 40) -> None:
+TRACE_TABLE_LIMIT = 40  # contacts a trace table shows; --json / --csv hold them all
+
+
+def trace_tables(
+    console: Console,
+    doc: dict,
+    lang: str,
+    tz: timezone,
+    venue_names: Mapping[str, str],
+    limit: int = TRACE_TABLE_LIMIT,
+) -> None:
+    """A case's contacts as a table: times as `local_time` in `tz`, each exposure's venue by its registered
+    name (`venue_names`: venue_id -> name; an id missing from it is shown alone)."""
     contacts = doc["contacts"]
-    console.print(f"[bold]{t('cohort', lang)} {doc['case']}[/] ({doc['window']['from']} → {doc['window']['to']})")
+    window = f"{local_time(doc['window']['from'], tz)} → {local_time(doc['window']['to'], tz)}"
+    console.print(f"[bold]{t('cohort', lang)} {escape(doc['case'])}[/] ({window})")
     if not contacts:
         console.print(t("no_contacts", lang))
         return
@@ -160,13 +194,24 @@ def trace_tables(console: Console, doc: dict, lang: str, limit: int = 40) -> Non
         ev = c["exposures"][0]
         more = f" (+{len(c['exposures']) - 1})" if len(c["exposures"]) > 1 else ""
         evidence = (
-            f"{ev['venue_id']} {ev['start'][11:16]}–{ev['end'][11:16]}, {ev['overlap_minutes']:.0f}′ "
-            f"← F{ev['source_hop']} {ev['source_person_id']}{more}"
-        )
-        table.add_row(f"F{c['hop']}", c["person_id"], c["first_exposure"], evidence)
+            f"{escape(venue_label(ev['venue_id'], venue_names))} {local_span(ev['start'], ev['end'], tz)}, "
+            f"{ev['overlap_minutes']:.0f}′ ← F{ev['source_hop']} {escape(ev['source_person_id'])}{more}"
+        )  # names and identifiers are what people typed or scanned: shown as text, never as rich markup
+        table.add_row(f"F{c['hop']}", escape(c["person_id"]), local_time(c["first_exposure"], tz), evidence)
     console.print(table)
     if len(contacts) > limit:
         console.print(f"… {len(contacts) - limit} more (--json / --csv for all)")
+
+
+def venue_label(venue_id: str, names: Mapping[str, str]) -> str:
+    """`Chợ Sơn Dương (VN4675010)`: the registered name with its id, or the id alone when it has no name."""
+    name = names.get(venue_id, "").strip()
+    return f"{name} ({venue_id})" if name else venue_id
+
+
+def shown_venue_ids(docs: Iterable[dict], limit: int = TRACE_TABLE_LIMIT) -> set[str]:
+    """The venues `trace_tables` names for `docs` (`trace_dict`) with the same `limit`: what to look up."""
+    return {c["exposures"][0]["venue_id"] for doc in docs for c in doc["contacts"][:limit]}
 
 
 def combined_cohort(docs: list[dict]) -> list[dict]:
@@ -306,7 +351,7 @@ def coverage_tables(console: Console, report: CoverageReport, settings: Settings
     cats = load_categories()
     console.print(
         f"[bold]{t('coverage_title', lang)}[/]  {t('period', lang)}: "
-        f"{iso(report.since_us, settings.display_tz)} → {iso(report.as_of_us, settings.display_tz)}"
+        f"{local_time(report.since_us, settings.display_tz)} → {local_time(report.as_of_us, settings.display_tz)}"
     )
     table = Table(
         t("commune", lang),
