@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -21,6 +23,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from qrtrace.domain.categories import load_categories
 from qrtrace.i18n import t
@@ -346,51 +349,80 @@ def coverage_dict(report: CoverageReport, tz: timezone) -> dict:
     return d
 
 
+COVERAGE_WIDE = 120  # from this console width the coverage table also names the kinds of its silent venues
+KINDS_WIDTH = 60  # characters of kinds a row shows (whole names; the rest counted)
+
+
 def coverage_tables(console: Console, report: CoverageReport, settings: Settings) -> None:
-    lang = settings.lang
+    """The coverage report as tables that fit the console: one line per commune at 80 columns (short headers,
+    wrapped at spaces when even they do not fit; silent venues counted); from COVERAGE_WIDE columns the kinds
+    of the silent venues are named too."""
+    lang, tz = settings.lang, settings.display_tz
     cats = load_categories()
     console.print(
         f"[bold]{t('coverage_title', lang)}[/]  {t('period', lang)}: "
-        f"{local_time(report.since_us, settings.display_tz)} → {local_time(report.as_of_us, settings.display_tz)}"
+        f"{local_time(report.since_us, tz)} → {local_time(report.as_of_us, tz)}"
     )
-    table = Table(
-        t("commune", lang),
-        t("registered", lang),
-        t("active", lang),
-        t("active_share", lang),
-        t("scans", lang),
-        t("people", lang),
-        t("silent_venues", lang),
-    )
-    silent_by_commune: dict[str, list[str]] = {}
+    wide = console.width >= COVERAGE_WIDE
+    headers = [t(k, lang) for k in ("commune", "registered_short", "active", "active_share", "scans", "people",
+                                    "silent_short")]  # fmt: skip
+    kinds_by_commune: dict[str, list[str]] = {}
     for v in report.silent_venues:
-        silent_by_commune.setdefault(v.commune_code, []).append(cats[v.category].name(lang))
+        kinds_by_commune.setdefault(v.commune_code, []).append(cats[v.category].name(lang))
+    rows, styles = [], []
     for c in report.communes:
-        share = f"{c.active_share:.0%}" if c.registered else "–"
-        style = "bold red" if c.registered and c.scans == 0 else ("yellow" if c.active_share < 0.5 else "")
-        silent = silent_by_commune.get(c.commune_code, [])
-        silent_text = ", ".join(sorted(set(silent)))[:60] + (f" ({len(silent)})" if silent else "")
-        table.add_row(
-            f"{c.name} ({c.commune_code})",
-            str(c.registered),
-            str(c.active_venues),
-            share,
-            f"{c.scans:,}",
-            f"{c.people:,}",
-            silent_text,
-            style=style,
-        )
+        rows.append([f"{c.name} ({c.commune_code})", f"{c.registered:,}", f"{c.active_venues:,}",
+                     f"{c.active_share:.0%}" if c.registered else "–", f"{c.scans:,}", f"{c.people:,}",
+                     f"{len(kinds_by_commune.get(c.commune_code, ())):,}"])  # fmt: skip
+        styles.append("bold red" if c.registered and c.scans == 0 else ("yellow" if c.active_share < 0.5 else ""))
+    gaps = 3 * (len(headers) - 1 + wide)  # a rule and a space either side between two columns
+    widths = fitted_widths(headers, rows, console.width - gaps)
+    table = Table(show_edge=False, pad_edge=False)  # the cells are names people typed: Text, never markup
+    for i, (header, width) in enumerate(zip(headers, widths, strict=True)):
+        table.add_column(header, width=width, justify="left" if i == 0 else "right")
+    if wide:
+        table.add_column(t("silent_kinds", lang))
+        room = min(KINDS_WIDTH, max(20, console.width - gaps - sum(widths)))
+        for row, c in zip(rows, report.communes, strict=True):
+            silent = kinds_by_commune.get(c.commune_code, [])
+            row.append(whole_names([k for k, _ in Counter(silent).most_common()], room, t("more_kinds", lang)))
+    for row, style in zip(rows, styles, strict=True):
+        table.add_row(*map(Text, row), style=style)
     console.print(table)
-    office = Table(
-        t("office", lang),
-        t("registered", lang),
-        t("active", lang),
-        t("scans", lang),
-        title=t("office_title", lang),
-    )
+    office = Table(show_edge=False, pad_edge=False, title=t("office_title", lang))
+    office.add_column(t("office", lang))
+    for key in ("registered_short", "active", "scans"):
+        office.add_column(t(key, lang), justify="right")
     for o in report.offices:
-        office.add_row(o.office_name, str(o.registered), str(o.active_venues), f"{o.scans:,}")
+        office.add_row(o.office_name, f"{o.registered:,}", f"{o.active_venues:,}", f"{o.scans:,}")
     console.print(office)
-    zero = [f"{c.name} ({c.commune_code})" for c in report.zero_scan_communes]
+    zero = [escape(f"{c.name} ({c.commune_code})") for c in report.zero_scan_communes]
     console.print(f"{t('zero_communes', lang)}: {', '.join(zero) if zero else '–'}")
     console.print(f"{t('silent_venues', lang)}: {len(report.silent_venues)}")
+
+
+def fitted_widths(headers: list[str], rows: list[list[str]], room: int) -> list[int]:
+    """Column widths that hold every cell whole, in `room` characters if they can: the headers that save the
+    most are wrapped at their spaces (down to their longest word) until the columns fit."""
+    cells = [max((cell_len(row[i]) for row in rows), default=0) for i in range(len(headers))]
+    widths = [max(c, cell_len(h)) for c, h in zip(cells, headers, strict=True)]
+    wrapped = [max(c, *(cell_len(w) for w in h.split())) for c, h in zip(cells, headers, strict=True)]
+    for i in sorted(range(len(widths)), key=lambda i: wrapped[i] - widths[i]):
+        if sum(widths) <= room:
+            break
+        widths[i] = wrapped[i]
+    return widths
+
+
+def whole_names(names: list[str], width: int, more: str = "+{n}") -> str:
+    """`names` joined with "; " (a category's name can hold commas): as many whole names as fit in `width`
+    characters with `more` saying how many were left out (`Chợ; Trường học (+3 more)`), at least the first.
+    Never a name cut in two."""
+
+    def shown(k: int) -> str:
+        return "; ".join(names[:k]) + (f" ({more.format(n=len(names) - k)})" if k < len(names) else "")
+
+    k = len(names)
+    while k > 1 and cell_len(shown(k)) > width:
+        k -= 1
+    return shown(k)
