@@ -1,5 +1,6 @@
-"""Installing the project (issue: the house in order, item 5): `make`'s install step says one line and
-shows only pip's warnings and errors."""
+"""Installing the project (issue: the house in order, items 5 and 6): `make`'s install step says one line
+and shows only pip's warnings and errors; `pip install -e .` warns about nothing and leaves a plain .pth
+path that static tools (pyright, IDEs) follow, not an import hook."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import hashlib
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import REPO
 
@@ -50,3 +54,40 @@ def test_make_install_still_shows_pips_errors(tmp_path: Path) -> None:
     proc = _make_install(_fake_venv(tmp_path / "venv"), FAKE_PIP_ERROR="No matching distribution for chdb")
     assert proc.returncode != 0
     assert "ERROR: No matching distribution for chdb" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def editable(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    """`pip install -e .` of this checkout into a scratch prefix (--ignore-installed: the project's venv,
+    which runs the tests, keeps its own install)."""
+    prefix = tmp_path_factory.mktemp("prefix")
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check",
+                           "--ignore-installed", "-e", str(REPO), "--prefix", str(prefix)],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (site,) = prefix.glob("lib/python3*/site-packages")
+    return proc, site
+
+
+def test_pip_install_editable_warns_about_nothing(editable: tuple[subprocess.CompletedProcess, Path]) -> None:
+    proc, _ = editable
+    said = proc.stdout + proc.stderr
+    assert "warn" not in said.lower(), said
+
+
+def test_the_editable_install_is_a_plain_path(editable: tuple[subprocess.CompletedProcess, Path]) -> None:
+    _, site = editable
+    assert not list(site.glob("__editable__*finder*.py"))  # no import hook
+    (pth,) = site.glob("__editable__.qrtrace-*.pth")
+    entries = [line for line in pth.read_text().splitlines() if line.strip()]
+    assert entries and not any(line.startswith("import") for line in entries), entries
+    (root,) = entries
+    for module in ("qrtrace/cli.py", "qrtrace/sinks/store.py", "qrtrace/api/app.py", "qrtrace/queries/sql"):
+        assert (Path(root) / module).exists(), module  # what a static tool finds under the path
+
+
+def test_subpackages_import_from_any_directory(tmp_path: Path) -> None:
+    code = "import qrtrace.sinks.store as m, qrtrace.api.routes; print(m.__file__)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()).resolve() == (REPO / "sinks" / "store.py").resolve()
