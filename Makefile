@@ -6,12 +6,16 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
 .PHONY: demo serve test lint unit embedded api browser distributed bench clean
 
+# The install says one line and is otherwise quiet: pip's progress hidden, its warnings and errors shown.
+PIP := $(BIN)/pip --quiet --disable-pip-version-check
+
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) is required (Python 3.11)"; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	rm -f $(VENV)/.installed-* && touch $(STAMP)
+	@echo "make: installing qrtrace and its dependencies into $(VENV) ..."
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install --upgrade pip
+	@$(PIP) install -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/qrtrace demo
@@ -48,4 +52,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest_bench.py
 
 clean:
-	rm -rf $(VENV) .qrtrace test-artifacts
+	rm -rf $(VENV) .qrtrace test-artifacts build *.egg-info

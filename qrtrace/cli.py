@@ -12,7 +12,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import click
 import orjson
 import typer
 from rich.console import Console
@@ -230,10 +229,11 @@ def trace(
         if not as_json:  # written a chunk of cases at a time: a day's cases never sit in memory together
             with render.TraceFiles(csv_out, out_dir) as files:
                 for results, identities in chunks:
-                    for r in results:
-                        doc = render.trace_dict(r, identities, settings.display_tz)
+                    docs = [render.trace_dict(r, identities, settings.display_tz) for r in results]
+                    names = rt.venue_names(render.shown_venue_ids(docs))  # one look-up a chunk
+                    for doc in docs:
                         files.add(doc)
-                        render.trace_tables(out, doc, settings.lang)
+                        render.trace_tables(out, doc, settings.lang, settings.display_tz, names)
             bar.update(task, completed=rules.depth)  # a trace that runs out of contacts stops early
         else:
             docs = [render.trace_dict(r, ids, settings.display_tz) for results, ids in chunks for r in results]
@@ -270,7 +270,8 @@ def report_coverage(
             from qrtrace.report_charts import coverage_chart_png
 
             rows, first_day = rt.coverage_trend(as_of_us, 14)
-            title = f"{t('coverage_title', settings.lang)} · {render.iso(as_of_us, settings.display_tz)[:16]}"
+            shown = render.local_time(as_of_us, settings.display_tz, year=True)
+            title = f"{t('coverage_title', settings.lang)} · {shown}"
             chart.write_bytes(coverage_chart_png(report.communes, daily_trend(rows, None, first_day, 14), title,
                                                  settings.lang))  # fmt: skip
     if as_json:
@@ -414,17 +415,28 @@ def repair(
         out.print_json(orjson.dumps(report).decode())
         return
     vi = settings.lang == "vi"
+    state = report["state"]
+    before, after, clock = (_local(w, settings) for w in (state["clock_before"], state["clock_after"], report["clock"]))
     out.print(
         (f"Đã sửa kho: {report['future_checkins']} lượt quét có thời gian ở tương lai chuyển vào hàng đợi lỗi, "
          f"{report['visits_shortened'] + report['visits_reopened']} lượt có mặt được sửa (quá dài, hoặc đóng bởi "
-         f"lượt ra ở tương lai); đồng hồ bộ xử lý: {report['state']['clock_before']} → "
-         f"{report['state']['clock_after']} (theo đồng hồ nhận {report['clock']}).")
+         f"lượt ra ở tương lai); đồng hồ bộ xử lý: {before} → {after} (theo đồng hồ nhận {clock}).")
         if vi else
         (f"Store repaired: {report['future_checkins']} check-ins from the future moved to the dead letters, "
          f"{report['visits_shortened'] + report['visits_reopened']} visits fixed (too long, or closed by a "
-         f"check-out from the future); processor clock: {report['state']['clock_before']} -> "
-         f"{report['state']['clock_after']} (receiving clock {report['clock']}).")
+         f"check-out from the future); processor clock: {before} → {after} (receiving clock {clock}).")
     )  # fmt: skip
+
+
+def _local(when: str | None, settings: Settings) -> str:
+    """A time of the repair report (ISO 8601, or None) for people: `render.local_time` with the year (a clock
+    from the future is the point); an instant datetime cannot hold stays as it was written."""
+    if when is None:
+        return "–"
+    try:
+        return render.local_time(when, settings.display_tz, year=True)
+    except ValueError:
+        return when
 
 
 def _repair_dict(store_report: StoreRepair, state_report: StateRepair, settings: Settings) -> dict:
@@ -559,7 +571,7 @@ def audit_verify(
         check = verify_store(rt.store, anchor_seq)
     if check.broken is not None:
         b = check.broken
-        at = render.iso(b.at_us, settings.display_tz)
+        at = render.local_time(b.at_us, settings.display_tz, year=True)  # an intruder's entry may claim any year
         where = f"#{b.seq}" if b.seq else ("không số" if vi else "without a number")
         gap = f"#{b.other}" if b.seq == b.other + 1 else f"#{b.other}-#{b.seq - 1}"
         why = {
@@ -609,15 +621,13 @@ def _lang() -> str:
 
 
 def main() -> None:
-    """Entry point: run the app, turning every failure into one sentence and an exit code."""
+    """Entry point. Typer runs in its standalone mode, so a mistyped command or option gets its usage message
+    and exit code 2 (and --help, Ctrl-C, a closed pipe their usual handling); qrtrace's own errors are one
+    sentence and exit 1, anything else one sentence and exit 70, never a traceback (QRTRACE_DEBUG=1 shows it)."""
     try:
-        app(standalone_mode=False)
+        app(standalone_mode=True)
     except QrtraceError as exc:
         _fail(f"{t('error', _lang())}: {exc}", 1)
-    except click.exceptions.Abort:
-        _fail("Aborted.", 130)
-    except click.exceptions.ClickException as exc:
-        _fail(f"{t('error', _lang())}: {exc.format_message()}", exc.exit_code)
     except Exception as exc:  # the last line of defence: no tracebacks for users
         if os.environ.get("QRTRACE_DEBUG"):
             raise

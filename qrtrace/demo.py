@@ -68,7 +68,8 @@ def run_demo(
         rt.register_contacts([p.person_id for p in district.people], [p.phone for p in district.people])
         console.print(
             f"[bold]Sơn Dương[/]: {len(district.venues):,} venues, {len(district.people):,} people, "
-            f"{days} days from {start.date()}"
+            f"{days} days, {render.local_time(start, settings.display_tz)} → "
+            f"{render.local_time(start + timedelta(days=days), settings.display_tz)}"
         )
         with render.progress(lang) as bar:
             task = bar.add_task(t("ingesting", lang), total=expected_event_count(district))
@@ -109,7 +110,8 @@ def run_demo(
         result, identities = rt.trace(case_id, window_from, window_to, rules, purpose="demo", case_id="DEMO-F0-1")
         doc = render.trace_dict(result, identities, settings.display_tz)
         console.print()
-        render.trace_tables(console, doc, lang, limit=25)
+        names = rt.venue_names(render.shown_venue_ids([doc], limit=25))
+        render.trace_tables(console, doc, lang, settings.display_tz, names, limit=25)
         if not reidentified:  # the store is pseudonymous: so are the files the demo leaves in it
             doc = render.trace_dict(result, {p: Identity(p, "") for p in persons_in([result])}, settings.display_tz)
         render.write_json(exports / "trace-DEMO-F0-1.json", doc)

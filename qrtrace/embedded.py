@@ -162,6 +162,14 @@ class EmbeddedRuntime:
         rows = self.store.query(load_sql("qrtrace.queries", "venues"))
         return [Venue(*r) for r in zip(*rows.values(), strict=True)]
 
+    def venue_names(self, venue_ids: Iterable[str]) -> dict[str, str]:
+        """venue_id -> registered name of the given venues (an id not registered is absent)."""
+        ids = sorted(set(venue_ids))
+        if not ids:
+            return {}
+        rows = self.store.query(load_sql("qrtrace.queries", "venue_names"), {"venue_ids": ids})
+        return dict(zip(rows["venue_id"], rows["name"], strict=True))
+
     def register_venues(self, venues: Sequence[Venue]) -> None:
         check_venue_ids(venues)  # every path that creates a venue comes through here
         self.writer.venues(venues, now_us())

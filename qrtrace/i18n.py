@@ -25,6 +25,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "commune": ("Xã / thị trấn", "Commune"),
     "category": ("Loại địa điểm", "Venue category"),
     "registered": ("Đã đăng ký", "Registered"),
+    "registered_short": ("Đăng ký", "Reg."),
     "active": ("Có quét", "Active"),
     "active_share": ("Tỷ lệ", "Share"),
     "scans": ("Lượt quét", "Scans"),
@@ -34,6 +35,9 @@ LABELS: dict[str, tuple[str, str]] = {
     "office_title": ("Theo cơ quan quản lý", "By overseeing office"),
     "zero_communes": ("Xã chưa có lượt quét nào", "Communes with zero scans"),
     "silent_venues": ("Địa điểm chưa quét", "Venues with zero scans"),
+    "silent_short": ("Chưa quét", "Silent"),
+    "silent_kinds": ("Loại địa điểm chưa quét", "Kinds of silent venues"),
+    "more_kinds": ("+{n} loại khác", "+{n} more"),
     "period": ("Kỳ báo cáo", "Period"),
     "files": ("Tệp dữ liệu", "Files"),
     "plain_ids_warning": (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
@@ -10,7 +11,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+from rich.cells import cell_len
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,6 +23,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from qrtrace.domain.categories import load_categories
 from qrtrace.i18n import t
@@ -34,6 +38,26 @@ def iso(us: int, tz: timezone) -> str:
     """UTC microseconds as ISO 8601 in `tz`, seconds precision unless the instant has a fraction."""
     when = datetime.fromtimestamp(us / 1_000_000, UTC).astimezone(tz)
     return when.isoformat(timespec="microseconds" if us % 1_000_000 else "seconds")
+
+
+def local_time(when: int | str | datetime, tz: timezone, *, year: bool = False) -> str:
+    """A time for people at a terminal: `05/12 07:42` (day/month hour:minute) in the display zone `tz`, from
+    UTC microseconds, an ISO 8601 string (the JSON documents' times; without an offset it is read in `tz`)
+    or a datetime. `year` adds the year (`05/12/2021 07:42`) where the day alone is not enough. JSON and
+    files keep `iso`."""
+    if isinstance(when, int):
+        moment = datetime.fromtimestamp(when / 1_000_000, UTC)
+    else:
+        moment = datetime.fromisoformat(when) if isinstance(when, str) else when
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=tz)
+    return moment.astimezone(tz).strftime("%d/%m/%Y %H:%M" if year else "%d/%m %H:%M")
+
+
+def local_span(start: int | str | datetime, end: int | str | datetime, tz: timezone) -> str:
+    """`05/12 07:42–08:10` (`local_time` of both ends; the day is written once when they share it)."""
+    first, last = local_time(start, tz), local_time(end, tz)
+    return f"{first}–{last[6:]}" if first[:5] == last[:5] else f"{first}–{last}"
 
 
 @contextmanager
@@ -146,9 +170,22 @@ def trace_dict(result: TraceResult, ids: dict[str, Identity], tz: timezone) -> d
     }
 
 
-def trace_tables(console: Console, doc: dict, lang: str, limit: int = 40) -> None:
+TRACE_TABLE_LIMIT = 40  # contacts a trace table shows; --json / --csv hold them all
+
+
+def trace_tables(
+    console: Console,
+    doc: dict,
+    lang: str,
+    tz: timezone,
+    venue_names: Mapping[str, str],
+    limit: int = TRACE_TABLE_LIMIT,
+) -> None:
+    """A case's contacts as a table: times as `local_time` in `tz`, each exposure's venue by its registered
+    name (`venue_names`: venue_id -> name; an id missing from it is shown alone)."""
     contacts = doc["contacts"]
-    console.print(f"[bold]{t('cohort', lang)} {doc['case']}[/] ({doc['window']['from']} → {doc['window']['to']})")
+    window = f"{local_time(doc['window']['from'], tz)} → {local_time(doc['window']['to'], tz)}"
+    console.print(f"[bold]{t('cohort', lang)} {escape(doc['case'])}[/] ({window})")
     if not contacts:
         console.print(t("no_contacts", lang))
         return
@@ -161,13 +198,24 @@ def trace_tables(console: Console, doc: dict, lang: str, limit: int = 40) -> Non
         ev = c["exposures"][0]
         more = f" (+{len(c['exposures']) - 1})" if len(c["exposures"]) > 1 else ""
         evidence = (
-            f"{ev['venue_id']} {ev['start'][11:16]}–{ev['end'][11:16]}, {ev['overlap_minutes']:.0f}′ "
-            f"← F{ev['source_hop']} {ev['source_person_id']}{more}"
-        )
-        table.add_row(f"F{c['hop']}", c["person_id"], c["first_exposure"], evidence)
+            f"{escape(venue_label(ev['venue_id'], venue_names))} {local_span(ev['start'], ev['end'], tz)}, "
+            f"{ev['overlap_minutes']:.0f}′ ← F{ev['source_hop']} {escape(ev['source_person_id'])}{more}"
+        )  # names and identifiers are what people typed or scanned: shown as text, never as rich markup
+        table.add_row(f"F{c['hop']}", escape(c["person_id"]), local_time(c["first_exposure"], tz), evidence)
     console.print(table)
     if len(contacts) > limit:
         console.print(f"… {len(contacts) - limit} more (--json / --csv for all)")
+
+
+def venue_label(venue_id: str, names: Mapping[str, str]) -> str:
+    """`Chợ Sơn Dương (VN4675010)`: the registered name with its id, or the id alone when it has no name."""
+    name = names.get(venue_id, "").strip()
+    return f"{name} ({venue_id})" if name else venue_id
+
+
+def shown_venue_ids(docs: Iterable[dict], limit: int = TRACE_TABLE_LIMIT) -> set[str]:
+    """The venues `trace_tables` names for `docs` (`trace_dict`) with the same `limit`: what to look up."""
+    return {c["exposures"][0]["venue_id"] for doc in docs for c in doc["contacts"][:limit]}
 
 
 def combined_cohort(docs: list[dict]) -> list[dict]:
@@ -302,51 +350,80 @@ def coverage_dict(report: CoverageReport, tz: timezone) -> dict:
     return d
 
 
+COVERAGE_WIDE = 120  # from this console width the coverage table also names the kinds of its silent venues
+KINDS_WIDTH = 60  # characters of kinds a row shows (whole names; the rest counted)
+
+
 def coverage_tables(console: Console, report: CoverageReport, settings: Settings) -> None:
-    lang = settings.lang
+    """The coverage report as tables that fit the console: one line per commune at 80 columns (short headers,
+    wrapped at spaces when even they do not fit; silent venues counted); from COVERAGE_WIDE columns the kinds
+    of the silent venues are named too."""
+    lang, tz = settings.lang, settings.display_tz
     cats = load_categories()
     console.print(
         f"[bold]{t('coverage_title', lang)}[/]  {t('period', lang)}: "
-        f"{iso(report.since_us, settings.display_tz)} → {iso(report.as_of_us, settings.display_tz)}"
+        f"{local_time(report.since_us, tz)} → {local_time(report.as_of_us, tz)}"
     )
-    table = Table(
-        t("commune", lang),
-        t("registered", lang),
-        t("active", lang),
-        t("active_share", lang),
-        t("scans", lang),
-        t("people", lang),
-        t("silent_venues", lang),
-    )
-    silent_by_commune: dict[str, list[str]] = {}
+    wide = console.width >= COVERAGE_WIDE
+    headers = [t(k, lang) for k in ("commune", "registered_short", "active", "active_share", "scans", "people",
+                                    "silent_short")]  # fmt: skip
+    kinds_by_commune: dict[str, list[str]] = {}
     for v in report.silent_venues:
-        silent_by_commune.setdefault(v.commune_code, []).append(cats[v.category].name(lang))
+        kinds_by_commune.setdefault(v.commune_code, []).append(cats[v.category].name(lang))
+    rows, styles = [], []
     for c in report.communes:
-        share = f"{c.active_share:.0%}" if c.registered else "–"
-        style = "bold red" if c.registered and c.scans == 0 else ("yellow" if c.active_share < 0.5 else "")
-        silent = silent_by_commune.get(c.commune_code, [])
-        silent_text = ", ".join(sorted(set(silent)))[:60] + (f" ({len(silent)})" if silent else "")
-        table.add_row(
-            f"{c.name} ({c.commune_code})",
-            str(c.registered),
-            str(c.active_venues),
-            share,
-            f"{c.scans:,}",
-            f"{c.people:,}",
-            silent_text,
-            style=style,
-        )
+        rows.append([f"{c.name} ({c.commune_code})", f"{c.registered:,}", f"{c.active_venues:,}",
+                     f"{c.active_share:.0%}" if c.registered else "–", f"{c.scans:,}", f"{c.people:,}",
+                     f"{len(kinds_by_commune.get(c.commune_code, ())):,}"])  # fmt: skip
+        styles.append("bold red" if c.registered and c.scans == 0 else ("yellow" if c.active_share < 0.5 else ""))
+    gaps = 3 * (len(headers) - 1 + wide)  # a rule and a space either side between two columns
+    widths = fitted_widths(headers, rows, console.width - gaps)
+    table = Table(show_edge=False, pad_edge=False)  # the cells are names people typed: Text, never markup
+    for i, (header, width) in enumerate(zip(headers, widths, strict=True)):
+        table.add_column(header, width=width, justify="left" if i == 0 else "right")
+    if wide:
+        table.add_column(t("silent_kinds", lang))
+        room = min(KINDS_WIDTH, max(20, console.width - gaps - sum(widths)))
+        for row, c in zip(rows, report.communes, strict=True):
+            silent = kinds_by_commune.get(c.commune_code, [])
+            row.append(whole_names([k for k, _ in Counter(silent).most_common()], room, t("more_kinds", lang)))
+    for row, style in zip(rows, styles, strict=True):
+        table.add_row(*map(Text, row), style=style)
     console.print(table)
-    office = Table(
-        t("office", lang),
-        t("registered", lang),
-        t("active", lang),
-        t("scans", lang),
-        title=t("office_title", lang),
-    )
+    office = Table(show_edge=False, pad_edge=False, title=t("office_title", lang))
+    office.add_column(t("office", lang))
+    for key in ("registered_short", "active", "scans"):
+        office.add_column(t(key, lang), justify="right")
     for o in report.offices:
-        office.add_row(o.office_name, str(o.registered), str(o.active_venues), f"{o.scans:,}")
+        office.add_row(o.office_name, f"{o.registered:,}", f"{o.active_venues:,}", f"{o.scans:,}")
     console.print(office)
-    zero = [f"{c.name} ({c.commune_code})" for c in report.zero_scan_communes]
+    zero = [escape(f"{c.name} ({c.commune_code})") for c in report.zero_scan_communes]
     console.print(f"{t('zero_communes', lang)}: {', '.join(zero) if zero else '–'}")
     console.print(f"{t('silent_venues', lang)}: {len(report.silent_venues)}")
+
+
+def fitted_widths(headers: list[str], rows: list[list[str]], room: int) -> list[int]:
+    """Column widths that hold every cell whole, in `room` characters if they can: the headers that save the
+    most are wrapped at their spaces (down to their longest word) until the columns fit."""
+    cells = [max((cell_len(row[i]) for row in rows), default=0) for i in range(len(headers))]
+    widths = [max(c, cell_len(h)) for c, h in zip(cells, headers, strict=True)]
+    wrapped = [max(c, *(cell_len(w) for w in h.split())) for c, h in zip(cells, headers, strict=True)]
+    for i in sorted(range(len(widths)), key=lambda i: wrapped[i] - widths[i]):
+        if sum(widths) <= room:
+            break
+        widths[i] = wrapped[i]
+    return widths
+
+
+def whole_names(names: list[str], width: int, more: str = "+{n}") -> str:
+    """`names` joined with "; " (a category's name can hold commas): as many whole names as fit in `width`
+    characters with `more` saying how many were left out (`Chợ; Trường học (+3 more)`), at least the first.
+    Never a name cut in two."""
+
+    def shown(k: int) -> str:
+        return "; ".join(names[:k]) + (f" ({more.format(n=len(names) - k)})" if k < len(names) else "")
+
+    k = len(names)
+    while k > 1 and cell_len(shown(k)) > width:
+        k -= 1
+    return shown(k)
