@@ -24,7 +24,7 @@ class Strict(BaseModel):
 
 
 class CheckinIn(Strict):
-    """One scan, as in the ingest contract (DESIGN.md), plus the scanned venue QR when there is one.
+    """One scan, as in the ingest contract (docs/design.md), plus the scanned venue QR when there is one.
     The schema checks shape and types (else 422 for the batch); the edge checks values (else a dead letter)."""
 
     scan_id: str = Field(min_length=1, max_length=128)

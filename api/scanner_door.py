@@ -11,7 +11,7 @@ layer in front of the FastAPI application rather than one of its routes: FastAPI
 more than the work itself. Everything else still goes to FastAPI, which also documents this route
 (`routes/checkins.py`, the same service calls, blocking).
 
-The answer contract (DESIGN.md): 202 = kept durably (embedded: stored; distributed: acknowledged by
+The answer contract (docs/design.md): 202 = kept durably (embedded: stored; distributed: acknowledged by
 Kafka), with the request's own counts; 503 + Retry-After = nothing kept, the same request may be sent
 again (scan_id makes it idempotent); any other 4xx = the request as a whole is unusable, nothing kept:
 401/429 (token), 403 (role or another venue), 413 (too large), 422 (not JSON or a record of the wrong

@@ -1,6 +1,6 @@
 """DuckDB baseline for F0 -> F1 -> F2 contact tracing: what a user would write instead of qrtrace's ClickHouse path.
 
-Same semantics as qrtrace's trace (DESIGN.md; brute force: tests/oracles.py `oracle_trace`), times in Unix
+Same semantics as qrtrace's trace (docs/design.md; brute force: tests/oracles.py `oracle_trace`), times in Unix
 seconds. It is the baseline because it is the obvious alternative to our stack: one in-process analytical
 engine, no servers, the whole trace as set-based SQL, tuned the way a competent DuckDB user would tune it
 (no per-row queries, no Python loops over visits, no handicaps).

@@ -2,7 +2,7 @@
 
 Per JSON line: `json.loads`, the contract's checks in plain Python, `datetime.fromisoformat`, one
 `hmac.new(...)` per event (no memo), a dict of seen scan ids, a heap that holds events until the
-watermark (latest event time - allowed lateness) passes them, DESIGN.md's visit rule over a dict of
+watermark (latest event time - allowed lateness) passes them, docs/design.md's visit rule over a dict of
 per-(person, venue) state, and **one INSERT per row** into the same chDB tables the fast path uses:
 the check-in, each visit row when a visit opens (provisional) or closes (final), each dead letter.
 
@@ -237,7 +237,7 @@ class NaiveIngest:
         return hmac.new(self.key, canon.encode(), hashlib.sha256).digest()[:PSEUDONYM_BYTES].hex()
 
     def _release(self, e: dict) -> None:
-        """Pair one event (DESIGN.md's visit rule) and write its rows, one INSERT each."""
+        """Pair one event (docs/design.md's visit rule) and write its rows, one INSERT each."""
         started = time.perf_counter()
         key = (e["person"], e["venue_id"])
         t = e["event_time_us"]

@@ -6,7 +6,7 @@
   are counted and dropped (the fast path dead-letters them: the naive side does less).
 - **Worker** (`build_app`, run as `naive_pipeline.py worker ...`): a Faust app whose agent reads one
   event at a time (`async for event in stream`, JSON values, no `take`), keeps the open visit of each
-  (person, venue) in a Faust table (one table write per event, changelog-backed), applies DESIGN.md's
+  (person, venue) in a Faust table (one table write per event, changelog-backed), applies docs/design.md's
   visit rule in arrival order (no reorder buffer), and writes **one ClickHouse INSERT per row**: the
   check-in, plus a provisional visit row when a visit opens and a final one when it closes. No
   occupancy windows, no identity vault, no dead-letter rows: it does less than the fast path, so a
@@ -103,7 +103,7 @@ class NaiveProducer:
 def visit_rule(
     state: dict | None, event: Mapping[str, Any], dwell_us: int
 ) -> tuple[str, dict, list[tuple[int, int, int, int, str]]]:
-    """DESIGN.md's visit rule for one event in arrival order. Returns (outcome, new state, visit rows);
+    """docs/design.md's visit rule for one event in arrival order. Returns (outcome, new state, visit rows);
     a visit row is (start, end, closed_by, version, opened_by). State: open visit start/scan, recent scans."""
     scan, t = event["scan_id"], event["event_time_us"]
     st = dict(state) if state else {"start": None, "opened_by": "", "scans": []}

@@ -1,10 +1,10 @@
-"""Trace: positive cases (F0) to their F1, F2 ... cohorts, exactly by DESIGN.md's semantics. Pure core.
+"""Trace: positive cases (F0) to their F1, F2 ... cohorts, exactly by docs/design.md's semantics. Pure core.
 
 One code path serves one case and a batch of thousands. Each hop asks the store two set-based
 questions for the whole frontier (every case at once): the frontier people's visits (one index range
 per person), then every visit in the (venue, 6-hour bucket) cells around those visits (one index range
 per cell). Everything between is columnar work here, without I/O: each case's own sources, the overlap
-join on venue with DESIGN.md's rules, dropping people a case has already placed, each new contact's
+join on venue with docs/design.md's rules, dropping people a case has already placed, each new contact's
 first exposure, and the next frontier (a person reached by several cases is read once).
 """
 
@@ -338,7 +338,7 @@ MAX_PAIRS = 2_000_000  # (source cell, candidate) pairs examined at once: bounds
 
 
 def hop_exposures(sources: Table, cells: Table, candidates: Table, placed: Table, hop: int, rules: TraceRules) -> Table:
-    """DESIGN.md's exposure rule over the (source, candidate) pairs that share a cell, per case, minus
+    """docs/design.md's exposure rule over the (source, candidate) pairs that share a cell, per case, minus
     people the case has already placed (which includes the case itself). The pairs are examined a slice of
     cells at a time (at most MAX_PAIRS): a busy venue's cells can pair millions, most of them no exposure."""
     # Exact (venue, bucket) keys: venue codes from one factorisation of both sides, bucket in the low 32 bits.

@@ -1,4 +1,4 @@
-"""Validate raw check-in records against the ingest contract (DESIGN.md). Pure: no keys, no I/O.
+"""Validate raw check-in records against the ingest contract (docs/design.md). Pure: no keys, no I/O.
 
 Column-wise over a batch (Arrow compute kernels), not record by record: every check is one kernel
 call over the batch, and only refused records are looked at one by one, to explain why.

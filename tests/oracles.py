@@ -1,4 +1,4 @@
-"""Brute-force reference implementations of DESIGN.md's semantics, written independently of the core.
+"""Brute-force reference implementations of docs/design.md's semantics, written independently of the core.
 
 Plain Python over whole lists: no batching, no windows, no early exits. Slow and obviously right.
 """
@@ -24,7 +24,7 @@ NO_CAP = 2**62
 def oracle_visits(
     events: list[Ev], dwell: dict[str, int], caps: dict[str, int] | None = None
 ) -> set[tuple[str, str, int, int]]:
-    """(person, venue, start, end) per DESIGN.md's visit rule, from the complete event list."""
+    """(person, venue, start, end) per docs/design.md's visit rule, from the complete event list."""
     return {(p, v, s, e) for (p, v, s, e, _) in oracle_pairing(events, dwell, caps)[0]}
 
 

@@ -1,6 +1,6 @@
 """District simulator: a seeded population with daily routines that emits realistic scanner traffic.
 
-The output is JSON lines in the ingest contract of DESIGN.md, in *delivery* order, with the faults
+The output is JSON lines in the ingest contract of docs/design.md, in *delivery* order, with the faults
 real scanners produce: retried deliveries (same `scan_id`, identical bytes), late deliveries, repeat
 scans while a visit is open, missing check-outs, check-outs without a check-in and malformed records.
 The same config always gives byte-identical output.

@@ -27,7 +27,7 @@ def test_a_store_error_is_a_503_sentence_without_the_database_text(service) -> N
 
 
 def test_every_503_says_when_to_send_again(service) -> None:  # type: ignore[no-untyped-def]
-    """DESIGN.md's answer contract: a 503 carries Retry-After (nothing was kept; the same request may be resent)."""
+    """The answer contract (docs/design.md): a 503 carries Retry-After (nothing was kept; it may be resent)."""
     from qrtrace.producers.front import OVERLOADED, FrontUnavailable
 
     app = create_app(service)

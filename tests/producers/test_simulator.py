@@ -111,7 +111,7 @@ def good(records: list[Record]) -> list[Record]:
 
 @dataclass
 class Replay:
-    """DESIGN.md's pairing of one person's events at one venue, run over the whole output."""
+    """docs/design.md's pairing of one person's events at one venue, run over the whole output."""
 
     visits: int
     closed_by_out: int
