@@ -14,8 +14,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 
 def topic_plan(partitions: int) -> dict[str, int]:
-    # checkins and visits are keyed by venue and processed in parallel; identities are keyed by person.
-    return {"checkins": partitions, "checkins.dlq": 1, "cases": 1, "visits": partitions, "identities": partitions}
+    # Only the topics something reads or writes: check-ins keyed by venue and processed in parallel,
+    # identities keyed by person, dead letters. (Visits and cases go to ClickHouse directly; a topic nobody
+    # consumes would only be a place where data seems to be.)
+    return {"checkins": partitions, "checkins.dlq": 1, "identities": partitions}
 
 
 def admin(bootstrap: str) -> AdminClient:
