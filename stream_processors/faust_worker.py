@@ -26,6 +26,7 @@ import numpy as np
 from faust.types import TP
 from faust.worker import Worker
 
+from qrtrace.errors import QrtraceError
 from qrtrace.metrics import (
     BATCH_SIZE,
     CONSUMER_LAG,
@@ -224,7 +225,7 @@ class CheckinWorker:
         _observe_latency(events)
 
 
-class WorkerStopping(Exception):
+class WorkerStopping(QrtraceError):
     """Raised inside a step when the worker was asked to stop: the batch is not acked (replayed later)."""
 
 
