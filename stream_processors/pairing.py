@@ -162,13 +162,13 @@ def cut_history(h: KeyHistory, horizon_us: int, dwell: int, cap: int) -> list[tu
     n = 0
     while n < len(h.events) and h.events[n][0] < horizon_us:
         n += 1
-    if n == 0 and h.cut_us >= horizon_us:
-        return []
-    whole = fold(h, dwell, cap)
-    head = fold(h, dwell, cap, h.events[:n])
-    unpaired = [(e, o) for e, o in zip(h.events[:n], whole.outcomes[:n], strict=True) if o in UNPAIRED]
-    h.events = h.events[n:]
-    h.open_start, h.open_scan, h.expired_start = head.open_start, head.open_scan, head.expired_start
+    unpaired: list[tuple[Scan, str]] = []
+    if n:  # nothing to fold otherwise: the base stays as it is
+        whole = fold(h, dwell, cap)
+        head = fold(h, dwell, cap, h.events[:n])
+        unpaired = [(e, o) for e, o in zip(h.events[:n], whole.outcomes[:n], strict=True) if o in UNPAIRED]
+        h.events = h.events[n:]
+        h.open_start, h.open_scan, h.expired_start = head.open_start, head.open_scan, head.expired_start
     if h.open_start is not None and horizon_us > h.open_start + cap:
         h.expired_start, h.open_start = h.open_start, None  # ran to its cap before the horizon
     h.cut_us = max(h.cut_us, horizon_us)
