@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from qrtrace.domain.admin_units import Commune
 from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.store import Store
 
 
-@dataclass(frozen=True)
-class CommuneRow:
-    """One commune with its district and province, as stored (fields in the order of `communes.sql`)."""
-
-    commune_code: str
-    name_vi: str
-    unit_type: str
-    district_code: str
-    district_name_vi: str
-    province_code: str
-    province_name_vi: str
-
-
-def commune_rows(store: Store) -> list[CommuneRow]:
+def commune_rows(store: Store) -> list[Commune]:
     """Every registered commune, by commune code."""
     rows = store.query(load_sql("qrtrace.queries", "communes"))
     return [
-        CommuneRow(*row)
+        Commune(*row)
         for row in zip(rows["commune_code"], rows["name_vi"], rows["unit_type"], rows["district_code"],
                        rows["district_name_vi"], rows["province_code"], rows["province_name_vi"], strict=True)
     ]  # fmt: skip

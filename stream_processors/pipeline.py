@@ -32,7 +32,7 @@ from qrtrace.stream_processors.pairing import (
     is_forgettable,
     repair_key,
 )
-from qrtrace.stream_processors.state import KeyHistory, PartitionState, Scan, VenueState
+from qrtrace.stream_processors.state import NEVER, KeyHistory, PartitionState, Scan, VenueState
 
 # Horizons move in whole hours of a venue's clock: the histories are cut at the same instants however the
 # check-ins were batched, so which check-outs are final (and dead letters) depends on the set alone.
@@ -173,7 +173,7 @@ class CheckinProcessor:
         caps = c.cap_us_by_venue or {}
         latest: dict[str, int] = {}
         for venue, t in zip(checkins.venue_id.tolist(), checkins.event_time_us.tolist(), strict=True):
-            if t > latest.get(venue, NEVER_TIME):
+            if t > latest.get(venue, NEVER):
                 latest[venue] = t
         letters: list[DeadLetter] = []
         for venue, t in latest.items():
@@ -185,8 +185,6 @@ class CheckinProcessor:
                                       c.occupancy_window_us)  # fmt: skip
         return letters
 
-
-NEVER_TIME = -(2**62)
 
 
 def _cut_venue(venue: str, vs: VenueState, horizon: int, dwell: int, cap: int, window_us: int) -> list[DeadLetter]:

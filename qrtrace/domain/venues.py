@@ -88,3 +88,11 @@ def read_venues_csv(path: Path, known_communes: set[str] | None = None) -> list[
     except OSError as exc:
         raise InputError(f"Cannot read the venue file {path}: {exc.strerror}.") from exc
     return parse_venues(text, str(path), known_communes)
+
+
+def write_venues_csv(path: Path, venues: Iterable[Venue]) -> None:
+    """The venue file `read_venues_csv` and `qrtrace venues import` read (header VENUE_COLUMNS)."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(VENUE_COLUMNS)
+        out.writerows([getattr(v, c) for c in VENUE_COLUMNS] for v in venues)

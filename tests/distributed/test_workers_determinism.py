@@ -7,7 +7,6 @@ visits and dead letters are compared row for row."""
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import tempfile
@@ -26,6 +25,7 @@ START = datetime(2021, 7, 21, tzinfo=timezone(timedelta(hours=7)))
 @pytest.fixture(scope="module")
 def day(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The day's lines and venues, and what the embedded runtime stores from them (same keys, same clock)."""
+    from qrtrace.domain.venues import write_venues_csv
     from qrtrace.embedded import EmbeddedRuntime
     from qrtrace.producers.simulator import SimulationConfig, build_district, checkin_batches
     from qrtrace.settings import Settings
@@ -37,10 +37,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> dict:
     lines = [line for batch in checkin_batches(district, 5_000) for line in batch]
     events, venues, keys = base / "events.jsonl", base / "venues.csv", base / "keys.json"
     events.write_bytes(b"\n".join(lines) + b"\n")
-    with venues.open("w", newline="") as fh:
-        out = csv.writer(fh)
-        out.writerow(["venue_id", "name", "category", "commune_code", "capacity"])
-        out.writerows([v.venue_id, v.name, v.category, v.commune_code, v.capacity] for v in district.venues)
+    write_venues_csv(venues, district.venues)
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRuntime(Settings(store=tmp, key_file=keys, now=SIM_CLOCK)) as rt:
         rt.register_venues(district.venues)
         rt.ingest([lines[i : i + 5_000] for i in range(0, len(lines), 5_000)], source="embedded")

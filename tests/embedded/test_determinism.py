@@ -5,7 +5,6 @@ for row. Before order-independent pairing these differed by tens to thousands of
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import random
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from qrtrace.domain.venues import write_venues_csv
 from qrtrace.producers.simulator import SimulationConfig, build_district, checkin_batches
 from tests.embedded.conftest import run_cli
 
@@ -55,10 +55,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[byte
     district = build_district(config)
     lines = [line for batch in checkin_batches(district, 10_000) for line in batch]
     venues = base / "venues.csv"
-    with venues.open("w", newline="") as fh:
-        out = csv.writer(fh)
-        out.writerow(["venue_id", "name", "category", "commune_code", "capacity"])
-        out.writerows([v.venue_id, v.name, v.category, v.commune_code, v.capacity] for v in district.venues)
+    write_venues_csv(venues, district.venues)
     return base, venues, lines
 
 

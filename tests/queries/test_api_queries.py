@@ -8,11 +8,12 @@ from collections.abc import Mapping
 import numpy as np
 import orjson
 
+from qrtrace.domain.admin_units import Commune
 from qrtrace.queries.audit import AuditEntry, audit_entries
 from qrtrace.queries.cases import DeclaredCase, declared_cases, recent_cases
 from qrtrace.queries.dead_letters import DeadLetterReason, dead_letter_reasons
 from qrtrace.queries.ingest_rates import IngestRate, events_per_minute, ingest_rates
-from qrtrace.queries.reference import CommuneRow, commune_rows, venue_ids
+from qrtrace.queries.reference import commune_rows, venue_ids
 from qrtrace.queries.store_size import TableSize, table_sizes
 from qrtrace.queries.trace import CaseQuery, TraceRules
 from qrtrace.queries.trace_runs import RunSummary, StoredRun, exposure_people, recent_runs, stored_run
@@ -42,7 +43,7 @@ class FakeStore:
 def test_reference_rows() -> None:
     store = FakeStore({"commune_code": ["C1"], "name_vi": ["Xã A"], "unit_type": ["xã"], "district_code": ["D"],
                        "district_name_vi": ["Huyện"], "province_code": ["P"], "province_name_vi": ["Tỉnh"]})
-    assert commune_rows(store) == [CommuneRow("C1", "Xã A", "xã", "D", "Huyện", "P", "Tỉnh")]
+    assert commune_rows(store) == [Commune("C1", "Xã A", "xã", "D", "Huyện", "P", "Tỉnh")]
     assert store.calls == [(load_sql("qrtrace.queries", "communes"), None)]
     assert venue_ids(FakeStore({"venue_id": ["V1", "V2"], "name": ["a", "b"]})) == ["V1", "V2"]
 
