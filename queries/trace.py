@@ -115,7 +115,16 @@ class Frontier:
 
 
 class HopReader(Protocol):
-    """What the trace needs from a store: two set-based reads per hop (tables of VISIT_COLUMNS)."""
+    """What the trace needs from a store: two set-based reads per hop (tables of VISIT_COLUMNS).
+
+    People and venues travel through the hops as the reader's keys: names for a store, integer codes for
+    the trace index (`person_keys` turns the cases' pseudonyms into keys, `named` a batch back to names)."""
+
+    def person_keys(self, persons: Sequence[str]) -> np.ndarray:
+        """The reader's keys for these pseudonyms."""
+
+    def named(self, batch: TraceBatch) -> TraceBatch:
+        """The batch with its keys turned back into pseudonyms and venue ids."""
 
     def source_visits(self, frontier: Frontier) -> tuple[Table, int]:
         """Each frontier person's visits within their bounds (a superset is fine), and the length of
@@ -133,9 +142,17 @@ class TraceBatch:
     rules: TraceRules
     contacts: Table  # case, person, hop, first_exposure
     exposures: Table  # case, person, venue, start, end, overlap, source_person, source_hop
+    # Set while people and venues are still the reader's keys (HopReader.named turns them into names).
+    namer: Callable[[TraceBatch], TraceBatch] | None = None
+
+    def named(self) -> TraceBatch:
+        """This batch with pseudonyms and venue ids (itself when it has them already)."""
+        return self if self.namer is None else self.namer(self)
 
     def results(self) -> list[TraceResult]:
         """One TraceResult per case, in the order the cases were given."""
+        if self.namer is not None:
+            return self.named().results()
         e = self.exposures
         order = np.lexsort((e["end"], e["source_person"], e["venue"], e["start"], e["person"], e["case"]))
         evidence: dict[tuple[int, str], list[Exposure]] = {}
@@ -203,6 +220,7 @@ def trace_chunks(
 def exposure_rows(batch: TraceBatch, first_case: int = 0) -> Table:
     """A batch's exposures as rows to store, each with its contact's hop and first exposure and its case's
     index in the whole run (`first_case` + index in the chunk)."""
+    batch = batch.named()
     e, c = batch.exposures, batch.contacts
     codes, uniques = pd.factorize(np.concatenate([c["person"], e["person"]]))
     width = len(uniques) + 1
@@ -229,8 +247,9 @@ def trace_batch(
 ) -> TraceBatch:
     """Trace every case: two store reads per hop for the whole batch; `on_hop(hop)` after each hop."""
     cases = list(cases)
-    placed: Table = {"case": np.arange(len(cases), dtype=np.int64), "person": _objects([c.person for c in cases])}
-    frontier = case_frontier(cases)
+    keys = reader.person_keys([c.person for c in cases])
+    placed: Table = {"case": np.arange(len(cases), dtype=np.int64), "person": keys}
+    frontier = case_frontier(cases, keys)
     found_contacts: list[Table] = []
     found_exposures: list[Table] = []
     for hop in range(1, rules.depth + 1):
@@ -250,8 +269,9 @@ def trace_batch(
     return TraceBatch(
         cases,
         rules,
-        concat_tables(found_contacts) if found_contacts else empty_table(CONTACT_COLUMNS),
-        concat_tables(found_exposures) if found_exposures else empty_table(EXPOSURE_COLUMNS),
+        concat_tables(found_contacts) if found_contacts else empty_table(CONTACT_COLUMNS, keys.dtype),
+        concat_tables(found_exposures) if found_exposures else empty_table(EXPOSURE_COLUMNS, keys.dtype),
+        None if keys.dtype == object else reader.named,
     )
 
 
@@ -268,13 +288,14 @@ EXPOSURE_COLUMNS = {
 }
 
 
-def case_frontier(cases: Sequence[CaseQuery]) -> Frontier:
-    """F1 sources: each case's visits intersecting its infectious window [from, to]."""
+def case_frontier(cases: Sequence[CaseQuery], keys: np.ndarray) -> Frontier:
+    """F1 sources: each case's visits intersecting its infectious window [from, to] (`keys`: the cases'
+    people as the reader's keys)."""
     n = len(cases)
     return Frontier.of(
         {
             "case": np.arange(n, dtype=np.int64),
-            "person": _objects([c.person for c in cases]),
+            "person": keys,
             "start_lo": np.full(n, -NO_BOUND, dtype=np.int64),
             "start_hi": np.array([c.to_us for c in cases], dtype=np.int64),
             "end_lo": np.array([c.from_us for c in cases], dtype=np.int64),
@@ -301,7 +322,7 @@ def expand_frontier(reader: HopReader, frontier: Frontier, placed: Table, hop: i
     visits, longest = reader.source_visits(frontier)
     sources = case_sources(visits, frontier.selections)
     if not len(sources["case"]):
-        return empty_table(EXPOSURE_COLUMNS)
+        return empty_table(EXPOSURE_COLUMNS, frontier.selections["person"].dtype)
     cells = source_cells(sources, longest, rules.grace_us)
     venue_codes = pd.factorize(sources["venue_id"])[0].astype(np.int64)
     distinct = np.unique(venue_codes[cells["source"]] << 32 | cells["bucket"], return_index=True)[1]
@@ -350,7 +371,7 @@ def hop_exposures(sources: Table, cells: Table, candidates: Table, placed: Table
         _pair_exposures(sources, cells["source"][ci], candidates, ti, placed, hop, rules)
         for ci, ti in join_slices(cell_keys, candidate_keys, MAX_PAIRS)
     ]
-    return concat_tables(found) if found else empty_table(EXPOSURE_COLUMNS)
+    return concat_tables(found) if found else empty_table(EXPOSURE_COLUMNS, sources["s_person"].dtype)
 
 
 def _pair_exposures(
@@ -443,8 +464,9 @@ def _objects(values: Sequence[str]) -> np.ndarray:
     return out
 
 
-def empty_table(columns: Mapping[str, type]) -> Table:
-    return {name: np.empty(0, dtype=dtype) for name, dtype in columns.items()}
+def empty_table(columns: Mapping[str, type], keys: np.dtype | type = object) -> Table:
+    """No rows; object (name) columns take the `keys` dtype (the reader's: names or integer codes)."""
+    return {name: np.empty(0, dtype=keys if dtype is object else dtype) for name, dtype in columns.items()}
 
 
 def concat_tables(tables: Sequence[Table]) -> Table:
@@ -453,7 +475,17 @@ def concat_tables(tables: Sequence[Table]) -> Table:
     return {name: np.concatenate([t[name] for t in tables]) for name in tables[0]}
 
 
-class InMemoryVisits:
+class NameKeys:
+    """HopReader keys for readers whose tables hold the names themselves (the store, a list)."""
+
+    def person_keys(self, persons: Sequence[str]) -> np.ndarray:
+        return _objects(list(persons))
+
+    def named(self, batch: TraceBatch) -> TraceBatch:
+        return batch
+
+
+class InMemoryVisits(NameKeys):
     """A HopReader over a list: the reference adapter for tests and small in-process traces."""
 
     def __init__(self, visits: Sequence[Visit]) -> None:

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from qrtrace.queries.trace import BUCKET_US, VISIT_COLUMNS, Frontier, Table, concat_tables, empty_table
+from qrtrace.queries.trace import BUCKET_US, VISIT_COLUMNS, Frontier, NameKeys, Table, concat_tables, empty_table
 from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.store import Store
 
@@ -30,7 +30,7 @@ DEFAULT_MAX_VISIT_US = US_PER_DAY
 MAX_BUCKET = 2**32 - 1  # start_bucket is a UInt32
 
 
-class StoreHopReader:
+class StoreHopReader(NameKeys):
     """Reads a hop's visits; visits longer than `max_visit_us` are read as ending at start + max_visit_us,
     so a corrupt row can neither widen every look-back nor drag its person into unrelated cohorts."""
 
