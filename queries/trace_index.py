@@ -148,9 +148,9 @@ class Segment:
         return np.repeat(np.arange(len(self.cells) - 1) // BUCKETS_PER_DAY, np.diff(self.cells)).astype(np.int32)
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.person, self.start, self.end, self.cells, self.by_person, self.by_person_row))
+        return sum(getattr(self, name).nbytes for name in self.ARRAYS)
 
-    ARRAYS = ("person", "start", "end", "cells", "by_person", "by_person_row")
+    ARRAYS = ("person", "start", "end", "cells", "by_person", "by_person_row")  # the files of a segment
 
 
 def build_segment(day: int, venue: np.ndarray, person: np.ndarray, start: np.ndarray, end: np.ndarray,
@@ -421,8 +421,9 @@ class IndexHopReader:
             keep = self._alive(day, rows)
             rows = rows[keep]
             start = segment.start[rows]
+            end = np.minimum(segment.end[rows], start + self.max_visit_us)
             parts.append({"person": segment.person[rows].astype(np.int64), "venue_id": np.repeat(v, counts)[keep],
-                          "start_us": start, "end_us": np.minimum(segment.end[rows], start + self.max_visit_us)})  # fmt: skip
+                          "start_us": start, "end_us": end})  # fmt: skip
         o = self.index.overlay
         if len(o.cell_keys) and len(venues):
             keys = np.unique(cell_key(venues, buckets))

@@ -116,7 +116,8 @@ def test_index_reader_equals_list_reader_and_oracle(history) -> None:  # type: i
 
 def test_a_batch_through_the_index_is_named_and_equals_per_case_traces() -> None:
     visits = [Visit("f0", "A", 0, 60 * M), Visit("x", "A", 30 * M, 90 * M), Visit("y", "B", 100 * M, 200 * M),
-              Visit("x", "B", 120 * M, 180 * M), Visit("z", "chợ-Đông", 0, 50 * M), Visit("f0", "chợ-Đông", 10 * M, 20 * M)]  # fmt: skip
+              Visit("x", "B", 120 * M, 180 * M), Visit("z", "chợ-Đông", 0, 50 * M),
+              Visit("f0", "chợ-Đông", 10 * M, 20 * M)]  # fmt: skip
     cols = [np.asarray([getattr(v, k) for v in visits], dtype=object) for k in ("venue", "person")]
     index = index_of_visits(cols[0], cols[1], [v.start for v in visits], [v.end for v in visits])
     reader = IndexHopReader(index, NO_CAP)
