@@ -31,7 +31,8 @@ from qrtrace.identity import (
 from qrtrace.producers.edge import CONTACT_CONTEXT, AdmittedBatch, Edge, receiving_edge, seal_identities
 from qrtrace.queries.coverage import CoverageReport, coverage_report
 from qrtrace.queries.reidentify import Identity, open_contacts, reidentify
-from qrtrace.queries.trace import CaseQuery, TraceBatch, TraceResult, TraceRules, trace_chunks
+from qrtrace.queries.trace import CaseQuery, HopReader, TraceBatch, TraceResult, TraceRules, trace_chunks
+from qrtrace.queries.trace_index import IndexHopReader
 from qrtrace.queries.visit_reader import StoreHopReader
 from qrtrace.settings import Settings
 from qrtrace.sinks.audit import AuditLog, now_us
@@ -41,6 +42,7 @@ from qrtrace.sinks.repair import StoreRepair, repair_store
 from qrtrace.sinks.retention import drop_expired_partitions
 from qrtrace.sinks.store import Store
 from qrtrace.sinks.stores import open_store
+from qrtrace.sinks.trace_index_files import IndexFiles, IndexFollower
 from qrtrace.sinks.writer import StoreWriter, write_rows
 from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE, DeadLetter
 from qrtrace.stream_processors.config import longest_allowed_visit_us, processor_config
@@ -135,9 +137,13 @@ class EmbeddedRuntime:
         self._partition: PartitionState | None = None  # processor state, loaded on the first ingest
         self._venue_states: VenueStateFile | None = None
         self._ingest_parts: tuple[Edge, ProcessorConfig, float] | None = None  # see _edge_and_config
+        self._trace_index: IndexFollower | None = None  # opened by the first trace (or `follow_trace_index`)
+        self._following = False
         self._ensure_reference_data()
 
     def close(self) -> None:
+        if self._trace_index is not None:
+            self._trace_index.stop()
         self._forget_state()
         self.store.close()
 
@@ -216,6 +222,7 @@ class EmbeddedRuntime:
             self._forget_state()
             raise
         report.seconds = time.perf_counter() - started
+        self._after_stored_pass()
         return report
 
     def ingest_pass(self, lines: Sequence[bytes], source: str) -> AdmittedBatch:
@@ -306,6 +313,48 @@ class EmbeddedRuntime:
             self._venue_states.close()
         self._venue_states, self._partition = None, None
 
+    # -- the trace index -------------------------------------------------------------------------
+    @property
+    def trace_index_files(self) -> IndexFiles:
+        return IndexFiles(self.settings.state_dir / "trace-index")
+
+    def trace_index(self, store: Store | None = None, on_build: Callable[[int, int], None] | None = None
+                    ) -> IndexFollower:  # fmt: skip
+        """The trace index of the store, caught up with every visit stored so far: opened (memory-mapped)
+        the first time, built from the store if missing or stale (`on_build(rows done, rows)`), then caught
+        up from the visit feed at each call unless a thread follows it (`follow_trace_index`)."""
+        if self._trace_index is None:
+            self._trace_index = IndexFollower(self.trace_index_files, store or self.store, on_build)
+        elif not self._following:
+            self._trace_index.refresh()
+        return self._trace_index
+
+    def follow_trace_index(self, store: Store, every_s: float = 0.5) -> IndexFollower:
+        """Keep the index warm in a long-running process (`qrtrace serve`): a thread catches it up with the
+        visit feed every `every_s` seconds through `store` (the service's locked store)."""
+        follower = self.trace_index(store)
+        follower.store = store
+        if not self._following:
+            follower.follow(every_s)
+            self._following = True
+        return follower
+
+    def _after_stored_pass(self) -> None:
+        """An ingesting process keeps the index on disk current (the next trace process opens it ready),
+        when there is one; a followed index catches up by itself."""
+        if self._following or self.settings.trace_reader != "index":
+            return
+        if self._trace_index is not None:
+            self._trace_index.refresh()
+        elif (self.trace_index_files.directory / "meta.json").exists():
+            self.trace_index()
+
+    def _hop_reader(self, store: Store | None) -> HopReader:
+        longest = longest_allowed_visit_us(self.settings)
+        if self.settings.trace_reader == "store":
+            return StoreHopReader(store or self.store, longest)
+        return IndexHopReader(self.trace_index(store).current(), longest)
+
     # -- trace and reports ----------------------------------------------------------------------
     def trace(
         self, person_id: str, from_us: int, to_us: int, rules: TraceRules, purpose: str, case_id: str = ""
@@ -387,7 +436,7 @@ class EmbeddedRuntime:
             raise InputError(f"A trace run takes at most {self.settings.trace_max_cases:,} cases "
                              f"(QRTRACE_TRACE_MAX_CASES), not {len(queries):,}; split the cases into "
                              "several runs.")  # fmt: skip
-        reader = StoreHopReader(store or self.store, longest_allowed_visit_us(self.settings))
+        reader = self._hop_reader(store)
         for first, batch in trace_chunks(reader, list(queries), rules, self.settings.trace_chunk_rows, on_progress):
             counts = np.bincount(batch.contacts["case"], minlength=len(batch.cases))
             for q, n in zip(batch.cases, counts.tolist(), strict=True):
@@ -446,6 +495,8 @@ class EmbeddedRuntime:
         caps = {c.code: s.visit_cap_us(c.default_dwell_minutes) for c in cats}
         at = now_us()
         store_report = repair_store(self.store, latest, dwell, caps, at)
+        self.trace_index_files.invalidate()  # a repair rewrites visits in place (mutations): rebuild the index
+        self._trace_index = None
         self._save_processor(processor)  # after the store: a crash in between leaves a repair to run again
         return store_report, state_report
 

@@ -58,6 +58,9 @@ class Settings:
     grace_minutes: int = 30  # trace default
     min_overlap_minutes: int = 0  # trace default
     depth: int = 2  # trace default
+    # Which reader traces use: "index" (the trace index, memory-mapped beside the store, followed from the
+    # visit feed) or "store" (two queries per hop: the reference reader).
+    trace_reader: str = "index"  # QRTRACE_TRACE_READER: index | store
     trace_max_cases: int = 1000  # QRTRACE_TRACE_MAX_CASES: cases one trace run may hold (more: refused)
     trace_chunk_rows: int = 1_000_000  # QRTRACE_TRACE_CHUNK_ROWS: exposures a chunk of cases aims at (memory)
     trace_result_max_rows: int = 500_000  # QRTRACE_TRACE_RESULT_MAX_ROWS: exposures one JSON result may hold
@@ -72,6 +75,8 @@ class Settings:
                 raise InputError(f"{name} cannot be negative, got {getattr(self, name)}.")
         if self.front_queue_checkins < 1:
             raise InputError(f"front_queue_checkins must be at least 1, got {self.front_queue_checkins}.")
+        if self.trace_reader not in ("index", "store"):
+            raise InputError(f"QRTRACE_TRACE_READER is 'index' or 'store', not {self.trace_reader!r}.")
         if self.visit_cap_factor < 1:
             raise InputError(f"visit_cap_factor must be at least 1, got {self.visit_cap_factor}.")
 
@@ -172,6 +177,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         ("QRTRACE_SCHEMA_REGISTRY_URL", "schema_registry_url"),
         ("QRTRACE_TOPIC_PREFIX", "topic_prefix"),
         ("QRTRACE_WORKER_GROUP", "worker_group"),
+        ("QRTRACE_TRACE_READER", "trace_reader"),
     ):
         if env.get(name):
             values[attr] = env[name]

@@ -51,6 +51,10 @@ class ChdbStore:
             for name, column in zip(table.column_names, table.columns, strict=True)  # type: ignore[attr-defined]
         }
 
+    def query_arrow(self, sql: str, params: Mapping[str, object] | None = None) -> pa.Table:
+        """The result as an Arrow table (no Python objects per value): for bulk reads."""
+        return self._run(render(sql, params or {}), "ArrowTable")  # type: ignore[return-value]
+
     def insert(self, table: str, columns: Columns) -> None:
         """Columnar insert: one statement for the whole batch."""
         batch = pa.table({name: _arrow_column(values) for name, values in columns.items()})

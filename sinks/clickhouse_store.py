@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
+import pyarrow as pa
 
 from qrtrace.errors import InputError, StoreError
 from qrtrace.sinks.clickhouse_sql import render
@@ -83,6 +84,10 @@ class ClickHouseStore:
     def query_columns(self, sql: str, params: Mapping[str, object] | None = None) -> dict[str, np.ndarray]:
         result = self.query(sql, params)
         return {name: _numpy_column(values) for name, values in result.items()}
+
+    def query_arrow(self, sql: str, params: Mapping[str, object] | None = None) -> pa.Table:
+        """The result as an Arrow table (built from the driver's columns)."""
+        return pa.table(self.query(sql, params))
 
     def insert(self, table: str, columns: Columns) -> None:
         """Columnar insert: one statement (one native data block per 1M rows) for the whole batch."""

@@ -30,6 +30,11 @@ class LockedStore:
         with self._lock:
             return self._store.query_columns(sql, params)
 
+    def query_arrow(self, sql: str, params: Mapping[str, object] | None = None) -> object:
+        """One query under the lock, as an Arrow table."""
+        with self._lock:
+            return self._store.query_arrow(sql, params)
+
     def insert(self, table: str, columns: Columns) -> None:
         """One insert under the lock."""
         with self._lock:

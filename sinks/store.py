@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
+import pyarrow as pa
 
 Columns = Mapping[str, Sequence[object] | np.ndarray]
 
@@ -26,6 +27,9 @@ class Store(Protocol):
 
     def query_columns(self, sql: str, params: Mapping[str, object] | None = None) -> dict[str, np.ndarray]:
         """The result as numpy columns (numbers typed, strings as object arrays): for large results."""
+
+    def query_arrow(self, sql: str, params: Mapping[str, object] | None = None) -> pa.Table:
+        """The result as an Arrow table: for bulk reads (the trace index's build)."""
 
     def insert(self, table: str, columns: Columns) -> None: ...
 

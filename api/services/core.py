@@ -65,6 +65,8 @@ class ServiceCore:
         self._jobs: dict[str, TraceJob] = {}
         self._jobs_lock = threading.Lock()
         self._locked_store = LockedStore(self.rt.store, self._lock)
+        if settings.trace_reader == "index":  # warm, and caught up with the visit feed twice a second
+            self.rt.follow_trace_index(self._locked_store)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qrtrace-trace")
         self.ingest_stats = IngestStats()
         self.watcher = MetricsWatcher()

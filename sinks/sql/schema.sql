@@ -71,6 +71,19 @@ SETTINGS index_granularity = 256;
 CREATE MATERIALIZED VIEW IF NOT EXISTS qrtrace.visits_by_person_mv TO qrtrace.visits_by_person
 AS SELECT venue_id, person, start_us, end_us, closed_by, version, opened_by, withdrawn FROM qrtrace.visits_by_venue;
 
+-- The visit feed: every visit row any writer stores (an ingesting process, a Faust worker, a repair's
+-- insert), stamped by the store when it is inserted. The trace index (sinks/trace_index_files.py)
+-- follows it by that stamp. Kept a few days (the index rebuilds from the visits when it fell further
+-- behind); partitions are UTC days of the stamp.
+CREATE TABLE IF NOT EXISTS qrtrace.visit_feed (
+    stored_at DateTime, venue_id String, person String, start_us Int64, end_us Int64, version UInt64,
+    opened_by String, withdrawn UInt8
+) ENGINE = MergeTree PARTITION BY intDiv(toUInt32(stored_at), 86400) ORDER BY stored_at;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS qrtrace.visit_feed_mv TO qrtrace.visit_feed
+AS SELECT now() AS stored_at, venue_id, person, start_us, end_us, version, opened_by, withdrawn
+FROM qrtrace.visits_by_venue;
+
 -- The longest visit stored per day: a hop looks back this far before a source's start for visits
 -- still under way (a visit that started earlier but had not ended). Kept by the store itself, so
 -- a 48 h visit closed by a late check-out widens the look-back at once, never silently misses.

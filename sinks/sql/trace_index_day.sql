@@ -1,0 +1,7 @@
+-- One UTC day's visit rows for the trace index, every version: `visit` identifies a visit (its key
+-- columns hashed by the store), so the builder keeps each visit's highest version and drops it when that
+-- row withdraws it, as the trace readers do with LIMIT 1 BY.
+SELECT person, venue_id, start_us, end_us, version, withdrawn,
+       cityHash64(venue_id, person, start_us, opened_by) AS visit
+FROM qrtrace.visits_by_venue
+WHERE start_us >= {day_start:Int64} AND start_us < {day_end:Int64}

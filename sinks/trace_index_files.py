@@ -1,0 +1,410 @@
+"""The trace index on disk and its link to the store: build it from the visits, follow the visit feed.
+
+`queries/trace_index.py` is the index itself (pure). This adapter:
+- builds it from the store, a UTC day at a time (each visit's latest row, withdrawn ones left out), when it
+  is missing or stale: made from another store, fallen behind the feed's few days, or invalidated by a
+  repair;
+- follows `qrtrace.visit_feed` (filled by a materialized view on every visit insert, whoever the writer)
+  by its insert stamp, with a margin for inserts still under way; applying a row twice changes nothing;
+- keeps it in a directory of .npy files (day segments, dictionaries) that a process memory-maps in
+  milliseconds, and a small file of what the feed brought since (the overlay). `meta.json` names the
+  current files and is replaced atomically; files it no longer names are removed. One process writes at
+  a time (a lock file); others use what they caught up with in memory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from qrtrace.queries.trace_index import (
+    FEED_COLUMNS,
+    US_PER_DAY,
+    Dictionary,
+    Overlay,
+    Segment,
+    TraceIndex,
+    as_bytes,
+    as_text,
+    build_segment,
+    latest_rows,
+)
+from qrtrace.sinks.clickhouse_sql import load_sql
+from qrtrace.sinks.store import Store
+
+FORMAT = 1
+# An insert is stamped when it starts and read once it is done: each catch-up reads this far before the
+# latest stamp it saw again (rows applied twice change nothing).
+FEED_MARGIN_S = 30
+FEED_KEEP_DAYS = 3  # the feed keeps this many days; an index further behind rebuilds from the visits
+MERGE_ROWS = 200_000  # an overlay past this many rows is folded into the day segments
+IDLE_MERGE_ROWS = 20_000  # ... or past this many when the follower has nothing else to do
+
+
+@dataclass
+class Followed:
+    """An index and how far into the feed it has read (seconds of the store's clock)."""
+
+    index: TraceIndex
+    mark_s: int
+    store_id: int
+    built_s: float | None = None  # how long a build took, when this process built it
+
+
+class IndexFiles:
+    """A trace index directory: load, save, build, catch up (see the module docstring)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    # -- opening -------------------------------------------------------------------------------
+    def open(self, store: Store, on_progress: Callable[[int, int], None] | None = None) -> Followed:
+        """The index of this store, caught up with its feed: loaded if current, else built (and saved)."""
+        store_id = _store_id(store)
+        followed = self.load(store_id)
+        now_s = _store_clock(store)
+        if followed is None or followed.mark_s < now_s - FEED_KEEP_DAYS * 86_400 + 3_600:
+            followed = build(store, store_id, on_progress)
+            self.save(followed)
+            trim_feed(store, now_s)
+        followed = self.forget_dropped_days(store, followed)
+        return catch_up(store, followed, now_s)
+
+    def load(self, store_id: int) -> Followed | None:
+        """The saved index of the store `store_id`, memory-mapped; None when absent or of another store."""
+        for _ in range(3):  # a concurrent save may remove the files of the meta.json just read: read it again
+            meta = self._meta()
+            if meta.get("format") != FORMAT or meta.get("store_id") != store_id:
+                return None
+            try:
+                return self._load(meta)
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.05)
+        return None
+
+    def _load(self, meta: dict) -> Followed:
+        d = self.directory
+
+        def mapped(name: str) -> np.ndarray:
+            return np.load(d / name, mmap_mode="r", allow_pickle=False)
+
+        segments = {}
+        for day, folder in meta["segments"].items():
+            arrays = {name: mapped(f"{folder}/{name}.npy") for name in Segment.ARRAYS}
+            segments[int(day)] = Segment(int(day), longest=int(meta["longest"][day]), **arrays)
+        people, venues = Dictionary(mapped(meta["people"])), Dictionary(mapped(meta["venues"]))
+        index = TraceIndex(people, venues, segments)
+        if meta.get("live"):
+            with np.load(d / meta["live"], allow_pickle=False) as live:
+                rows = {name: live[f"row_{name}"] for name in FEED_COLUMNS}
+                dead = {int(k[5:]): live[k] for k in live.files if k.startswith("dead_")}
+                people = Dictionary(people.base, live["people_tail"])
+                venues = Dictionary(venues.base, live["venues_tail"])
+            index = TraceIndex(people, venues, segments, dead, Overlay.of(rows))
+        return Followed(index, int(meta["mark_s"]), int(meta["store_id"]))
+
+    # -- saving --------------------------------------------------------------------------------
+    def save(self, followed: Followed) -> bool:
+        """Write what is not on disk yet and point meta.json at it; False when another process holds
+        the lock (it is saving its own catch-up, which is as good)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / "lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            self._save(followed)
+        return True
+
+    def _save(self, followed: Followed) -> None:
+        d, index = self.directory, followed.index
+        old = self._meta()
+        generation = int(old.get("generation", 0)) + 1 if old.get("store_id") == followed.store_id else 1
+        known = {int(k): v for k, v in old.get("segments", {}).items()} if generation > 1 else {}
+        segments: dict[str, str] = {}
+        for day, segment in index.segments.items():
+            folder = known.get(day)
+            if folder is None or not _same_files(segment, d / folder):
+                folder = f"day-{day}-g{generation}"
+                _write_arrays(d / folder, {name: getattr(segment, name) for name in Segment.ARRAYS})
+            segments[str(day)] = folder
+        people = _reuse_or_write(d, old.get("people"), index.people.base, f"people-g{generation}.npy")
+        venues = _reuse_or_write(d, old.get("venues"), index.venues.base, f"venues-g{generation}.npy")
+        live = None
+        o = index.overlay
+        if len(o) or index.dead or len(index.people.tail) or len(index.venues.tail):
+            live = f"live-g{generation}.npz"
+            arrays = {f"row_{k}": v for k, v in o.rows.items()}
+            arrays |= {f"dead_{day}": rows for day, rows in index.dead.items()}
+            _atomic_npz(d / live, arrays | {"people_tail": index.people.tail, "venues_tail": index.venues.tail})
+        meta = {
+            "format": FORMAT,
+            "store_id": followed.store_id,
+            "generation": generation,
+            "mark_s": followed.mark_s,
+            "segments": segments,
+            "longest": {str(day): s.longest for day, s in index.segments.items()},
+            "people": people,
+            "venues": venues,
+            "live": live,
+            "visits": len(index),
+            "saved_at": time.time(),
+            "build_seconds": followed.built_s if followed.built_s is not None else old.get("build_seconds"),
+        }
+        tmp = d / "meta.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=1))
+        os.replace(tmp, d / "meta.json")
+        _remove_unnamed(d, {*segments.values(), people, venues, live or ""})
+
+    def _meta(self) -> dict:
+        try:
+            return json.loads((self.directory / "meta.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def invalidate(self) -> None:
+        """Make the next open rebuild (after a repair rewrote visits without going through the feed)."""
+        try:
+            (self.directory / "meta.json").unlink()
+        except FileNotFoundError:
+            pass
+
+    def disk_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.directory.rglob("*") if p.is_file())
+
+    def forget_dropped_days(self, store: Store, followed: Followed) -> Followed:
+        """Retention dropped whole day partitions: drop the same days' segments."""
+        stored = set(store.query(load_sql("qrtrace.sinks", "trace_index_days"))["day"])
+        stored |= set(np.unique(followed.index.overlay.rows["start_us"] // US_PER_DAY).tolist())
+        gone = {day for day in followed.index.days() if day not in stored}
+        if not gone:
+            return followed
+        return Followed(followed.index.without_days(gone), followed.mark_s, followed.store_id, followed.built_s)
+
+
+# -- building and following ---------------------------------------------------------------------------
+def build(store: Store, store_id: int, on_progress: Callable[[int, int], None] | None = None) -> Followed:
+    """A new index of every stored visit (`on_progress(rows done, rows in all)` after each day). The feed
+    is followed from just before the build began, so visits stored meanwhile are caught up after."""
+    started = time.perf_counter()
+    mark = _store_clock(store)  # rows stored from here on are caught up from the feed after the build
+    people = _dictionary(store, "trace_index_people", "person")
+    venues = _dictionary(store, "trace_index_venues", "venue_id")
+    # Hash lookups of the day's names (str, as the store returns them) into the sorted dictionaries.
+    people_index = pd.Index(as_text(people.base)) if len(people) else None
+    venue_index = pd.Index(as_text(venues.base)) if len(venues) else None
+    days = store.query(load_sql("qrtrace.sinks", "trace_index_days"))
+    total, done = sum(days["rows"]), 0
+    segments: dict[int, Segment] = {}
+    for day, rows in zip(days["day"], days["rows"], strict=True):
+        params = {"day_start": int(day) * US_PER_DAY, "day_end": (int(day) + 1) * US_PER_DAY}
+        table = store.query_arrow(load_sql("qrtrace.sinks", "trace_index_day"), params)
+        segment = _day_segment(int(day), table, people_index, venue_index, len(venues))
+        if segment is not None:
+            segments[int(day)] = segment
+        done += int(rows)
+        if on_progress:
+            on_progress(done, total)
+    index = TraceIndex(people, venues, segments)
+    return Followed(index, mark, store_id, time.perf_counter() - started)
+
+
+def _day_segment(day: int, table: object, people: pd.Index | None, venues: pd.Index | None,
+                 n_venues: int) -> Segment | None:  # fmt: skip
+    """One day's rows (every version) as a segment of the visits that exist."""
+    cols = {name: table.column(name) for name in table.column_names}  # type: ignore[attr-defined]
+    visit = cols["visit"].to_numpy()
+    version = cols["version"].to_numpy()
+    if len(np.unique(visit)) < len(visit):  # some visit has several rows stored: keep its latest
+        order = np.lexsort((version, visit))
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = visit[order][1:] != visit[order][:-1]
+        keep = order[last]
+    else:
+        keep = np.arange(len(visit))
+    keep = keep[cols["withdrawn"].to_numpy()[keep] == 0]
+    if not len(keep) or people is None or venues is None:
+        return None
+    person = people.get_indexer(cols["person"].take(keep).to_numpy(zero_copy_only=False))
+    venue = venues.get_indexer(cols["venue_id"].take(keep).to_numpy(zero_copy_only=False))
+    if (person < 0).any() or (venue < 0).any():  # a visit stored after the dictionaries were read: the feed has it
+        known = (person >= 0) & (venue >= 0)
+        keep, person, venue = keep[known], person[known], venue[known]
+    start, end = cols["start_us"].to_numpy()[keep], cols["end_us"].to_numpy()[keep]
+    return build_segment(day, venue, person, start, end, n_venues)
+
+
+def catch_up(store: Store, followed: Followed, now_s: int | None = None) -> Followed:
+    """Apply what the feed holds from the mark (less the margin) on; the rows that replaced segment rows
+    get their (venue, person, start)'s latest rows from the store once more (see TraceIndex.applied).
+    `now_s`, the store's clock read before this: everything stamped a margin before it has been seen, so
+    the mark moves there even when the feed was quiet."""
+    since = max(0, followed.mark_s - FEED_MARGIN_S)
+    rows = store.query_columns(load_sql("qrtrace.sinks", "trace_index_feed"), {"since_s": since})
+    quiet_mark = max(followed.mark_s, (now_s - FEED_MARGIN_S) if now_s else 0)
+    if not len(rows["start_us"]):
+        return Followed(followed.index, quiet_mark, followed.store_id, followed.built_s)
+    feed = {name: rows[name] for name in FEED_COLUMNS}
+    index, replaced = followed.index.applied(feed)
+    if len(replaced):
+        index, _ = index.applied(stored_visits(store, {k: v[replaced] for k, v in feed.items()}))
+    mark = max(quiet_mark, int(np.max(rows["stored_s"])))
+    return Followed(index, mark, followed.store_id, followed.built_s)
+
+
+def trim_feed(store: Store, now_s: int) -> None:
+    """Drop the feed's days older than FEED_KEEP_DAYS (an index that far behind rebuilds anyway)."""
+    from qrtrace.sinks.clickhouse_sql import literal
+
+    cutoff = now_s // 86_400 - FEED_KEEP_DAYS
+    for day in store.query(load_sql("qrtrace.sinks", "trace_index_feed_days"))["day"]:
+        if int(day) < cutoff:  # an integer literal, from the parts list
+            store.execute(f"ALTER TABLE qrtrace.visit_feed DROP PARTITION {literal(int(day), 'Int64')}")
+
+
+def stored_visits(store: Store, keys: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The store's latest rows of the visits with these (venue, person, start), as feed rows."""
+    unique = latest_rows(keys)  # fewer keys to send; which row is kept does not matter here
+    triples = list(zip(unique["venue_id"].tolist(), unique["person"].tolist(), unique["start_us"].tolist(),
+                       strict=True))  # fmt: skip
+    out = []
+    for lo in range(0, len(triples), 20_000):
+        part = triples[lo : lo + 20_000]
+        starts = [t[2] for t in part]
+        params = {"keys": part, "min_start": min(starts), "max_start": max(starts)}
+        out.append(store.query_columns(load_sql("qrtrace.sinks", "trace_index_visits"), params))
+    return {name: np.concatenate([o[name] for o in out]) for name in FEED_COLUMNS}
+
+
+def merge_if_large(followed: Followed, rows: int = MERGE_ROWS) -> tuple[Followed, bool]:
+    """Fold the overlay into day segments when it holds more than `rows` rows."""
+    if len(followed.index.overlay) <= rows:
+        return followed, False
+    return Followed(followed.index.merged(), followed.mark_s, followed.store_id, followed.built_s), True
+
+
+class IndexFollower:
+    """A warm index for one process (`qrtrace serve`, a CLI command): `current()` is the latest snapshot,
+    `refresh()` catches up with the feed (a thread calls it every `every_s` seconds in a server), merges a
+    large overlay and saves what it did for the next process."""
+
+    def __init__(self, files: IndexFiles, store: Store, on_progress: Callable[[int, int], None] | None = None):
+        self.files, self.store = files, store
+        self._followed = files.open(store, on_progress)
+        self._saved_mark = self._followed.mark_s
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.refreshed_at = time.monotonic()
+        self.built_s = self._followed.built_s
+
+    def current(self) -> TraceIndex:
+        return self._followed.index
+
+    @property
+    def followed(self) -> Followed:
+        return self._followed
+
+    def refresh(self, save: bool = True) -> TraceIndex:
+        """Catch up with the feed now; merge and save when there is enough to be worth it."""
+        with self._lock:
+            before = self._followed
+            followed = catch_up(self.store, before, _store_clock(self.store))
+            idle = followed.index is before.index  # nothing new: a smaller overlay is worth merging now
+            followed, merged = merge_if_large(followed, IDLE_MERGE_ROWS if idle else MERGE_ROWS)
+            self._followed = followed
+            self.refreshed_at = time.monotonic()
+            if save and (merged or followed.mark_s != self._saved_mark):
+                if self.files.save(followed):
+                    self._saved_mark = followed.mark_s
+            return followed.index
+
+    def follow(self, every_s: float = 0.5) -> None:
+        """Refresh in a daemon thread every `every_s` seconds until `stop()` (a failed refresh is retried)."""
+
+        def loop() -> None:
+            while not self._stop.wait(every_s):
+                try:
+                    self.refresh()
+                except Exception:  # noqa: BLE001 - the store may be away; the next tick tries again
+                    continue
+
+        self._thread = threading.Thread(target=loop, name="trace-index-follower", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+# -- small helpers ----------------------------------------------------------------------------------
+def _store_id(store: Store) -> int:
+    return int(store.query(load_sql("qrtrace.sinks", "store_identity"))["created_at_us"][0] or 0)
+
+
+def _store_clock(store: Store) -> int:
+    """The store's clock (seconds): the feed's stamps come from it, not from this machine's."""
+    return int(store.query(load_sql("qrtrace.sinks", "store_clock"))["now_s"][0])
+
+
+def _dictionary(store: Store, sql: str, column: str) -> Dictionary:
+    names = store.query_arrow(load_sql("qrtrace.sinks", sql)).column(column).to_numpy(zero_copy_only=False)
+    base = as_bytes(names)
+    if len(base) > 1 and not (base[1:] > base[:-1]).all():  # the store's order is byte order; make sure
+        base = np.unique(base)
+    return Dictionary(base)
+
+
+def _write_arrays(folder: Path, arrays: dict[str, np.ndarray]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        tmp = folder / f"{name}.npy.tmp"
+        with open(tmp, "wb") as f:
+            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+        os.replace(tmp, folder / f"{name}.npy")
+
+
+def _same_files(segment: Segment, folder: Path) -> bool:
+    """Is this segment the one mapped from `folder` (not rebuilt by a merge since)?"""
+    person = segment.person
+    return isinstance(person, np.memmap) and Path(person.filename).parent == folder.resolve()
+
+
+def _reuse_or_write(d: Path, name: str | None, array: np.ndarray, new_name: str) -> str:
+    if name and isinstance(array, np.memmap) and Path(array.filename) == (d / name).resolve():
+        return name
+    tmp = d / f"{new_name}.tmp"
+    with open(tmp, "wb") as f:
+        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+    os.replace(tmp, d / new_name)
+    return new_name
+
+
+def _atomic_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+
+
+def _remove_unnamed(d: Path, named: set[str]) -> None:
+    """Delete files and folders meta.json no longer names (a process mapping them keeps its pages)."""
+    import shutil
+
+    for path in d.iterdir():
+        if path.name in named or path.name in ("meta.json", "lock"):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
