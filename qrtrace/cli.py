@@ -224,8 +224,9 @@ def trace(
     quiet = as_json or cases is None  # a single case takes milliseconds; a day's cases can take minutes
     with _runtime(settings) as rt, render.progress(settings.lang, quiet) as bar:
         task = bar.add_task(t("tracing", settings.lang), total=rules.depth)
-        chunks = rt.trace_many_chunks(case_rows, rules, purpose,
-                                      on_progress=lambda done: bar.update(task, completed=done * rules.depth))
+        chunks = rt.trace_many_chunks(
+            case_rows, rules, purpose, on_progress=lambda done: bar.update(task, completed=done * rules.depth)
+        )
         if not as_json:  # written a chunk of cases at a time: a day's cases never sit in memory together
             with render.TraceFiles(csv_out, out_dir) as files:
                 for results, identities in chunks:
@@ -464,8 +465,12 @@ def _repair_dict(store_report: StoreRepair, state_report: StateRepair, settings:
     }
 
 
-WorkersOpt = Annotated[int, typer.Option("--workers", min=1, max=64,
-                                         help="Processes serving the port (SO_REUSEPORT); more than 1 needs a broker.")]
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers", min=1, max=64, help="Processes serving the port (SO_REUSEPORT); more than 1 needs a broker."
+    ),
+]
 
 
 @app.command("ingest-server")
@@ -503,8 +508,9 @@ def serve(
 
 @tokens_app.command("issue")
 def tokens_issue(
-    role: Annotated[str, typer.Option(help="scanner, venue_owner, commune_officer, district_officer, "
-                                           "epidemiologist or admin")],
+    role: Annotated[
+        str, typer.Option(help="scanner, venue_owner, commune_officer, district_officer, epidemiologist or admin")
+    ],
     name: Annotated[str, typer.Option(help="Who holds it (written to the audit log as the actor).")],
     venue: Annotated[list[str] | None, typer.Option(help="The venue(s) of a scanner or venue owner.")] = None,
     commune: Annotated[str | None, typer.Option(help="The commune of a commune officer.")] = None,
@@ -556,8 +562,13 @@ def tokens_revoke(token_id: str) -> None:
 
 @audit_app.command("verify")
 def audit_verify(
-    anchor: Annotated[str | None, typer.Option(help="SEQ:HASH of an entry recorded earlier (e.g. the last one a "
-                                                    "previous verify printed): it must still be in the chain.")] = None,
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            help="SEQ:HASH of an entry recorded earlier (e.g. the last one a "
+            "previous verify printed): it must still be in the chain."
+        ),
+    ] = None,
     store: StoreOpt = None,
     lang: LangOpt = None,
 ) -> None:
@@ -598,8 +609,11 @@ def audit_verify(
                            f"cut short or rewritten (the chain now ends at #{check.head_seq}).")  # fmt: skip
     older = ""
     if check.unchained:
-        older = (f"; {check.unchained} mục cũ hơn được ghi trước khi có chuỗi nên không được bảo vệ" if vi else
-                 f"; {check.unchained} older entries were written before the chain existed and are not covered")
+        older = (
+            f"; {check.unchained} mục cũ hơn được ghi trước khi có chuỗi nên không được bảo vệ"
+            if vi
+            else f"; {check.unchained} older entries were written before the chain existed and are not covered"
+        )
     out.print(f"Nhật ký kiểm toán nguyên vẹn: {check.entries} mục nối thành một chuỗi băm liền, mục cuối "
               f"#{check.head_seq}:{check.head_hash}{older} (ghi mốc này ở nơi khác để phát hiện việc cắt bớt)."
               if vi else f"The audit log is intact: {check.entries} entries form one unbroken hash chain, the last "

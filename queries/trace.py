@@ -421,9 +421,7 @@ def join_indices(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.nd
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])) if parts else (empty, empty)
 
 
-def join_slices(
-    left: np.ndarray, right: np.ndarray, max_pairs: int | None
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def join_slices(left: np.ndarray, right: np.ndarray, max_pairs: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """`join_indices` in slices of consecutive left rows of at most `max_pairs` pairs each (a left row
     with more matches is a slice of its own; None: one slice), in the order join_indices gives them."""
     codes, _ = pd.factorize(np.concatenate([left, right]))

@@ -48,6 +48,7 @@ FEED_MARGIN_S = 30
 FEED_KEEP_DAYS = 3  # the feed keeps this many days; an index further behind rebuilds from the visits
 MERGE_ROWS = 200_000  # an overlay past this many rows is folded into the day segments
 IDLE_MERGE_ROWS = 20_000  # ... or past this many when the follower has nothing else to do
+SAVE_QUIET_MARK_S = 600  # a follower with nothing new saves its mark this seldom
 
 
 @dataclass
@@ -173,10 +174,7 @@ class IndexFiles:
 
     def invalidate(self) -> None:
         """Make the next open rebuild (after a repair rewrote visits without going through the feed)."""
-        try:
-            (self.directory / "meta.json").unlink()
-        except FileNotFoundError:
-            pass
+        (self.directory / "meta.json").unlink(missing_ok=True)
 
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.directory.rglob("*") if p.is_file())
@@ -323,9 +321,11 @@ class IndexFollower:
             followed, merged = merge_if_large(followed, IDLE_MERGE_ROWS if idle else MERGE_ROWS)
             self._followed = followed
             self.refreshed_at = time.monotonic()
-            if save and (merged or followed.mark_s != self._saved_mark):
-                if self.files.save(followed):
-                    self._saved_mark = followed.mark_s
+            # Saved when it changed, or when only the mark moved far (a quiet store: the next open then
+            # reads less of the feed); not on every quiet tick of a server.
+            moved = followed.mark_s - self._saved_mark > SAVE_QUIET_MARK_S
+            if save and (merged or not idle or moved) and self.files.save(followed):
+                self._saved_mark = followed.mark_s
             return followed.index
 
     def follow(self, every_s: float = 0.5) -> None:
@@ -335,7 +335,7 @@ class IndexFollower:
             while not self._stop.wait(every_s):
                 try:
                     self.refresh()
-                except Exception:  # noqa: BLE001 - the store may be away; the next tick tries again
+                except Exception:  # the store may be away for a moment: the next tick tries again
                     continue
 
         self._thread = threading.Thread(target=loop, name="trace-index-follower", daemon=True)
