@@ -1,16 +1,23 @@
 """Trace benchmark: F1 and F1+F2 latency and batch throughput on a national-size embedded store.
 
+Readers measured in the same run: the trace index (the default: memory-mapped integer-coded segments,
+queries/trace_index.py), the chDB store reader (`StoreHopReader`, the reference) and DuckDB.
+
     .venv/bin/python benchmarks/trace_bench.py --rows 10000000        # synthetic visits (national_data.py)
     .venv/bin/python benchmarks/trace_bench.py --visits FILE.parquet  # person, venue, start, end (Unix s)
 
 1. Load the visits into a fresh embedded store (chDB) in bulk; export them to Parquet for DuckDB.
-2. qrtrace: F1 (depth 1) and F1+F2 (depth 2) of 100 random cases (people with visits, a 7-day
-   infectious window between days 2 and 21), p50/p95; rows read per query (a second, untimed pass);
-   a batch of 1,000 and one of 15,000 cases (F1+F2) through one `trace_batch` call each.
-3. Baselines in the same run, on the same data and cases: the straightforward ClickHouse query (one
+2. Build the trace index from the store (as `qrtrace trace` does when it is missing), save it, and map it
+   back from its files (as a new CLI process would); its build time, bytes per visit resident and on disk.
+3. qrtrace, index reader: F1 (depth 1) and F1+F2 (depth 2) of 100 random cases (people with visits, a
+   7-day infectious window between days 2 and 21), p50/p95; a batch of 1,000 and one of 15,000 cases
+   (F1+F2) through one `trace_batch` call each (and naming the batch: pseudonyms back from codes).
+   The same for the chDB reader (batches: --store-batches), and its rows read per query.
+4. Baselines in the same run, on the same data and cases: the straightforward ClickHouse query (one
    self-join of the visits filtered only by the case, F1) on a few cases within a time budget, and
    DuckDB (benchmarks/duckdb_baseline.py: sorted copies, one set-based join per hop) on all 100.
-4. Correctness: DuckDB's and qrtrace's F1/F2 cohorts must be identical for every measured case.
+5. Correctness: the index reader's, the chDB reader's and DuckDB's F1/F2 cohorts must be identical for every
+   measured case.
 Writes benchmarks/results/trace-<rows>.json and redraws benchmarks/results/trace.png from every
 trace-*.json present (latency against table size). Exits 1 if the cohorts differ.
 """
@@ -34,14 +41,17 @@ from national_data import DAY_US, VN_OFFSET_US, NationalShape, load_synthetic
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from qrtrace.queries.trace import CaseQuery, TraceRules, trace_batch
-from qrtrace.queries.visit_reader import StoreHopReader
+from qrtrace.queries.trace_index import IndexHopReader
+from qrtrace.queries.visit_reader import DEFAULT_MAX_VISIT_US, StoreHopReader
 from qrtrace.sinks.chdb_store import ChdbStore
+from qrtrace.sinks.trace_index_files import IndexFiles, build
 
 RESULTS = Path(__file__).resolve().parent / "results"
 US = 1_000_000
 GRACE_US = 30 * 60 * US
 WINDOW_DAYS = 7
-TARGETS = {"f1_p95_ms": 5, "f12_p95_ms": 30, "batch_1000_s": 10, "batch_15000_s": 120}
+TARGETS = {"f1_p95_ms": 2, "f12_p95_ms": 15, "batch_1000_s": 2, "batch_15000_s": 20, "duckdb_f1_ratio": 5,
+           "duckdb_f12_ratio": 5, "naive_ratio": 100, "index_build_s": 120, "index_bytes_per_visit": 40}
 NAIVE_SQL = """
 SELECT t.person AS person, count() AS exposures
 FROM qrtrace.visits_by_venue AS s
@@ -59,6 +69,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     source.add_argument("--visits", type=Path, help="Parquet of visits: person, venue, start, end (Unix s)")
     p.add_argument("--cases", type=int, default=100, help="random cases for the latency figures")
     p.add_argument("--batches", default="1000,15000", help="batch sizes (F1+F2), comma-separated")
+    p.add_argument("--store-batches", default="1000", help="batch sizes for the chDB reader (it is slow)")
     p.add_argument("--naive-cases", type=int, default=5, help="cases for the self-join baseline (at most)")
     p.add_argument("--naive-budget-s", type=float, default=120.0, help="time budget of the self-join baseline")
     p.add_argument("--no-duckdb", action="store_true", help="skip the DuckDB baseline")
@@ -162,21 +173,20 @@ def cohort(batch, i: int) -> dict[str, tuple[int, int]]:  # type: ignore[no-unty
     return {c.person: (c.hop, c.first_exposure // US) for c in batch.results()[i].contacts}
 
 
-def measure_qrtrace(store: ChdbStore, cases: list[CaseQuery], rules: TraceRules) -> dict:
+def measure_qrtrace(reader, cases: list[CaseQuery], rules: TraceRules, name: str) -> dict:  # type: ignore[no-untyped-def]
     """Per-case latency of F1 and of F1+F2, one trace_batch call per case (as a user would)."""
     out: dict = {}
-    reader = StoreHopReader(store)
     for depth in (1, 2):
         ms, sizes, queries, cohorts = [], [], [], []
         r = TraceRules(depth, rules.grace_us, rules.min_overlap_us, rules.until_us)
         with progress() as bar:
-            task = bar.add_task(f"qrtrace F1{'+F2' if depth == 2 else ''}", total=len(cases))
+            task = bar.add_task(f"qrtrace {name} F1{'+F2' if depth == 2 else ''}", total=len(cases))
             for case in cases:
-                before = reader.queries
+                before = getattr(reader, "queries", 0)
                 t = time.perf_counter()
                 batch = trace_batch(reader, [case], r)
                 ms.append((time.perf_counter() - t) * 1000)
-                queries.append(reader.queries - before)
+                queries.append(getattr(reader, "queries", 0) - before)
                 hops = np.bincount(batch.contacts["hop"], minlength=3)
                 sizes.append((int(hops[1]), int(hops[2])))
                 cohorts.append(cohort(batch, 0))
@@ -212,26 +222,67 @@ def rows_read_per_query(store: ChdbStore, cases: list[CaseQuery], rules: TraceRu
     }
 
 
-def measure_batches(store: ChdbStore, people: list[CaseQuery], sizes: list[int], rules: TraceRules) -> dict:
+def measure_batches(make_reader, people: list[CaseQuery], sizes: list[int], rules: TraceRules, name: str) -> dict:  # type: ignore[no-untyped-def]
+    """One trace_batch call per size; `named_s`: turning the batch's codes back into pseudonyms after."""
     out = {}
     for size in sizes:
         cases = people[:size]
         if len(cases) < size:
             out[size] = None
             continue
-        reader = StoreHopReader(store)
+        reader = make_reader()
         t = time.perf_counter()
         batch = trace_batch(reader, cases, rules)
         wall = time.perf_counter() - t
+        t = time.perf_counter()
+        batch.named()
+        named = time.perf_counter() - t
         out[size] = {
             "wall_s": round(wall, 2),
-            "queries": reader.queries,
+            "named_s": round(named, 2),
+            "queries": getattr(reader, "queries", 0),
             "contacts": len(batch.contacts["case"]),
             "exposures": len(batch.exposures["case"]),
         }
-        print(f"  batch of {size:,} cases (F1+F2): {wall:.1f} s, {reader.queries} queries, "
+        print(f"  {name}: batch of {size:,} cases (F1+F2): {wall:.1f} s (+{named:.1f} s naming), "
               f"{out[size]['contacts']:,} contacts")  # fmt: skip
+        del batch
     return out
+
+
+def build_index(store: ChdbStore, work: Path) -> tuple[IndexHopReader, dict]:
+    """Build the index from the store, save it, map it back from its files (what a new process sees)."""
+    import resource
+
+    from qrtrace.sinks.trace_index_files import _store_id
+
+    files = IndexFiles(work / "trace-index")
+    with progress() as bar:
+        task = bar.add_task("Dựng chỉ mục truy vết / building the trace index", total=1)
+        followed = build(store, _store_id(store), lambda done, total: bar.update(task, completed=done, total=total))
+    built_s = followed.built_s or 0.0
+    t = time.perf_counter()
+    files.save(followed)
+    saved_s = time.perf_counter() - t
+    in_memory = followed.index.nbytes()
+    del followed
+    t = time.perf_counter()
+    mapped = files.load(_store_id(store))
+    open_ms = (time.perf_counter() - t) * 1000
+    assert mapped is not None
+    index = mapped.index
+    visits = len(index)
+    return IndexHopReader(index, DEFAULT_MAX_VISIT_US), {
+        "build_s": round(built_s, 1),
+        "save_s": round(saved_s, 1),
+        "open_ms": round(open_ms, 1),
+        "visits": visits,
+        "bytes": in_memory,
+        "bytes_per_visit": round(in_memory / max(1, visits), 1),
+        "disk_bytes": files.disk_bytes(),
+        "disk_bytes_per_visit": round(files.disk_bytes() / max(1, visits), 1),
+        "max_rss_bytes_after_build": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
 
 
 def measure_naive(store: ChdbStore, cases: list[CaseQuery], rules: TraceRules, n: int, budget_s: float) -> dict:
@@ -304,9 +355,17 @@ def run(args: argparse.Namespace, work: Path) -> int:
     cases = pool[: args.cases]
     rules = TraceRules(depth=2, grace_us=GRACE_US, min_overlap_us=0, until_us=int(loaded["last_us"]))
 
-    ours = measure_qrtrace(store, cases, rules)
+    reader, index_stats = build_index(store, work)
+    print(f"Trace index: {index_stats['visits']:,} visits built in {index_stats['build_s']} s, "
+          f"{index_stats['bytes_per_visit']} B/visit in memory, {index_stats['disk_bytes_per_visit']} on disk, "
+          f"opened in {index_stats['open_ms']} ms")  # fmt: skip
+    ours = measure_qrtrace(reader, cases, rules, "index")
+    batches = measure_batches(lambda: reader, pool, sizes, rules, "index")
+    index_stats["rss_bytes_after_traces"] = _rss_bytes()
+    chdb = measure_qrtrace(StoreHopReader(store), cases, rules, "chDB")
     rows_read = rows_read_per_query(store, cases[:20], rules)
-    batches = measure_batches(store, pool, sizes, rules)
+    store_sizes = [int(x) for x in args.store_batches.split(",") if x]
+    chdb_batches = measure_batches(lambda: StoreHopReader(store), pool, store_sizes, rules, "chDB")
     naive = measure_naive(store, cases, rules, args.naive_cases, args.naive_budget_s)
     duck = None
     if not args.no_duckdb:
@@ -318,22 +377,48 @@ def run(args: argparse.Namespace, work: Path) -> int:
     else:
         store.close()
 
-    mismatches = []
+    mismatches = [(depth, f"{case.case_id} (index vs chDB)") for depth in (1, 2) for i, case in enumerate(cases)
+                  if ours[depth]["cohorts"][i] != chdb[depth]["cohorts"][i]]  # fmt: skip
     if duck:
         for depth in (1, 2):
             for i, case in enumerate(cases):
                 if ours[depth]["cohorts"][i] != duck[depth]["cohorts"][i]:
                     mismatches.append((depth, case.case_id))
     result = summarise(args, loaded, ours, rows_read, batches, naive, duck, mismatches)
+    result.update(store_reader_summary(chdb, chdb_batches, duck))
+    result["index"] = index_stats
+    result["index_build_s"] = index_stats["build_s"]
+    result["index_bytes_per_visit"] = index_stats["bytes_per_visit"]
+    result["index_disk_bytes_per_visit"] = index_stats["disk_bytes_per_visit"]
+    result["cohorts_match_chdb_reader"] = not any("chDB" in m[1] for m in mismatches)
     out = args.out or RESULTS / f"trace-{result['rows']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     draw_chart(RESULTS)
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
     if mismatches:
-        print(f"FAIL: DuckDB and qrtrace disagree on {len(mismatches)} traces: {mismatches[:5]}", file=sys.stderr)
+        print(f"FAIL: the readers disagree on {len(mismatches)} traces: {mismatches[:5]}", file=sys.stderr)
         return 1
     return 0
+
+
+def _rss_bytes() -> int:
+    """This process's resident memory now (the index's pages that traces touched count here)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def store_reader_summary(chdb: dict, batches: dict, duck: dict | None) -> dict:
+    """The chDB store reader's figures under their own keys."""
+    f1, f12 = percentiles(chdb[1]["ms"]), percentiles(chdb[2]["ms"])
+    out = {"chdb_f1_p50_ms": f1[0], "chdb_f1_p95_ms": f1[1], "chdb_f12_p50_ms": f12[0], "chdb_f12_p95_ms": f12[1],
+           "chdb_batches": {str(k): v for k, v in batches.items()}}  # fmt: skip
+    for size, v in batches.items():
+        out[f"chdb_batch_{size}_s"] = v["wall_s"] if v else None
+    if duck:
+        out["chdb_duckdb_f1_ratio"] = round(percentiles(duck[1]["ms"])[1] / f1[1], 2)
+        out["chdb_duckdb_f12_ratio"] = round(percentiles(duck[2]["ms"])[1] / f12[1], 2)
+    return out
 
 
 def summarise(args, loaded, ours, rows_read, batches, naive, duck, mismatches) -> dict:  # type: ignore[no-untyped-def]
@@ -390,8 +475,10 @@ def draw_chart(results: Path) -> None:
     if not runs:
         return
     series = {
-        "qrtrace F1 p95": [(r["rows"], r["f1_p95_ms"]) for r in runs],
-        "qrtrace F1+F2 p95": [(r["rows"], r["f12_p95_ms"]) for r in runs],
+        "qrtrace index F1 p95": [(r["rows"], r["f1_p95_ms"]) for r in runs if r.get("index")],
+        "qrtrace index F1+F2 p95": [(r["rows"], r["f12_p95_ms"]) for r in runs if r.get("index")],
+        "chDB reader F1 p95": [(r["rows"], r.get("chdb_f1_p95_ms") or r["f1_p95_ms"]) for r in runs],
+        "chDB reader F1+F2 p95": [(r["rows"], r.get("chdb_f12_p95_ms") or r["f12_p95_ms"]) for r in runs],
         "DuckDB F1 p95": [(r["rows"], r["duckdb_f1_p95_ms"]) for r in runs if r.get("duckdb_f1_p95_ms")],
         "DuckDB F1+F2 p95": [(r["rows"], r["duckdb_f12_p95_ms"]) for r in runs if r.get("duckdb_f12_p95_ms")],
         "ClickHouse self-join F1 p95": [(r["rows"], r["naive_f1_p95_ms"]) for r in runs if r.get("naive_f1_p95_ms")],
@@ -400,7 +487,7 @@ def draw_chart(results: Path) -> None:
         results / "trace.png",
         series,
         title="Truy vết F1/F2: độ trễ theo kích thước bảng / trace latency against table size",
-        subtitle="embedded store (chDB), 2 shared cores; p95 of 100 random cases; both axes log",
+        subtitle="trace index vs chDB reader vs DuckDB, 2 shared cores; p95 of 100 random cases; both axes log",
     )
 
 

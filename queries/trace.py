@@ -365,17 +365,58 @@ def hop_exposures(sources: Table, cells: Table, candidates: Table, placed: Table
     # Exact (venue, bucket) keys: venue codes from one factorisation of both sides, bucket in the low 32 bits.
     codes = pd.factorize(np.concatenate([sources["venue_id"], candidates["venue_id"]]))[0].astype(np.int64)
     source_codes, candidate_codes = codes[: len(sources["venue_id"])], codes[len(sources["venue_id"]) :]
+    candidates, candidate_codes = _near_sources(sources, source_codes, candidates, candidate_codes, rules.grace_us)
     cell_keys = source_codes[cells["source"]] << 32 | cells["bucket"]
     candidate_keys = candidate_codes << 32 | candidates["start_us"] // BUCKET_US
+    known = PlacedSet(placed)
     found = [
-        _pair_exposures(sources, cells["source"][ci], candidates, ti, placed, hop, rules)
+        _pair_exposures(sources, cells["source"][ci], candidates, ti, known, hop, rules)
         for ci, ti in join_slices(cell_keys, candidate_keys, MAX_PAIRS)
     ]
     return concat_tables(found) if found else empty_table(EXPOSURE_COLUMNS, sources["s_person"].dtype)
 
 
+def _near_sources(sources: Table, source_codes: np.ndarray, candidates: Table, candidate_codes: np.ndarray,
+                  grace_us: int) -> tuple[Table, np.ndarray]:  # fmt: skip
+    """The candidates that can overlap some source at their venue at all: ending after the venue's earliest
+    source start and starting before its latest source end + grace. Exact (no exposure is lost), and it
+    drops most of the look-back cells' visits, which ended long before any source came."""
+    n = int(max(source_codes.max(initial=-1), candidate_codes.max(initial=-1))) + 1
+    earliest = np.full(n, NO_BOUND, dtype=np.int64)
+    latest = np.full(n, -NO_BOUND, dtype=np.int64)
+    np.minimum.at(earliest, source_codes, sources["s_start"])
+    np.maximum.at(latest, source_codes, sources["s_end"] + grace_us)
+    near = (candidates["end_us"] > earliest[candidate_codes]) & (candidates["start_us"] < latest[candidate_codes])
+    if near.all():
+        return candidates, candidate_codes
+    return {name: column[near] for name, column in candidates.items()}, candidate_codes[near]
+
+
+class PlacedSet:
+    """The (case, person) pairs placed so far, asked about many pairs at once. With integer keys (the trace
+    index) a sorted array of packed pairs, built once per hop; with names, `contains_pairs`."""
+
+    def __init__(self, placed: Table) -> None:
+        self.placed = placed
+        self.coded = placed["person"].dtype != object
+        if self.coded:
+            self.keys = np.sort(_pair_key(placed["case"], placed["person"]))
+
+    def contains(self, case: np.ndarray, person: np.ndarray) -> np.ndarray:
+        if not self.coded:
+            return contains_pairs(self.placed, case, person)
+        keys = _pair_key(case, person)
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return self.keys[at] == keys
+
+
+def _pair_key(case: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """(case, person code) packed in one int64: codes are below 2**31 (an unknown person's -1 packs to -1)."""
+    return np.asarray(case, dtype=np.int64) << 31 | np.asarray(person, dtype=np.int64)
+
+
 def _pair_exposures(
-    sources: Table, si: np.ndarray, candidates: Table, ti: np.ndarray, placed: Table, hop: int, rules: TraceRules
+    sources: Table, si: np.ndarray, candidates: Table, ti: np.ndarray, placed: PlacedSet, hop: int, rules: TraceRules
 ) -> Table:
     """The exposures among (source si[k], candidate ti[k]) pairs."""
     s_start, s_end = sources["s_start"][si], sources["s_end"][si] + rules.grace_us
@@ -385,7 +426,7 @@ def _pair_exposures(
     hit &= candidates["person"][ti] != sources["s_person"][si]
     si, ti, start, end = si[hit], ti[hit], start[hit], end[hit]
     case, person = sources["case"][si], candidates["person"][ti]
-    fresh = ~contains_pairs(placed, case, person)
+    fresh = ~placed.contains(case, person)
     return {
         "case": case[fresh],
         "person": person[fresh],
@@ -400,6 +441,15 @@ def _pair_exposures(
 
 def first_exposures(exposures: Table, hop: int) -> Table:
     """One row per (case, newly placed person) with their earliest exposure start."""
+    if exposures["person"].dtype != object:  # integer keys: a hash group-by of the packed pair
+        first = pd.Series(exposures["start"]).groupby(_pair_key(exposures["case"], exposures["person"])).min()
+        keys = first.index.to_numpy()
+        return {
+            "case": keys >> 31,
+            "person": keys & (2**31 - 1),
+            "hop": np.full(len(keys), hop, dtype=np.int64),
+            "first_exposure": first.to_numpy(),
+        }
     codes, _ = pd.factorize(exposures["person"])
     key = exposures["case"] * (int(codes.max(initial=0)) + 1) + codes
     order = np.lexsort((exposures["start"], key))

@@ -64,6 +64,7 @@ class Dictionary:
     base: np.ndarray  # bytes, sorted, unique
     tail: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="S1"))
     _tail_index: pd.Index | None = field(default=None, compare=False, repr=False)
+    origin: str | None = field(default=None, compare=False)  # the file `base` is mapped from, if any
 
     def __len__(self) -> int:
         return len(self.base) + len(self.tail)
@@ -73,7 +74,8 @@ class Dictionary:
         names = as_bytes(names)
         out = np.full(len(names), -1, dtype=np.int64)
         if len(self.base) and len(names):
-            at = np.searchsorted(self.base, names)
+            # Searched in the base's own dtype: numpy would otherwise cast the whole base to the names'.
+            at = np.searchsorted(self.base, names.astype(self.base.dtype))
             clipped = np.minimum(at, len(self.base) - 1)
             hit = self.base[clipped] == names
             out[hit] = at[hit]
@@ -92,12 +94,20 @@ class Dictionary:
             return self, codes
         new = pd.unique(names[unknown])
         width = max(self.tail.dtype.itemsize, np.asarray(new).dtype.itemsize, 1)
-        grown = Dictionary(self.base, np.concatenate([self.tail.astype(f"S{width}"), np.asarray(new, f"S{width}")]))
+        tail = np.concatenate([self.tail.astype(f"S{width}"), np.asarray(new, f"S{width}")])
+        grown = Dictionary(self.base, tail, origin=self.origin)
         return grown, grown.codes(names)
 
     def names(self, codes: np.ndarray) -> np.ndarray:
-        """Codes back to names (object array of str)."""
+        """Codes back to names (object array of str). Each distinct code is decoded once: a batch's
+        exposure rows name the same few people and venues many times."""
         codes = np.asarray(codes, dtype=np.int64)
+        if len(codes) > 64:
+            positions, distinct = pd.factorize(codes)
+            return self._decode(np.asarray(distinct, dtype=np.int64))[positions]
+        return self._decode(codes)
+
+    def _decode(self, codes: np.ndarray) -> np.ndarray:
         if not len(self.tail):
             return as_text(self.base[codes])
         in_base = codes < len(self.base)
@@ -130,6 +140,7 @@ class Segment:
     by_person: np.ndarray  # int32 person codes, sorted
     by_person_row: np.ndarray  # int32: the row of each by_person entry
     longest: int  # the longest visit in the segment (end - start)
+    origin: str | None = field(default=None, compare=False)  # the folder its arrays are mapped from, if any
 
     def __len__(self) -> int:
         return len(self.person)
@@ -141,7 +152,8 @@ class Segment:
 
     def row_venues(self, rows: np.ndarray) -> np.ndarray:
         """The venue code of each row (from the cell offsets: no venue column is kept)."""
-        return (np.searchsorted(self.cells, rows, "right") - 1) // BUCKETS_PER_DAY
+        # `rows` in the offsets' dtype: numpy would otherwise cast the whole offsets array on every call.
+        return (np.searchsorted(self.cells, rows.astype(self.cells.dtype), "right") - 1) // BUCKETS_PER_DAY
 
     def venue_column(self) -> np.ndarray:
         """Every row's venue code (for a merge)."""
@@ -372,11 +384,12 @@ class IndexHopReader:
         end_lo = np.asarray(frontier.end_los, np.int64)
         first, last = (int(lo.min()), int(hi.max())) if len(codes) else (0, -1)
         parts: list[Table] = []
+        keys = codes.astype(np.int32)  # the segments' dtype: a searchsorted in another would copy the segment
         for day, segment in self.index.segments.items():
             if (day + 1) * US_PER_DAY <= first or day * US_PER_DAY > last:
                 continue
-            a = np.searchsorted(segment.by_person, codes, "left")
-            counts = np.searchsorted(segment.by_person, codes, "right") - a
+            a = np.searchsorted(segment.by_person, keys, "left")
+            counts = np.searchsorted(segment.by_person, keys, "right") - a
             if not counts.any():
                 continue
             owner = np.repeat(np.arange(len(codes)), counts)

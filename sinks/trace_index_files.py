@@ -96,20 +96,22 @@ class IndexFiles:
         d = self.directory
 
         def mapped(name: str) -> np.ndarray:
-            return np.load(d / name, mmap_mode="r", allow_pickle=False)
+            # A plain ndarray over the mapping: numpy's memmap subclass costs microseconds on every slice.
+            return np.asarray(np.load(d / name, mmap_mode="r", allow_pickle=False))
 
         segments = {}
         for day, folder in meta["segments"].items():
             arrays = {name: mapped(f"{folder}/{name}.npy") for name in Segment.ARRAYS}
-            segments[int(day)] = Segment(int(day), longest=int(meta["longest"][day]), **arrays)
-        people, venues = Dictionary(mapped(meta["people"])), Dictionary(mapped(meta["venues"]))
+            segments[int(day)] = Segment(int(day), longest=int(meta["longest"][day]), origin=folder, **arrays)
+        people = Dictionary(mapped(meta["people"]), origin=meta["people"])
+        venues = Dictionary(mapped(meta["venues"]), origin=meta["venues"])
         index = TraceIndex(people, venues, segments)
         if meta.get("live"):
             with np.load(d / meta["live"], allow_pickle=False) as live:
                 rows = {name: live[f"row_{name}"] for name in FEED_COLUMNS}
                 dead = {int(k[5:]): live[k] for k in live.files if k.startswith("dead_")}
-                people = Dictionary(people.base, live["people_tail"])
-                venues = Dictionary(venues.base, live["venues_tail"])
+                people = Dictionary(people.base, live["people_tail"], origin=people.origin)
+                venues = Dictionary(venues.base, live["venues_tail"], origin=venues.origin)
             index = TraceIndex(people, venues, segments, dead, Overlay.of(rows))
         return Followed(index, int(meta["mark_s"]), int(meta["store_id"]))
 
@@ -133,13 +135,13 @@ class IndexFiles:
         known = {int(k): v for k, v in old.get("segments", {}).items()} if generation > 1 else {}
         segments: dict[str, str] = {}
         for day, segment in index.segments.items():
-            folder = known.get(day)
-            if folder is None or not _same_files(segment, d / folder):
+            folder = segment.origin
+            if folder is None or known.get(day) != folder:  # built or merged since it was mapped
                 folder = f"day-{day}-g{generation}"
                 _write_arrays(d / folder, {name: getattr(segment, name) for name in Segment.ARRAYS})
             segments[str(day)] = folder
-        people = _reuse_or_write(d, old.get("people"), index.people.base, f"people-g{generation}.npy")
-        venues = _reuse_or_write(d, old.get("venues"), index.venues.base, f"venues-g{generation}.npy")
+        people = _reuse_or_write(d, old.get("people"), index.people, f"people-g{generation}.npy")
+        venues = _reuse_or_write(d, old.get("venues"), index.venues, f"venues-g{generation}.npy")
         live = None
         o = index.overlay
         if len(o) or index.dead or len(index.people.tail) or len(index.venues.tail):
@@ -374,18 +376,13 @@ def _write_arrays(folder: Path, arrays: dict[str, np.ndarray]) -> None:
         os.replace(tmp, folder / f"{name}.npy")
 
 
-def _same_files(segment: Segment, folder: Path) -> bool:
-    """Is this segment the one mapped from `folder` (not rebuilt by a merge since)?"""
-    person = segment.person
-    return isinstance(person, np.memmap) and Path(person.filename).parent == folder.resolve()
-
-
-def _reuse_or_write(d: Path, name: str | None, array: np.ndarray, new_name: str) -> str:
-    if name and isinstance(array, np.memmap) and Path(array.filename) == (d / name).resolve():
+def _reuse_or_write(d: Path, name: str | None, dictionary: Dictionary, new_name: str) -> str:
+    """The dictionary's base file: the one it is mapped from, or a new one."""
+    if name and dictionary.origin == name:
         return name
     tmp = d / f"{new_name}.tmp"
     with open(tmp, "wb") as f:
-        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+        np.save(f, np.ascontiguousarray(dictionary.base), allow_pickle=False)
     os.replace(tmp, d / new_name)
     return new_name
 
