@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from qrtrace.queries.trace_index import (
     FEED_COLUMNS,
@@ -34,7 +33,6 @@ from qrtrace.queries.trace_index import (
     Segment,
     TraceIndex,
     as_bytes,
-    as_text,
     build_segment,
     latest_rows,
 )
@@ -197,18 +195,15 @@ def build(store: Store, store_id: int, on_progress: Callable[[int, int], None] |
     is followed from just before the build began, so visits stored meanwhile are caught up after."""
     started = time.perf_counter()
     mark = _store_clock(store)  # rows stored from here on are caught up from the feed after the build
-    people = _dictionary(store, "trace_index_people", "person")
-    venues = _dictionary(store, "trace_index_venues", "venue_id")
-    # Hash lookups of the day's names (str, as the store returns them) into the sorted dictionaries.
-    people_index = pd.Index(as_text(people.base)) if len(people) else None
-    venue_index = pd.Index(as_text(venues.base)) if len(venues) else None
+    people, person_hashes = _dictionary(store, "trace_index_people")
+    venues, venue_hashes = _dictionary(store, "trace_index_venues")
     days = store.query(load_sql("qrtrace.sinks", "trace_index_days"))
     total, done = sum(days["rows"]), 0
     segments: dict[int, Segment] = {}
     for day, rows in zip(days["day"], days["rows"], strict=True):
         params = {"day_start": int(day) * US_PER_DAY, "day_end": (int(day) + 1) * US_PER_DAY}
         table = store.query_arrow(load_sql("qrtrace.sinks", "trace_index_day"), params)
-        segment = _day_segment(int(day), table, people_index, venue_index, len(venues))
+        segment = _day_segment(int(day), table, person_hashes, venue_hashes, len(venues))
         if segment is not None:
             segments[int(day)] = segment
         done += int(rows)
@@ -218,29 +213,42 @@ def build(store: Store, store_id: int, on_progress: Callable[[int, int], None] |
     return Followed(index, mark, store_id, time.perf_counter() - started)
 
 
-def _day_segment(day: int, table: object, people: pd.Index | None, venues: pd.Index | None,
-                 n_venues: int) -> Segment | None:  # fmt: skip
+@dataclass(frozen=True)
+class HashCodes:
+    """The store's 64-bit hashes of a dictionary's names, sorted, with each one's code: a day's rows are
+    coded by a numeric binary search, not by hashing strings in Python."""
+
+    hashes: np.ndarray  # uint64, sorted
+    codes: np.ndarray  # int64
+
+    def lookup(self, hashes: np.ndarray) -> np.ndarray:
+        """Codes of the names with these hashes, -1 for a name not in the dictionary."""
+        at = np.minimum(np.searchsorted(self.hashes, hashes), max(0, len(self.hashes) - 1))
+        if not len(self.hashes):
+            return np.full(len(hashes), -1, dtype=np.int64)
+        return np.where(self.hashes[at] == hashes, self.codes[at], -1)
+
+
+def _day_segment(day: int, table: object, people: HashCodes, venues: HashCodes, n_venues: int) -> Segment | None:
     """One day's rows (every version) as a segment of the visits that exist."""
-    cols = {name: table.column(name) for name in table.column_names}  # type: ignore[attr-defined]
-    visit = cols["visit"].to_numpy()
-    version = cols["version"].to_numpy()
-    if len(np.unique(visit)) < len(visit):  # some visit has several rows stored: keep its latest
+    cols = {name: table.column(name).to_numpy() for name in table.column_names}  # type: ignore[attr-defined]
+    visit, version = cols["visit"], cols["version"]
+    ordered = np.sort(visit)
+    if len(ordered) > 1 and (ordered[1:] == ordered[:-1]).any():  # some visit has several rows: keep its latest
         order = np.lexsort((version, visit))
         last = np.ones(len(order), dtype=bool)
         last[:-1] = visit[order][1:] != visit[order][:-1]
         keep = order[last]
     else:
         keep = np.arange(len(visit))
-    keep = keep[cols["withdrawn"].to_numpy()[keep] == 0]
-    if not len(keep) or people is None or venues is None:
+    keep = keep[cols["withdrawn"][keep] == 0]
+    person = people.lookup(cols["person_hash"][keep])
+    venue = venues.lookup(cols["venue_hash"][keep])
+    known = (person >= 0) & (venue >= 0)  # a visit stored after the dictionaries were read: the feed has it
+    keep, person, venue = keep[known], person[known], venue[known]
+    if not len(keep):
         return None
-    person = people.get_indexer(cols["person"].take(keep).to_numpy(zero_copy_only=False))
-    venue = venues.get_indexer(cols["venue_id"].take(keep).to_numpy(zero_copy_only=False))
-    if (person < 0).any() or (venue < 0).any():  # a visit stored after the dictionaries were read: the feed has it
-        known = (person >= 0) & (venue >= 0)
-        keep, person, venue = keep[known], person[known], venue[known]
-    start, end = cols["start_us"].to_numpy()[keep], cols["end_us"].to_numpy()[keep]
-    return build_segment(day, venue, person, start, end, n_venues)
+    return build_segment(day, venue, person, cols["start_us"][keep], cols["end_us"][keep], n_venues)
 
 
 def catch_up(store: Store, followed: Followed, now_s: int | None = None) -> Followed:
@@ -359,12 +367,23 @@ def _store_clock(store: Store) -> int:
     return int(store.query(load_sql("qrtrace.sinks", "store_clock"))["now_s"][0])
 
 
-def _dictionary(store: Store, sql: str, column: str) -> Dictionary:
-    names = store.query_arrow(load_sql("qrtrace.sinks", sql)).column(column).to_numpy(zero_copy_only=False)
-    base = as_bytes(names)
+def _dictionary(store: Store, sql: str) -> tuple[Dictionary, HashCodes]:
+    """A dictionary read from the store (names in byte order) and its names' hashes; refuses a store where
+    two names share a hash (the day reads could not tell them apart)."""
+    from qrtrace.errors import StoreError
+
+    table = store.query_arrow(load_sql("qrtrace.sinks", sql))
+    base = as_bytes(table.column("name").to_numpy(zero_copy_only=False))
+    hashes = table.column("hash").to_numpy().astype(np.uint64)
     if len(base) > 1 and not (base[1:] > base[:-1]).all():  # the store's order is byte order; make sure
-        base = np.unique(base)
-    return Dictionary(base)
+        order = np.argsort(base, kind="stable")
+        base, hashes = base[order], hashes[order]
+    order = np.argsort(hashes, kind="stable")
+    sorted_hashes = hashes[order]
+    if len(sorted_hashes) > 1 and (sorted_hashes[1:] == sorted_hashes[:-1]).any():
+        raise StoreError("Two names in the store share a 64-bit hash; the trace index cannot be built "
+                         "(set QRTRACE_TRACE_READER=store to trace from the store itself).")  # fmt: skip
+    return Dictionary(base), HashCodes(sorted_hashes, order.astype(np.int64))
 
 
 def _write_arrays(folder: Path, arrays: dict[str, np.ndarray]) -> None:
