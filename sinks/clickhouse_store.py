@@ -86,8 +86,11 @@ class ClickHouseStore:
         return {name: _numpy_column(values) for name, values in result.items()}
 
     def query_arrow(self, sql: str, params: Mapping[str, object] | None = None) -> pa.Table:
-        """The result as an Arrow table (built from the driver's columns)."""
-        return pa.table(self.query(sql, params))
+        """The result as an Arrow table (built from the driver's columns, UInt64 kept unsigned)."""
+        data, types = self._run(render(sql, params or {}), with_column_types=True, columnar=True)  # type: ignore[misc]
+        columns = data or [[] for _ in types]
+        return pa.table({name: pa.array(list(values), pa.uint64() if kind == "UInt64" else None)
+                         for (name, kind), values in zip(types, columns, strict=True)})  # fmt: skip
 
     def insert(self, table: str, columns: Columns) -> None:
         """Columnar insert: one statement (one native data block per 1M rows) for the whole batch."""
@@ -122,7 +125,12 @@ def _numpy_column(values: list) -> np.ndarray:
         out = np.empty(len(values), dtype=object)
         out[:] = values
         return out
-    return np.asarray(values, dtype=np.int64) if not values or isinstance(values[0], int) else np.asarray(values)
+    if not values or isinstance(values[0], int):
+        try:
+            return np.asarray(values, dtype=np.int64)
+        except OverflowError:  # a UInt64 past Int64 (a hash)
+            return np.asarray(values, dtype=np.uint64)
+    return np.asarray(values)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 from qrtrace.domain.venue_qr import ForgedVenueQrError, decode_venue_qr, encode_venue_qr, venue_signing_key
 from qrtrace.domain.venues import Venue
 from qrtrace.queries.trace import CaseQuery, TraceRules, Visit, trace_case, trace_cases
-from qrtrace.queries.visit_reader import StoreHopReader
+from qrtrace.queries.trace_index import IndexHopReader
+from qrtrace.queries.visit_reader import DEFAULT_MAX_VISIT_US, StoreHopReader
 from qrtrace.sinks.chdb_store import ChdbStore
 from qrtrace.sinks.retention import drop_expired_partitions
+from qrtrace.sinks.trace_index_files import IndexFiles, _store_id, build, catch_up
 from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
 from tests.oracles import oracle_trace, trace_shape
 
@@ -31,6 +33,7 @@ def store(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
 def insert_visits(store: ChdbStore, visits: list[Visit]) -> None:
     store.execute("TRUNCATE TABLE qrtrace.visits_by_venue")
     store.execute("TRUNCATE TABLE qrtrace.visits_by_person")
+    store.execute("TRUNCATE TABLE qrtrace.visit_feed")
     n = len(visits)
     store.insert(
         "qrtrace.visits_by_venue",
@@ -89,6 +92,54 @@ def test_sql_trace_equals_brute_force_oracle_single_and_batch(store, trace) -> N
     singles = [trace_shape(trace_case(reader, case, rules)) for case in cases]
     assert singles == [oracle_shape(visits, case, rules) for case in cases]
     assert [trace_shape(r) for r in trace_cases(reader, cases, rules)] == singles
+
+
+changes = st.lists(st.tuples(st.sampled_from(["revise", "withdraw", "new"]), st.integers(0, 39), st.integers(0, 300)),
+                   max_size=12)  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(traces, changes, st.booleans())
+def test_trace_index_equals_store_reader_and_oracle_after_build_and_feed(  # type: ignore[no-untyped-def]
+    store, tmp_path_factory, trace, later, saved
+) -> None:
+    """The index built from the store, then caught up from the visit feed after new visits, new versions and
+    withdrawn visits were stored, traces exactly as the store reader and the oracle (optionally through its
+    files: saved, then memory-mapped back as another process would)."""
+    visits, case_specs, depth, grace, min_overlap, until = trace
+    insert_visits(store, visits)
+    followed = build(store, _store_id(store))
+    final = {f"s{i}": v for i, v in enumerate(visits)}
+    rows = []
+    for n, (kind, which, minutes) in enumerate(later):
+        key = f"s{which}"
+        if kind == "new" or key not in final:
+            key = f"n{n}"
+            final[key] = Visit(f"p{which % 8}", f"V{which % 3}", T0 + minutes * M, T0 + (minutes + 45) * M)
+            rows.append((final[key], key, 1, 0))
+        elif kind == "revise":
+            v = final[key]
+            final[key] = Visit(v.person, v.venue, v.start, v.start + minutes * M)
+            rows.append((final[key], key, 2 + n, 0))
+        else:
+            rows.append((final.pop(key), key, 2 + n, 1))
+    if rows:
+        store.insert("qrtrace.visits_by_venue", {
+            "venue_id": [v.venue for v, *_ in rows], "person": [v.person for v, *_ in rows],
+            "start_us": np.array([v.start for v, *_ in rows]), "end_us": np.array([v.end for v, *_ in rows]),
+            "closed_by": np.zeros(len(rows), np.int8), "version": np.array([r[2] for r in rows], np.uint64),
+            "opened_by": [r[1] for r in rows], "withdrawn": np.array([r[3] for r in rows], np.uint8),
+        })  # fmt: skip
+    followed = catch_up(store, followed)
+    if saved:
+        files = IndexFiles(tmp_path_factory.mktemp("index"))
+        files.save(followed)
+        followed = files.load(followed.store_id)
+    rules = TraceRules(depth=depth, grace_us=grace * M, min_overlap_us=min_overlap * M, until_us=T0 + until * M)
+    cases = [CaseQuery(f"c{i}", f"p{p}", T0 + a * M, T0 + (a + w) * M) for i, (p, a, w) in enumerate(case_specs)]
+    by_index = [trace_shape(r) for r in trace_cases(IndexHopReader(followed.index, DEFAULT_MAX_VISIT_US), cases, rules)]
+    assert by_index == [trace_shape(r) for r in trace_cases(StoreHopReader(store), cases, rules)]
+    assert by_index == [oracle_shape(list(final.values()), case, rules) for case in cases]
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
