@@ -439,9 +439,13 @@ def _pair_exposures(
     }
 
 
+GROUP_BY_HASH_ROWS = 200_000
+
+
 def first_exposures(exposures: Table, hop: int) -> Table:
     """One row per (case, newly placed person) with their earliest exposure start."""
-    if exposures["person"].dtype != object:  # integer keys: a hash group-by of the packed pair
+    if exposures["person"].dtype != object and len(exposures["person"]) > GROUP_BY_HASH_ROWS:
+        # integer keys, many rows: a hash group-by of the packed pair beats sorting (pandas costs ~1 ms a call)
         first = pd.Series(exposures["start"]).groupby(_pair_key(exposures["case"], exposures["person"])).min()
         keys = first.index.to_numpy()
         return {

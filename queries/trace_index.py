@@ -382,14 +382,19 @@ class IndexHopReader:
         codes = np.asarray(frontier.persons, dtype=np.int64)
         lo, hi = np.asarray(frontier.start_los, np.int64), np.asarray(frontier.start_his, np.int64)
         end_lo = np.asarray(frontier.end_los, np.int64)
-        first, last = (int(lo.min()), int(hi.max())) if len(codes) else (0, -1)
+        longest = min(self.index.longest(), self.max_visit_us)
+        # A visit that starts before end_lo - longest ends before end_lo: no segment before that is read.
+        first = int(np.maximum(lo, end_lo - longest).min()) if len(codes) else 0
+        last = int(hi.max()) if len(codes) else -1
         parts: list[Table] = []
         keys = codes.astype(np.int32)  # the segments' dtype: a searchsorted in another would copy the segment
+        bounds = np.concatenate([keys, keys + 1])  # left bounds of each code and of the next: one search
+        n = len(keys)
         for day, segment in self.index.segments.items():
             if (day + 1) * US_PER_DAY <= first or day * US_PER_DAY > last:
                 continue
-            a = np.searchsorted(segment.by_person, keys, "left")
-            counts = np.searchsorted(segment.by_person, keys, "right") - a
+            found = np.searchsorted(segment.by_person, bounds)
+            a, counts = found[:n], found[n:] - found[:n]
             if not counts.any():
                 continue
             owner = np.repeat(np.arange(len(codes)), counts)
@@ -408,7 +413,7 @@ class IndexHopReader:
             if counts.any():
                 rows = o.by_person[np.repeat(a, counts) + _ranks(counts)]
                 parts.append(self._overlay_rows(rows))
-        return _concat(parts), min(self.index.longest(), self.max_visit_us)
+        return _concat(parts), longest
 
     def cell_visits(self, venues: np.ndarray, buckets: np.ndarray) -> Table:
         venues, buckets = np.asarray(venues, dtype=np.int64), np.asarray(buckets, dtype=np.int64)

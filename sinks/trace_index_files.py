@@ -47,6 +47,7 @@ FEED_KEEP_DAYS = 3  # the feed keeps this many days; an index further behind reb
 MERGE_ROWS = 200_000  # an overlay past this many rows is folded into the day segments
 IDLE_MERGE_ROWS = 20_000  # ... or past this many when the follower has nothing else to do
 SAVE_QUIET_MARK_S = 600  # a follower with nothing new saves its mark this seldom
+SAVE_EVERY_S = 30.0  # a following server saves an unmerged catch-up at most this often
 
 
 @dataclass
@@ -309,6 +310,8 @@ class IndexFollower:
         self.files, self.store = files, store
         self._followed = files.open(store, on_progress)
         self._saved_mark = self._followed.mark_s
+        self._saved_at = -float("inf")
+        self.save_every_s = 0.0  # a CLI process saves what it caught up at once; `follow` sets SAVE_EVERY_S
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -331,11 +334,13 @@ class IndexFollower:
             followed, merged = merge_if_large(followed, IDLE_MERGE_ROWS if idle else MERGE_ROWS)
             self._followed = followed
             self.refreshed_at = time.monotonic()
-            # Saved when it changed, or when only the mark moved far (a quiet store: the next open then
-            # reads less of the feed); not on every quiet tick of a server.
+            # Saved after a merge, or when it changed and the last save is SAVE_EVERY_S old (a server
+            # catching up twice a second does not rewrite its overlay each time), or when only the mark
+            # moved far (a quiet store: the next open then reads less of the feed).
+            due = time.monotonic() - self._saved_at >= self.save_every_s
             moved = followed.mark_s - self._saved_mark > SAVE_QUIET_MARK_S
-            if save and (merged or not idle or moved) and self.files.save(followed):
-                self._saved_mark = followed.mark_s
+            if save and (merged or (not idle and due) or moved) and self.files.save(followed):
+                self._saved_mark, self._saved_at = followed.mark_s, time.monotonic()
             return followed.index
 
     def follow(self, every_s: float = 0.5) -> None:
@@ -348,6 +353,7 @@ class IndexFollower:
                 except Exception:  # the store may be away for a moment: the next tick tries again
                     continue
 
+        self.save_every_s = SAVE_EVERY_S
         self._thread = threading.Thread(target=loop, name="trace-index-follower", daemon=True)
         self._thread.start()
 
