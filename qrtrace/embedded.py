@@ -344,10 +344,8 @@ class EmbeddedRuntime:
         when there is one; a followed index catches up by itself."""
         if self._following or self.settings.trace_reader != "index":
             return
-        if self._trace_index is not None:
-            self._trace_index.refresh()
-        elif (self.trace_index_files.directory / "meta.json").exists():
-            self.trace_index()
+        if self._trace_index is not None or (self.trace_index_files.directory / "meta.json").exists():
+            self.trace_index().persist()
 
     def _hop_reader(self, store: Store | None) -> HopReader:
         longest = longest_allowed_visit_us(self.settings)

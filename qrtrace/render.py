@@ -114,7 +114,7 @@ def trace_doc_from_rows(header: dict, rows: Mapping[str, np.ndarray], tz: timezo
     n = len(rows["person"])
     person = rows["person"]
     heads = np.flatnonzero(np.r_[True, person[1:] != person[:-1]]) if n else np.empty(0, dtype=np.int64)
-    ends = np.r_[heads[1:], n].astype(np.int64)
+    ends = np.r_[heads[1:], n].astype(np.int64) if n else heads  # no rows: no contacts (not one empty one)
     first, start, end = (iso_array(rows[k], tz) for k in ("first_exposure_us", "start_us", "end_us"))
     overlap = (rows["overlap_us"] / 60_000_000).tolist()
     venue, source = rows["venue_id"], rows["source_person"]

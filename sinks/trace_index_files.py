@@ -315,7 +315,7 @@ class IndexFollower:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self.refreshed_at = time.monotonic()
+        self.refreshed_at = self.refresh_started_at = time.monotonic()  # the last catch-up's end and start
         self.built_s = self._followed.built_s
 
     def current(self) -> TraceIndex:
@@ -328,6 +328,7 @@ class IndexFollower:
     def refresh(self, save: bool = True) -> TraceIndex:
         """Catch up with the feed now; merge and save when there is enough to be worth it."""
         with self._lock:
+            self.refresh_started_at = time.monotonic()
             before = self._followed
             followed = catch_up(self.store, before, _store_clock(self.store))
             idle = followed.index is before.index  # nothing new: a smaller overlay is worth merging now
@@ -342,6 +343,15 @@ class IndexFollower:
             if save and (merged or (not idle and due) or moved) and self.files.save(followed):
                 self._saved_mark, self._saved_at = followed.mark_s, time.monotonic()
             return followed.index
+
+    def persist(self) -> None:
+        """Catch up, merge a large overlay and save now (an ingesting process, after its pass is stored)."""
+        with self._lock:
+            followed = catch_up(self.store, self._followed, _store_clock(self.store))
+            followed, _ = merge_if_large(followed)
+            self._followed = followed
+            if self.files.save(followed):
+                self._saved_mark, self._saved_at = followed.mark_s, time.monotonic()
 
     def follow(self, every_s: float = 0.5) -> None:
         """Refresh in a daemon thread every `every_s` seconds until `stop()` (a failed refresh is retried)."""

@@ -165,3 +165,17 @@ def test_whole_names_never_cuts_a_name() -> None:
     assert render.whole_names(["Chợ", "Trường học", "Bệnh viện"], 19) == "Chợ (+2)"
     assert render.whole_names(["A very long name indeed"], 5) == "A very long name indeed"
     assert render.whole_names([], 10) == ""
+
+
+def test_a_stored_case_without_contacts_reads_back_as_none() -> None:
+    """A case whose trace found nobody has no exposure rows: its document lists no contacts (it used to
+    fail on the empty rows)."""
+    import numpy as np
+
+    from qrtrace.render import trace_doc_from_rows
+    from qrtrace.settings import VIETNAM
+
+    empty = {k: np.empty(0, dtype=object if k in ("person", "venue_id", "source_person") else np.int64)
+             for k in ("person", "hop", "first_exposure_us", "venue_id", "start_us", "end_us", "overlap_us",
+                       "source_person", "source_hop")}  # fmt: skip
+    assert trace_doc_from_rows({"case_id": "c"}, empty, VIETNAM)["contacts"] == []
