@@ -77,9 +77,8 @@ def scanner_requests(population: int, slice_events: int, max_requests: int) -> t
 
 
 def _prepare(root: Path, district) -> Settings:  # type: ignore[no-untyped-def]
-    settings = Settings(
-        now=REPLAY_CLOCK, store=str(root / "store"), key_file=root / "keys.json", token_file=root / "tokens.json"
-    )
+    settings = Settings(now=REPLAY_CLOCK, store=str(root / "store"), key_file=root / "keys.json",
+                        token_file=root / "tokens.json")
     with EmbeddedRuntime(settings) as rt:
         rt.register_venues(district.venues)
     return settings
@@ -202,14 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{len(requests)} requests, median {result['median_events_per_request']} check-ins each; "
                   f"{result['measured_at']}", {"baseline": (150, 150, 150), "api": (183, 28, 28)},
                   direct["events_per_s"], "direct baseline", left=330, plot_w=560)  # fmt: skip
-    print(
-        json.dumps(
-            {
-                k: result[k]
-                for k in ("api_over_direct_p50", "api_share_of_direct_throughput", "concurrent_over_direct_throughput")
-            }
-        )
-    )
+    print(json.dumps({k: result[k] for k in ("api_over_direct_p50", "api_share_of_direct_throughput",
+                                             "concurrent_over_direct_throughput")}))
     return 0
 
 

@@ -151,6 +151,7 @@ end
 """
 
 
+
 def script(*args: object, env: dict[str, str], timeout: float = 600) -> str:
     """Run one of the project's scripts; its stdout, or exit with its last words."""
     proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout, env=env)
@@ -172,7 +173,6 @@ def wait_http(port: int, timeout_s: float = 120) -> None:
             pass
         time.sleep(0.3)
     raise SystemExit(f"qrtrace serve did not answer on port {port} within {timeout_s:.0f} s")
-
 
 def log(msg: str) -> None:
     """A timestamped progress line (the run takes minutes; the lead wants to see where it is)."""

@@ -67,10 +67,8 @@ REPLAY_CLOCK = (SIM_START + timedelta(days=20)).isoformat()
 PARTITIONS = 4
 # What a reader sees: current outcomes, and visits not withdrawn (the outcome on arrival depends on the order).
 CHECKINS = "SELECT scan_id, venue_id, person, event_time_us, outcome FROM qrtrace.checkin_outcomes FINAL"
-VISITS = (
-    "SELECT venue_id, person, start_us, end_us, opened_by FROM (SELECT * FROM qrtrace.visits_by_venue FINAL) "
-    "WHERE withdrawn = 0"
-)
+VISITS = ("SELECT venue_id, person, start_us, end_us, opened_by FROM (SELECT * FROM qrtrace.visits_by_venue FINAL) "
+          "WHERE withdrawn = 0")
 DEAD_LETTERS = "SELECT reason, count() AS n FROM qrtrace.dead_letters FINAL GROUP BY reason"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MACHINE_NOTE = "shared 2-core machine: broker, workers and database share these 2 cores"
@@ -1151,9 +1149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # 2. expected result: the embedded pipeline on the same input, same keys (not timed)
         expected = embedded_expected(
-            Settings(store=str(tmp / "embedded"), key_file=key_file, actor="bench", now=REPLAY_CLOCK),
-            district.venues,
-            batches,
+            Settings(store=str(tmp / "embedded"), key_file=key_file, actor="bench", now=REPLAY_CLOCK), district.venues,
+            batches
         )
         log(
             f"embedded reference: {len(expected['checkins']):,} check-ins, {len(expected['visits']):,} visits, "

@@ -177,7 +177,11 @@ def cut_history(h: KeyHistory, horizon_us: int, dwell: int, cap: int) -> list[tu
 
 def is_forgettable(h: KeyHistory, horizon_us: int, cap: int) -> bool:
     """Nothing of this key can meet a check-in at or after the horizon: it can be dropped."""
-    return not h.events and h.open_start is None and (h.expired_start is None or h.expired_start + 2 * cap < horizon_us)
+    return (
+        not h.events
+        and h.open_start is None
+        and (h.expired_start is None or h.expired_start + 2 * cap < horizon_us)
+    )
 
 
 def visit_batch(rows: list[tuple]) -> VisitBatch:

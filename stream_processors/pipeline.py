@@ -186,6 +186,7 @@ class CheckinProcessor:
         return letters
 
 
+
 def _cut_venue(venue: str, vs: VenueState, horizon: int, dwell: int, cap: int, window_us: int) -> list[DeadLetter]:
     letters = []
     for person in list(vs.keys):

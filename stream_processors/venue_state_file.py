@@ -36,10 +36,8 @@ class VenueStateFile:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock.close()
-            raise StateInUse(
-                f"Another qrtrace process is ingesting into this store (its state {path} is locked); "
-                "stop it, or send the check-ins to that process."
-            ) from None
+            raise StateInUse(f"Another qrtrace process is ingesting into this store (its state {path} is locked); "
+                             "stop it, or send the check-ins to that process.") from None
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
