@@ -251,6 +251,17 @@ class TraceIndex:
         names = sum(d.base.nbytes + d.tail.nbytes for d in (self.people, self.venues))
         return names + sum(s.nbytes() for s in self.segments.values()) + self.overlay.nbytes()
 
+    def warm(self) -> int:
+        """Read one value of every memory page of every array, so that traces never wait for the disk (a
+        server does this once as it starts; a CLI process lets the pages it needs come in). Returns bytes."""
+        arrays = [self.people.base, self.venues.base]
+        arrays += [getattr(s, name) for s in self.segments.values() for name in Segment.ARRAYS]
+        for array in arrays:
+            flat = array.reshape(-1).view(np.uint8) if array.dtype.kind == "S" else array.reshape(-1)
+            step = max(1, 4096 // max(1, flat.itemsize))
+            flat[::step].max(initial=0)
+        return sum(a.nbytes for a in arrays)
+
     def longest(self) -> int:
         spans = [s.longest for s in self.segments.values()]
         o = self.overlay
@@ -387,7 +398,11 @@ class IndexHopReader:
         first = int(np.maximum(lo, end_lo - longest).min()) if len(codes) else 0
         last = int(hi.max()) if len(codes) else -1
         parts: list[Table] = []
-        keys = codes.astype(np.int32)  # the segments' dtype: a searchsorted in another would copy the segment
+        # The frontier in code order (binary searches for sorted keys share their path through the array),
+        # in the segments' dtype (a searchsorted in another would copy the segment first).
+        by_code = np.argsort(codes, kind="stable")
+        codes, lo, hi, end_lo = codes[by_code], lo[by_code], hi[by_code], end_lo[by_code]
+        keys = codes.astype(np.int32)
         bounds = np.concatenate([keys, keys + 1])  # left bounds of each code and of the next: one search
         n = len(keys)
         for day, segment in self.index.segments.items():

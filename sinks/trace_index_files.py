@@ -357,6 +357,7 @@ class IndexFollower:
         """Refresh in a daemon thread every `every_s` seconds until `stop()` (a failed refresh is retried)."""
 
         def loop() -> None:
+            self.current().warm()  # a server's traces should never wait for the disk
             while not self._stop.wait(every_s):
                 try:
                     self.refresh()
