@@ -128,7 +128,8 @@ class HopReader(Protocol):
 
     def source_visits(self, frontier: Frontier) -> tuple[Table, int]:
         """Each frontier person's visits within their bounds (a superset is fine), and the length of
-        the longest visit stored (how far back an overlapping visit can have started)."""
+        the longest visit stored (how far back an overlapping visit can have started): one number, or an
+        array with one per returned visit (the longest at that visit's venue: a tighter look-back)."""
 
     def cell_visits(self, venues: np.ndarray, buckets: np.ndarray) -> Table:
         """Every visit whose (venue_id, start_bucket) is one of the given cells."""
@@ -320,14 +321,17 @@ def contact_frontier(contacts: Table, until_us: int) -> Frontier:
 def expand_frontier(reader: HopReader, frontier: Frontier, placed: Table, hop: int, rules: TraceRules) -> Table:
     """One hop: every exposure of a person not yet placed by a case, by one of that case's sources."""
     visits, longest = reader.source_visits(frontier)
+    if np.ndim(longest):
+        visits = {**visits, "longest": np.asarray(longest, dtype=np.int64)}
     sources = case_sources(visits, frontier.selections)
+    longest = sources.pop("s_longest", longest)
     if not len(sources["case"]):
         return empty_table(EXPOSURE_COLUMNS, frontier.selections["person"].dtype)
     cells = source_cells(sources, longest, rules.grace_us)
-    venue_codes = pd.factorize(sources["venue_id"])[0].astype(np.int64)
+    venue_codes = _venue_codes(sources["venue_id"], sources["venue_id"][:0])[0]
     distinct = np.unique(venue_codes[cells["source"]] << 32 | cells["bucket"], return_index=True)[1]
     candidates = reader.cell_visits(sources["venue_id"][cells["source"][distinct]], cells["bucket"][distinct])
-    return hop_exposures(sources, cells, candidates, placed, hop, rules)
+    return hop_exposures(sources, cells, candidates, placed, hop, rules, longest)
 
 
 def case_sources(visits: Table, selections: Table) -> Table:
@@ -343,12 +347,13 @@ def case_sources(visits: Table, selections: Table) -> Table:
         "venue_id": visits["venue_id"][vi],
         "s_start": visits["start_us"][vi],
         "s_end": visits["end_us"][vi],
-    }
+    } | ({"s_longest": visits["longest"][vi]} if "longest" in visits else {})
 
 
-def source_cells(sources: Table, longest_us: int, grace_us: int) -> Table:
+def source_cells(sources: Table, longest_us: int | np.ndarray, grace_us: int) -> Table:
     """Each source's (venue, start bucket) cells, one row per (source, cell): the buckets a visit it
-    exposes can have started in, from its start minus the longest visit to its end plus grace."""
+    exposes can have started in, from its start minus the longest visit (one for all, or per source) to
+    its end plus grace."""
     first = (sources["s_start"] - longest_us) // BUCKET_US
     last = (sources["s_end"] + grace_us) // BUCKET_US
     counts = last - first + 1
@@ -358,22 +363,72 @@ def source_cells(sources: Table, longest_us: int, grace_us: int) -> Table:
 MAX_PAIRS = 2_000_000  # (source cell, candidate) pairs examined at once: bounds a hop's memory in a chunk
 
 
-def hop_exposures(sources: Table, cells: Table, candidates: Table, placed: Table, hop: int, rules: TraceRules) -> Table:
-    """docs/design.md's exposure rule over the (source, candidate) pairs that share a cell, per case, minus
-    people the case has already placed (which includes the case itself). The pairs are examined a slice of
-    cells at a time (at most MAX_PAIRS): a busy venue's cells can pair millions, most of them no exposure."""
-    # Exact (venue, bucket) keys: venue codes from one factorisation of both sides, bucket in the low 32 bits.
-    codes = pd.factorize(np.concatenate([sources["venue_id"], candidates["venue_id"]]))[0].astype(np.int64)
-    source_codes, candidate_codes = codes[: len(sources["venue_id"])], codes[len(sources["venue_id"]) :]
+def hop_exposures(sources: Table, cells: Table, candidates: Table, placed: Table, hop: int, rules: TraceRules,
+                  longest: int | np.ndarray | None = None) -> Table:  # fmt: skip
+    """docs/design.md's exposure rule over (source, candidate) pairs at one venue, per case, minus people the
+    case has already placed (which includes the case itself). Pairs are made by `interval_pairs` (the
+    candidates that started within a source's look-back `longest` and before its end + grace), or, when
+    `longest` is not given or the keys do not fit, by the (venue, bucket) cells both share. They are
+    examined at most MAX_PAIRS at a time: a busy venue can pair millions, most of them no exposure."""
+    source_codes, candidate_codes = _venue_codes(sources["venue_id"], candidates["venue_id"])
     candidates, candidate_codes = _near_sources(sources, source_codes, candidates, candidate_codes, rules.grace_us)
-    cell_keys = source_codes[cells["source"]] << 32 | cells["bucket"]
-    candidate_keys = candidate_codes << 32 | candidates["start_us"] // BUCKET_US
     known = PlacedSet(placed)
-    found = [
-        _pair_exposures(sources, cells["source"][ci], candidates, ti, known, hop, rules)
-        for ci, ti in join_slices(cell_keys, candidate_keys, MAX_PAIRS)
-    ]
+    slices = None if longest is None else interval_pairs(sources, source_codes, candidates, candidate_codes,
+                                                          longest, rules.grace_us)  # fmt: skip
+    if slices is None:
+        # Exact (venue, bucket) keys: venue codes of one numbering on both sides, bucket in the low 32 bits.
+        cell_keys = source_codes[cells["source"]] << 32 | cells["bucket"]
+        candidate_keys = candidate_codes << 32 | candidates["start_us"] // BUCKET_US
+        slices = ((cells["source"][ci], ti) for ci, ti in join_slices(cell_keys, candidate_keys, MAX_PAIRS))
+    found = [_pair_exposures(sources, si, candidates, ti, known, hop, rules) for si, ti in slices]
     return concat_tables(found) if found else empty_table(EXPOSURE_COLUMNS, sources["s_person"].dtype)
+
+
+Pairs = Iterator[tuple[np.ndarray, np.ndarray]]  # slices of (source index, candidate index) pairs
+
+
+def interval_pairs(sources: Table, source_codes: np.ndarray, candidates: Table, candidate_codes: np.ndarray,
+                   longest: int | np.ndarray, grace_us: int) -> Pairs | None:  # fmt: skip
+    """(source, candidate) index pairs, in slices of at most MAX_PAIRS: for each source, the candidates at
+    its venue that started in [start - longest, end + grace), the only ones that can overlap it. One sorted
+    key (venue, start) and two binary searches per source: far fewer pairs than whole 6-hour cells. None
+    when the packed key would not fit in 64 bits (then the cells pair them)."""
+    s_lo = sources["s_start"] - longest
+    s_hi = sources["s_end"] + grace_us
+    t_start = candidates["start_us"]
+    if not len(t_start) or not len(s_lo):
+        return iter(())
+    base = int(min(t_start.min(), s_lo.min()))
+    span = int(max(t_start.max(), s_hi.max())) - base + 1
+    venues = int(max(source_codes.max(), candidate_codes.max())) + 1
+    if venues * span >= 2**62:
+        return None
+    keys = candidate_codes * span + (t_start - base)
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    lo = np.searchsorted(keys, source_codes * span + (s_lo - base), "left")
+    counts = np.searchsorted(keys, source_codes * span + (s_hi - base), "left") - lo
+
+    def slices() -> Pairs:
+        total = np.cumsum(counts)
+        i = 0
+        while i < len(counts):
+            before = int(total[i - 1]) if i else 0
+            j = max(i + 1, int(np.searchsorted(total, before + MAX_PAIRS, "right")))
+            c = counts[i:j]
+            yield np.repeat(np.arange(i, j), c), order[np.repeat(lo[i:j], c) + _ranks(c)]
+            i = j
+
+    return slices()
+
+
+def _venue_codes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Venue keys of both sides as dense int64 codes of one numbering: the reader's own codes when it
+    gives integers (the trace index), else one factorisation of the names."""
+    if a.dtype != object and b.dtype != object:
+        return a.astype(np.int64, copy=False), b.astype(np.int64, copy=False)
+    codes = pd.factorize(np.concatenate([a, b]))[0].astype(np.int64)
+    return codes[: len(a)], codes[len(a) :]
 
 
 def _near_sources(sources: Table, source_codes: np.ndarray, candidates: Table, candidate_codes: np.ndarray,

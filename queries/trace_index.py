@@ -139,6 +139,7 @@ class Segment:
     cells: np.ndarray  # int32 offsets: cell (venue v, bucket b of the day) is rows cells[4v + b] : cells[4v + b + 1]
     by_person: np.ndarray  # int32 person codes, sorted
     by_person_row: np.ndarray  # int32: the row of each by_person entry
+    venue_longest: np.ndarray  # int64: the longest visit of each venue code in the segment (0: none)
     longest: int  # the longest visit in the segment (end - start)
     origin: str | None = field(default=None, compare=False)  # the folder its arrays are mapped from, if any
 
@@ -162,7 +163,7 @@ class Segment:
     def nbytes(self) -> int:
         return sum(getattr(self, name).nbytes for name in self.ARRAYS)
 
-    ARRAYS = ("person", "start", "end", "cells", "by_person", "by_person_row")  # the files of a segment
+    ARRAYS = ("person", "start", "end", "cells", "by_person", "by_person_row", "venue_longest")  # its files
 
 
 def build_segment(day: int, venue: np.ndarray, person: np.ndarray, start: np.ndarray, end: np.ndarray,
@@ -181,7 +182,13 @@ def build_segment(day: int, venue: np.ndarray, person: np.ndarray, start: np.nda
     cells = np.zeros(venues * BUCKETS_PER_DAY + 1, dtype=np.int32)
     np.cumsum(counts, out=cells[1:])
     by_row = np.argsort(person, kind="stable").astype(np.int32)
-    return Segment(day, person, start, end, cells, person[by_row], by_row, int((end - start).max(initial=0)))
+    span = end - start
+    venue_longest = np.zeros(venues, dtype=np.int64)
+    if len(venue):
+        firsts = np.flatnonzero(np.r_[True, venue[1:] != venue[:-1]])  # rows are in venue order
+        venue_longest[venue[firsts]] = np.maximum.reduceat(span, firsts)
+    return Segment(day, person, start, end, cells, person[by_row], by_row, venue_longest,
+                   int(span.max(initial=0)))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -261,6 +268,22 @@ class TraceIndex:
             step = max(1, 4096 // max(1, flat.itemsize))
             flat[::step].max(initial=0)
         return sum(a.nbytes for a in arrays)
+
+    def venue_longest(self) -> np.ndarray:
+        """The longest live visit of each venue code, over every segment and the overlay (cached)."""
+        cached = self.__dict__.get("_venue_longest")
+        if cached is not None:
+            return cached
+        out = np.zeros(len(self.venues), dtype=np.int64)
+        for segment in self.segments.values():
+            n = len(segment.venue_longest)
+            np.maximum(out[:n], segment.venue_longest, out=out[:n])
+        o = self.overlay
+        if len(o.by_person):
+            live = o.by_person
+            np.maximum.at(out, o.rows["venue_id"][live], o.rows["end_us"][live] - o.rows["start_us"][live])
+        object.__setattr__(self, "_venue_longest", out)
+        return out
 
     def longest(self) -> int:
         spans = [s.longest for s in self.segments.values()]
@@ -428,7 +451,11 @@ class IndexHopReader:
             if counts.any():
                 rows = o.by_person[np.repeat(a, counts) + _ranks(counts)]
                 parts.append(self._overlay_rows(rows))
-        return _concat(parts), longest
+        visits = _concat(parts)
+        # The look-back of each source: the longest visit at its venue (a market's stays are short, an
+        # office's long), never more than the cap the visits are read with.
+        per_venue = np.minimum(self.index.venue_longest()[visits["venue_id"]], self.max_visit_us)
+        return visits, per_venue
 
     def cell_visits(self, venues: np.ndarray, buckets: np.ndarray) -> Table:
         venues, buckets = np.asarray(venues, dtype=np.int64), np.asarray(buckets, dtype=np.int64)

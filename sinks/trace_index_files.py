@@ -39,7 +39,7 @@ from qrtrace.queries.trace_index import (
 from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.store import Store
 
-FORMAT = 1
+FORMAT = 2  # 2: segments keep each venue's longest visit
 # An insert is stamped when it starts and read once it is done: each catch-up reads this far before the
 # latest stamp it saw again (rows applied twice change nothing).
 FEED_MARGIN_S = 30
