@@ -371,11 +371,12 @@ def hop_exposures(sources: Table, cells: Table, candidates: Table, placed: Table
     `longest` is not given or the keys do not fit, by the (venue, bucket) cells both share. They are
     examined at most MAX_PAIRS at a time: a busy venue can pair millions, most of them no exposure."""
     source_codes, candidate_codes = _venue_codes(sources["venue_id"], candidates["venue_id"])
-    candidates, candidate_codes = _near_sources(sources, source_codes, candidates, candidate_codes, rules.grace_us)
     known = PlacedSet(placed)
     slices = None if longest is None else interval_pairs(sources, source_codes, candidates, candidate_codes,
                                                           longest, rules.grace_us)  # fmt: skip
     if slices is None:
+        candidates, candidate_codes = _near_sources(sources, source_codes, candidates, candidate_codes,
+                                                    rules.grace_us)  # fmt: skip
         # Exact (venue, bucket) keys: venue codes of one numbering on both sides, bucket in the low 32 bits.
         cell_keys = source_codes[cells["source"]] << 32 | cells["bucket"]
         candidate_keys = candidate_codes << 32 | candidates["start_us"] // BUCKET_US
