@@ -50,7 +50,9 @@ def service(request: Request) -> ApiService:
     return request.app.state.service
 
 
-def caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+def caller(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal:
     """The authenticated caller; 401 with the reason otherwise."""
     header = f"Bearer {credentials.credentials}" if credentials else None
     return service(request).authenticate(header, request.client.host if request.client else "")
@@ -130,12 +132,7 @@ class BodyLimit:
 
 # Our exceptions carry a sentence for the caller; this says which status goes with which.
 SENTENCE_STATUS: dict[type[Exception], int] = {
-    InvalidToken: 401,
-    AccessDenied: 403,
-    NotFound: 404,
-    Conflict: 409,
-    TooLarge: 413,
-    Unavailable: 503,
+    InvalidToken: 401, AccessDenied: 403, NotFound: 404, Conflict: 409, TooLarge: 413, Unavailable: 503,
     QrtraceError: 400,  # InputError and the other user-facing errors of the core
 }
 

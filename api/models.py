@@ -50,9 +50,8 @@ class VenueIn(Strict):
 
 class CaseIn(Strict):
     case_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
-    person_id: str = Field(
-        min_length=1, max_length=64, pattern=NO_CONTROL, description="The identifier the case checked in with"
-    )
+    person_id: str = Field(min_length=1, max_length=64, pattern=NO_CONTROL,
+                           description="The identifier the case checked in with")
     infectious_from: Time
     infectious_to: Time
 
@@ -63,9 +62,8 @@ class TraceIn(Strict):
     grace_minutes: float = Field(30, ge=0, le=1440)
     min_overlap_minutes: float = Field(0, ge=0, le=1440)
     until: Time | None = None
-    purpose: str = Field(
-        min_length=3, max_length=300, pattern=NO_CONTROL, description="Why this trace is run (audited)"
-    )
+    purpose: str = Field(min_length=3, max_length=300, pattern=NO_CONTROL,
+                         description="Why this trace is run (audited)")
 
 
 class Accepted(BaseModel):

@@ -214,14 +214,11 @@ def front_door_stats() -> dict:
                 return None if le == float("inf") else le * 1000
         return None
 
-    return {
-        "requests": by("qrtrace_frontdoor_requests_total", "status"),
-        "unavailable": by("qrtrace_frontdoor_unavailable_total", "cause"),
-        "scans": by("qrtrace_frontdoor_scans_total", "verdict"),
-        "answer_ms_p50": percentile(0.5),
-        "answer_ms_p99": percentile(0.99),
-        "queued_checkins": int(sum(s.value for s in samples.get("qrtrace_frontdoor_queued_checkins", []))),
-    }
+    return {"requests": by("qrtrace_frontdoor_requests_total", "status"),
+            "unavailable": by("qrtrace_frontdoor_unavailable_total", "cause"),
+            "scans": by("qrtrace_frontdoor_scans_total", "verdict"),
+            "answer_ms_p50": percentile(0.5), "answer_ms_p99": percentile(0.99),
+            "queued_checkins": int(sum(s.value for s in samples.get("qrtrace_frontdoor_queued_checkins", [])))}
 
 
 def _records(body: bytes, ndjson: bool) -> list[CheckinIn]:

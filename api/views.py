@@ -67,16 +67,10 @@ def coverage_view(
         "offices": offices,
         "zero_scan_communes": [r for r in communes if r["scans_24h"] == 0],
         "silent_venues": [
-            {
-                "venue_id": v.venue_id,
-                "name": v.name,
-                "category": v.category,
-                "category_name": categories[v.category].name(lang),
-                "commune_code": v.commune_code,
-                "commune_name": names.get(v.commune_code, v.commune_code),
-            }
-            for v in day.silent_venues
-            if shown(v.commune_code)
+            {"venue_id": v.venue_id, "name": v.name, "category": v.category,
+             "category_name": categories[v.category].name(lang), "commune_code": v.commune_code,
+             "commune_name": names.get(v.commune_code, v.commune_code)}
+            for v in day.silent_venues if shown(v.commune_code)
         ],
     }
 

@@ -222,32 +222,56 @@ def trace(
         until_us=parse_time(until, "--until", settings) if until else now_us(),
     )
     quiet = as_json or cases is None  # a single case takes milliseconds; a day's cases can take minutes
-    with _runtime(settings) as rt, render.progress(settings.lang, quiet) as bar:
-        task = bar.add_task(t("tracing", settings.lang), total=rules.depth)
-        chunks = rt.trace_many_chunks(
-            case_rows, rules, purpose, on_progress=lambda done: bar.update(task, completed=done * rules.depth)
-        )
-        if not as_json:  # written a chunk of cases at a time: a day's cases never sit in memory together
-            with render.TraceFiles(csv_out, out_dir) as files:
-                for results, identities in chunks:
-                    docs = [render.trace_dict(r, identities, settings.display_tz) for r in results]
-                    names = rt.venue_names(render.shown_venue_ids(docs))  # one look-up a chunk
+    with _runtime(settings) as rt:
+        _open_trace_index(rt, settings, as_json)
+        with render.progress(settings.lang, quiet) as bar:
+            task = bar.add_task(t("tracing", settings.lang), total=rules.depth)
+            chunks = rt.trace_many_chunks(case_rows, rules, purpose,
+                                          on_progress=lambda done: bar.update(task, completed=done * rules.depth))
+            if not as_json:  # written a chunk of cases at a time: a day's cases never sit in memory together
+                with render.TraceFiles(csv_out, out_dir) as files:
+                    for results, identities in chunks:
+                        docs = [render.trace_dict(r, identities, settings.display_tz) for r in results]
+                        names = rt.venue_names(render.shown_venue_ids(docs))  # one look-up a chunk
+                        for doc in docs:
+                            files.add(doc)
+                            render.trace_tables(out, doc, settings.lang, settings.display_tz, names)
+                bar.update(task, completed=rules.depth)  # a trace that runs out of contacts stops early
+            else:
+                docs = [render.trace_dict(r, ids, settings.display_tz) for results, ids in chunks for r in results]
+                with render.TraceFiles(csv_out, out_dir) as files:
                     for doc in docs:
                         files.add(doc)
-                        render.trace_tables(out, doc, settings.lang, settings.display_tz, names)
-            bar.update(task, completed=rules.depth)  # a trace that runs out of contacts stops early
-        else:
-            docs = [render.trace_dict(r, ids, settings.display_tz) for results, ids in chunks for r in results]
-            with render.TraceFiles(csv_out, out_dir) as files:
-                for doc in docs:
-                    files.add(doc)
-            payload = docs[0] if cases is None else {"cases": docs, "cohort": render.combined_cohort(docs)}
-            sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
+                payload = docs[0] if cases is None else {"cases": docs, "cohort": render.combined_cohort(docs)}
+                sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
     if out_dir:
         out.print(f"{t('files', settings.lang)}: {len(files.written) - bool(csv_out)} → {out_dir}")
     for path in (csv_out, out_dir):  # identifiers in plain text: 0600, and said so
         if path:
             sys.stderr.write(t("plain_ids_warning", settings.lang).format(path=path) + "\n")
+
+
+def _open_trace_index(rt, settings, quiet: bool) -> None:  # type: ignore[no-untyped-def]
+    """Open the trace index before tracing: a build (missing or stale index) shows a progress bar and says
+    how long it took, on stderr, so that --json output stays clean."""
+    if settings.trace_reader != "index":
+        return
+    bars: list = []
+
+    def on_build(done: int, total: int) -> None:
+        if not bars:
+            bars.append(render.progress_on_stderr(settings.lang, quiet))
+            bars.append(bars[0].__enter__().add_task(t("index_building", settings.lang), total=total))
+        bars[0].update(bars[1], completed=done, total=total)
+
+    try:
+        follower = rt.trace_index(on_build=on_build)
+    finally:
+        if bars:
+            bars[0].__exit__(None, None, None)
+    if follower.built_s is not None and not quiet:
+        sys.stderr.write(t("index_built", settings.lang).format(visits=f"{len(follower.current()):,}",
+                                                                seconds=follower.built_s) + "\n")  # fmt: skip
 
 
 @report_app.command("coverage")
@@ -465,12 +489,8 @@ def _repair_dict(store_report: StoreRepair, state_report: StateRepair, settings:
     }
 
 
-WorkersOpt = Annotated[
-    int,
-    typer.Option(
-        "--workers", min=1, max=64, help="Processes serving the port (SO_REUSEPORT); more than 1 needs a broker."
-    ),
-]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=1, max=64,
+                                         help="Processes serving the port (SO_REUSEPORT); more than 1 needs a broker.")]
 
 
 @app.command("ingest-server")
@@ -508,9 +528,8 @@ def serve(
 
 @tokens_app.command("issue")
 def tokens_issue(
-    role: Annotated[
-        str, typer.Option(help="scanner, venue_owner, commune_officer, district_officer, epidemiologist or admin")
-    ],
+    role: Annotated[str, typer.Option(help="scanner, venue_owner, commune_officer, district_officer, "
+                                           "epidemiologist or admin")],
     name: Annotated[str, typer.Option(help="Who holds it (written to the audit log as the actor).")],
     venue: Annotated[list[str] | None, typer.Option(help="The venue(s) of a scanner or venue owner.")] = None,
     commune: Annotated[str | None, typer.Option(help="The commune of a commune officer.")] = None,
@@ -562,13 +581,8 @@ def tokens_revoke(token_id: str) -> None:
 
 @audit_app.command("verify")
 def audit_verify(
-    anchor: Annotated[
-        str | None,
-        typer.Option(
-            help="SEQ:HASH of an entry recorded earlier (e.g. the last one a "
-            "previous verify printed): it must still be in the chain."
-        ),
-    ] = None,
+    anchor: Annotated[str | None, typer.Option(help="SEQ:HASH of an entry recorded earlier (e.g. the last one a "
+                                                    "previous verify printed): it must still be in the chain.")] = None,
     store: StoreOpt = None,
     lang: LangOpt = None,
 ) -> None:
@@ -609,11 +623,8 @@ def audit_verify(
                            f"cut short or rewritten (the chain now ends at #{check.head_seq}).")  # fmt: skip
     older = ""
     if check.unchained:
-        older = (
-            f"; {check.unchained} mục cũ hơn được ghi trước khi có chuỗi nên không được bảo vệ"
-            if vi
-            else f"; {check.unchained} older entries were written before the chain existed and are not covered"
-        )
+        older = (f"; {check.unchained} mục cũ hơn được ghi trước khi có chuỗi nên không được bảo vệ" if vi else
+                 f"; {check.unchained} older entries were written before the chain existed and are not covered")
     out.print(f"Nhật ký kiểm toán nguyên vẹn: {check.entries} mục nối thành một chuỗi băm liền, mục cuối "
               f"#{check.head_seq}:{check.head_hash}{older} (ghi mốc này ở nơi khác để phát hiện việc cắt bớt)."
               if vi else f"The audit log is intact: {check.entries} entries form one unbroken hash chain, the last "

@@ -84,13 +84,9 @@ def run_demo(
         window_from, window_to = end_us - 2 * US_PER_DAY, end_us
         busiest = rt.store.query(
             load_sql("qrtrace.queries", "demo_case"),
-            {
-                "from_us": window_from,
-                "to_us": window_to,
-                "seed": seed,
-                # the middle of the days simulated inside the window (one day simulated: its noon)
-                "half_us": (max(window_from, end_us - days * US_PER_DAY) + window_to) // 2,
-            },
+            {"from_us": window_from, "to_us": window_to, "seed": seed,
+             # the middle of the days simulated inside the window (one day simulated: its noon)
+             "half_us": (max(window_from, end_us - days * US_PER_DAY) + window_to) // 2},
         )
         if not busiest["person"]:
             raise InputError("The simulation produced no visits to trace; try a larger --population.")
@@ -103,9 +99,8 @@ def run_demo(
         )
         case_id = raw_by_person[busiest["person"][0]]
         person = rt.declare_case("DEMO-F0-1", case_id, window_from, window_to)
-        rt.audit.record(
-            "declare_case", "DEMO-F0-1", person, "positive case declared", from_us=window_from, to_us=window_to
-        )  # the same entry as a declaration through the API
+        rt.audit.record("declare_case", "DEMO-F0-1", person, "positive case declared", from_us=window_from,
+                        to_us=window_to)  # the same entry as a declaration through the API
         rules = TraceRules(
             depth=settings.depth,
             grace_us=settings.grace_minutes * US_PER_MINUTE,

@@ -22,7 +22,6 @@ def serve_metrics(port: int | None) -> None:
     if port:
         start_http_server(port, addr="127.0.0.1")
 
-
 # The scanners' front door (`api/scanner_door.py`): what scanners were answered, how fast, and why not.
 FRONT_REQUESTS = Counter("qrtrace_frontdoor_requests_total", "Scanner requests answered, by HTTP status", ["status"])
 FRONT_SCANS = Counter("qrtrace_frontdoor_scans_total", "Check-ins in requests answered 202, by edge verdict",

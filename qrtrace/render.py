@@ -75,6 +75,14 @@ def progress(lang: str, disable: bool = False):  # type: ignore[no-untyped-def]
         yield bar
 
 
+def progress_on_stderr(lang: str, disable: bool = False) -> Progress:
+    """A progress bar on stderr (stdout may be carrying JSON): enter it with `with`."""
+    from rich.console import Console
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), disable=disable, console=Console(stderr=True))  # fmt: skip
+
+
 def ingest_dict(report) -> dict:  # type: ignore[no-untyped-def]
     d = asdict(report)
     d["reasons"] = dict(report.reasons)

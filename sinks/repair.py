@@ -136,14 +136,9 @@ def _ending_at_dwell(rows: Mapping[str, np.ndarray], idx: np.ndarray, dwell_us: 
     start = rows["start_us"][idx].astype(np.int64)
     n = len(idx)
     return VisitBatch(
-        venue_id=rows["venue_id"][idx],
-        person=rows["person"][idx],
-        start_us=start,
-        end_us=start + dwell_us[idx],
-        closed_by=np.full(n, CLOSED_BY_DWELL, np.int8),
-        version=rows["version"][idx].astype(np.uint64) + 1,
-        withdrawn=np.zeros(n, np.uint8),
-        opened_by=rows["opened_by"][idx],
+        venue_id=rows["venue_id"][idx], person=rows["person"][idx], start_us=start, end_us=start + dwell_us[idx],
+        closed_by=np.full(n, CLOSED_BY_DWELL, np.int8), version=rows["version"][idx].astype(np.uint64) + 1,
+        withdrawn=np.zeros(n, np.uint8), opened_by=rows["opened_by"][idx],
     )
 
 

@@ -70,12 +70,9 @@ def bootstrap_schema(store: Store) -> None:
     for statement in statements[:2]:  # the database and schema_meta come first
         store.execute(statement)
     migrating = check_schema_version(store, existed) == MIGRATES_FROM
-    visits_v3 = (
-        migrating
-        and store.query(
-            "SELECT count() AS n FROM system.tables WHERE database = 'qrtrace' AND name = 'visits_by_venue'"
-        )["n"][0]
-    )
+    visits_v3 = migrating and store.query(
+        "SELECT count() AS n FROM system.tables WHERE database = 'qrtrace' AND name = 'visits_by_venue'"
+    )["n"][0]
     if visits_v3:
         for statement in split_statements(load_sql("qrtrace.sinks", "migrate_v4_before")):
             store.execute(statement)

@@ -15,9 +15,8 @@ from qrtrace.sinks.audit import now_us
 router = APIRouter(tags=["cases and traces"])
 US_PER_MINUTE = 60_000_000
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-Purpose = Annotated[
-    str, Query(min_length=3, max_length=300, pattern=r"^\s*\S.{1,}\S\s*$", description="Why (written to the audit log)")
-]
+Purpose = Annotated[str, Query(min_length=3, max_length=300, pattern=r"^\s*\S.{1,}\S\s*$",
+                               description="Why (written to the audit log)")]
 
 
 @router.post("/cases", status_code=201)
@@ -70,9 +69,8 @@ def trace_result(
     return svc.trace_result(who, trace_id, purpose, case_id)
 
 
-@router.get(
-    "/traces/{trace_id}/call-list", response_class=Response, responses={200: {"content": {"text/csv": {}, XLSX: {}}}}
-)
+@router.get("/traces/{trace_id}/call-list", response_class=Response,
+            responses={200: {"content": {"text/csv": {}, XLSX: {}}}})
 def call_list(
     trace_id: str, who: Caller, svc: Service, purpose: Purpose,
     format: Literal["csv", "xlsx"] = "csv", lang: Literal["vi", "en"] = "vi",

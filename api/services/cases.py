@@ -75,10 +75,8 @@ class CaseService(ServiceCore):
         authorize(who, Action.RUN_TRACE, Scope(), self.geo)
         wanted = list(dict.fromkeys(case_ids))
         if len(wanted) > self.settings.trace_max_cases:
-            raise TooLarge(
-                f"A trace run takes at most {self.settings.trace_max_cases:,} cases "
-                f"(QRTRACE_TRACE_MAX_CASES), not {len(wanted):,}; split the cases into several runs."
-            )
+            raise TooLarge(f"A trace run takes at most {self.settings.trace_max_cases:,} cases "
+                           f"(QRTRACE_TRACE_MAX_CASES), not {len(wanted):,}; split the cases into several runs.")
         with self._lock:
             found = declared_cases(self.rt.store, wanted)
         missing = [c for c in wanted if c not in found]

@@ -9,6 +9,7 @@ Decisions:
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -66,7 +67,9 @@ class ServiceCore:
         self._jobs_lock = threading.Lock()
         self._locked_store = LockedStore(self.rt.store, self._lock)
         if settings.trace_reader == "index":  # warm, and caught up with the visit feed twice a second
-            self.rt.follow_trace_index(self._locked_store)
+            follower = self.rt.follow_trace_index(self._locked_store)
+            how = f"built from the store in {follower.built_s:.1f} s" if follower.built_s is not None else "opened"
+            logging.getLogger("qrtrace.api").info("trace index: %s visits, %s", f"{len(follower.current()):,}", how)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qrtrace-trace")
         self.ingest_stats = IngestStats()
         self.watcher = MetricsWatcher()

@@ -82,12 +82,8 @@ def test_refused_check_in_batches_store_nothing(client: TestClient, world: World
 def test_a_good_batch_keeps_its_bad_scans_as_dead_letters(client: TestClient, world: World,
                                                           service: ApiService) -> None:  # fmt: skip
     before = counts(service)
-    batch = [
-        scan(world, 20, venue_qr=_qr(service, world.venue_id)),
-        scan(world, 21, event_time="yesterday morning"),
-        scan(world, 22, direction="sideways"),
-        scan(world, 23, mode="telepathy"),
-    ]
+    batch = [scan(world, 20, venue_qr=_qr(service, world.venue_id)), scan(world, 21, event_time="yesterday morning"),
+             scan(world, 22, direction="sideways"), scan(world, 23, mode="telepathy")]
     resp = client.post("/api/checkins", json=batch, headers=world.auth("scanner"))
     assert resp.status_code == 202, resp.text
     body = resp.json()
@@ -148,11 +144,8 @@ def test_refused_venues_store_nothing(client: TestClient, world: World, service:
 def test_unknown_routes_and_venues_are_sentences(client: TestClient, world: World) -> None:
     _refused(client.get("/api/nothing-here", headers=world.auth("admin")), 404, "no page or API route")
     _refused(client.get("/api/venues/NOPE/poster.pdf", headers=world.auth("admin")), 404, "not registered")
-    _refused(
-        client.get("/api/traces/tr-nope/result", params={"purpose": "look"}, headers=world.auth("admin")),
-        404,
-        "No finished trace",
-    )
+    _refused(client.get("/api/traces/tr-nope/result", params={"purpose": "look"}, headers=world.auth("admin")), 404,
+             "No finished trace")
 
 
 def test_an_empty_batch_is_still_checked_for_the_role(client: TestClient, world: World) -> None:
@@ -223,7 +216,7 @@ def test_spreadsheets_never_run_what_people_typed(client: TestClient, world: Wor
     xlsx = client.get("/api/reports/coverage/export", params={"format": "xlsx"}, headers=officer)
     silent = load_workbook(io.BytesIO(xlsx.content))["Cơ sở chưa quét"]
     names = [row[2] for row in silent.iter_rows(min_row=2, values_only=True)]
-    assert '\'=HYPERLINK("x")' in names and not any(str(n).startswith("=") for n in names)
+    assert "'=HYPERLINK(\"x\")" in names and not any(str(n).startswith("=") for n in names)
 
 
 def test_scoped_callers_cannot_probe_which_venues_exist(client: TestClient, world: World) -> None:

@@ -27,20 +27,16 @@ def test_far_future_and_decades_long_visit_are_dead_letters_and_traces_work(clie
     resp = client.post("/api/checkins", headers=world.auth("scanner"), json=far)
     assert resp.status_code == 202, resp.text
     assert resp.json()["reasons"] == {"event_time_in_future": 1} and resp.json()["accepted"] == 0
-    resp = client.post(
-        "/api/checkins",
-        headers=world.auth("scanner"),
-        json=[_scan(world, 2, "in", "1960-01-01T08:00:00+07:00"), _scan(world, 3, "out", recent)],
-    )
+    resp = client.post("/api/checkins", headers=world.auth("scanner"),
+                       json=[_scan(world, 2, "in", "1960-01-01T08:00:00+07:00"), _scan(world, 3, "out", recent)])
     assert resp.status_code == 202, resp.text
     assert resp.json()["reasons"] == {"event_time_too_old": 1}
     person = service.rt.pseudonymiser.one("0912999000")
     with service._lock:  # by key, not count(): a background merge may fold earlier tests' duplicates meanwhile
         visits = service.rt.store.query("SELECT count() AS n FROM qrtrace.visits_by_venue WHERE person = {p:String}",
                                         {"p": person})["n"][0]  # fmt: skip
-        letters = service.rt.store.query(
-            "SELECT reason FROM qrtrace.dead_letters FINAL WHERE payload_redacted LIKE '%red-team-%' ORDER BY reason"
-        )["reason"]
+        letters = service.rt.store.query("SELECT reason FROM qrtrace.dead_letters FINAL "
+                                         "WHERE payload_redacted LIKE '%red-team-%' ORDER BY reason")["reason"]
         outcome = service.rt.store.query("SELECT outcome FROM qrtrace.checkin_outcomes FINAL "
                                          "WHERE scan_id LIKE 'red-team-%'")["outcome"]  # fmt: skip
     assert letters == ["event_time_in_future", "event_time_too_old"]

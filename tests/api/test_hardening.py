@@ -69,10 +69,8 @@ def test_the_largest_64_bit_numbers_are_still_accepted(client: TestClient, world
 def test_the_file_path_makes_such_records_dead_letters_with_a_reason(world: World) -> None:
     """`qrtrace ingest` decodes with orjson, which reads a whole number beyond 64 bits as an approximate float
     and refuses one beyond a double: both are dead letters with a reason; the batch's other records go on."""
-    base = (
-        '{"scan_id":"s%d","venue_id":"%s","person_id":"0912","direction":"in",'
-        '"event_time":"2026-11-21T08:00:00+07:00","mode":"manual","scanner_id":"x","declaration":{"n":%s}}'
-    )
+    base = '{"scan_id":"s%d","venue_id":"%s","person_id":"0912","direction":"in",' \
+           '"event_time":"2026-11-21T08:00:00+07:00","mode":"manual","scanner_id":"x","declaration":{"n":%s}}'
     numbers = (2**70, "1" + "0" * 400, 2**64 - 1, -(2**63) - 1, "1.5e30", 7)
     lines = [(base % (i, world.venue_id, n)).encode() for i, n in enumerate(numbers)]
     valid, rejected = Validator({world.venue_id}).validate(parse_lines(lines))
@@ -194,10 +192,8 @@ def test_venues_import_refuses_a_csv_with_a_bad_id(tmp_path: Path) -> None:
     proc = subprocess.run([qrtrace_bin(), "venues", "import", str(tmp_path / "venues.csv"), "--store",
                            str(tmp_path / "store")], capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert (
-        proc.stderr.count("\n") == 1
-        and "line 3: venue_id 'VN\"; filename=evil.exe; x=\"' is not a venue id" in proc.stderr
-    ), proc.stderr
+    assert proc.stderr.count("\n") == 1 and "line 3: venue_id 'VN\"; filename=evil.exe; x=\"' is not a venue id" \
+        in proc.stderr, proc.stderr
 
 
 # -- item 11: tamper evidence, the demo's declaration, /docs without a CDN, no-store ------------------------

@@ -37,10 +37,8 @@ def test_no_generated_request_makes_the_server_fail(client: TestClient, world: W
                 response = case.call(headers=world.auth(role))
                 if response.status_code >= 500 or (response.status_code >= 400 and
                                                    set(response.json()) != {"error"}):  # fmt: skip
-                    failures.append(
-                        f"{role} {case.method} {case.path} {case.path_parameters} {case.query} "
-                        f"{str(case.body)[:200]} -> {response.status_code} {response.text[:200]}"
-                    )
+                    failures.append(f"{role} {case.method} {case.path} {case.path_parameters} {case.query} "
+                                    f"{str(case.body)[:200]} -> {response.status_code} {response.text[:200]}")
 
         check()
     assert not failures, "\n".join(failures[:20])

@@ -112,12 +112,8 @@ def _dump(store: Path, keys: Path, requests: Path | None, env: dict[str, str]) -
 def test_killed_and_restarted_server_loses_and_doubles_nothing(tmp_path: Path) -> None:
     keys, tokens_file = tmp_path / "keys.json", tmp_path / "tokens.json"
     # The worked example is from July 2021: the server receives it as a replay (QRTRACE_NOW).
-    env = {
-        **os.environ,
-        "QRTRACE_KEY_FILE": str(keys),
-        "QRTRACE_TOKEN_FILE": str(tokens_file),
-        "QRTRACE_NOW": "2021-07-25T12:00:00+07:00",
-    }
+    env = {**os.environ, "QRTRACE_KEY_FILE": str(keys), "QRTRACE_TOKEN_FILE": str(tokens_file),
+           "QRTRACE_NOW": "2021-07-25T12:00:00+07:00"}
     env.pop("QRTRACE_STORE", None)
     served, reference = tmp_path / "served", tmp_path / "reference"
     for store in (served, reference):

@@ -86,9 +86,8 @@ def test_call_lists_and_posters_download(client: TestClient, world: World) -> No
     assert svg.content.lstrip().startswith(b"<?xml") and b"<svg" in svg.content
 
 
-def test_budgets_refuse_with_a_sentence_and_a_case_reads_alone(
-    client: TestClient, world: World, service, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+def test_budgets_refuse_with_a_sentence_and_a_case_reads_alone(client: TestClient, world: World, service,
+                                                               monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Issue 10, item 2: too many cases, a result too large for one answer, an XLSX past its limit: 413s
     that say what to do; one case of a large run still reads, and equals the case traced alone."""
     import dataclasses

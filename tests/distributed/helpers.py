@@ -13,10 +13,8 @@ from qrtrace.sinks.clickhouse_store import ClickHouseStore
 T = TypeVar("T")
 # What a reader sees: the latest row of each visit, withdrawn ones left out, and each check-in's current
 # outcome (its outcome on arrival, in qrtrace.checkins, depends on the order it arrived in; this does not).
-VISITS = (
-    "SELECT venue_id, person, start_us, end_us, opened_by FROM (SELECT * FROM qrtrace.visits_by_venue FINAL) "
-    "WHERE withdrawn = 0"
-)
+VISITS = ("SELECT venue_id, person, start_us, end_us, opened_by FROM (SELECT * FROM qrtrace.visits_by_venue FINAL) "
+          "WHERE withdrawn = 0")
 CHECKINS = "SELECT scan_id, venue_id, person, event_time_us, outcome FROM qrtrace.checkin_outcomes FINAL"
 DEAD_LETTERS = "SELECT reason, count() AS n FROM qrtrace.dead_letters FINAL GROUP BY reason"
 

@@ -114,8 +114,7 @@ def test_scanners_through_the_api_are_traced_on_the_server(pipeline, tmp_path: P
     instant = lambda s: datetime.fromisoformat(s).timestamp()  # noqa: E731
     assert result["case"] == want["case"]
     assert {(c["person_id"], c["hop"], instant(c["first_exposure"])) for c in result["contacts"]} == {
-        (c["person_id"], c["hop"], instant(c["first_exposure"])) for c in want["contacts"]
-    }
+        (c["person_id"], c["hop"], instant(c["first_exposure"])) for c in want["contacts"]}
 
 
 def _scan(scan_id: str, venue: str, person: str) -> dict:

@@ -11,18 +11,8 @@ POPULATION, DAYS, SEED = 3000, 1, 7
 
 
 def test_two_workers_store_exactly_what_the_embedded_pipeline_stores(pipeline, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    pipeline.cli(
-        "produce",
-        "--simulate",
-        "--population",
-        str(POPULATION),
-        "--days",
-        str(DAYS),
-        "--seed",
-        str(SEED),
-        "--start",
-        SIM_START,
-    )
+    pipeline.cli("produce", "--simulate", "--population", str(POPULATION), "--days", str(DAYS), "--seed", str(SEED),
+                 "--start", SIM_START)
     pipeline.start_worker(tmp_path / "w1.log")
     pipeline.start_worker(tmp_path / "w2.log")
     expected = embedded_result(POPULATION, DAYS, SEED, pipeline.keys)

@@ -56,18 +56,8 @@ def expected(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, object]:
 
 def produce(pipeline, keys) -> None:  # type: ignore[no-untyped-def]
     pipeline.keys = keys  # same pseudonymisation key as the embedded reference
-    pipeline.cli(
-        "produce",
-        "--simulate",
-        "--population",
-        str(POPULATION),
-        "--days",
-        str(DAYS),
-        "--seed",
-        str(SEED),
-        "--start",
-        SIM_START,
-    )
+    pipeline.cli("produce", "--simulate", "--population", str(POPULATION), "--days", str(DAYS), "--seed", str(SEED),
+                 "--start", SIM_START)
 
 
 def test_worker_killed_mid_stream_and_restarted(pipeline, expected, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -81,28 +81,16 @@ def test_an_untouched_log_verifies_and_prints_its_anchor(store: Path) -> None:
 @pytest.mark.parametrize(
     ("statements", "words"),
     [
-        (
-            [f"ALTER TABLE qrtrace.audit_log UPDATE purpose = 'routine' WHERE seq = 3{MUTATE}"],
-            r"broken at entry #3 \(.*, chain-test, trace\): its content was changed after it was written",
-        ),
-        (
-            [f"ALTER TABLE qrtrace.audit_log DELETE WHERE seq = 2{MUTATE}"],
-            "broken at entry #3 .*: entry #2 was removed",
-        ),
-        (
-            [
-                "INSERT INTO qrtrace.audit_log (at_us, actor, action, case_id, subject, purpose, detail) VALUES "
-                "(4102444800000000, 'intruder', 'trace', 'X', 'p', 'cover', '{}')"
-            ],
-            "broken at entry without a number .*intruder, trace.*: it carries no hash",
-        ),
-        (
-            [
-                "INSERT INTO qrtrace.audit_log SELECT at_us, actor, action, case_id, subject, purpose, detail, seq, "
-                "prev_hash, entry_hash FROM qrtrace.audit_log WHERE seq = 4"
-            ],
-            "broken at entry #4 .*: a second entry has this number",
-        ),
+        ([f"ALTER TABLE qrtrace.audit_log UPDATE purpose = 'routine' WHERE seq = 3{MUTATE}"],
+         r"broken at entry #3 \(.*, chain-test, trace\): its content was changed after it was written"),
+        ([f"ALTER TABLE qrtrace.audit_log DELETE WHERE seq = 2{MUTATE}"],
+         "broken at entry #3 .*: entry #2 was removed"),
+        (["INSERT INTO qrtrace.audit_log (at_us, actor, action, case_id, subject, purpose, detail) VALUES "
+          "(4102444800000000, 'intruder', 'trace', 'X', 'p', 'cover', '{}')"],
+         "broken at entry without a number .*intruder, trace.*: it carries no hash"),
+        (["INSERT INTO qrtrace.audit_log SELECT at_us, actor, action, case_id, subject, purpose, detail, seq, "
+          "prev_hash, entry_hash FROM qrtrace.audit_log WHERE seq = 4"],
+         "broken at entry #4 .*: a second entry has this number"),
     ],
     ids=["changed", "removed", "written around", "duplicated"],
 )

@@ -73,15 +73,8 @@ def test_a_v3_store_opens_as_v4_with_its_visits_and_outcomes(tmp_path: Path) -> 
     assert opened.returncode == 0, opened.stderr
     got = json.loads(opened.stdout)
     assert got["version"] == [4]
-    assert got["visits"] == {
-        "venue_id": ["V1"],
-        "person": ["p1"],
-        "start_us": [1626739200000000],
-        "end_us": [1626742800000000],
-        "closed_by": [1],
-        "version": [0],
-        "withdrawn": [0],
-    }
+    assert got["visits"] == {"venue_id": ["V1"], "person": ["p1"], "start_us": [1626739200000000],
+                             "end_us": [1626742800000000], "closed_by": [1], "version": [0], "withdrawn": [0]}
     assert got["by_person"] == [1]
     assert got["outcomes"] == {"scan_id": ["s-in", "s-out"], "outcome": ["opened", "closed"]}
     again = subprocess.run([sys.executable, "-c", OPEN, str(store)], capture_output=True, text=True, timeout=300)

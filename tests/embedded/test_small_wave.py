@@ -72,9 +72,8 @@ def test_batch_trace_writes_each_case_and_one_combined_cohort(cli, tmp_path) -> 
     cli("trace", "--cases", str(cases), *rules, "--out", str(out), store=store, env=REPLAY_2021)
     singles = {
         f"c{i}": json.loads(
-            cli(
-                "trace", p, "--from", window[0], "--to", window[1], *rules, "--json", store=store, env=REPLAY_2021
-            ).stdout
+            cli("trace", p, "--from", window[0], "--to", window[1], *rules, "--json", store=store,
+                env=REPLAY_2021).stdout
         )
         for i, p in enumerate(people)
     }

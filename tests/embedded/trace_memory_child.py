@@ -36,11 +36,8 @@ def main(store: str, key_dir: str, cases: int, budget_mb: int) -> None:
     end = st.query("SELECT max(end_us) AS e FROM qrtrace.visits_by_person")["e"][0]
     start = end - 2 * US_PER_DAY
     # The busiest people of the last two days: the heaviest cases the demo has.
-    people = st.query(
-        "SELECT person, count() AS n FROM qrtrace.visits_by_person WHERE start_us >= {s:Int64} "
-        "GROUP BY person ORDER BY n DESC, person LIMIT {n:UInt32}",
-        {"s": start, "n": cases},
-    )["person"]
+    people = st.query("SELECT person, count() AS n FROM qrtrace.visits_by_person WHERE start_us >= {s:Int64} "
+                      "GROUP BY person ORDER BY n DESC, person LIMIT {n:UInt32}", {"s": start, "n": cases})["person"]
     ids = [f"MEM-{i}" for i in range(len(people))]
     n = len(ids)
     st.insert("qrtrace.cases", {"case_id": ids, "person": people, "infectious_from_us": [start] * n,

@@ -41,17 +41,8 @@ class FakeStore:
 
 
 def test_reference_rows() -> None:
-    store = FakeStore(
-        {
-            "commune_code": ["C1"],
-            "name_vi": ["Xã A"],
-            "unit_type": ["xã"],
-            "district_code": ["D"],
-            "district_name_vi": ["Huyện"],
-            "province_code": ["P"],
-            "province_name_vi": ["Tỉnh"],
-        }
-    )
+    store = FakeStore({"commune_code": ["C1"], "name_vi": ["Xã A"], "unit_type": ["xã"], "district_code": ["D"],
+                       "district_name_vi": ["Huyện"], "province_code": ["P"], "province_name_vi": ["Tỉnh"]})
     assert commune_rows(store) == [Commune("C1", "Xã A", "xã", "D", "Huyện", "P", "Tỉnh")]
     assert store.calls == [(load_sql("qrtrace.queries", "communes"), None)]
     assert venue_ids(FakeStore({"venue_id": ["V1", "V2"], "name": ["a", "b"]})) == ["V1", "V2"]
@@ -61,16 +52,8 @@ def test_cases() -> None:
     store = FakeStore({"case_id": ["F0-1"], "person": ["p"], "infectious_from_us": [1], "infectious_to_us": [2]})
     assert declared_cases(store, ("F0-1", "F0-2")) == {"F0-1": CaseQuery("F0-1", "p", 1, 2)}
     assert store.calls == [(load_sql("qrtrace.queries", "cases_by_id"), {"case_ids": ["F0-1", "F0-2"]})]
-    store = FakeStore(
-        {
-            "case_id": ["F0-1"],
-            "person": ["p"],
-            "infectious_from_us": [1],
-            "infectious_to_us": [2],
-            "declared_at_us": [3],
-            "declared_by": ["epi"],
-        }
-    )
+    store = FakeStore({"case_id": ["F0-1"], "person": ["p"], "infectious_from_us": [1], "infectious_to_us": [2],
+                       "declared_at_us": [3], "declared_by": ["epi"]})
     assert recent_cases(store, 5) == [DeclaredCase("F0-1", "p", 1, 2, 3, "epi")]
     assert store.calls[0][1] == {"limit": 5}
 
@@ -87,31 +70,15 @@ def test_operations_rows() -> None:
 
 
 def test_audit_entries() -> None:
-    store = FakeStore(
-        {
-            "at_us": [1],
-            "actor": ["a"],
-            "action": ["trace"],
-            "case_id": ["F0"],
-            "subject": ["s"],
-            "purpose": ["why"],
-            "detail": ['{"n":1}'],
-        }
-    )
+    store = FakeStore({"at_us": [1], "actor": ["a"], "action": ["trace"], "case_id": ["F0"], "subject": ["s"],
+                       "purpose": ["why"], "detail": ['{"n":1}']})
     assert audit_entries(store, 0, "trace", "", 10) == [AuditEntry(1, "a", "trace", "F0", "s", "why", '{"n":1}')]
     assert store.calls[0][1] == {"since_us": 0, "action": "trace", "case_id": "", "limit": 10}
 
 
 def test_trace_runs() -> None:
-    row = {
-        "trace_id": ["tr-1"],
-        "started_at_us": [1],
-        "finished_at_us": [2],
-        "actor": ["epi"],
-        "case_ids": ["a,b"],
-        "purpose": ["why"],
-        "rules": ["{}"],
-    }
+    row = {"trace_id": ["tr-1"], "started_at_us": [1], "finished_at_us": [2], "actor": ["epi"], "case_ids": ["a,b"],
+           "purpose": ["why"], "rules": ["{}"]}
     assert recent_runs(FakeStore(row), 3) == [RunSummary("tr-1", 1, 2, "epi", "a,b", "why", "{}")]
     assert stored_run(FakeStore({**row, "result": ["[]"]}), "tr-1") == StoredRun("tr-1", 1, 2, "epi", "a,b", "why",
                                                                                 "{}", "[]")  # fmt: skip

@@ -398,17 +398,8 @@ SQL_FILES = sorted(
         # audit_chain_columns: DDL (sinks/audit.py); migrate_contacts writes (its own test below);
         # repair_visit_spans writes too (test_repair_gives_the_same_store_on_both); migrate_v4_*: the v3 -> v4
         # layout migration, DDL and copies (tests/sinks/test_migration.py)
-        if p.stem
-        not in (
-            "schema",
-            "trace_results",
-            "chdb_tuning",
-            "audit_chain_columns",
-            "migrate_contacts",
-            "repair_visit_spans",
-            "migrate_v4_before",
-            "migrate_v4_after",
-        )
+        if p.stem not in ("schema", "trace_results", "chdb_tuning", "audit_chain_columns", "migrate_contacts",
+                          "repair_visit_spans", "migrate_v4_before", "migrate_v4_after")
     ]
 )
 
@@ -427,21 +418,9 @@ def test_every_query_file_gives_the_same_rows_on_both(wave, package: str, name: 
             assert set(want) <= set(got), params
             continue
         assert got == want, params
-    if name in (
-        "trace_sources",
-        "trace_candidates",
-        "trace_index_people",
-        "trace_index_day",
-        "trace_index_feed",
-        "coverage_activity",
-        "day_partitions",
-        "coverage_daily_trend",
-        "store_size",
-        "ingest_rates",
-        "latest_checkin",
-        "stored_history_checkins",
-        "stored_history_revisions",
-    ):
+    if name in ("trace_sources", "trace_candidates", "coverage_activity", "day_partitions", "coverage_daily_trend",
+                "store_size", "ingest_rates", "latest_checkin", "stored_history_checkins", "stored_history_revisions",
+                "trace_index_people", "trace_index_day", "trace_index_feed"):
         assert rows(server.query(sql, _params(name)[0])), f"{name} found nothing on the small wave"
 
 
@@ -609,12 +588,9 @@ def _repair_on(store: Store) -> dict[str, object]:
             "scan_id": [scan], "venue_id": ["VN4675010"], "person": ["rp-person"], "direction": [1],
             "event_time_us": [t], "offset_minutes": [420], "mode": ["venue_qr"], "scanner_id": ["S"],
             "declaration_sealed": [""], "outcome": ["opened"], "ingested_at_us": [INGESTED_AT]})  # fmt: skip
-    visits = [
-        ("rp-far", far, far + 150 * M),
-        ("rp-today", later_today, later_today + 150 * M),
-        ("rp-long", _us(FROM) - 6 * US_PER_DAY, _us(FROM) - US_PER_DAY),  # a five-day karaoke visit
-        ("rp-closed-later", _us(UNTIL) - 60 * M, _us(UNTIL) + 60 * M),
-    ]  # closed by a check-out from the future
+    visits = [("rp-far", far, far + 150 * M), ("rp-today", later_today, later_today + 150 * M),
+              ("rp-long", _us(FROM) - 6 * US_PER_DAY, _us(FROM) - US_PER_DAY),  # a five-day karaoke visit
+              ("rp-closed-later", _us(UNTIL) - 60 * M, _us(UNTIL) + 60 * M)]  # closed by a check-out from the future
     for opened_by, start, end in visits:
         store.insert("qrtrace.visits_by_venue", {
             "venue_id": ["VN4675010"], "person": ["rp-person"], "start_us": [start], "end_us": [end],
@@ -648,10 +624,8 @@ def test_repair_gives_the_same_store_on_both(wave) -> None:  # type: ignore[no-u
     assert on_server["first"] == (2, 1, 1, ["checkins", "visits_by_person", "visits_by_venue"])
     assert on_server["second"] == (0, 0, 0, {})
     assert on_server["future_checkins_left"] == []
-    assert on_server["visits"] == [
-        ("rp-closed-later", _us(UNTIL) - 60 * M, _us(UNTIL) + 90 * M, 2),
-        ("rp-long", _us(FROM) - 6 * US_PER_DAY, _us(FROM) - 6 * US_PER_DAY + 150 * M, 2),
-    ]
+    assert on_server["visits"] == [("rp-closed-later", _us(UNTIL) - 60 * M, _us(UNTIL) + 90 * M, 2),
+                                   ("rp-long", _us(FROM) - 6 * US_PER_DAY, _us(FROM) - 6 * US_PER_DAY + 150 * M, 2)]
     assert on_server["letters"] == [("event_time_in_future", 2), ("visit_over_cap", 1)]
     assert on_server["longest"][0][0] < US_PER_DAY
 
@@ -681,8 +655,7 @@ def test_trace_exposure_rows_store_and_read_back_alike(wave) -> None:  # type: i
         assert got == want and len(got) == int((stored["case_index"] == case).sum())
     people = load_sql("qrtrace.queries", "trace_exposures_people")
     assert sorted(rows(server.query(people, {"trace_id": "tr-both"}))) == sorted(
-        rows(embedded.query(people, {"trace_id": "tr-both"}))
-    )
+        rows(embedded.query(people, {"trace_id": "tr-both"})))
     server.execute(load_sql("qrtrace.queries", "trace_exposures_drop"), {"trace_id": "tr-both"})
     for _ in range(100):  # a mutation: applied in the background on 18.16
         if not server.query("SELECT count() AS n FROM qrtrace.trace_exposures WHERE trace_id = 'tr-both'")["n"][0]:
@@ -708,11 +681,9 @@ def test_the_audit_chain_on_the_server_and_on_an_audit_log_from_before_it(clickh
         raw.execute("CREATE DATABASE qrtrace")
         raw.execute("CREATE TABLE qrtrace.schema_meta (version UInt32, created_at_us Int64) ENGINE = TinyLog")
         raw.execute("INSERT INTO qrtrace.schema_meta (version, created_at_us) VALUES", [(SCHEMA_VERSION, 1)])
-        raw.execute(
-            "CREATE TABLE qrtrace.audit_log (at_us Int64, actor String, action String, case_id String, "
-            "subject String, purpose String, detail String) ENGINE = MergeTree "
-            "PARTITION BY intDiv(at_us, 86400000000) ORDER BY at_us"
-        )  # the layout before the chain
+        raw.execute("CREATE TABLE qrtrace.audit_log (at_us Int64, actor String, action String, case_id String, "
+                    "subject String, purpose String, detail String) ENGINE = MergeTree "
+                    "PARTITION BY intDiv(at_us, 86400000000) ORDER BY at_us")  # the layout before the chain
         raw.execute("INSERT INTO qrtrace.audit_log (at_us, actor, action, case_id, subject, purpose, detail) VALUES",
                     [(INGESTED_AT, "old", "trace", "C", "p", "why", "{}")])  # fmt: skip
         store = ClickHouseStore(url)
