@@ -153,8 +153,12 @@ class Segment:
 
     def row_venues(self, rows: np.ndarray) -> np.ndarray:
         """The venue code of each row (from the cell offsets: no venue column is kept)."""
-        # `rows` in the offsets' dtype: numpy would otherwise cast the whole offsets array on every call.
-        return (np.searchsorted(self.cells, rows.astype(self.cells.dtype), "right") - 1) // BUCKETS_PER_DAY
+        # `rows` in the offsets' dtype (numpy would otherwise cast the whole offsets array on every call),
+        # searched in sorted order (the searches then share their path through the offsets).
+        order = np.argsort(rows)
+        out = np.empty(len(rows), dtype=np.int64)
+        out[order] = np.searchsorted(self.cells, rows[order].astype(self.cells.dtype), "right") - 1
+        return out // BUCKETS_PER_DAY
 
     def venue_column(self) -> np.ndarray:
         """Every row's venue code (for a merge)."""
@@ -243,6 +247,10 @@ class TraceIndex:
     segments: dict[int, Segment]
     dead: dict[int, np.ndarray] = field(default_factory=dict)
     overlay: Overlay = field(default_factory=Overlay.empty)
+    # Per person code, bit (day % 64) set when the person has segment rows that day (`person_days_of`): a
+    # source read searches a segment only for the people who were out that day. A code past its end (a
+    # person the feed added) counts as out every day; stale bits only cost a search.
+    person_days: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
 
     @classmethod
     def empty(cls) -> TraceIndex:
@@ -255,13 +263,20 @@ class TraceIndex:
 
     def nbytes(self) -> int:
         """Bytes of every array (what is resident once every page has been read)."""
-        names = sum(d.base.nbytes + d.tail.nbytes for d in (self.people, self.venues))
+        names = sum(d.base.nbytes + d.tail.nbytes for d in (self.people, self.venues)) + self.person_days.nbytes
         return names + sum(s.nbytes() for s in self.segments.values()) + self.overlay.nbytes()
+
+    def days_of(self, codes: np.ndarray) -> np.ndarray:
+        """The person_days bits of these codes (every bit for a code it does not cover)."""
+        known = (codes >= 0) & (codes < len(self.person_days))
+        out = np.full(len(codes), np.uint64(2**64 - 1), dtype=np.uint64)
+        out[known] = self.person_days[codes[known]]
+        return out
 
     def warm(self) -> int:
         """Read one value of every memory page of every array, so that traces never wait for the disk (a
         server does this once as it starts; a CLI process lets the pages it needs come in). Returns bytes."""
-        arrays = [self.people.base, self.venues.base]
+        arrays = [self.people.base, self.venues.base, self.person_days]
         arrays += [getattr(s, name) for s in self.segments.values() for name in Segment.ARRAYS]
         for array in arrays:
             flat = array.reshape(-1).view(np.uint8) if array.dtype.kind == "S" else array.reshape(-1)
@@ -330,7 +345,7 @@ class TraceIndex:
             replaced.append(mine[np.unique(owners)])
             dead[day] = np.union1d(dead.get(day, np.empty(0, np.int64)), matched)
         found = np.concatenate(replaced) if replaced else np.empty(0, dtype=np.int64)
-        return TraceIndex(people, venues, self.segments, dead, Overlay.of(rows)), found
+        return TraceIndex(people, venues, self.segments, dead, Overlay.of(rows), self.person_days), found
 
     def merged(self, days: Iterable[int] | None = None) -> TraceIndex:
         """The index with the overlay's rows of `days` (default: all) folded into new day segments."""
@@ -349,7 +364,8 @@ class TraceIndex:
             if len(start):
                 segments[day] = build_segment(day, venue, person, start, end, len(self.venues))
         rest = {k: v[~np.isin(row_days, list(wanted))] for k, v in o.items()}
-        return TraceIndex(self.people, self.venues, segments, dead, Overlay.of(rest))
+        index = TraceIndex(self.people, self.venues, segments, dead, Overlay.of(rest))
+        return replace(index, person_days=person_days_of(segments, len(self.people)))
 
     def without_days(self, days: Iterable[int]) -> TraceIndex:
         """Retention: the index without these days' visits (whole segments, like the partitions)."""
@@ -362,10 +378,22 @@ class TraceIndex:
             {d: s for d, s in self.segments.items() if d not in gone},
             {d: r for d, r in self.dead.items() if d not in gone},
             Overlay.of({k: v[keep] for k, v in o.items()}),
+            self.person_days,  # a superset still: bits of dropped days only cost a search
         )
 
     def days(self) -> set[int]:
         return set(self.segments) | set(np.unique(self.overlay.rows["start_us"] // US_PER_DAY).tolist())
+
+
+def person_days_of(segments: dict[int, Segment], people: int) -> np.ndarray:
+    """TraceIndex.person_days from the segments: bit (day % 64) of every person with rows that day."""
+    out = np.zeros(people, dtype=np.uint64)
+    for day, segment in segments.items():
+        codes = np.asarray(segment.by_person)
+        if len(codes):
+            present = codes[np.r_[True, codes[1:] != codes[:-1]]]  # by_person is sorted: one entry a person
+            out[present] |= np.uint64(1 << (day % 64))
+    return out
 
 
 def latest_rows(rows: Table) -> Table:
@@ -426,16 +454,21 @@ class IndexHopReader:
         by_code = np.argsort(codes, kind="stable")
         codes, lo, hi, end_lo = codes[by_code], lo[by_code], hi[by_code], end_lo[by_code]
         keys = codes.astype(np.int32)
-        bounds = np.concatenate([keys, keys + 1])  # left bounds of each code and of the next: one search
-        n = len(keys)
+        out_days = self.index.days_of(codes)
+        anyone = np.bitwise_or.reduce(out_days) if len(codes) else np.uint64(0)
         for day, segment in self.index.segments.items():
             if (day + 1) * US_PER_DAY <= first or day * US_PER_DAY > last:
                 continue
-            found = np.searchsorted(segment.by_person, bounds)
-            a, counts = found[:n], found[n:] - found[:n]
+            bit = np.uint64(1 << (day % 64))
+            if not anyone & bit:
+                continue
+            mine = np.flatnonzero(out_days & bit)  # only the people who were out that day are searched
+            wanted = keys[mine]
+            found = np.searchsorted(segment.by_person, np.concatenate([wanted, wanted + 1]))  # both bounds
+            a, counts = found[: len(mine)], found[len(mine) :] - found[: len(mine)]
             if not counts.any():
                 continue
-            owner = np.repeat(np.arange(len(codes)), counts)
+            owner = np.repeat(mine, counts)
             rows = segment.by_person_row[np.repeat(a, counts) + _ranks(counts)].astype(np.int64)
             start, end = segment.start[rows], segment.end[rows]
             end = np.minimum(end, start + self.max_visit_us)
@@ -527,4 +560,4 @@ def index_of_visits(venue: np.ndarray, person: np.ndarray, start: np.ndarray, en
     for day in np.unique(days).tolist():
         mine = days == day
         segments[day] = build_segment(day, venue_codes[mine], person_codes[mine], start[mine], end[mine], len(venues))
-    return TraceIndex(people, venues, segments)
+    return TraceIndex(people, venues, segments, person_days=person_days_of(segments, len(people)))

@@ -36,11 +36,12 @@ from qrtrace.queries.trace_index import (
     as_bytes,
     build_segment,
     latest_rows,
+    person_days_of,
 )
 from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.store import Store
 
-FORMAT = 2  # 2: segments keep each venue's longest visit
+FORMAT = 3  # 2: segments keep each venue's longest visit; 3: the people's days (person_days)
 # An insert is stamped when it starts and read once it is done: each catch-up reads this far before the
 # latest stamp it saw again (rows applied twice change nothing).
 FEED_MARGIN_S = 30
@@ -49,6 +50,7 @@ MERGE_ROWS = 200_000  # an overlay past this many rows is folded into the day se
 IDLE_MERGE_ROWS = 20_000  # ... or past this many when the follower has nothing else to do
 SAVE_QUIET_MARK_S = 600  # a follower with nothing new saves its mark this seldom
 SAVE_EVERY_S = 30.0  # a following server saves an unmerged catch-up at most this often
+DAYS_CHECK_S = 60.0  # a following server drops the days retention dropped from the store this soon
 
 
 @dataclass
@@ -66,6 +68,7 @@ class IndexFiles:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self._mapped_days: tuple[np.ndarray | None, str | None] = (None, None)  # what `load` mapped, from where
 
     # -- opening -------------------------------------------------------------------------------
     def open(self, store: Store, on_progress: Callable[[int, int], None] | None = None) -> Followed:
@@ -105,14 +108,16 @@ class IndexFiles:
             segments[int(day)] = Segment(int(day), longest=int(meta["longest"][day]), origin=folder, **arrays)
         people = Dictionary(mapped(meta["people"]), origin=meta["people"])
         venues = Dictionary(mapped(meta["venues"]), origin=meta["venues"])
-        index = TraceIndex(people, venues, segments)
+        person_days = mapped(meta["person_days"])
+        self._mapped_days = (person_days, meta["person_days"])
+        index = TraceIndex(people, venues, segments, person_days=person_days)
         if meta.get("live"):
             with np.load(d / meta["live"], allow_pickle=False) as live:
                 rows = {name: live[f"row_{name}"] for name in FEED_COLUMNS}
                 dead = {int(k[5:]): live[k] for k in live.files if k.startswith("dead_")}
                 people = Dictionary(people.base, live["people_tail"], origin=people.origin)
                 venues = Dictionary(venues.base, live["venues_tail"], origin=venues.origin)
-            index = TraceIndex(people, venues, segments, dead, Overlay.of(rows))
+            index = TraceIndex(people, venues, segments, dead, Overlay.of(rows), person_days)
         return Followed(index, int(meta["mark_s"]), int(meta["store_id"]))
 
     # -- saving --------------------------------------------------------------------------------
@@ -142,6 +147,10 @@ class IndexFiles:
             segments[str(day)] = folder
         people = _reuse_or_write(d, old.get("people"), index.people, f"people-g{generation}.npy")
         venues = _reuse_or_write(d, old.get("venues"), index.venues, f"venues-g{generation}.npy")
+        mapped_days, days_file = self._mapped_days
+        if mapped_days is not index.person_days or old.get("person_days") != days_file:
+            days_file = f"person-days-g{generation}.npy"
+            _write_arrays(d, {days_file[:-4]: index.person_days})
         live = None
         o = index.overlay
         if len(o) or index.dead or len(index.people.tail) or len(index.venues.tail):
@@ -158,6 +167,7 @@ class IndexFiles:
             "longest": {str(day): s.longest for day, s in index.segments.items()},
             "people": people,
             "venues": venues,
+            "person_days": days_file,
             "live": live,
             "visits": len(index),
             "saved_at": time.time(),
@@ -166,7 +176,7 @@ class IndexFiles:
         tmp = d / "meta.json.tmp"
         tmp.write_text(json.dumps(meta, indent=1))
         os.replace(tmp, d / "meta.json")
-        _remove_unnamed(d, {*segments.values(), people, venues, live or ""})
+        _remove_unnamed(d, {*segments.values(), people, venues, days_file, live or ""})
 
     def _meta(self) -> dict:
         try:
@@ -220,7 +230,7 @@ def build(store: Store, store_id: int, on_progress: Callable[[int, int], None] |
             done += int(rows)
             if on_progress:
                 on_progress(done, total)
-    index = TraceIndex(people, venues, segments)
+    index = TraceIndex(people, venues, segments, person_days=person_days_of(segments, len(people)))
     return Followed(index, mark, store_id, time.perf_counter() - started)
 
 
@@ -326,6 +336,7 @@ class IndexFollower:
         self._followed = files.open(store, on_progress)
         self._saved_mark = self._followed.mark_s
         self._saved_at = -float("inf")
+        self._days_checked_at = time.monotonic()
         self.save_every_s = 0.0  # a CLI process saves what it caught up at once; `follow` sets SAVE_EVERY_S
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -347,6 +358,9 @@ class IndexFollower:
             before = self._followed
             followed = catch_up(self.store, before, _store_clock(self.store))
             idle = followed.index is before.index  # nothing new: a smaller overlay is worth merging now
+            if time.monotonic() - self._days_checked_at > DAYS_CHECK_S:  # retention dropped days meanwhile?
+                followed = self.files.forget_dropped_days(self.store, followed)
+                self._days_checked_at = time.monotonic()
             followed, merged = merge_if_large(followed, IDLE_MERGE_ROWS if idle else MERGE_ROWS)
             self._followed = followed
             self.refreshed_at = time.monotonic()
