@@ -263,12 +263,12 @@ def build_index(store: ChdbStore, work: Path) -> tuple[IndexHopReader, dict]:
     """Build the index from the store, save it, map it back from its files (what a new process sees)."""
     import resource
 
-    from qrtrace.sinks.trace_index_files import _store_id
+    from qrtrace.sinks.trace_index_files import store_id_of
 
     files = IndexFiles(work / "trace-index")
     with progress() as bar:
         task = bar.add_task("Dựng chỉ mục truy vết / building the trace index", total=1)
-        followed = build(store, _store_id(store), lambda done, total: bar.update(task, completed=done, total=total))
+        followed = build(store, store_id_of(store), lambda done, total: bar.update(task, completed=done, total=total))
     built_s = followed.built_s or 0.0
     t = time.perf_counter()
     files.save(followed)
@@ -276,7 +276,7 @@ def build_index(store: ChdbStore, work: Path) -> tuple[IndexHopReader, dict]:
     in_memory = followed.index.nbytes()
     del followed
     t = time.perf_counter()
-    mapped = files.load(_store_id(store))
+    mapped = files.load(store_id_of(store))
     open_ms = (time.perf_counter() - t) * 1000
     assert mapped is not None
     index = mapped.index

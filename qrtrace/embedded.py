@@ -40,9 +40,9 @@ from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.history import latest_stored, stored_history
 from qrtrace.sinks.repair import StoreRepair, repair_store
 from qrtrace.sinks.retention import drop_expired_partitions
-from qrtrace.sinks.store import Store
+from qrtrace.sinks.store import Store, stamp_schema_version
 from qrtrace.sinks.stores import open_store
-from qrtrace.sinks.trace_index_files import IndexFiles, IndexFollower
+from qrtrace.sinks.trace_index_files import IndexFiles, IndexFollower, store_clock, trim_feed
 from qrtrace.sinks.writer import StoreWriter, write_rows
 from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE, DeadLetter
 from qrtrace.stream_processors.config import longest_allowed_visit_us, processor_config
@@ -476,7 +476,9 @@ class EmbeddedRuntime:
     def apply_retention(self, now: int | None = None) -> list[tuple[str, int]]:
         now = now if now is not None else self.settings.clock_us()
         cutoff_day = now // US_PER_DAY - self.settings.retention_days
-        return drop_expired_partitions(self.store, cutoff_day)
+        dropped = drop_expired_partitions(self.store, cutoff_day)
+        trim_feed(self.store, store_clock(self.store))  # the visit feed keeps its last few days (by the store's clock)
+        return dropped
 
     def repair(self) -> tuple[StoreRepair, StateRepair]:
         """Repair a store and processor state written before event times and visits were bounded
@@ -493,8 +495,13 @@ class EmbeddedRuntime:
         caps = {c.code: s.visit_cap_us(c.default_dwell_minutes) for c in cats}
         at = now_us()
         store_report = repair_store(self.store, latest, dwell, caps, at)
-        self.trace_index_files.invalidate()  # a repair rewrites visits in place (mutations): rebuild the index
-        self._trace_index = None
+        # A repair rewrites visits in place (mutations the visit feed never sees): a new layout stamp makes
+        # every trace index of this store rebuild, here and in any process that follows it.
+        stamp_schema_version(self.store)
+        self.trace_index_files.invalidate()
+        if self._trace_index is not None:
+            self._trace_index.stop()
+        self._trace_index, self._following = None, False
         self._save_processor(processor)  # after the store: a crash in between leaves a repair to run again
         return store_report, state_report
 

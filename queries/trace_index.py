@@ -209,6 +209,11 @@ class Overlay:
     def __len__(self) -> int:
         return len(self.rows["start_us"])
 
+    @property
+    def live(self) -> int:
+        """Rows that are visits (not withdrawn markers): what a merge would fold into the segments."""
+        return len(self.by_person)
+
     @classmethod
     def of(cls, rows: Table) -> Overlay:
         live = np.flatnonzero(rows["withdrawn"] == 0)
@@ -363,7 +368,10 @@ class TraceIndex:
             venue, person, start, end = (np.concatenate([p[i] for p in parts]) for i in range(4))
             if len(start):
                 segments[day] = build_segment(day, venue, person, start, end, len(self.venues))
-        rest = {k: v[~np.isin(row_days, list(wanted))] for k, v in o.items()}
+        # Withdrawn rows stay, as markers: an older row of the same visit applied later (a replayed batch, the
+        # feed's margin read again) must not bring the visit back, and no segment row is there to say so.
+        stay = ~np.isin(row_days, list(wanted)) | (o["withdrawn"] != 0)
+        rest = {k: v[stay] for k, v in o.items()}
         index = TraceIndex(self.people, self.venues, segments, dead, Overlay.of(rest))
         return replace(index, person_days=person_days_of(segments, len(self.people)))
 

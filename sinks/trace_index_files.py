@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from qrtrace.queries.trace_index import (
     TraceIndex,
     as_bytes,
     build_segment,
+    empty_feed,
     latest_rows,
     person_days_of,
 )
@@ -50,7 +52,8 @@ MERGE_ROWS = 200_000  # an overlay past this many rows is folded into the day se
 IDLE_MERGE_ROWS = 20_000  # ... or past this many when the follower has nothing else to do
 SAVE_QUIET_MARK_S = 600  # a follower with nothing new saves its mark this seldom
 SAVE_EVERY_S = 30.0  # a following server saves an unmerged catch-up at most this often
-DAYS_CHECK_S = 60.0  # a following server drops the days retention dropped from the store this soon
+DAYS_CHECK_S = 60.0  # a following server sees a repair, or the days retention dropped, this soon
+TRIM_EVERY_S = 3600.0  # ... and trims the feed's old days this often
 
 
 @dataclass
@@ -73,9 +76,9 @@ class IndexFiles:
     # -- opening -------------------------------------------------------------------------------
     def open(self, store: Store, on_progress: Callable[[int, int], None] | None = None) -> Followed:
         """The index of this store, caught up with its feed: loaded if current, else built (and saved)."""
-        store_id = _store_id(store)
+        store_id = store_id_of(store)
         followed = self.load(store_id)
-        now_s = _store_clock(store)
+        now_s = store_clock(store)
         if followed is None or followed.mark_s < now_s - FEED_KEEP_DAYS * 86_400 + 3_600:
             followed = build(store, store_id, on_progress)
             self.save(followed)
@@ -136,8 +139,12 @@ class IndexFiles:
     def _save(self, followed: Followed) -> None:
         d, index = self.directory, followed.index
         old = self._meta()
-        generation = int(old.get("generation", 0)) + 1 if old.get("store_id") == followed.store_id else 1
-        known = {int(k): v for k, v in old.get("segments", {}).items()} if generation > 1 else {}
+        # Never a generation seen before (not even after meta.json was lost): a process that mapped files of
+        # an earlier one must never find other arrays under the same names.
+        on_disk = [int(m.group(1)) for f in d.iterdir() if (m := re.search(r"-g(\d+)", f.name))]
+        generation = max([int(old.get("generation", 0)), *on_disk]) + 1
+        same_store = old.get("store_id") == followed.store_id
+        known = {int(k): v for k, v in old.get("segments", {}).items()} if same_store else {}
         segments: dict[str, str] = {}
         for day, segment in index.segments.items():
             folder = segment.origin
@@ -194,7 +201,6 @@ class IndexFiles:
     def forget_dropped_days(self, store: Store, followed: Followed) -> Followed:
         """Retention dropped whole day partitions: drop the same days' segments."""
         stored = set(store.query(load_sql("qrtrace.sinks", "trace_index_days"))["day"])
-        stored |= set(np.unique(followed.index.overlay.rows["start_us"] // US_PER_DAY).tolist())
         gone = {day for day in followed.index.days() if day not in stored}
         if not gone:
             return followed
@@ -206,7 +212,7 @@ def build(store: Store, store_id: int, on_progress: Callable[[int, int], None] |
     """A new index of every stored visit (`on_progress(rows done, rows in all)` after each day). The feed
     is followed from just before the build began, so visits stored meanwhile are caught up after."""
     started = time.perf_counter()
-    mark = _store_clock(store)  # rows stored from here on are caught up from the feed after the build
+    mark = store_clock(store)  # rows stored from here on are caught up from the feed after the build
     people, person_hashes = _dictionary(store, "trace_index_people")
     venues, venue_hashes = _dictionary(store, "trace_index_venues")
     days = store.query(load_sql("qrtrace.sinks", "trace_index_days"))
@@ -287,7 +293,7 @@ def catch_up(store: Store, followed: Followed, now_s: int | None = None) -> Foll
     quiet_mark = max(followed.mark_s, (now_s - FEED_MARGIN_S) if now_s else 0)
     if not len(rows["start_us"]):
         return Followed(followed.index, quiet_mark, followed.store_id, followed.built_s)
-    feed = {name: rows[name] for name in FEED_COLUMNS}
+    feed = _feed_typed(rows)
     index, replaced = followed.index.applied(feed)
     if len(replaced):
         index, _ = index.applied(stored_visits(store, {k: v[replaced] for k, v in feed.items()}))
@@ -315,13 +321,22 @@ def stored_visits(store: Store, keys: dict[str, np.ndarray]) -> dict[str, np.nda
         part = triples[lo : lo + 20_000]
         starts = [t[2] for t in part]
         params = {"keys": part, "min_start": min(starts), "max_start": max(starts)}
-        out.append(store.query_columns(load_sql("qrtrace.sinks", "trace_index_visits"), params))
+        out.append(_feed_typed(store.query_columns(load_sql("qrtrace.sinks", "trace_index_visits"), params)))
     return {name: np.concatenate([o[name] for o in out]) for name in FEED_COLUMNS}
+
+
+def _feed_typed(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Feed columns in the index's dtypes: a server's driver gives a UInt64 column as int64 when every
+    value fits, and uint64 with int64 would concatenate to float64 (hashes would lose their low bits)."""
+    types = empty_feed()
+    names = ("venue_id", "person")  # as the store gives them; the index codes them
+    return {name: rows[name] if name in names else np.asarray(rows[name]).astype(types[name].dtype)
+            for name in FEED_COLUMNS}  # fmt: skip
 
 
 def merge_if_large(followed: Followed, rows: int = MERGE_ROWS) -> tuple[Followed, bool]:
     """Fold the overlay into day segments when it holds more than `rows` rows."""
-    if len(followed.index.overlay) <= rows:
+    if followed.index.overlay.live <= rows:
         return followed, False
     return Followed(followed.index.merged(), followed.mark_s, followed.store_id, followed.built_s), True
 
@@ -336,7 +351,7 @@ class IndexFollower:
         self._followed = files.open(store, on_progress)
         self._saved_mark = self._followed.mark_s
         self._saved_at = -float("inf")
-        self._days_checked_at = time.monotonic()
+        self._days_checked_at = self._trimmed_at = time.monotonic()
         self.save_every_s = 0.0  # a CLI process saves what it caught up at once; `follow` sets SAVE_EVERY_S
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -356,11 +371,11 @@ class IndexFollower:
         with self._lock:
             self.refresh_started_at = time.monotonic()
             before = self._followed
-            followed = catch_up(self.store, before, _store_clock(self.store))
+            followed = catch_up(self.store, before, store_clock(self.store))
             idle = followed.index is before.index  # nothing new: a smaller overlay is worth merging now
-            if time.monotonic() - self._days_checked_at > DAYS_CHECK_S:  # retention dropped days meanwhile?
-                followed = self.files.forget_dropped_days(self.store, followed)
-                self._days_checked_at = time.monotonic()
+            if time.monotonic() - self._days_checked_at > DAYS_CHECK_S:
+                followed = self._recheck(followed)
+                idle = False
             followed, merged = merge_if_large(followed, IDLE_MERGE_ROWS if idle else MERGE_ROWS)
             self._followed = followed
             self.refreshed_at = time.monotonic()
@@ -373,10 +388,23 @@ class IndexFollower:
                 self._saved_mark, self._saved_at = followed.mark_s, time.monotonic()
             return followed.index
 
+    def _recheck(self, followed: Followed) -> Followed:
+        """What the feed does not carry, checked now and then: a repair or migration (a new store stamp:
+        rebuild), days retention dropped (drop them too), and the feed's own old days (trim them)."""
+        self._days_checked_at = time.monotonic()
+        if store_id_of(self.store) != followed.store_id:
+            rebuilt = build(self.store, store_id_of(self.store))
+            self.built_s = rebuilt.built_s
+            return catch_up(self.store, rebuilt, store_clock(self.store))
+        if time.monotonic() - self._trimmed_at > TRIM_EVERY_S:
+            trim_feed(self.store, store_clock(self.store))
+            self._trimmed_at = time.monotonic()
+        return self.files.forget_dropped_days(self.store, followed)
+
     def persist(self) -> None:
         """Catch up, merge a large overlay and save now (an ingesting process, after its pass is stored)."""
         with self._lock:
-            followed = catch_up(self.store, self._followed, _store_clock(self.store))
+            followed = catch_up(self.store, self._followed, store_clock(self.store))
             followed, _ = merge_if_large(followed)
             self._followed = followed
             if self.files.save(followed):
@@ -404,11 +432,11 @@ class IndexFollower:
 
 
 # -- small helpers ----------------------------------------------------------------------------------
-def _store_id(store: Store) -> int:
+def store_id_of(store: Store) -> int:
     return int(store.query(load_sql("qrtrace.sinks", "store_identity"))["created_at_us"][0] or 0)
 
 
-def _store_clock(store: Store) -> int:
+def store_clock(store: Store) -> int:
     """The store's clock (seconds): the feed's stamps come from it, not from this machine's."""
     return int(store.query(load_sql("qrtrace.sinks", "store_clock"))["now_s"][0])
 

@@ -14,7 +14,7 @@ from qrtrace.queries.trace_index import IndexHopReader
 from qrtrace.queries.visit_reader import DEFAULT_MAX_VISIT_US, StoreHopReader
 from qrtrace.sinks.chdb_store import ChdbStore
 from qrtrace.sinks.retention import drop_expired_partitions
-from qrtrace.sinks.trace_index_files import IndexFiles, _store_id, build, catch_up
+from qrtrace.sinks.trace_index_files import IndexFiles, build, catch_up, store_id_of
 from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
 from tests.oracles import oracle_trace, trace_shape
 
@@ -108,7 +108,7 @@ def test_trace_index_equals_store_reader_and_oracle_after_build_and_feed(  # typ
     files: saved, then memory-mapped back as another process would)."""
     visits, case_specs, depth, grace, min_overlap, until = trace
     insert_visits(store, visits)
-    followed = build(store, _store_id(store))
+    followed = build(store, store_id_of(store))
     final = {f"s{i}": v for i, v in enumerate(visits)}
     rows = []
     for n, (kind, which, minutes) in enumerate(later):

@@ -60,3 +60,16 @@ def test_a_damaged_or_missing_index_is_rebuilt(cli, tmp_path) -> None:  # type: 
     assert traced(cli, store) == want
     shutil.rmtree(index)
     assert traced(cli, store) == want and meta(store)["visits"] > 0
+
+
+def test_a_repair_makes_every_index_of_the_store_rebuild(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`qrtrace repair` rewrites visits by mutation, which the visit feed never sees: it stamps the store
+    anew, so an index made before (here or in any other process) is rebuilt, not trusted."""
+    store = tmp_path / "store"
+    cli("venues", "import", str(SMALL_WAVE / "venues.csv"), store=store, env=REPLAY_2021)
+    cli("ingest", str(SMALL_WAVE / "events.jsonl"), store=store, env=REPLAY_2021)
+    before = traced(cli, store)
+    stamp = meta(store)["store_id"]
+    cli("repair", "--json", store=store, env=REPLAY_2021)
+    assert traced(cli, store) == traced(cli, store, BY_STORE) == before
+    assert meta(store)["store_id"] != stamp

@@ -162,3 +162,17 @@ def test_retention_drops_whole_days() -> None:
     index = index_of_visits(np.asarray(["A", "A"], object), np.asarray(["p", "q"], object), [0, day], [10, day + 10])
     index, _ = index.applied(feed([("A", "r", 10, 20, 1, 1, 0)]))
     assert len(index) == 3 and len(index.without_days([0])) == 1
+
+
+def test_a_withdrawn_visit_stays_withdrawn_after_a_merge_when_an_older_row_comes_again() -> None:
+    """A replayed batch or the feed's margin read again can bring an older row of a visit after its withdrawal
+    was merged: the withdrawn marker outlives the merge, so the visit does not come back."""
+    index = index_of_visits(np.asarray(["A"], object), np.asarray(["f0"], object), [0], [60 * M])
+    x_v1 = ("A", "x", 10 * M, 50 * M, 7, 1, 0)
+    index, _ = index.applied(feed([x_v1]))
+    index, _ = index.applied(feed([("A", "x", 10 * M, 50 * M, 7, 2, 1)]))  # withdrawn
+    index = index.merged()
+    index, _ = index.applied(feed([x_v1]))  # the older row again
+    case, rules = CaseQuery("c", "f0", 0, 60 * M), TraceRules(depth=1)
+    assert trace_case(IndexHopReader(index, NO_CAP), case, rules).contacts == []
+    assert len(index) == 1 and index.overlay.live == 0

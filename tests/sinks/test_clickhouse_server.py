@@ -428,13 +428,13 @@ def test_trace_index_over_the_server_follows_its_feed_and_equals_the_store_reade
     """The trace index built from a ClickHouse server and caught up from its visit feed (rows a worker
     would store: a new version, a withdrawn visit, a new visit) traces exactly as the server's reader."""
     from qrtrace.queries.trace_index import IndexHopReader
-    from qrtrace.sinks.trace_index_files import _store_id, build, catch_up
+    from qrtrace.sinks.trace_index_files import build, catch_up, store_id_of
 
     server, _ = wave
     pseudonym = Pseudonymiser(PSEUDONYM_KEY)
     query = CaseQuery("small-wave", pseudonym.one(CASE_ID), _us(FROM), _us(TO))
     rules = TraceRules(depth=3, grace_us=30 * M, min_overlap_us=0, until_us=_us(UNTIL))
-    followed = build(server, _store_id(server))
+    followed = build(server, store_id_of(server))
     assert len(followed.index) > 0
     reader = IndexHopReader(followed.index, 86_400_000_000)
     assert shape(trace_case(reader, query, rules)) == shape(trace_case(StoreHopReader(server), query, rules))
