@@ -344,8 +344,10 @@ class EmbeddedRuntime:
         when there is one; a followed index catches up by itself."""
         if self._following or self.settings.trace_reader != "index":
             return
-        if self._trace_index is not None or (self.trace_index_files.directory / "meta.json").exists():
-            self.trace_index().persist()
+        if self._trace_index is not None:
+            self._trace_index.persist()  # catches up itself: no refresh first
+        elif (self.trace_index_files.directory / "meta.json").exists():
+            self.trace_index().persist()  # opening caught up; persist merges and saves
 
     def _hop_reader(self, store: Store | None) -> HopReader:
         longest = longest_allowed_visit_us(self.settings)

@@ -392,35 +392,45 @@ def interval_pairs(sources: Table, source_codes: np.ndarray, candidates: Table, 
                    longest: int | np.ndarray, grace_us: int) -> Pairs | None:  # fmt: skip
     """(source, candidate) index pairs, in slices of at most MAX_PAIRS: for each source, the candidates at
     its venue that started in [start - longest, end + grace), the only ones that can overlap it. One sorted
-    key (venue, start) and two binary searches per source: far fewer pairs than whole 6-hour cells. None
-    when the packed key would not fit in 64 bits (then the cells pair them)."""
+    key (venue, start) and two binary searches per source: far fewer pairs than whole 6-hour cells. Venues
+    are ranked among the sources' own (a hop meets thousands, not the country's millions), so the packed
+    key fits 64 bits; None when even that would not (a hop spanning centuries: then the cells pair them)."""
     s_lo = sources["s_start"] - longest
     s_hi = sources["s_end"] + grace_us
     t_start = candidates["start_us"]
     if not len(t_start) or not len(s_lo):
         return iter(())
+    venues, source_rank = np.unique(source_codes, return_inverse=True)
+    candidate_rank = np.searchsorted(venues, candidate_codes)  # a candidate elsewhere meets no source
+    elsewhere = (candidate_rank >= len(venues)) | (venues[np.minimum(candidate_rank, len(venues) - 1)]
+                                                   != candidate_codes)  # fmt: skip
+    candidate_rank[elsewhere] = len(venues)  # ranked after every source's venue: no source range holds it
     base = int(min(t_start.min(), s_lo.min()))
     span = int(max(t_start.max(), s_hi.max())) - base + 1
-    venues = int(max(source_codes.max(), candidate_codes.max())) + 1
-    if venues * span >= 2**62:
+    if (len(venues) + 1) * span >= 2**62:
         return None
-    keys = candidate_codes * span + (t_start - base)
+    keys = candidate_rank * span + (t_start - base)
     order = np.argsort(keys, kind="stable")
     keys = keys[order]
-    lo = sorted_search(keys, source_codes * span + (s_lo - base))
-    counts = sorted_search(keys, source_codes * span + (s_hi - base)) - lo
+    lo = sorted_search(keys, source_rank * span + (s_lo - base))
+    counts = sorted_search(keys, source_rank * span + (s_hi - base)) - lo
+    return range_slices(order, lo, counts, MAX_PAIRS)
 
-    def slices() -> Pairs:
-        total = np.cumsum(counts)
-        i = 0
-        while i < len(counts):
-            before = int(total[i - 1]) if i else 0
-            j = max(i + 1, int(np.searchsorted(total, before + MAX_PAIRS, "right")))
-            c = counts[i:j]
-            yield np.repeat(np.arange(i, j), c), order[np.repeat(lo[i:j], c) + _ranks(c)]
-            i = j
 
-    return slices()
+def range_slices(order: np.ndarray, lo: np.ndarray, counts: np.ndarray, max_pairs: int | None) -> Pairs:
+    """Pairs (i, order[lo[i] + k]) for k < counts[i], in slices of consecutive i of at most `max_pairs`
+    pairs each (an i with more is a slice of its own; None: one slice)."""
+    if max_pairs is None:
+        yield np.repeat(np.arange(len(lo)), counts), order[np.repeat(lo, counts) + _ranks(counts)]
+        return
+    total = np.cumsum(counts)
+    i = 0
+    while i < len(counts):
+        before = int(total[i - 1]) if i else 0
+        j = max(i + 1, int(np.searchsorted(total, before + max_pairs, "right")))
+        c = counts[i:j]
+        yield np.repeat(np.arange(i, j), c), order[np.repeat(lo[i:j], c) + _ranks(c)]
+        i = j
 
 
 def _venue_codes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -558,17 +568,7 @@ def join_slices(left: np.ndarray, right: np.ndarray, max_pairs: int | None) -> I
     ordered = right_codes[order]
     lo = np.searchsorted(ordered, left_codes, "left")
     counts = np.searchsorted(ordered, left_codes, "right") - lo
-    if max_pairs is None:
-        yield np.repeat(np.arange(len(left)), counts), order[np.repeat(lo, counts) + _ranks(counts)]
-        return
-    total = np.cumsum(counts)
-    i = 0
-    while i < len(left):
-        before = int(total[i - 1]) if i else 0
-        j = max(i + 1, int(np.searchsorted(total, before + max_pairs, "right")))
-        c = counts[i:j]
-        yield np.repeat(np.arange(i, j), c), order[np.repeat(lo[i:j], c) + _ranks(c)]
-        i = j
+    yield from range_slices(order, lo, counts, max_pairs)
 
 
 def contains_pairs(table: Table, case: np.ndarray, person: np.ndarray) -> np.ndarray:
