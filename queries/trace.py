@@ -17,12 +17,13 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from qrtrace.queries.risk import CLOSE, TIERS, RiskContext, RiskRule, exposure_risk
 from qrtrace.stream_processors.batch import US_PER_MINUTE
 
 NO_BOUND = 2**62  # "unbounded" for Int64 time bounds (UTC microseconds)
 
 BUCKET_US = 6 * 60 * US_PER_MINUTE  # the store's start_bucket: visits_by_venue's key is (venue_id, start_bucket)
-VISIT_COLUMNS = ("person", "venue_id", "start_us", "end_us")
+VISIT_COLUMNS = ("person", "venue_id", "start_us", "end_us")  # and "zone" when the reader has zones
 
 # A columnar table: equal-length numpy arrays by column name (strings as object arrays). The core
 # works on these, not on DataFrames: per-call overhead matters when a single trace takes milliseconds.
@@ -35,6 +36,10 @@ class Visit:
     venue: str
     start: int  # UTC microseconds
     end: int
+    zone: str = ""  # the venue's zone ("" at a venue without zones)
+
+
+SOURCES = ("all", "close")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,8 @@ class TraceRules:
     grace_us: int = 30 * US_PER_MINUTE
     min_overlap_us: int = 0
     until_us: int = NO_BOUND  # sources of F2+ start no later than this (default: now)
+    risk: RiskRule | None = None  # the rule set that labels exposures close/casual (None: no tiers)
+    sources: str = "all"  # F(k+1) sources: every contact ("all", the contract) or close contacts only
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +62,7 @@ class Exposure:
     overlap_us: int
     source_person: str
     source_hop: int
+    risk: str = ""  # "close" or "casual" ("" when the trace ran without a rule)
 
 
 @dataclass(slots=True)
@@ -63,6 +71,7 @@ class Contact:
     hop: int
     first_exposure: int
     exposures: list[Exposure] = field(default_factory=list)
+    risk: str = ""  # the highest tier among the exposures that placed them
 
 
 @dataclass(frozen=True)
@@ -141,8 +150,8 @@ class TraceBatch:
 
     cases: list[CaseQuery]
     rules: TraceRules
-    contacts: Table  # case, person, hop, first_exposure
-    exposures: Table  # case, person, venue, start, end, overlap, source_person, source_hop
+    contacts: Table  # case, person, hop, first_exposure, risk
+    exposures: Table  # case, person, venue, start, end, overlap, source_person, source_hop, risk
     # Set while people and venues are still the reader's keys (HopReader.named turns them into names).
     namer: Callable[[TraceBatch], TraceBatch] | None = None
 
@@ -155,33 +164,38 @@ class TraceBatch:
         if self.namer is not None:
             return self.named().results()
         e = self.exposures
+        tiers = TIERS if self.rules.risk is not None else ("", "")
         order = np.lexsort((e["end"], e["source_person"], e["venue"], e["start"], e["person"], e["case"]))
         evidence: dict[tuple[int, str], list[Exposure]] = {}
-        columns = ("case", "person", "venue", "start", "end", "overlap", "source_person", "source_hop")
-        for case, person, venue, start, end, overlap, source, source_hop in zip(
+        columns = ("case", "person", "venue", "start", "end", "overlap", "source_person", "source_hop", "risk")
+        for case, person, venue, start, end, overlap, source, source_hop, risk in zip(
             *(e[c][order].tolist() for c in columns), strict=True
         ):
-            evidence.setdefault((case, person), []).append(Exposure(venue, start, end, overlap, source, source_hop))
+            evidence.setdefault((case, person), []).append(
+                Exposure(venue, start, end, overlap, source, source_hop, tiers[risk])
+            )
         c = self.contacts
         order = np.lexsort((c["person"], c["first_exposure"], c["hop"], c["case"]))
         per_case: list[list[Contact]] = [[] for _ in self.cases]
-        for case, person, hop, first in zip(
-            *(c[k][order].tolist() for k in ("case", "person", "hop", "first_exposure")), strict=True
+        for case, person, hop, first, risk in zip(
+            *(c[k][order].tolist() for k in ("case", "person", "hop", "first_exposure", "risk")), strict=True
         ):
-            per_case[case].append(Contact(person, hop, first, evidence[(case, person)]))
+            per_case[case].append(Contact(person, hop, first, evidence[(case, person)], tiers[risk]))
         return [TraceResult(q, self.rules, found) for q, found in zip(self.cases, per_case, strict=True)]
 
 
-def trace_case(reader: HopReader, case: CaseQuery, rules: TraceRules) -> TraceResult:
+def trace_case(reader: HopReader, case: CaseQuery, rules: TraceRules, risk: RiskContext | None = None
+               ) -> TraceResult:  # fmt: skip
     """F1..F(depth) of one case: each person once, at the lowest hop that reaches them."""
-    return trace_batch(reader, [case], rules).results()[0]
+    return trace_batch(reader, [case], rules, risk=risk).results()[0]
 
 
 def trace_cases(
-    reader: HopReader, cases: Sequence[CaseQuery], rules: TraceRules, on_hop: Callable[[int], None] | None = None
+    reader: HopReader, cases: Sequence[CaseQuery], rules: TraceRules, on_hop: Callable[[int], None] | None = None,
+    risk: RiskContext | None = None,
 ) -> list[TraceResult]:
     """Many cases at once; results equal `trace_case` run per case, the cases share the reads."""
-    return trace_batch(reader, cases, rules, on_hop).results()
+    return trace_batch(reader, cases, rules, on_hop, risk).results()
 
 
 def trace_chunks(
@@ -190,6 +204,7 @@ def trace_chunks(
     rules: TraceRules,
     max_rows: int,
     on_progress: Callable[[float], None] | None = None,
+    risk: RiskContext | None = None,
 ) -> Iterator[tuple[int, TraceBatch]]:
     """Trace the cases a chunk at a time: (index of the chunk's first case, the chunk's TraceBatch).
 
@@ -208,7 +223,7 @@ def trace_chunks(
             if on_progress:
                 on_progress((done + n * hop / rules.depth) / len(cases))
 
-        batch = trace_batch(reader, chunk, rules, hop_done)
+        batch = trace_batch(reader, chunk, rules, hop_done, risk)
         yield done, batch
         done += len(chunk)
         rows_seen += len(batch.exposures["case"])
@@ -240,14 +255,23 @@ def exposure_rows(batch: TraceBatch, first_case: int = 0) -> Table:
         "overlap_us": e["overlap"],
         "source_person": e["source_person"],
         "source_hop": e["source_hop"].astype(np.uint8),
+        "risk": e["risk"].astype(np.uint8),
     }
 
 
 def trace_batch(
-    reader: HopReader, cases: Sequence[CaseQuery], rules: TraceRules, on_hop: Callable[[int], None] | None = None
+    reader: HopReader, cases: Sequence[CaseQuery], rules: TraceRules, on_hop: Callable[[int], None] | None = None,
+    risk: RiskContext | None = None,
 ) -> TraceBatch:
-    """Trace every case: two store reads per hop for the whole batch; `on_hop(hop)` after each hop."""
+    """Trace every case: two store reads per hop for the whole batch; `on_hop(hop)` after each hop.
+
+    With `rules.risk`, every exposure gets its tier by `risk` (what the rule knows of the venues, keyed like
+    the reader's venues; default: the rule's plain thresholds), and every contact the highest of theirs."""
     cases = list(cases)
+    if rules.risk is None:
+        risk = None
+    elif risk is None or risk.rule != rules.risk:
+        risk = RiskContext.plain(rules.risk)
     keys = reader.person_keys([c.person for c in cases])
     placed: Table = {"case": np.arange(len(cases), dtype=np.int64), "person": keys}
     frontier = case_frontier(cases, keys)
@@ -256,7 +280,7 @@ def trace_batch(
     for hop in range(1, rules.depth + 1):
         if not len(frontier):
             break
-        exposures = expand_frontier(reader, frontier, placed, hop, rules)
+        exposures = expand_frontier(reader, frontier, placed, hop, rules, risk)
         if on_hop:
             on_hop(hop)
         if not len(exposures["case"]):
@@ -266,6 +290,8 @@ def trace_batch(
         found_contacts.append(contacts)
         placed = concat_tables([placed, {"case": contacts["case"], "person": contacts["person"]}])
         if hop < rules.depth:
+            if rules.sources == "close":  # contact tracing by hand: only close contacts are followed further
+                contacts = {k: v[contacts["risk"] == CLOSE] for k, v in contacts.items()}
             frontier = contact_frontier(contacts, rules.until_us)
     return TraceBatch(
         cases,
@@ -276,7 +302,7 @@ def trace_batch(
     )
 
 
-CONTACT_COLUMNS = {"case": np.int64, "person": object, "hop": np.int64, "first_exposure": np.int64}
+CONTACT_COLUMNS = {"case": np.int64, "person": object, "hop": np.int64, "first_exposure": np.int64, "risk": np.uint8}
 EXPOSURE_COLUMNS = {
     "case": np.int64,
     "person": object,
@@ -286,6 +312,7 @@ EXPOSURE_COLUMNS = {
     "overlap": np.int64,
     "source_person": object,
     "source_hop": np.int64,
+    "risk": np.uint8,
 }
 
 
@@ -318,7 +345,8 @@ def contact_frontier(contacts: Table, until_us: int) -> Frontier:
     )
 
 
-def expand_frontier(reader: HopReader, frontier: Frontier, placed: Table, hop: int, rules: TraceRules) -> Table:
+def expand_frontier(reader: HopReader, frontier: Frontier, placed: Table, hop: int, rules: TraceRules,
+                    risk: RiskContext | None = None) -> Table:  # fmt: skip
     """One hop: every exposure of a person not yet placed by a case, by one of that case's sources."""
     visits, longest = reader.source_visits(frontier)
     if np.ndim(longest):
@@ -331,7 +359,7 @@ def expand_frontier(reader: HopReader, frontier: Frontier, placed: Table, hop: i
     venue_codes = _venue_codes(sources["venue_id"], sources["venue_id"][:0])[0]
     distinct = np.unique(venue_codes[cells["source"]] << 32 | cells["bucket"], return_index=True)[1]
     candidates = reader.cell_visits(sources["venue_id"][cells["source"][distinct]], cells["bucket"][distinct])
-    return hop_exposures(sources, cells, candidates, placed, hop, rules, longest)
+    return hop_exposures(sources, cells, candidates, placed, hop, rules, longest, risk)
 
 
 def case_sources(visits: Table, selections: Table) -> Table:
@@ -347,7 +375,8 @@ def case_sources(visits: Table, selections: Table) -> Table:
         "venue_id": visits["venue_id"][vi],
         "s_start": visits["start_us"][vi],
         "s_end": visits["end_us"][vi],
-    } | ({"s_longest": visits["longest"][vi]} if "longest" in visits else {})
+    } | ({"s_longest": visits["longest"][vi]} if "longest" in visits else {}) | (
+        {"s_zone": visits["zone"][vi]} if "zone" in visits else {})
 
 
 def source_cells(sources: Table, longest_us: int | np.ndarray, grace_us: int) -> Table:
@@ -364,7 +393,7 @@ MAX_PAIRS = 2_000_000  # (source cell, candidate) pairs examined at once: bounds
 
 
 def hop_exposures(sources: Table, cells: Table, candidates: Table, placed: Table, hop: int, rules: TraceRules,
-                  longest: int | np.ndarray | None = None) -> Table:  # fmt: skip
+                  longest: int | np.ndarray | None = None, risk: RiskContext | None = None) -> Table:  # fmt: skip
     """docs/design.md's exposure rule over (source, candidate) pairs at one venue, per case, minus people the
     case has already placed (which includes the case itself). Pairs are made by `interval_pairs` (the
     candidates that started within a source's look-back `longest` and before its end + grace), or, when
@@ -381,7 +410,7 @@ def hop_exposures(sources: Table, cells: Table, candidates: Table, placed: Table
         cell_keys = source_codes[cells["source"]] << 32 | cells["bucket"]
         candidate_keys = candidate_codes << 32 | candidates["start_us"] // BUCKET_US
         slices = ((cells["source"][ci], ti) for ci, ti in join_slices(cell_keys, candidate_keys, MAX_PAIRS))
-    found = [_pair_exposures(sources, si, candidates, ti, known, hop, rules) for si, ti in slices]
+    found = [_pair_exposures(sources, si, candidates, ti, known, hop, rules, risk) for si, ti in slices]
     return concat_tables(found) if found else empty_table(EXPOSURE_COLUMNS, sources["s_person"].dtype)
 
 
@@ -493,9 +522,10 @@ def _pair_key(case: np.ndarray, person: np.ndarray) -> np.ndarray:
 
 
 def _pair_exposures(
-    sources: Table, si: np.ndarray, candidates: Table, ti: np.ndarray, placed: PlacedSet, hop: int, rules: TraceRules
+    sources: Table, si: np.ndarray, candidates: Table, ti: np.ndarray, placed: PlacedSet, hop: int, rules: TraceRules,
+    risk: RiskContext | None = None,
 ) -> Table:
-    """The exposures among (source si[k], candidate ti[k]) pairs."""
+    """The exposures among (source si[k], candidate ti[k]) pairs, each with its tier when `risk` is given."""
     s_start, s_end = sources["s_start"][si], sources["s_end"][si] + rules.grace_us
     t_start, t_end = candidates["start_us"][ti], candidates["end_us"][ti]
     start, end = np.maximum(s_start, t_start), np.minimum(s_end, t_end)
@@ -504,15 +534,24 @@ def _pair_exposures(
     si, ti, start, end = si[hit], ti[hit], start[hit], end[hit]
     case, person = sources["case"][si], candidates["person"][ti]
     fresh = ~placed.contains(case, person)
+    si, ti, start, end = si[fresh], ti[fresh], start[fresh], end[fresh]
+    venue = candidates["venue_id"][ti]
+    if risk is None:
+        tier = np.zeros(len(si), dtype=np.uint8)
+    else:
+        same_zone = (sources["s_zone"][si] == candidates["zone"][ti]) if "s_zone" in sources and "zone" in \
+            candidates else None
+        tier = exposure_risk(risk, venue, sources["s_start"][si], candidates["start_us"][ti], start, end, same_zone)
     return {
         "case": case[fresh],
         "person": person[fresh],
-        "venue": candidates["venue_id"][ti][fresh],
-        "start": start[fresh],
-        "end": end[fresh],
-        "overlap": (end - start)[fresh],
-        "source_person": sources["s_person"][si][fresh],
-        "source_hop": np.full(int(fresh.sum()), hop - 1, dtype=np.int64),
+        "venue": venue,
+        "start": start,
+        "end": end,
+        "overlap": end - start,
+        "source_person": sources["s_person"][si],
+        "source_hop": np.full(len(si), hop - 1, dtype=np.int64),
+        "risk": tier,
     }
 
 
@@ -524,23 +563,30 @@ def first_exposures(exposures: Table, hop: int) -> Table:
     if exposures["person"].dtype != object and len(exposures["person"]) > GROUP_BY_HASH_ROWS:
         # integer keys, many rows: a hash group-by of the packed pair beats sorting (pandas costs ~1 ms a call)
         keys = _pair_key(exposures["case"], exposures["person"])
-        first = pd.Series(exposures["start"]).groupby(keys, sort=False).min()
+        groups = pd.DataFrame({"start": exposures["start"], "risk": exposures["risk"]}).groupby(keys, sort=False)
+        first = groups.agg({"start": "min", "risk": "max"})
         keys = first.index.to_numpy()
         return {
             "case": keys >> 31,
             "person": keys & (2**31 - 1),
             "hop": np.full(len(keys), hop, dtype=np.int64),
-            "first_exposure": first.to_numpy(),
+            "first_exposure": first["start"].to_numpy(),
+            "risk": first["risk"].to_numpy().astype(np.uint8),
         }
     codes, _ = pd.factorize(exposures["person"])
     key = exposures["case"] * (int(codes.max(initial=0)) + 1) + codes
     order = np.lexsort((exposures["start"], key))
-    head = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(order) else order
+    starts = np.r_[True, key[order][1:] != key[order][:-1]] if len(order) else np.empty(0, dtype=bool)
+    head = order[starts]
+    # the highest tier of each group (rows are grouped by key in `order`)
+    risk = np.maximum.reduceat(exposures["risk"][order], np.flatnonzero(starts)) if len(order) else \
+        np.empty(0, dtype=np.uint8)
     return {
         "case": exposures["case"][head],
         "person": exposures["person"][head],
         "hop": np.full(len(head), hop, dtype=np.int64),
         "first_exposure": exposures["start"][head],
+        "risk": risk.astype(np.uint8),
     }
 
 
@@ -638,4 +684,5 @@ def visit_table(visits: Sequence[Visit]) -> Table:
         "venue_id": _objects([v.venue for v in visits]),
         "start_us": np.array([v.start for v in visits], dtype=np.int64),
         "end_us": np.array([v.end for v in visits], dtype=np.int64),
+        "zone": _objects([v.zone for v in visits]),
     }

@@ -70,8 +70,11 @@ def oracle_pairing(
     return visits, outcome
 
 
-def oracle_trace(visits, case, frm, to, depth, grace, min_overlap, until):  # type: ignore[no-untyped-def]
-    """{person: (hop, first_exposure, sorted exposures)} by brute force over every pair of visits."""
+def oracle_trace(visits, case, frm, to, depth, grace, min_overlap, until, tier=None, close_sources=False):  # type: ignore[no-untyped-def]
+    """{person: (hop, first_exposure, sorted exposures)} by brute force over every pair of visits.
+
+    With `tier(s, t, start, end) -> "close" | "casual"` every exposure ends with its tier and every
+    contact's tuple with the highest of theirs; `close_sources` expands from close contacts only."""
     placed = {case}
     out = {}
     sources = [(v, 0) for v in visits if v.person == case and v.start <= to and v.end >= frm]
@@ -85,21 +88,53 @@ def oracle_trace(visits, case, frm, to, depth, grace, min_overlap, until):  # ty
                     start = max(s.start, t.start)
                     overlap = min(s.end + grace, t.end) - start
                     if overlap >= min_overlap:
-                        found[t.person].append((t.venue, start, start + overlap, overlap, s.person, s_hop))
+                        exposure = (t.venue, start, start + overlap, overlap, s.person, s_hop)
+                        if tier is not None:
+                            exposure += (tier(s, t, start, start + overlap),)
+                        found[t.person].append(exposure)
         for person, exposures in found.items():
             out[person] = (hop, min(e[1] for e in exposures), sorted(exposures))
+            if tier is not None:
+                out[person] += ("close" if any(e[-1] == "close" for e in exposures) else "casual",)
         placed |= set(found)
-        sources = [(v, hop) for v in visits if v.person in found and out[v.person][1] <= v.start <= until]
+        followed = {p for p in found if not close_sources or out[p][-1] == "close"}
+        sources = [(v, hop) for v in visits if v.person in followed and out[v.person][1] <= v.start <= until]
     return out
 
 
-def trace_shape(result) -> dict:  # type: ignore[no-untyped-def]
-    """A TraceResult in oracle_trace's shape: {person: (hop, first_exposure, sorted exposures)}."""
+def oracle_tier(rule, category_of, over_capacity, window):  # type: ignore[no-untyped-def]
+    """DESIGN.md's risk rule, one exposure at a time: close when together >= the category's threshold in
+    one zone, or at all during an over-capacity window ({(venue, window number)}); the scan-window preset:
+    scans at most its window apart."""
+    minute = 60_000_000
+
+    def tier(s, t, start, end):  # type: ignore[no-untyped-def]
+        if rule.kind == "scan_window":
+            return "close" if abs(t.start - s.start) <= rule.scan_window_minutes * minute else "casual"
+        threshold = dict(rule.category_close_overlap_minutes).get(category_of.get(t.venue, ""),
+                                                                  rule.close_overlap_minutes) * minute  # fmt: skip
+        if end - start >= threshold and (s.zone == t.zone or not rule.same_zone):
+            return "close"
+        if rule.over_capacity:
+            w = start // window
+            while w * window < max(end, start + 1):
+                if (t.venue, w) in over_capacity:
+                    return "close"
+                w += 1
+        return "casual"
+
+    return tier
+
+
+def trace_shape(result, tiers: bool = False) -> dict:  # type: ignore[no-untyped-def]
+    """A TraceResult in oracle_trace's shape: {person: (hop, first_exposure, sorted exposures)} (with
+    `tiers`, each exposure's and the contact's tier too)."""
     return {
         c.person: (
             c.hop,
             c.first_exposure,
-            sorted((e.venue, e.start, e.end, e.overlap_us, e.source_person, e.source_hop) for e in c.exposures),
-        )
+            sorted((e.venue, e.start, e.end, e.overlap_us, e.source_person, e.source_hop) + ((e.risk,) if tiers else ())
+                   for e in c.exposures),
+        ) + ((c.risk,) if tiers else ())
         for c in result.contacts
     }
