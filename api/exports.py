@@ -18,12 +18,13 @@ from openpyxl.utils import get_column_letter
 
 from qrtrace import render
 from qrtrace.api.views import CALL_LIST_COLUMNS, Person
+from qrtrace.queries.risk import TIERS
 from qrtrace.spreadsheet import safe_cell, safe_row
 
 HEADERS = {
     "call_list": {
         "vi": ("Mã ca", "Ca bệnh (F0)", "Mức", "Người tiếp xúc", "Số điện thoại", "Tiếp xúc đầu tiên", "Địa điểm",
-               "Bắt đầu", "Kết thúc", "Phút trùng", "Nguồn lây", "Mức nguồn"),
+               "Bắt đầu", "Kết thúc", "Phút trùng", "Nguồn lây", "Mức nguồn", "Mức nguy cơ", "Nguy cơ lần tiếp xúc"),
         "en": CALL_LIST_COLUMNS,
     },
     "coverage": {
@@ -76,14 +77,20 @@ def call_list_case_rows(
 
     case = shown(header["case"])
     first, start, end = (render.iso_array(rows[k], tz).tolist() for k in ("first_exposure_us", "start_us", "end_us"))
+    tiered = header.get("rule") is not None and "risk" in rows
+    risk = [TIERS[r] for r in rows["risk"].tolist()] if tiered else [""] * len(rows["person"])
+    close = {p for p, r in zip(rows["person"].tolist(), risk, strict=True) if r == "close"}
     out = [
         (header["case_id"], case, hop, shown(person), (people[person].contact or "") if people and person in people
-         else "", f, venue, s, e, round(overlap / 60_000_000, 2), shown(source), source_hop)
-        for person, hop, f, venue, s, e, overlap, source, source_hop in zip(
+         else "", f, venue, s, e, round(overlap / 60_000_000, 2), shown(source), source_hop,
+         ("close" if person in close else "casual") if tiered else "", r)
+        for person, hop, f, venue, s, e, overlap, source, source_hop, r in zip(
             rows["person"].tolist(), rows["hop"].tolist(), first, rows["venue_id"].tolist(), start, end,
-            rows["overlap_us"].tolist(), rows["source_person"].tolist(), rows["source_hop"].tolist(), strict=True)
+            rows["overlap_us"].tolist(), rows["source_person"].tolist(), rows["source_hop"].tolist(), risk,
+            strict=True)
     ]  # fmt: skip
-    out.sort(key=lambda r: (r[2], r[5], r[3]))  # stable: a contact's exposures keep the stored order
+    # close contacts first within each hop; stable: a contact's exposures keep the stored order
+    out.sort(key=lambda r: (r[2], r[12] == "casual", r[5], r[3]))
     return out
 
 

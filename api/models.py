@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -64,6 +64,9 @@ class TraceIn(Strict):
     until: Time | None = None
     purpose: str = Field(min_length=3, max_length=300, pattern=NO_CONTROL,
                          description="Why this trace is run (audited)")
+    rule: str = Field("qrtrace-2026", max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$",
+                      description="Risk rule set, by name (GET /api/rules lists them)")
+    sources: Literal["all", "close"] = Field("all", description="F(k+1) sources: all contacts or close ones only")
 
 
 class Accepted(BaseModel):

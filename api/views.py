@@ -133,7 +133,7 @@ def show_people(docs: list[dict], people: Mapping[str, Person] | None) -> list[d
 
 
 CALL_LIST_COLUMNS = ("case_id", "case", "hop", "person_id", "phone", "first_exposure", "venue_id", "start", "end",
-                     "overlap_minutes", "source_person_id", "source_hop")  # fmt: skip
+                     "overlap_minutes", "source_person_id", "source_hop", "risk", "exposure_risk")  # fmt: skip
 
 
 def call_list_rows(docs: list[dict]) -> list[tuple]:
@@ -144,8 +144,8 @@ def call_list_rows(docs: list[dict]) -> list[tuple]:
             for e in c["exposures"]:
                 rows.append((doc["case_id"], doc["case"], c["hop"], c["person_id"], c.get("contact") or "",
                              c["first_exposure"], e["venue_id"], e["start"], e["end"], e["overlap_minutes"],
-                             e["source_person_id"], e["source_hop"]))  # fmt: skip
-    rows.sort(key=lambda r: (r[0], r[2], r[5], r[3]))
+                             e["source_person_id"], e["source_hop"], c.get("risk", ""), e.get("risk", "")))  # fmt: skip
+    rows.sort(key=lambda r: (r[0], r[2], r[12] == "casual", r[5], r[3]))  # close contacts first within a hop
     return rows
 
 

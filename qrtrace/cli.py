@@ -193,11 +193,19 @@ def trace(
     purpose: Annotated[
         str, typer.Option(help="Why this trace is run (written to the audit log).")
     ] = "outbreak investigation",
+    rule: Annotated[
+        str | None,
+        typer.Option("--rule", help="Risk rule set: qrtrace-2026 (default), pc-covid-2021, or a JSON file."),
+    ] = None,
+    sources: Annotated[
+        str, typer.Option("--sources", help="F(k+1) sources: all contacts (default) or close contacts only.")
+    ] = "all",
     store: StoreOpt = None,
     lang: LangOpt = None,
 ) -> None:
-    """Trace a positive case (F0) to its F1, F2 ... contacts, with the evidence for each."""
-    from qrtrace.queries.trace import TraceRules
+    """Trace a positive case (F0) to its F1, F2 ... contacts, with the evidence and risk tier of each."""
+    from qrtrace.queries.risk import load_rule
+    from qrtrace.queries.trace import SOURCES, TraceRules
     from qrtrace.sinks.audit import now_us
     from qrtrace.stream_processors.batch import US_PER_MINUTE
 
@@ -215,11 +223,15 @@ def trace(
             raise InputError(
                 f"{case_id or 'The case'}: --to is before --from; the infectious window must run forwards."
             )
+    if sources not in SOURCES:
+        raise InputError(f"--sources is {' or '.join(SOURCES)}, not {sources!r}.")
     rules = TraceRules(
         depth=depth,
         grace_us=round(grace_minutes * US_PER_MINUTE),
         min_overlap_us=round(min_overlap_minutes * US_PER_MINUTE),
         until_us=parse_time(until, "--until", settings) if until else now_us(),
+        risk=load_rule(rule),
+        sources=sources,
     )
     quiet = as_json or cases is None  # a single case takes milliseconds; a day's cases can take minutes
     with _runtime(settings) as rt:

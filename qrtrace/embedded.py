@@ -31,8 +31,10 @@ from qrtrace.identity import (
 from qrtrace.producers.edge import CONTACT_CONTEXT, AdmittedBatch, Edge, receiving_edge, seal_identities
 from qrtrace.queries.coverage import CoverageReport, coverage_report
 from qrtrace.queries.reidentify import Identity, open_contacts, reidentify
+from qrtrace.queries.risk import RiskContext
+from qrtrace.queries.risk_store import risk_context
 from qrtrace.queries.trace import CaseQuery, HopReader, TraceBatch, TraceResult, TraceRules, trace_chunks
-from qrtrace.queries.trace_index import IndexHopReader
+from qrtrace.queries.trace_index import IndexHopReader, as_bytes
 from qrtrace.queries.visit_reader import StoreHopReader
 from qrtrace.settings import Settings
 from qrtrace.sinks.audit import AuditLog, now_us
@@ -139,6 +141,7 @@ class EmbeddedRuntime:
         self._ingest_parts: tuple[Edge, ProcessorConfig, float] | None = None  # see _edge_and_config
         self._trace_index: IndexFollower | None = None  # opened by the first trace (or `follow_trace_index`)
         self._following = False
+        self._risk_cache: dict[tuple, tuple[float, RiskContext]] = {}
         self._ensure_reference_data()
 
     def close(self) -> None:
@@ -437,15 +440,40 @@ class EmbeddedRuntime:
                              f"(QRTRACE_TRACE_MAX_CASES), not {len(queries):,}; split the cases into "
                              "several runs.")  # fmt: skip
         reader = self._hop_reader(store)
-        for first, batch in trace_chunks(reader, list(queries), rules, self.settings.trace_chunk_rows, on_progress):
+        risk = self._risk_context(reader, rules, store)
+        rule = rules.risk.label if rules.risk is not None else None
+        for first, batch in trace_chunks(reader, list(queries), rules, self.settings.trace_chunk_rows, on_progress,
+                                         risk):  # fmt: skip
             counts = np.bincount(batch.contacts["case"], minlength=len(batch.cases))
             for q, n in zip(batch.cases, counts.tolist(), strict=True):
                 audit.record(
                     "trace", q.case_id, q.person, purpose, from_us=q.from_us, to_us=q.to_us,
                     depth=rules.depth, grace_us=rules.grace_us, min_overlap_us=rules.min_overlap_us,
-                    until_us=rules.until_us, contacts=n,
+                    until_us=rules.until_us, contacts=n, rule=rule, sources=rules.sources,
                 )  # fmt: skip
             yield first, batch
+
+    RISK_CONTEXT_TTL_S = 10.0  # a serving process re-reads venues and over-capacity windows this often
+
+    def _risk_context(self, reader: HopReader, rules: TraceRules, store: Store | None) -> RiskContext | None:
+        """What the trace's rule needs of the store, keyed like `reader`'s venues; kept for a few seconds
+        by a serving process (two small reads, not worth repeating for every millisecond trace)."""
+        if rules.risk is None:
+            return None
+        index = reader.index if isinstance(reader, IndexHopReader) else None
+        key = (rules.risk, id(index.venues) if index is not None else None)
+        cached = self._risk_cache.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self.RISK_CONTEXT_TTL_S:
+            return cached[1]
+        window_us = self.settings.occupancy_window_minutes * US_PER_MINUTE
+        # every stored window (retention bounds the table; a replayed 2021 wave is older than "now - 21 days")
+        if index is None:
+            ctx = risk_context(store or self.store, rules.risk, window_us)
+        else:
+            ctx = risk_context(store or self.store, rules.risk, window_us, 0,
+                               lambda ids: index.venues.codes(as_bytes(ids)), len(index.venues))  # fmt: skip
+        self._risk_cache = {key: (time.monotonic(), ctx)}
+        return ctx
 
     def declare_case(self, case_id: str, person_id: str, from_us: int, to_us: int, actor: str | None = None) -> str:
         """Record a positive case under its pseudonym (the identifier itself is never stored); returns it."""

@@ -29,6 +29,7 @@ from qrtrace.domain.categories import load_categories
 from qrtrace.i18n import t
 from qrtrace.queries.coverage import CoverageReport
 from qrtrace.queries.reidentify import Identity
+from qrtrace.queries.risk import TIERS
 from qrtrace.queries.trace import TraceResult
 from qrtrace.settings import Settings
 from qrtrace.spreadsheet import private_file, safe_row
@@ -127,20 +128,33 @@ def trace_doc_from_rows(header: dict, rows: Mapping[str, np.ndarray], tz: timezo
     overlap = (rows["overlap_us"] / 60_000_000).tolist()
     venue, source = rows["venue_id"], rows["source_person"]
     hop, source_hop = rows["hop"].tolist(), rows["source_hop"].tolist()
+    tiered = header.get("rule") is not None
+    risk = [TIERS[r] for r in rows["risk"].tolist()] if tiered and "risk" in rows else None
     contacts = []
     for h, e in zip(heads.tolist(), ends.tolist(), strict=True):
-        contacts.append({
-            "person_id": person[h], "hop": hop[h], "first_exposure": first[h],
-            "exposures": [{"venue_id": venue[i], "start": start[i], "end": end[i],
-                           "overlap_minutes": round(overlap[i], 2), "source_person_id": source[i],
-                           "source_hop": source_hop[i]} for i in range(h, e)],
-        })  # fmt: skip
-    return {**header, "contacts": contacts}
+        exposures = [{"venue_id": venue[i], "start": start[i], "end": end[i],
+                      "overlap_minutes": round(overlap[i], 2), "source_person_id": source[i],
+                      "source_hop": source_hop[i]} | ({"risk": risk[i]} if risk else {}) for i in range(h, e)]
+        contact = {"person_id": person[h], "hop": hop[h], "first_exposure": first[h]}
+        if risk:
+            contact["risk"] = "close" if any(x["risk"] == "close" for x in exposures) else "casual"
+        contacts.append({**contact, "exposures": exposures})
+    return {**header, "contacts": contacts} | ({"tiers": tier_counts(contacts)} if risk else {})
+
+
+def tier_counts(contacts: Iterable[dict]) -> dict[str, int]:
+    """{"close": n, "casual": m}: how many contacts of each tier."""
+    counts = {"close": 0, "casual": 0}
+    for c in contacts:
+        if c.get("risk") in counts:
+            counts[c["risk"]] += 1
+    return counts
 
 
 def trace_dict(result: TraceResult, ids: dict[str, Identity], tz: timezone) -> dict:
     """The JSON contract of `qrtrace trace --json` (times ISO 8601 with offset)."""
     case = result.case
+    tiered = result.rules.risk is not None
     contacts = []
     for c in result.contacts:
         contacts.append(
@@ -148,6 +162,9 @@ def trace_dict(result: TraceResult, ids: dict[str, Identity], tz: timezone) -> d
                 "person_id": ids[c.person].identifier,
                 "hop": c.hop,
                 "first_exposure": iso(c.first_exposure, tz),
+            }
+            | ({"risk": c.risk} if tiered else {})
+            | {
                 "exposures": [
                     {
                         "venue_id": e.venue,
@@ -157,6 +174,7 @@ def trace_dict(result: TraceResult, ids: dict[str, Identity], tz: timezone) -> d
                         "source_person_id": ids[e.source_person].identifier,
                         "source_hop": e.source_hop,
                     }
+                    | ({"risk": e.risk} if tiered else {})
                     for e in c.exposures
                 ],
             }
@@ -173,9 +191,11 @@ def trace_dict(result: TraceResult, ids: dict[str, Identity], tz: timezone) -> d
             "grace_minutes": r.grace_us / 60_000_000,
             "min_overlap_minutes": r.min_overlap_us / 60_000_000,
             "until": iso(r.until_us, tz),
+            "sources": r.sources,
         },
+        "rule": r.risk.label if r.risk is not None else None,
         "contacts": contacts,
-    }
+    } | ({"tiers": tier_counts(contacts)} if tiered else {})
 
 
 TRACE_TABLE_LIMIT = 40  # contacts a trace table shows; --json / --csv hold them all
@@ -200,16 +220,24 @@ def trace_tables(
     counts = {}
     for c in contacts:
         counts[c["hop"]] = counts.get(c["hop"], 0) + 1
-    console.print("  ".join(f"F{h}: {n}" for h, n in sorted(counts.items())))
-    table = Table(t("hop", lang), t("person", lang), t("first_exposure", lang), t("evidence", lang))
-    for c in contacts[:limit]:
+    line = "  ".join(f"F{h}: {n}" for h, n in sorted(counts.items()))
+    tiered = doc.get("rule") is not None
+    if tiered:
+        tiers, rule = tier_counts(contacts), doc["rule"]
+        line += (f"   {t('risk_close', lang)}: {tiers['close']}  {t('risk_casual', lang)}: {tiers['casual']}"
+                 f"   ({t('rule', lang)} {rule['name']} v{rule['version']})")
+    console.print(line)
+    tier_header = [t("risk", lang)] if tiered else []
+    table = Table(t("hop", lang), *tier_header, t("person", lang), t("first_exposure", lang), t("evidence", lang))
+    for c in by_tier(contacts)[:limit]:
         ev = c["exposures"][0]
         more = f" (+{len(c['exposures']) - 1})" if len(c["exposures"]) > 1 else ""
         evidence = (
             f"{escape(venue_label(ev['venue_id'], venue_names))} {local_span(ev['start'], ev['end'], tz)}, "
             f"{ev['overlap_minutes']:.0f}′ ← F{ev['source_hop']} {escape(ev['source_person_id'])}{more}"
         )  # names and identifiers are what people typed or scanned: shown as text, never as rich markup
-        table.add_row(f"F{c['hop']}", escape(c["person_id"]), local_time(c["first_exposure"], tz), evidence)
+        tier = [t(f"risk_{c['risk']}", lang)] if tiered else []
+        table.add_row(f"F{c['hop']}", *tier, escape(c["person_id"]), local_time(c["first_exposure"], tz), evidence)
     console.print(table)
     if len(contacts) > limit:
         console.print(f"… {len(contacts) - limit} more (--json / --csv for all)")
@@ -221,9 +249,14 @@ def venue_label(venue_id: str, names: Mapping[str, str]) -> str:
     return f"{name} ({venue_id})" if name else venue_id
 
 
+def by_tier(contacts: list[dict]) -> list[dict]:
+    """Close contacts first within each hop (the ones to call first), otherwise in the given order."""
+    return sorted(contacts, key=lambda c: (c["hop"], c.get("risk") == "casual"))
+
+
 def shown_venue_ids(docs: Iterable[dict], limit: int = TRACE_TABLE_LIMIT) -> set[str]:
     """The venues `trace_tables` names for `docs` (`trace_dict`) with the same `limit`: what to look up."""
-    return {c["exposures"][0]["venue_id"] for doc in docs for c in doc["contacts"][:limit]}
+    return {c["exposures"][0]["venue_id"] for doc in docs for c in by_tier(doc["contacts"])[:limit]}
 
 
 def combined_cohort(docs: list[dict]) -> list[dict]:
@@ -235,6 +268,8 @@ def combined_cohort(docs: list[dict]) -> list[dict]:
                                                        "first_exposure": c["first_exposure"], "cases": [],
                                                        "exposures": []})  # fmt: skip
             entry["hop"] = min(entry["hop"], c["hop"])
+            if "risk" in c:
+                entry["risk"] = "close" if "close" in (entry.get("risk"), c["risk"]) else "casual"
             entry["first_exposure"] = min(entry["first_exposure"], c["first_exposure"])
             entry["cases"].append(doc["case_id"])
             entry["exposures"].extend({**e, "case_id": doc["case_id"]} for e in c["exposures"])
@@ -242,7 +277,16 @@ def combined_cohort(docs: list[dict]) -> list[dict]:
 
 
 CALL_LIST_COLUMNS = ("case", "person_id", "hop", "first_exposure", "venue_id", "start", "end", "overlap_minutes",
-                     "source_person_id", "source_hop")  # fmt: skip
+                     "source_person_id", "source_hop", "risk", "exposure_risk")  # fmt: skip
+
+
+def call_list_rows(doc: dict) -> Iterable[list]:
+    """A case's call-list rows (CALL_LIST_COLUMNS), close contacts first within each hop, cells escaped."""
+    for c in by_tier(doc["contacts"]):
+        for e in c["exposures"]:
+            yield safe_row([doc["case"], c["person_id"], c["hop"], c["first_exposure"], e["venue_id"], e["start"],
+                            e["end"], e["overlap_minutes"], e["source_person_id"], e["source_hop"], c.get("risk", ""),
+                            e.get("risk", "")])  # fmt: skip
 
 
 def write_call_list(path: Path, docs: Iterable[dict]) -> None:
@@ -252,11 +296,7 @@ def write_call_list(path: Path, docs: Iterable[dict]) -> None:
         w = csv.writer(fh)
         w.writerow(CALL_LIST_COLUMNS)
         for doc in docs:
-            for c in doc["contacts"]:
-                for e in c["exposures"]:
-                    w.writerow(safe_row([doc["case"], c["person_id"], c["hop"], c["first_exposure"], e["venue_id"],
-                                         e["start"], e["end"], e["overlap_minutes"], e["source_person_id"],
-                                         e["source_hop"]]))  # fmt: skip
+            w.writerows(call_list_rows(doc))
 
 
 def write_trace_dir(directory: Path, docs: Iterable[dict]) -> list[Path]:
@@ -294,11 +334,7 @@ class TraceFiles:
     def add(self, doc: dict) -> None:
         """One case's document (`trace_dict`)."""
         if self._calls is not None:
-            for c in doc["contacts"]:
-                for e in c["exposures"]:
-                    self._calls.writerow(safe_row([doc["case"], c["person_id"], c["hop"], c["first_exposure"],
-                                                   e["venue_id"], e["start"], e["end"], e["overlap_minutes"],
-                                                   e["source_person_id"], e["source_hop"]]))  # fmt: skip
+            self._calls.writerows(call_list_rows(doc))
         if self.out_dir is None:
             return
         self.written.append(write_case_json(self.out_dir, doc))
@@ -308,6 +344,8 @@ class TraceFiles:
                                                              "first_exposure": c["first_exposure"], "cases": [],
                                                              "exposures": 0})  # fmt: skip
             entry["hop"] = min(entry["hop"], c["hop"])
+            if "risk" in c:
+                entry["risk"] = "close" if "close" in (entry.get("risk"), c["risk"]) else "casual"
             entry["first_exposure"] = min(entry["first_exposure"], c["first_exposure"])
             entry["cases"].append(doc["case_id"])
             entry["exposures"] += len(c["exposures"])

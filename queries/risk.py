@@ -150,7 +150,8 @@ class RiskContext:
            over_window_starts: np.ndarray, window_us: int, dense: bool = False) -> RiskContext:  # fmt: skip
         """From the venues (keys and categories) and the over-capacity windows (venue key, window start)."""
         venue_keys = np.asarray(venue_keys)
-        close = np.array([rule.close_overlap_us(c) for c in categories], dtype=np.int64)
+        names, which = np.unique(np.asarray(list(categories), dtype=object).astype(str), return_inverse=True)
+        close = np.array([rule.close_overlap_us(c) for c in names.tolist()], dtype=np.int64)[which]
         ctx = cls(rule, venue_keys, close, np.empty(0, np.int64), window_us, dense)
         if rule.needs_occupancy and len(over_venues):
             pos = ctx.positions(np.asarray(over_venues))

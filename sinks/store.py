@@ -86,6 +86,8 @@ def bootstrap_schema(store: Store) -> None:
     from qrtrace.sinks.audit import add_chain_columns
 
     add_chain_columns(store)  # audit logs made before the hash chain get its columns
+    if "risk" not in set(store.query(load_sql("qrtrace.sinks", "trace_exposures_columns"))["name"]):
+        store.execute(load_sql("qrtrace.sinks", "trace_exposures_risk"))  # stored traces made before tiers
     migrate_contacts(store)
 
 

@@ -32,7 +32,9 @@ def write_run(store: Store, trace_id: str, started_at_us: int, finished_at_us: i
         "trace_id": [trace_id], "started_at_us": [started_at_us], "finished_at_us": [finished_at_us],
         "actor": [actor], "case_ids": [",".join(case_ids)], "purpose": [purpose],
         "rules": [orjson.dumps({"depth": rules.depth, "grace_us": rules.grace_us,
-                                "min_overlap_us": rules.min_overlap_us, "until_us": rules.until_us}).decode()],
+                                "min_overlap_us": rules.min_overlap_us, "until_us": rules.until_us,
+                                "sources": rules.sources,
+                                "rule": rules.risk.label if rules.risk is not None else None}).decode()],
         "result": [orjson.dumps(list(headers)).decode()],
     })  # fmt: skip
 

@@ -22,7 +22,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (("trace", "--rule", "x"), "No such option: --rule"),
+        (("trace", "--rules", "x"), "No such option: --rules"),
         (("tracee",), "No such command 'tracee'"),
         (("trace", "--depth", "9"), "Invalid value for '--depth'"),
         (("tokens", "issue", "--name", "x"), "Missing option '--role'"),

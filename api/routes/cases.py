@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -9,6 +10,8 @@ from fastapi.responses import Response, StreamingResponse
 
 from qrtrace.api.app import Caller, Service, attachment
 from qrtrace.api.models import Accepted, CaseIn, TraceIn, to_us
+from qrtrace.errors import InputError
+from qrtrace.queries.risk import RiskRule, load_rule, shipped_rules
 from qrtrace.queries.trace import TraceRules
 from qrtrace.sinks.audit import now_us
 
@@ -40,9 +43,24 @@ def start_trace(body: TraceIn, who: Caller, svc: Service) -> Accepted:
         grace_us=round(body.grace_minutes * US_PER_MINUTE),
         min_overlap_us=round(body.min_overlap_minutes * US_PER_MINUTE),
         until_us=to_us(body.until, "until") if body.until else now_us(),
+        risk=shipped_rule(body.rule),
+        sources=body.sources,
     )
     job = svc.start_trace(who, body.case_ids, rules, body.purpose)
     return Accepted(trace_id=job.trace_id, status=job.status, hops_done=job.hops_done, depth=job.depth)
+
+
+@router.get("/rules")
+def list_rules(who: Caller) -> list[dict]:
+    """The risk rule sets a trace can use (name, version, kind, thresholds, description)."""
+    return [dataclasses.asdict(load_rule(name)) for name in shipped_rules()]
+
+
+def shipped_rule(name: str) -> RiskRule:
+    """A shipped rule set by name: the API never reads a file a caller names (400 for an unknown name)."""
+    if name not in shipped_rules():
+        raise InputError(f"There is no rule set {name!r}; the rule sets are {', '.join(shipped_rules())}.")
+    return load_rule(name)
 
 
 @router.get("/traces")

@@ -102,6 +102,7 @@ class CaseService(ServiceCore):
         store = self._locked_store
         contacts = [0] * len(queries)
         exposures = [0] * len(queries)
+        close = [0] * len(queries)
         try:
             chunks = self.rt.trace_chunks(queries, rules, job.purpose, AuditLog(store, job.actor), progress, store)
             for first, batch in chunks:
@@ -110,7 +111,10 @@ class CaseService(ServiceCore):
                     contacts[first + case] = int(count)
                 for case, count in enumerate(np.bincount(batch.exposures["case"], minlength=len(batch.cases))):
                     exposures[first + case] = int(count)
-            self._store_run(job, queries, rules, contacts, exposures)
+                closes = np.bincount(batch.contacts["case"], weights=batch.contacts["risk"], minlength=len(batch.cases))
+                for case, count in enumerate(closes.tolist()):
+                    close[first + case] = int(count)
+            self._store_run(job, queries, rules, contacts, exposures, close)
             job.contacts = sum(contacts)
             job.hops_done = job.depth
             job.status = "done"
@@ -125,13 +129,15 @@ class CaseService(ServiceCore):
                 log.exception("could not drop the rows of failed trace %s", job.trace_id)
 
     def _store_run(self, job: TraceJob, queries: list[CaseQuery], rules: TraceRules, contacts: list[int],
-                   exposures: list[int]) -> None:  # fmt: skip
-        """The run's row in `trace_runs`: per case the document header (case, window, rules) and its counts;
-        the contacts and exposures are rows of `trace_exposures`."""
+                   exposures: list[int], close: list[int]) -> None:  # fmt: skip
+        """The run's row in `trace_runs`: per case the document header (case, window, rules, rule) and its
+        counts (contacts, per tier, exposure rows); the contacts and exposures are rows of `trace_exposures`."""
         headers = []
-        for q, n, rows in zip(queries, contacts, exposures, strict=True):
+        for q, n, rows, c in zip(queries, contacts, exposures, close, strict=True):
             header = render.trace_dict(TraceResult(q, rules, []), _PseudonymsOnly(), self.settings.display_tz)
             del header["contacts"]
+            if rules.risk is not None:
+                header["tiers"] = {"close": c, "casual": n - c}
             headers.append({**header, "contacts_count": n, "exposure_rows": rows})
         write_run(self._locked_store, job.trace_id, job.started_at_us, now_us(), job.actor, job.case_ids,
                   job.purpose, rules, headers)  # fmt: skip

@@ -95,7 +95,8 @@ def test_trace_run_writes() -> None:
     write_run(store, "tr-1", 5, 6, "epi", ["a", "b"], "why", TraceRules(2, 0, 0, 9), [{"case": "p"}])
     table, columns = store.calls[1]
     assert table == "qrtrace.trace_runs" and columns["case_ids"] == ["a,b"] and columns["finished_at_us"] == [6]
-    assert orjson.loads(columns["rules"][0]) == {"depth": 2, "grace_us": 0, "min_overlap_us": 0, "until_us": 9}
+    assert orjson.loads(columns["rules"][0]) == {"depth": 2, "grace_us": 0, "min_overlap_us": 0, "until_us": 9,
+                                                 "sources": "all", "rule": None}
     assert orjson.loads(columns["result"][0]) == [{"case": "p"}]
     drop_exposures(store, "tr-1")
     assert store.calls[2] == (load_sql("qrtrace.queries", "trace_exposures_drop"), {"trace_id": "tr-1"})
