@@ -31,7 +31,7 @@ from qrtrace.queries.trace import BUCKET_US, Frontier, Table, TraceBatch, _ranks
 US_PER_DAY = 86_400_000_000
 BUCKETS_PER_DAY = US_PER_DAY // BUCKET_US  # a day segment holds whole buckets
 MAX_BUCKET = 2**32 - 1  # the store's start_bucket is a UInt32: cells outside it hold nothing there either
-FEED_COLUMNS = ("venue_id", "person", "start_us", "end_us", "opened", "version", "withdrawn")
+FEED_COLUMNS = ("venue_id", "person", "start_us", "end_us", "opened", "version", "withdrawn", "zone")
 
 
 def as_bytes(values: Iterable[object] | np.ndarray) -> np.ndarray:
@@ -136,6 +136,7 @@ class Segment:
     person: np.ndarray  # int32 codes
     start: np.ndarray  # int64 UTC microseconds
     end: np.ndarray  # int64
+    zone: np.ndarray  # int32 zone codes (the index's zone dictionary; a venue without zones has one, "")
     cells: np.ndarray  # int32 offsets: cell (venue v, bucket b of the day) is rows cells[4v + b] : cells[4v + b + 1]
     by_person: np.ndarray  # int32 person codes, sorted
     by_person_row: np.ndarray  # int32: the row of each by_person entry
@@ -167,12 +168,13 @@ class Segment:
     def nbytes(self) -> int:
         return sum(getattr(self, name).nbytes for name in self.ARRAYS)
 
-    ARRAYS = ("person", "start", "end", "cells", "by_person", "by_person_row", "venue_longest")  # its files
+    ARRAYS = ("person", "start", "end", "zone", "cells", "by_person", "by_person_row", "venue_longest")  # its files
 
 
 def build_segment(day: int, venue: np.ndarray, person: np.ndarray, start: np.ndarray, end: np.ndarray,
-                  venues: int) -> Segment:  # fmt: skip
-    """A day segment from coded visits (any order) whose starts fall on `day`; `venues`: codes below it."""
+                  venues: int, zone: np.ndarray | None = None) -> Segment:  # fmt: skip
+    """A day segment from coded visits (any order) whose starts fall on `day`; `venues`: codes below it;
+    `zone`: each visit's zone code (default: all code 0)."""
     day_start = day * US_PER_DAY
     venue = np.asarray(venue, dtype=np.int64)
     start = np.asarray(start, dtype=np.int64)
@@ -181,6 +183,7 @@ def build_segment(day: int, venue: np.ndarray, person: np.ndarray, start: np.nda
     venue, start = venue[order], start[order]
     person = np.asarray(person, dtype=np.int32)[order]
     end = np.asarray(end, dtype=np.int64)[order]
+    zone = np.zeros(len(order), dtype=np.int32) if zone is None else np.asarray(zone, dtype=np.int32)[order]
     cell = venue * BUCKETS_PER_DAY + (start - day_start) // BUCKET_US
     counts = np.bincount(cell, minlength=venues * BUCKETS_PER_DAY)
     cells = np.zeros(venues * BUCKETS_PER_DAY + 1, dtype=np.int32)
@@ -191,7 +194,7 @@ def build_segment(day: int, venue: np.ndarray, person: np.ndarray, start: np.nda
     if len(venue):
         firsts = np.flatnonzero(np.r_[True, venue[1:] != venue[:-1]])  # rows are in venue order
         venue_longest[venue[firsts]] = np.maximum.reduceat(span, firsts)
-    return Segment(day, person, start, end, cells, person[by_row], by_row, venue_longest,
+    return Segment(day, person, start, end, zone, cells, person[by_row], by_row, venue_longest,
                    int(span.max(initial=0)))  # fmt: skip
 
 
@@ -238,7 +241,7 @@ def cell_key(venue: np.ndarray, bucket: np.ndarray) -> np.ndarray:
 
 def empty_feed() -> Table:
     types = {"venue_id": np.int64, "person": np.int64, "start_us": np.int64, "end_us": np.int64,
-             "opened": np.uint64, "version": np.uint64, "withdrawn": np.uint8}  # fmt: skip
+             "opened": np.uint64, "version": np.uint64, "withdrawn": np.uint8, "zone": np.int64}  # fmt: skip
     return {name: np.empty(0, dtype=t) for name, t in types.items()}
 
 
@@ -256,6 +259,8 @@ class TraceIndex:
     # source read searches a segment only for the people who were out that day. A code past its end (a
     # person the feed added) counts as out every day; stale bits only cost a search.
     person_days: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+    # Zone names to codes; equal codes are equal zones (a visit at a venue without zones has zone "").
+    zones: Dictionary = field(default_factory=lambda: Dictionary(np.array([b""], dtype="S1")))
 
     @classmethod
     def empty(cls) -> TraceIndex:
@@ -268,7 +273,8 @@ class TraceIndex:
 
     def nbytes(self) -> int:
         """Bytes of every array (what is resident once every page has been read)."""
-        names = sum(d.base.nbytes + d.tail.nbytes for d in (self.people, self.venues)) + self.person_days.nbytes
+        names = sum(d.base.nbytes + d.tail.nbytes for d in (self.people, self.venues, self.zones))
+        names += self.person_days.nbytes
         return names + sum(s.nbytes() for s in self.segments.values()) + self.overlay.nbytes()
 
     def days_of(self, codes: np.ndarray) -> np.ndarray:
@@ -281,7 +287,7 @@ class TraceIndex:
     def warm(self) -> int:
         """Read one value of every memory page of every array, so that traces never wait for the disk (a
         server does this once as it starts; a CLI process lets the pages it needs come in). Returns bytes."""
-        arrays = [self.people.base, self.venues.base, self.person_days]
+        arrays = [self.people.base, self.venues.base, self.zones.base, self.person_days]
         arrays += [getattr(s, name) for s in self.segments.values() for name in Segment.ARRAYS]
         for array in arrays:
             flat = array.reshape(-1).view(np.uint8) if array.dtype.kind == "S" else array.reshape(-1)
@@ -325,6 +331,8 @@ class TraceIndex:
             return self, np.empty(0, dtype=np.int64)
         people, person = self.people.adding(feed["person"])
         venues, venue = self.venues.adding(feed["venue_id"])
+        zones, zone = self.zones.adding(feed["zone"]) if "zone" in feed else self.zones.adding(
+            np.full(len(feed["start_us"]), b""))  # fmt: skip
         new = {
             "venue_id": venue,
             "person": person,
@@ -333,6 +341,7 @@ class TraceIndex:
             "opened": np.asarray(feed["opened"], dtype=np.uint64),
             "version": np.asarray(feed["version"], dtype=np.uint64),
             "withdrawn": np.asarray(feed["withdrawn"], dtype=np.uint8),
+            "zone": zone,
         }
         rows = latest_rows({k: np.concatenate([self.overlay.rows[k], new[k]]) for k in FEED_COLUMNS})
         dead = dict(self.dead)
@@ -350,7 +359,7 @@ class TraceIndex:
             replaced.append(mine[np.unique(owners)])
             dead[day] = np.union1d(dead.get(day, np.empty(0, np.int64)), matched)
         found = np.concatenate(replaced) if replaced else np.empty(0, dtype=np.int64)
-        return TraceIndex(people, venues, self.segments, dead, Overlay.of(rows), self.person_days), found
+        return TraceIndex(people, venues, self.segments, dead, Overlay.of(rows), self.person_days, zones), found
 
     def merged(self, days: Iterable[int] | None = None) -> TraceIndex:
         """The index with the overlay's rows of `days` (default: all) folded into new day segments."""
@@ -360,19 +369,20 @@ class TraceIndex:
         segments, dead = dict(self.segments), dict(self.dead)
         for day in sorted(wanted):
             mine = np.flatnonzero((row_days == day) & (o["withdrawn"] == 0))
-            parts = [(o["venue_id"][mine], o["person"][mine], o["start_us"][mine], o["end_us"][mine])]
+            parts = [(o["venue_id"][mine], o["person"][mine], o["start_us"][mine], o["end_us"][mine], o["zone"][mine])]
             old = segments.pop(day, None)
             if old is not None:
                 keep = np.setdiff1d(np.arange(len(old)), dead.pop(day, np.empty(0, np.int64)), assume_unique=True)
-                parts.append((old.venue_column()[keep], old.person[keep], old.start[keep], old.end[keep]))
-            venue, person, start, end = (np.concatenate([p[i] for p in parts]) for i in range(4))
+                parts.append((old.venue_column()[keep], old.person[keep], old.start[keep], old.end[keep],
+                              old.zone[keep]))  # fmt: skip
+            venue, person, start, end, zone = (np.concatenate([p[i] for p in parts]) for i in range(5))
             if len(start):
-                segments[day] = build_segment(day, venue, person, start, end, len(self.venues))
+                segments[day] = build_segment(day, venue, person, start, end, len(self.venues), zone)
         # Withdrawn rows stay, as markers: an older row of the same visit applied later (a replayed batch, the
         # feed's margin read again) must not bring the visit back, and no segment row is there to say so.
         stay = ~np.isin(row_days, list(wanted)) | (o["withdrawn"] != 0)
         rest = {k: v[stay] for k, v in o.items()}
-        index = TraceIndex(self.people, self.venues, segments, dead, Overlay.of(rest))
+        index = TraceIndex(self.people, self.venues, segments, dead, Overlay.of(rest), zones=self.zones)
         return replace(index, person_days=person_days_of(segments, len(self.people)))
 
     def without_days(self, days: Iterable[int]) -> TraceIndex:
@@ -387,6 +397,7 @@ class TraceIndex:
             {d: r for d, r in self.dead.items() if d not in gone},
             Overlay.of({k: v[keep] for k, v in o.items()}),
             self.person_days,  # a superset still: bits of dropped days only cost a search
+            self.zones,
         )
 
     def days(self) -> set[int]:
@@ -484,7 +495,7 @@ class IndexHopReader:
             keep &= self._alive(day, rows)
             rows, owner = rows[keep], owner[keep]
             parts.append({"person": codes[owner], "venue_id": segment.row_venues(rows), "start_us": start[keep],
-                          "end_us": end[keep]})  # fmt: skip
+                          "end_us": end[keep], "zone": segment.zone[rows]})  # fmt: skip
         o = self.index.overlay
         if len(o.person_keys):
             a = np.searchsorted(o.person_keys, codes, "left")
@@ -524,7 +535,7 @@ class IndexHopReader:
             start = segment.start[rows]
             end = np.minimum(segment.end[rows], start + self.max_visit_us)
             parts.append({"person": segment.person[rows].astype(np.int64), "venue_id": np.repeat(v, counts)[keep],
-                          "start_us": start, "end_us": end})  # fmt: skip
+                          "start_us": start, "end_us": end, "zone": segment.zone[rows]})  # fmt: skip
         o = self.index.overlay
         if len(o.cell_keys) and len(venues):
             keys = np.unique(cell_key(venues, buckets))
@@ -544,10 +555,11 @@ class IndexHopReader:
         r = self.index.overlay.rows
         start = r["start_us"][rows]
         return {"person": r["person"][rows], "venue_id": r["venue_id"][rows], "start_us": start,
-                "end_us": np.minimum(r["end_us"][rows], start + self.max_visit_us)}  # fmt: skip
+                "end_us": np.minimum(r["end_us"][rows], start + self.max_visit_us),
+                "zone": r["zone"][rows]}  # fmt: skip
 
 
-CODED_VISITS = {"person": np.int64, "venue_id": np.int64, "start_us": np.int64, "end_us": np.int64}
+CODED_VISITS = {"person": np.int64, "venue_id": np.int64, "start_us": np.int64, "end_us": np.int64, "zone": np.int64}
 
 
 def _concat(parts: list[Table]) -> Table:
@@ -558,14 +570,19 @@ def _concat(parts: list[Table]) -> Table:
     return {k: np.concatenate([np.asarray(p[k], dtype=np.int64) for p in parts]) for k in CODED_VISITS}
 
 
-def index_of_visits(venue: np.ndarray, person: np.ndarray, start: np.ndarray, end: np.ndarray) -> TraceIndex:
+def index_of_visits(venue: np.ndarray, person: np.ndarray, start: np.ndarray, end: np.ndarray,
+                    zone: np.ndarray | None = None) -> TraceIndex:  # fmt: skip
     """An index of visits given by name (the latest row of each, none withdrawn): tests and small stores."""
+    zone = np.full(len(start), "", dtype=object) if zone is None else np.asarray(zone, dtype=object)
     people, venues = Dictionary.of(person), Dictionary.of(venue)
+    zones = Dictionary.of(np.concatenate([np.array([""], dtype=object), zone]))
     person_codes, venue_codes = people.codes(as_bytes(person)), venues.codes(as_bytes(venue))
+    zone_codes = zones.codes(as_bytes(zone))
     start, end = np.asarray(start, dtype=np.int64), np.asarray(end, dtype=np.int64)
     days = start // US_PER_DAY
     segments = {}
     for day in np.unique(days).tolist():
         mine = days == day
-        segments[day] = build_segment(day, venue_codes[mine], person_codes[mine], start[mine], end[mine], len(venues))
-    return TraceIndex(people, venues, segments, person_days=person_days_of(segments, len(people)))
+        segments[day] = build_segment(day, venue_codes[mine], person_codes[mine], start[mine], end[mine], len(venues),
+                                      zone_codes[mine])  # fmt: skip
+    return TraceIndex(people, venues, segments, person_days=person_days_of(segments, len(people)), zones=zones)

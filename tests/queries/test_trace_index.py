@@ -11,6 +11,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qrtrace.queries.risk import RiskContext, load_rule
 from qrtrace.queries.trace import CaseQuery, InMemoryVisits, TraceRules, Visit, trace_batch, trace_case
 from qrtrace.queries.trace_index import (
     Dictionary,
@@ -20,25 +21,31 @@ from qrtrace.queries.trace_index import (
     index_of_visits,
 )
 from qrtrace.stream_processors.batch import US_PER_MINUTE
-from tests.oracles import oracle_trace, trace_shape
+from tests.oracles import oracle_tier, oracle_trace, trace_shape
 
 M = US_PER_MINUTE
 DAY_MIN = 24 * 60
-PEOPLE = [f"p{i}" for i in range(8)]
+PEOPLE = [f"p{i}" for i in range(6)]
 VENUES = ["A", "B", "C", "chợ-Đông"]  # a non-ASCII id: names are kept as UTF-8 bytes
 NO_CAP = 10 * DAY_MIN * M
 
 visit_drafts = st.tuples(
     st.sampled_from(PEOPLE),
     st.sampled_from(VENUES),
-    st.integers(0, 3 * DAY_MIN),  # start minute: three days, so visits fall into several segments
+    # start minute: over three days (several segments), half of them in one busy afternoon (co-presence)
+    st.one_of(st.integers(0, 3 * DAY_MIN), st.integers(DAY_MIN + 780, DAY_MIN + 1080)).map(lambda m: m // 5 * 5),
     st.integers(1, 300),  # length in minutes (some cross midnight and bucket edges)
+    st.sampled_from(["", "", "x", "khu-chợ"]),  # zone: most visits at venues without zones
 )
+CATEGORY = {"A": "market", "B": "hospital", "C": "karaoke", "chợ-Đông": "market"}
+WINDOW = 15 * M
+RULES = [load_rule("qrtrace-2026"), load_rule("qrtrace-2026"), load_rule("pc-covid-2021"), None]
 
 
-def feed(rows: list[tuple[str, str, int, int, int, int, int]]) -> dict[str, np.ndarray]:
-    """Feed rows (venue, person, start, end, opened, version, withdrawn) as columns."""
-    cols = list(zip(*rows, strict=True)) if rows else [[]] * 7
+def feed(rows: list[tuple[str, str, int, int, int, int, int, str]]) -> dict[str, np.ndarray]:
+    """Feed rows (venue, person, start, end, opened, version, withdrawn[, zone]) as columns."""
+    rows = [(*r, "") if len(r) == 7 else r for r in rows]  # type: ignore[assignment]
+    cols = list(zip(*rows, strict=True)) if rows else [[]] * 8
     return {
         "venue_id": np.asarray(cols[0], dtype=object),
         "person": np.asarray(cols[1], dtype=object),
@@ -47,52 +54,59 @@ def feed(rows: list[tuple[str, str, int, int, int, int, int]]) -> dict[str, np.n
         "opened": np.asarray(cols[4], dtype=np.uint64),
         "version": np.asarray(cols[5], dtype=np.uint64),
         "withdrawn": np.asarray(cols[6], dtype=np.uint8),
+        "zone": np.asarray(cols[7], dtype=object),
     }
 
 
 @st.composite
 def histories(draw):  # type: ignore[no-untyped-def]
-    stored = draw(st.lists(visit_drafts, min_size=1, max_size=25))
-    # visit id -> (person, venue, start, end, version, withdrawn); the id is the opened-by hash
-    visits = {i: (p, v, s * M, (s + n) * M, 1, 0) for i, (p, v, s, n) in enumerate(stored)}
+    stored = draw(st.lists(visit_drafts, min_size=1, max_size=40))
+    # visit id -> (person, venue, start, end, version, withdrawn, zone); the id is the opened-by hash. A
+    # visit's zone is its opening scan's: revisions keep it.
+    visits = {i: (p, v, s * M, (s + n) * M, 1, 0, z) for i, (p, v, s, n, z) in enumerate(stored)}
     rows = []
     for _ in range(draw(st.integers(0, 20))):
         kind = draw(st.sampled_from(["new", "revise", "withdraw", "replay"]))
         if kind == "new" or not visits:
-            p, v, s, n = draw(visit_drafts)
+            p, v, s, n, z = draw(visit_drafts)
             i = len(visits) + 1000
-            visits[i] = (p, v, s * M, (s + n) * M, 1, 0)
+            visits[i] = (p, v, s * M, (s + n) * M, 1, 0, z)
         else:
             i = draw(st.sampled_from(sorted(visits)))
-            p, v, s, e, version, withdrawn = visits[i]
+            p, v, s, e, version, withdrawn, z = visits[i]
             if kind == "revise":
-                visits[i] = (p, v, s, s + draw(st.integers(1, 400)) * M, version + 1, 0)
+                visits[i] = (p, v, s, s + draw(st.integers(1, 400)) * M, version + 1, 0, z)
             elif kind == "withdraw":
-                visits[i] = (p, v, s, e, version + 1, 1)
-        p, v, s, e, version, withdrawn = visits[i]
-        rows.append((v, p, s, e, i, version, withdrawn))
+                visits[i] = (p, v, s, e, version + 1, 1, z)
+        p, v, s, e, version, withdrawn, z = visits[i]
+        rows.append((v, p, s, e, i, version, withdrawn, z))
     cuts = sorted(draw(st.lists(st.integers(0, len(rows)), max_size=2)))
     deliveries = [rows[a:b] for a, b in zip([0, *cuts], [*cuts, len(rows)], strict=True)]
     merges = [draw(st.booleans()) for _ in deliveries]
-    final = [Visit(p, v, s, e) for p, v, s, e, _, w in visits.values() if not w]
-    latest = [(v, p, s, e, i, version, w) for i, (p, v, s, e, version, w) in visits.items()]
-    case = draw(st.sampled_from(PEOPLE))
-    frm = draw(st.integers(0, 3 * DAY_MIN)) * M
+    final = [Visit(p, v, s, e, z) for p, v, s, e, _, w, z in visits.values() if not w]
+    latest = [(v, p, s, e, i, version, w, z) for i, (p, v, s, e, version, w, z) in visits.items()]
+    # the case is someone with a stored visit, infectious around it (else most scenarios trace nobody)
+    case, _, at, _, _ = draw(st.sampled_from(stored))
+    frm = max(0, at - draw(st.integers(0, 240))) * M
     to = frm + draw(st.integers(0, DAY_MIN)) * M
     rules = TraceRules(
         depth=draw(st.integers(1, 3)),
         grace_us=draw(st.sampled_from([0, 30])) * M,
         min_overlap_us=draw(st.sampled_from([0, 10])) * M,
         until_us=draw(st.sampled_from([2 * DAY_MIN, 10 * DAY_MIN])) * M,
+        risk=draw(st.sampled_from(RULES)),
+        sources=draw(st.sampled_from(["all", "close"])),
     )
-    return stored, (deliveries, merges, latest), final, CaseQuery("c", case, frm, to), rules
+    over = draw(st.sets(st.tuples(st.sampled_from(VENUES), st.integers(0, 3 * 96)), max_size=20))
+    return stored, (deliveries, merges, latest), final, CaseQuery("c", case, frm, to), rules, over
 
 
 def index_after(stored, deliveries, merges, latest) -> TraceIndex:  # type: ignore[no-untyped-def]
     """What the store adapter does: build, then apply each delivery, and for the rows that replaced segment
     rows apply the store's latest rows of their (venue, person, start) (`latest`: the store's state)."""
-    p, v, s, n = (np.asarray(c, dtype=object if k < 2 else np.int64) for k, c in enumerate(zip(*stored, strict=True)))
-    index = index_of_visits(v, p, s * M, (s + n) * M)
+    p, v, s, n, z = (np.asarray(c, dtype=object if k in (0, 1, 4) else np.int64)
+                     for k, c in enumerate(zip(*stored, strict=True)))  # fmt: skip
+    index = index_of_visits(v, p, s * M, (s + n) * M, z)
     for rows, merge in zip(deliveries, merges, strict=True):
         index, replaced = index.applied(feed(rows))
         keys = {(rows[i][0], rows[i][1], rows[i][2]) for i in replaced.tolist()}
@@ -102,15 +116,36 @@ def index_after(stored, deliveries, merges, latest) -> TraceIndex:  # type: igno
     return index
 
 
+def risk_contexts(rule, index: TraceIndex, over):  # type: ignore[no-untyped-def]
+    """The rule's context keyed both ways: by the index's venue codes (dense) and by venue id."""
+    if rule is None:
+        return None, None
+    ids = np.asarray(VENUES, dtype=object)
+    over_v = np.asarray([v for v, _ in sorted(over)], dtype=object)
+    over_w = np.asarray([w * WINDOW for _, w in sorted(over)], dtype=np.int64)
+    by_name = RiskContext.of(rule, ids, [CATEGORY[v] for v in VENUES], over_v, over_w, WINDOW)
+    n = len(index.venues)
+    categories = np.full(n, "", dtype=object)
+    codes = index.venues.codes(as_bytes(ids))
+    categories[codes[codes >= 0]] = [CATEGORY[v] for v, c in zip(VENUES, codes, strict=True) if c >= 0]
+    over_codes = index.venues.codes(as_bytes(over_v)) if len(over_v) else np.empty(0, np.int64)
+    by_code = RiskContext.of(rule, np.arange(n), categories, over_codes[over_codes >= 0], over_w[over_codes >= 0],
+                             WINDOW, dense=True)  # fmt: skip
+    return by_code, by_name
+
+
 @settings(max_examples=300, deadline=None)
 @given(histories())
 def test_index_reader_equals_list_reader_and_oracle(history) -> None:  # type: ignore[no-untyped-def]
-    stored, (deliveries, merges, latest), final, case, rules = history
-    reader = IndexHopReader(index_after(stored, deliveries, merges, latest), NO_CAP)
-    got = trace_shape(trace_case(reader, case, rules))
-    assert got == trace_shape(trace_case(InMemoryVisits(final), case, rules))
+    stored, (deliveries, merges, latest), final, case, rules, over = history
+    index = index_after(stored, deliveries, merges, latest)
+    by_code, by_name = risk_contexts(rules.risk, index, over)
+    tiers = rules.risk is not None
+    got = trace_shape(trace_case(IndexHopReader(index, NO_CAP), case, rules, by_code), tiers)
+    assert got == trace_shape(trace_case(InMemoryVisits(final), case, rules, by_name), tiers)
+    tier = oracle_tier(rules.risk, CATEGORY, over, WINDOW) if tiers else None
     want = oracle_trace(final, case.person, case.from_us, case.to_us, rules.depth, rules.grace_us,
-                        rules.min_overlap_us, rules.until_us)  # fmt: skip
+                        rules.min_overlap_us, rules.until_us, tier, rules.sources == "close" and tiers)  # fmt: skip
     assert got == want
 
 
