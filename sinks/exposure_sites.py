@@ -7,7 +7,7 @@ which also publishes declared cases by id, calls `publish_sites` with the pseudo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -139,10 +139,12 @@ def publish_sites(
     advice_vi: str | None = None,
     advice_en: str | None = None,
     grace_us: int | None = None,
+    allow: Callable[[list[Site]], None] | None = None,
 ) -> Publication:
     """Publish the sites of the case `case_person` (a pseudonym) for its window [from, to]; audited (even
     when the case has no visit there: looking up a case's movements is). NoVisits when there is nothing to
-    publish. Advice: the defaults, or the text given (the English page shows `advice_en`, else `advice_vi`)."""
+    publish. Advice: the defaults, or the text given (the English page shows `advice_en`, else `advice_vi`).
+    `allow(sites)` may refuse (raise) before anything is written: the API's scope check."""
     purpose = stated_purpose(purpose)
     if to_us < from_us:
         raise InputError("The window ends before it starts; 'to' must be after 'from'.")
@@ -156,6 +158,8 @@ def publish_sites(
                                                                    else DEFAULT_ADVICE_EN)  # fmt: skip
     at = now_us()
     sites = case_sites(windows, case_person, case_id, vi, en, at, audit.actor)
+    if allow is not None:
+        allow(sites)
     write, unchanged = to_write(sites, sites_by_id(store, [s.site_id for s in sites]))
     write_sites(store, write)
     audit.record("publish_exposure_sites", case_id, case_person, purpose, from_us=from_us, to_us=to_us,
