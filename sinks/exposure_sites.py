@@ -157,7 +157,8 @@ def publish_sites(
     en = advice_en.strip() if advice_en and advice_en.strip() else (vi if advice_vi and advice_vi.strip()
                                                                    else DEFAULT_ADVICE_EN)  # fmt: skip
     at = now_us()
-    sites = case_sites(windows, case_person, case_id, vi, en, at, audit.actor)
+    sites = sorted(case_sites(windows, case_person, case_id, vi, en, at, audit.actor),
+                   key=lambda s: (s.from_us, s.venue_id))  # fmt: skip
     if allow is not None:
         allow(sites)
     write, unchanged = to_write(sites, sites_by_id(store, [s.site_id for s in sites]))
@@ -168,8 +169,7 @@ def publish_sites(
         raise NoVisits("This case has no visit in the window given, so there is no exposure site to publish; "
                        "check the identifier and the dates.")  # fmt: skip
     by_id = {s.site_id: s for s in [*write, *unchanged]}
-    ordered = sorted(sites, key=lambda s: (s.from_us, s.venue_id))
-    return Publication([by_id[s.site_id] for s in ordered], len(write))
+    return Publication([by_id[s.site_id] for s in sites], len(write))
 
 
 def publish_case_sites(
