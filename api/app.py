@@ -2,7 +2,8 @@
 
 Every error is JSON `{"error": "<one sentence>"}` with a 4xx status (a 5xx only for a fault of ours,
 never with a traceback). Every /api route needs a bearer token; /healthz, /docs and the console's own
-files do not (the console asks for a token before it calls the API).
+files do not (the console asks for a token before it calls the API), nor does /public: the exposure sites
+list and its page, for anyone (no person in it; rate-limited and cached, api/services/exposure_sites.py).
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ DOCS_PAGE = """<!doctype html>
 """
 # Answers that hold identifiers or pseudonyms of people (cohorts, call lists, cases, the audit log) are
 # never kept by a browser or a proxy.
-NO_STORE_PATHS = ("/api/traces", "/api/cases", "/api/audit")
+NO_STORE_PATHS = ("/api/traces", "/api/cases", "/api/audit", "/api/exposure-sites")
+PUBLIC = resources.files("qrtrace.api").joinpath("public")
+# The public exposure-site page: its own files only, like the console; it reads nothing but /public.
+PUBLIC_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; base-uri 'none'; form-action 'self'; "
+                 "frame-ancestors 'none'")
 
 bearer = HTTPBearer(auto_error=False, description="An API token: `qrt_<id>_<secret>` (qrtrace tokens issue)")
 
@@ -150,7 +155,7 @@ def _sentence_handler(status: int):  # type: ignore[no-untyped-def]
 def create_app(svc: ApiService, scanners_only: bool = False) -> FastAPI:
     """The application over one service (which owns the store); `scanners_only` (`qrtrace ingest-server`):
     the scanner door, /healthz and /metrics, nothing else (no console, no other route)."""
-    from qrtrace.api.routes import cases, checkins, operations, reports, venues
+    from qrtrace.api.routes import cases, checkins, exposure_sites, operations, reports, venues
 
     app = FastAPI(
         title="qrtrace API",
@@ -169,6 +174,9 @@ def create_app(svc: ApiService, scanners_only: bool = False) -> FastAPI:
         path = request.url.path
         if path == "/" or path.startswith("/console"):
             response.headers["Content-Security-Policy"] = CONSOLE_POLICY
+            response.headers["X-Content-Type-Options"] = "nosniff"
+        elif path == "/public" or path.startswith("/public/"):
+            response.headers["Content-Security-Policy"] = PUBLIC_POLICY
             response.headers["X-Content-Type-Options"] = "nosniff"
         elif path == "/docs" or path.startswith("/docs/"):
             response.headers["Content-Security-Policy"] = DOCS_POLICY
@@ -217,7 +225,8 @@ def create_app(svc: ApiService, scanners_only: bool = False) -> FastAPI:
         log.exception("unhandled error on %s", request.url.path)
         return _error(500, f"The server failed on this request ({type(exc).__name__}); it was logged.")
 
-    for module in (checkins,) if scanners_only else (venues, checkins, cases, reports, operations):
+    for module in (checkins,) if scanners_only else (venues, checkins, cases, reports, operations,
+                                                                             exposure_sites):
         app.include_router(module.router, prefix="/api")
 
     @app.get("/healthz", tags=["operations"])
@@ -245,4 +254,6 @@ def create_app(svc: ApiService, scanners_only: bool = False) -> FastAPI:
     swagger = resources.files("fastapi_offline").joinpath("static")  # only its files: the page above is ours
     app.mount("/docs/assets", StaticFiles(directory=str(swagger)), name="docs-assets")
     app.mount("/console", StaticFiles(directory=str(CONSOLE)), name="console")
+    app.include_router(exposure_sites.public_router)  # before its files' mount: the data routes win
+    app.mount("/public", StaticFiles(directory=str(PUBLIC)), name="public")
     return app

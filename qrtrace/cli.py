@@ -41,6 +41,8 @@ app.add_typer(venues_app, name="venues")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(communes_app, name="communes")
 app.add_typer(report_app, name="report")
+sites_app = typer.Typer(no_args_is_help=True, help="Public exposure sites: a case's venues and times, never a person.")
+app.add_typer(sites_app, name="sites")
 
 out = Console(highlight=False)
 
@@ -651,6 +653,102 @@ def _parse_anchor(anchor: str | None) -> tuple[int | None, str | None]:
     if not seq.isdigit() or int(seq) < 1 or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
         raise InputError(f"--anchor {anchor!r} is not SEQ:HASH (an entry number and its 64-digit hex hash).")
     return int(seq), digest
+
+
+PurposeOpt = Annotated[str, typer.Option("--purpose", help="Why (written to the audit log).")]
+
+
+@sites_app.command("publish")
+def sites_publish(
+    person_id: Annotated[str, typer.Argument(help="The identifier the case checked in with.")],
+    from_: Annotated[str, typer.Option("--from", help="Start of the infectious window (ISO 8601).")],
+    to: Annotated[str, typer.Option("--to", help="End of the infectious window (ISO 8601).")],
+    purpose: PurposeOpt,
+    advice: Annotated[str | None, typer.Option(help="Advice shown with each site (default: the standard "
+                                                    "advice; Vietnamese).")] = None,
+    advice_en: Annotated[str | None, typer.Option(help="The advice in English (default: --advice, or the "
+                                                       "standard English advice).")] = None,
+    case_id: Annotated[str, typer.Option(help="The case's id, kept with the sites (internal).")] = "",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    store: StoreOpt = None,
+    lang: LangOpt = None,
+) -> None:
+    """Publish a case's exposure sites: each venue visited in [--from, --to], from arrival to departure plus
+    the trace grace (QRTRACE grace, 30 min), overlapping windows merged. Audited; idempotent."""
+    from qrtrace.sinks.exposure_sites import publish_sites
+    from qrtrace.sites_render import sites_table
+
+    settings = _settings(store, lang)
+    from_us, to_us = parse_time(from_, "--from", settings), parse_time(to, "--to", settings)
+    if to_us < from_us:
+        raise InputError("--to is before --from; the infectious window must run forwards.")
+    with _runtime(settings) as rt:
+        person = rt.pseudonymiser.one(person_id)
+        done = publish_sites(rt.store, rt.audit, settings, person, from_us, to_us, purpose, case_id, advice, advice_en)
+        rows = _site_rows(rt, settings, [s.site_id for s in done.sites])
+    if as_json:
+        sys.stdout.write(orjson.dumps({"sites": rows, "written": done.written}, option=orjson.OPT_INDENT_2).decode()
+                         + "\n")  # fmt: skip
+        return
+    sites_table(out, rows, settings.lang, settings.display_tz)
+    out.print(t("sites_published", settings.lang).format(n=len(rows), new=done.written, same=len(rows) - done.written))
+
+
+def _site_rows(rt, settings: Settings, site_ids: list[str]) -> list[dict]:  # type: ignore[no-untyped-def]
+    """The listed rows of these sites, in their order."""
+    from qrtrace.sinks.exposure_sites import listed_rows
+
+    rows = {r["site_id"]: r for r in listed_rows(rt.store, settings, settings.lang, include_withdrawn=True)}
+    return [rows[s] for s in site_ids if s in rows]
+
+
+@sites_app.command("list")
+def sites_list(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    commune: Annotated[str | None, typer.Option(help="Only the sites of this commune (its code).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Withdrawn sites too.")] = False,
+    store: StoreOpt = None,
+    lang: LangOpt = None,
+) -> None:
+    """The published exposure sites (active ones; --all adds the withdrawn), with their case ids."""
+    from qrtrace.sinks.exposure_sites import listed_rows
+    from qrtrace.sites_render import sites_table
+
+    settings = _settings(store, lang)
+    with _runtime(settings) as rt:
+        rows = listed_rows(rt.store, settings, settings.lang, commune, include_withdrawn=all_)
+    if as_json:
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    sites_table(out, rows, settings.lang, settings.display_tz)
+
+
+@sites_app.command("withdraw")
+def sites_withdraw(
+    site_ids: Annotated[list[str] | None, typer.Argument(help="The site id(s) (es-...) to withdraw.")] = None,
+    purpose: PurposeOpt = "",
+    case: Annotated[str | None, typer.Option("--case", help="Withdraw every site of the case who checked in "
+                                                            "with this identifier.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    store: StoreOpt = None,
+    lang: LangOpt = None,
+) -> None:
+    """Withdraw exposure sites from the public list (by id, or all of a case with --case); audited."""
+    from qrtrace.sinks.exposure_sites import withdraw_sites
+    from qrtrace.sites_render import sites_table
+
+    settings = _settings(store, lang)
+    if bool(site_ids) == (case is not None):
+        raise InputError("Give the SITE_ID(s) to withdraw, or --case PERSON_ID (one of the two).")
+    with _runtime(settings) as rt:
+        person = rt.pseudonymiser.one(case) if case is not None else None
+        done = withdraw_sites(rt.store, rt.audit, purpose, site_ids or (), person)
+        rows = _site_rows(rt, settings, [s.site_id for s in done])
+    if as_json:
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    sites_table(out, rows, settings.lang, settings.display_tz)
+    out.print(t("sites_withdrawn", settings.lang).format(n=len(rows)))
 
 
 def _lang() -> str:

@@ -62,6 +62,21 @@ LABELS: dict[str, tuple[str, str]] = {
     "venues_imported": ("Đã nhập địa điểm", "Venues imported"),
     "poster_written": ("Đã tạo áp phích QR", "QR poster written"),
     "reasons": ("Lý do lỗi", "Dead-letter reasons"),
+    "sites_title": ("Địa điểm có ca bệnh đã công bố", "Published exposure sites"),
+    "site": ("Mã điểm", "Site"),
+    "from": ("Từ", "From"),
+    "to": ("Đến", "To"),
+    "advice": ("Khuyến cáo", "Advice"),
+    "case": ("Ca bệnh", "Case"),
+    "status": ("Trạng thái", "Status"),
+    "site_active": ("đang công bố", "active"),
+    "site_withdrawn": ("đã rút", "withdrawn"),
+    "published_by": ("Người công bố", "Published by"),
+    "no_sites": ("Chưa có địa điểm nào được công bố.", "No exposure site is published."),
+    "sites_published": ("Đã công bố {n} địa điểm ({new} mới, {same} đã có từ trước).",
+                        "Published {n} exposure sites ({new} new, {same} already published)."),
+    "sites_withdrawn": ("Đã rút {n} địa điểm khỏi danh sách công khai.",
+                        "Withdrew {n} exposure sites from the public list."),
 }
 
 

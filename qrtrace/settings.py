@@ -68,6 +68,8 @@ class Settings:
     # The scanner front door refuses a request at once (503 + Retry-After) while this many check-ins already
     # wait for a pass in its process: past it an answer would come too late to be worth waiting for.
     front_queue_checkins: int = 40_000  # QRTRACE_FRONT_QUEUE_CHECKINS
+    # The public exposure-site list (no token): requests per client address per minute, then 429.
+    public_requests_per_minute: int = 120  # QRTRACE_PUBLIC_REQUESTS_PER_MINUTE
 
     def __post_init__(self) -> None:
         for name in ("max_future_minutes", "visit_cap_min_hours", "retention_days"):
@@ -148,6 +150,7 @@ _INT_ENV = {
     "QRTRACE_AUTH_FAILURES_PER_TOKEN": "auth_failures_per_token",
     "QRTRACE_AUTH_FAILURE_WINDOW_SECONDS": "auth_failure_window_seconds",
     "QRTRACE_FRONT_QUEUE_CHECKINS": "front_queue_checkins",
+    "QRTRACE_PUBLIC_REQUESTS_PER_MINUTE": "public_requests_per_minute",
 }
 
 

@@ -143,3 +143,14 @@ CREATE TABLE IF NOT EXISTS qrtrace.trace_runs (
     purpose String, rules String, result String
 ) ENGINE = ReplacingMergeTree(finished_at_us) PARTITION BY intDiv(started_at_us, 86400000000)
 ORDER BY trace_id;
+
+-- Public exposure sites (queries/exposure_sites.py): a case's venues and time windows, published for
+-- anyone to check. site_id is a digest of (case, venue, window): re-publishing the same case and window
+-- writes the same ids, so ReplacingMergeTree keeps one row per site (the highest version); a withdrawal
+-- is a newer row with withdrawn = 1. case_id and case_person (the pseudonym) are internal, never served.
+-- Not day-partitioned: a withdrawal must outlive the window it withdraws.
+CREATE TABLE IF NOT EXISTS qrtrace.exposure_sites (
+    site_id String, venue_id String, from_us Int64, to_us Int64, advice_vi String, advice_en String,
+    case_id String, case_person String, published_at_us Int64, published_by String, withdrawn UInt8,
+    withdrawn_at_us Int64, withdrawn_by String, version UInt64
+) ENGINE = ReplacingMergeTree(version) ORDER BY site_id;

@@ -40,6 +40,9 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/reports/coverage/export"): OFFICERS | {"admin"},
     ("GET", "/api/operations"): frozenset({"admin"}),
     ("GET", "/api/audit"): frozenset({"admin"}),
+    ("POST", "/api/exposure-sites"): EPI_ADMIN,
+    ("GET", "/api/exposure-sites"): EPI_ADMIN,
+    ("POST", "/api/exposure-sites/{site_id}/withdraw"): EPI_ADMIN,
 }
 
 
@@ -84,6 +87,10 @@ _serial = itertools.count()
 
 def _request(client: TestClient, world: World, role: str, method: str, path: str, trace_id: str):  # type: ignore[no-untyped-def]
     url = path.replace("{venue_id}", world.venue_id).replace("{trace_id}", trace_id)
+    if "{site_id}" in path:  # a site of the demo case (publishing is idempotent)
+        site = client.post("/api/exposure-sites", json={"case_id": "DEMO-F0-1", "purpose": "role matrix"},
+                           headers=world.auth("epidemiologist")).json()["sites"][0]["site_id"]  # fmt: skip
+        url = path.replace("{site_id}", site)
     n = next(_serial)
     bodies = {
         "/api/venues": {"venue_id": f"ROLE-{role}-{n}", "name": "Quán thử quyền", "category": "restaurant",
@@ -94,6 +101,8 @@ def _request(client: TestClient, world: World, role: str, method: str, path: str
         "/api/cases": {"case_id": f"ROLE-CASE-{n}", "person_id": "0912000002",
                        "infectious_from": "2026-11-20T00:00:00+07:00", "infectious_to": "2026-11-22T00:00:00+07:00"},
         "/api/traces": {"case_ids": ["DEMO-F0-1"], "purpose": "role matrix"},
+        "/api/exposure-sites": {"case_id": "DEMO-F0-1", "purpose": "role matrix"},
+        "/api/exposure-sites/{site_id}/withdraw": {"purpose": "role matrix"},
     }  # fmt: skip
     params = {"purpose": "role matrix"} if path.endswith(("call-list", "result")) else None
     if role in ("commune_officer",) and path.startswith("/api/reports"):
@@ -119,7 +128,7 @@ def test_role_against_endpoint(client: TestClient, world: World, finished_trace:
 
 @pytest.mark.parametrize(("method", "path"), list(EXPECTED), ids=[f"{m} {p}" for m, p in EXPECTED])
 def test_every_endpoint_needs_a_token(client: TestClient, world: World, method: str, path: str) -> None:
-    url = path.replace("{venue_id}", world.venue_id).replace("{trace_id}", "tr-x")
+    url = path.replace("{venue_id}", world.venue_id).replace("{trace_id}", "tr-x").replace("{site_id}", "es-x")
     for headers in ({}, {"Authorization": "Bearer not-a-token"}, world.auth("expired")):
         resp = client.request(method, url, headers=headers, json={} if method == "POST" else None)
         assert resp.status_code == 401, (headers, resp.text)

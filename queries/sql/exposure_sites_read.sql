@@ -1,0 +1,5 @@
+-- Every exposure site, its latest row (withdrawn ones too: the caller decides what to show).
+SELECT site_id, venue_id, from_us, to_us, advice_vi, advice_en, case_id, case_person, published_at_us,
+       published_by, withdrawn, withdrawn_at_us, withdrawn_by, version
+FROM qrtrace.exposure_sites FINAL
+ORDER BY from_us, venue_id, site_id
