@@ -268,6 +268,8 @@ def trace_batch(
     With `rules.risk`, every exposure gets its tier by `risk` (what the rule knows of the venues, keyed like
     the reader's venues; default: the rule's plain thresholds), and every contact the highest of theirs."""
     cases = list(cases)
+    if rules.sources not in SOURCES or (rules.sources == "close" and rules.risk is None):
+        raise ValueError(f"sources={rules.sources!r} needs one of {SOURCES}, and 'close' needs a risk rule")
     if rules.risk is None:
         risk = None
     elif risk is None or risk.rule != rules.risk:

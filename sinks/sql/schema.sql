@@ -148,9 +148,10 @@ ORDER BY trace_id;
 -- anyone to check. site_id is a digest of (case, venue, window): re-publishing the same case and window
 -- writes the same ids, so ReplacingMergeTree keeps one row per site (the highest version); a withdrawal
 -- is a newer row with withdrawn = 1. case_id and case_person (the pseudonym) are internal, never served.
--- Not day-partitioned: a withdrawal must outlive the window it withdraws.
+-- Partitioned by the UTC day the window starts: a site's rows (its publications and its withdrawal) share
+-- it, and retention drops them with the visits they came from (the case's pseudonym goes with them).
 CREATE TABLE IF NOT EXISTS qrtrace.exposure_sites (
     site_id String, venue_id String, from_us Int64, to_us Int64, advice_vi String, advice_en String,
     case_id String, case_person String, published_at_us Int64, published_by String, withdrawn UInt8,
     withdrawn_at_us Int64, withdrawn_by String, version UInt64
-) ENGINE = ReplacingMergeTree(version) ORDER BY site_id;
+) ENGINE = ReplacingMergeTree(version) PARTITION BY intDiv(from_us, 86400000000) ORDER BY site_id;
