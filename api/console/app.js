@@ -21,6 +21,8 @@ const T = {
     hop: "Mức", person: "Người", phone: "Điện thoại", first_exposure: "Tiếp xúc đầu tiên", overlap: "Phút trùng",
     via: "Qua (nguồn lây)", cases: "Ca", tracing: "Đang truy vết", hops_done: "mức", done: "Xong", contacts: "người tiếp xúc",
     graph_note: "Đồ thị: ai bị phơi nhiễm, ở đâu, qua ai (hiển thị tối đa", pseudonyms_only: "Vai trò của bạn chỉ xem bí danh (không tái định danh).",
+    risk: "Nguy cơ", close: "Tiếp xúc gần", casual: "Thông thường", rule: "Quy tắc phân loại nguy cơ", sources: "Nguồn F2+",
+    sources_all: "Mọi người tiếp xúc", sources_close: "Chỉ tiếp xúc gần",
     ops_title: "Vận hành hệ thống", mode: "Chế độ", store: "Kho dữ liệu", workers: "Bộ xử lý luồng (Faust)",
     not_running: "không chạy", unreachable: "không liên lạc được", running: "đang chạy", up: "hoạt động",
     api_ingest: "Nhận qua API", events_per_s: "sự kiện/giây", stored_per_minute: "Lượt quét được lưu mỗi phút (60 phút qua)",
@@ -80,6 +82,8 @@ const T = {
     hop: "Hop", person: "Person", phone: "Phone", first_exposure: "First exposure", overlap: "Overlap min",
     via: "Via (source)", cases: "Cases", tracing: "Tracing", hops_done: "hops", done: "Done", contacts: "contacts",
     graph_note: "Graph: who was exposed where, via whom (showing at most", pseudonyms_only: "Your role sees pseudonyms only (no re-identification).",
+    risk: "Risk", close: "Close", casual: "Casual", rule: "Risk rule set", sources: "F2+ sources",
+    sources_all: "All contacts", sources_close: "Close contacts only",
     ops_title: "Operations", mode: "Mode", store: "Store", workers: "Stream workers (Faust)",
     not_running: "not running", unreachable: "unreachable", running: "running", up: "up",
     api_ingest: "Ingest via API", events_per_s: "events/s", stored_per_minute: "Check-ins stored per minute (last 60 min)",
@@ -349,6 +353,8 @@ async function loadTrace() {
   const perms = new Set(state.me.permissions);
   $("#case-form").hidden = !perms.has("declare_case");
   $("#trace-csv").hidden = $("#trace-xlsx").hidden = !perms.has("export_call_list");
+  const rules = await api("/api/rules");
+  $("#trace-rule").innerHTML = rules.map((r) => `<option value="${esc(r.name)}" title="${esc(r.description)}"${r.name === "qrtrace-2026" ? " selected" : ""}>${esc(r.name)} v${r.version}</option>`).join("");
 }
 
 const localToIso = (value) => (value ? `${value.length === 16 ? `${value}:00` : value}+07:00` : null);
@@ -357,7 +363,8 @@ async function runTrace(ev) {
   ev.preventDefault();
   const caseIds = [...$("#trace-case").selectedOptions].map((o) => o.value).filter(Boolean);
   const body = { case_ids: caseIds, depth: Number($("#trace-depth").value), grace_minutes: Number($("#trace-grace").value),
-    min_overlap_minutes: Number($("#trace-overlap").value), purpose: $("#trace-purpose").value.trim() };
+    min_overlap_minutes: Number($("#trace-overlap").value), purpose: $("#trace-purpose").value.trim(),
+    rule: $("#trace-rule").value || "qrtrace-2026", sources: $("#trace-sources").value || "all" };
   const until = localToIso($("#trace-until").value);
   if (until) body.until = until;
   $("#trace-run").disabled = true;
@@ -382,21 +389,29 @@ async function runTrace(ev) {
   }
 }
 
+// Close contacts first within each hop: the call list is worked through from the top.
+const byTier = (contacts) => [...contacts].sort((a, b) => a.hop - b.hop || (a.risk === "casual") - (b.risk === "casual"));
+
 function showTrace(result) {
   $("#trace-result").hidden = false;
-  const contacts = result.cohort || result.cases[0].contacts;
-  const counts = {};
-  contacts.forEach((c) => { counts[c.hop] = (counts[c.hop] || 0) + 1; });
+  const contacts = byTier(result.cohort || result.cases[0].contacts);
+  const counts = {}, tiers = { close: 0, casual: 0 };
+  contacts.forEach((c) => { counts[c.hop] = (counts[c.hop] || 0) + 1; if (c.risk in tiers) tiers[c.risk] += 1; });
+  const rule = result.cases[0].rule;
   $("#trace-summary").textContent = `${result.cases.map((c) => c.case_id).join(", ")} · ${result.trace_id}`;
   $("#trace-counts").innerHTML = Object.keys(counts).sort().map((h) => `F${h}: <b>${fmt(counts[h])}</b>`).join(" &nbsp; ") +
+    (rule ? ` &nbsp;·&nbsp; <span class="tier close">${esc(t("close"))}: <b>${fmt(tiers.close)}</b></span>
+      <span class="tier casual">${esc(t("casual"))}: <b>${fmt(tiers.casual)}</b></span>
+      <small>(${esc(rule.name)} v${rule.version})</small>` : "") +
     (result.cases[0].reidentified ? "" : `<br><small>${esc(t("pseudonyms_only"))}</small>`);
   const rows = contacts.slice(0, 2000).map((c) => {
     const e = c.exposures[0];
-    return `<tr class="hop-row" data-hop="${c.hop}"><td>F${c.hop}</td><td>${esc(c.person_id)}</td><td>${esc(c.contact || "")}</td>
+    return `<tr class="hop-row" data-hop="${c.hop}" data-risk="${esc(c.risk || "")}"><td>F${c.hop}</td>
+      <td>${c.risk ? `<span class="tier ${esc(c.risk)}">${esc(t(c.risk))}</span>` : ""}</td><td>${esc(c.person_id)}</td><td>${esc(c.contact || "")}</td>
       <td>${esc(c.first_exposure.slice(0, 16).replace("T", " "))}</td><td>${esc(e.venue_id)}</td>
       <td class="num">${e.overlap_minutes}</td><td>F${e.source_hop} ${esc(e.source_person_id)}${c.exposures.length > 1 ? ` (+${c.exposures.length - 1})` : ""}</td></tr>`;
   }).join("");
-  $("#trace-table").innerHTML = `<table><tr><th>${t("hop")}</th><th>${t("person")}</th><th>${t("phone")}</th><th>${t("first_exposure")}</th>
+  $("#trace-table").innerHTML = `<table><tr><th>${t("hop")}</th><th>${t("risk")}</th><th>${t("person")}</th><th>${t("phone")}</th><th>${t("first_exposure")}</th>
     <th>${t("venue")}</th><th class="num">${t("overlap")}</th><th>${t("via")}</th></tr>${rows}</table>`;
   $("#trace-graph").innerHTML = cohortGraph(result.cases, contacts);
 }
@@ -410,7 +425,7 @@ function cohortGraph(cases, contacts) {
     const n = [...cols.values()].filter((x) => x.hop === c.hop).length;
     if (n >= (LIMIT[c.hop] || 20)) return false;
     if (c.hop > 1 && !cols.has(c.exposures[0].source_person_id)) return false;
-    cols.set(c.person_id, { hop: c.hop, id: c.person_id, venue: c.exposures[0].venue_id, at: c.first_exposure });
+    cols.set(c.person_id, { hop: c.hop, id: c.person_id, venue: c.exposures[0].venue_id, at: c.first_exposure, risk: c.risk });
     return true;
   });
   const byHop = {};
@@ -423,12 +438,13 @@ function cohortGraph(cases, contacts) {
   const edges = shown.map((c) => {
     const e = c.exposures[0], a = pos.get(e.source_person_id), b = pos.get(c.person_id);
     if (!a || !b) return "";
-    return `<path d="M${a.x + 8},${a.y} C${a.x + colW / 2},${a.y} ${b.x - colW / 2},${b.y} ${b.x - 6},${b.y}" stroke="#bbb" fill="none"><title>${esc(e.source_person_id)} → ${esc(c.person_id)} @ ${esc(e.venue_id)} ${esc(e.start.slice(0, 16))}</title></path>`;
+    const tier = e.risk ? ` ${t(e.risk)}` : "";
+    return `<path d="M${a.x + 8},${a.y} C${a.x + colW / 2},${a.y} ${b.x - colW / 2},${b.y} ${b.x - 6},${b.y}" class="edge ${esc(e.risk || "")}" fill="none"><title>${esc(e.source_person_id)} → ${esc(c.person_id)} @ ${esc(e.venue_id)} ${esc(e.start.slice(0, 16))}${esc(tier)}</title></path>`;
   }).join("");
   const nodes = [...cols.values()].map((n) => {
     const p = pos.get(n.id);
     const where = n.venue ? ` @ ${n.venue} ${String(n.at).slice(11, 16)}` : "";
-    return `<g class="node" data-hop="${n.hop}"><circle cx="${p.x}" cy="${p.y}" r="5" class="hop-${Math.min(n.hop, 3)}"/><text x="${p.x + 9}" y="${p.y + 4}">${esc(String(n.id).slice(0, 14))}<tspan class="where">${esc(where)}</tspan></text></g>`;
+    return `<g class="node" data-hop="${n.hop}" data-risk="${esc(n.risk || "")}"><circle cx="${p.x}" cy="${p.y}" r="5" class="hop-${Math.min(n.hop, 3)} ${esc(n.risk || "")}"/><text x="${p.x + 9}" y="${p.y + 4}">${esc(String(n.id).slice(0, 14))}<tspan class="where">${esc(where)}</tspan></text></g>`;
   }).join("");
   const heads = Object.keys(byHop).map((hop) => `<text x="${20 + hop * colW}" y="16" font-weight="bold">F${hop} (${fmt(hop == 0 ? cases.length : contacts.filter((c) => c.hop == hop).length)})</text>`).join("");
   return `<p class="empty">${esc(t("graph_note"))} ${Object.values(LIMIT).join("/")})</p>

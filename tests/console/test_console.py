@@ -65,6 +65,16 @@ def test_trace_page_runs_a_trace_and_downloads_the_call_list(page, console: Cons
     for hop in ("0", "1", "2"):
         assert page.locator(f"#trace-graph g.node[data-hop='{hop}']").count() >= 1
     assert page.locator("#trace-graph path").count() >= 10  # edges: who exposed whom
+    # risk tiers: counted, close contacts first in each hop, the graph coloured by tier
+    assert "Tiếp xúc gần:" in counts and "qrtrace-2026 v1" in counts
+    risks = rows.evaluate_all("rs => rs.map(r => [r.dataset.hop, r.dataset.risk])")
+    assert {r for _, r in risks} <= {"close", "casual"} and "close" in {r for _, r in risks}
+    for hop in {h for h, _ in risks}:
+        tiers = [r for h, r in risks if h == hop]
+        assert tiers == sorted(tiers, key=lambda r: r == "casual"), f"F{hop}: close contacts come first"
+    close_edge = page.locator("#trace-graph path.edge.close").first
+    assert close_edge.evaluate("el => getComputedStyle(el).stroke") == "rgb(211, 47, 47)"
+    assert page.locator("#trace-graph g.node[data-risk='close']").count() >= 1
     page.set_viewport_size({"width": 1400, "height": 1500})  # the forms, the counts and the graph's top
     page.screenshot(path=str(ARTIFACTS / "trace.png"), full_page=False)
     with page.expect_download() as info:
@@ -73,6 +83,15 @@ def test_trace_page_runs_a_trace_and_downloads_the_call_list(page, console: Cons
     info.value.save_as(saved)
     lines = saved.read_text(encoding="utf-8-sig").splitlines()
     assert lines[0].startswith("Mã ca,Ca bệnh (F0),Mức,Người tiếp xúc,Số điện thoại") and len(lines) > 10
+    assert lines[0].endswith("Mức nguy cơ,Nguy cơ lần tiếp xúc")
+    # close contacts only as F2 sources: never more F2 than with every contact
+    f2_all = int(page.inner_text("#trace-counts").split("F2:")[1].split()[0].replace(",", "").replace(".", ""))
+    page.select_option("#trace-sources", "close")
+    page.click("#trace-run")
+    page.wait_for_function("() => !document.querySelector('#trace-run').disabled")
+    narrowed = page.inner_text("#trace-counts")
+    f2_close = int(narrowed.split("F2:")[1].split()[0].replace(",", "").replace(".", "")) if "F2:" in narrowed else 0
+    assert f2_close <= f2_all
 
 
 def test_trace_page_shows_errors_as_sentences(page, console: Console) -> None:  # type: ignore[no-untyped-def]
