@@ -91,3 +91,46 @@ def test_batch_trace_writes_each_case_and_one_combined_cohort(cli, tmp_path) -> 
     assert {c["person_id"]: set(c["cases"]) for c in cohort} == reached
     assert any(len(cs) > 1 for cs in reached.values())  # the two cases share contacts: the merge is exercised
     assert (out / "cohort.csv").read_text().count("\n") == len(cohort) + 1
+
+
+def test_every_contact_and_exposure_has_a_tier_by_the_named_rule(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`--json` names the rule set and labels every contact and exposure; a contact is close when one of the
+    exposures that placed it is; zone-less venues: an exposure is close by overlap (the category's
+    threshold) or over capacity, so a casual one is always shorter than the threshold. `--sources close`
+    keeps F1 and expands only from close contacts; `--rule pc-covid-2021` is named in the output."""
+    import csv
+
+    from qrtrace.queries.risk import load_rule
+
+    store = tmp_path / "store"
+    cli("venues", "import", str(SMALL_WAVE / "venues.csv"), store=store, env=REPLAY_2021)
+    cli("ingest", str(SMALL_WAVE / "events.jsonl"), store=store, env=REPLAY_2021)
+    expected = json.loads((SMALL_WAVE / "expected.json").read_text())
+    args = shlex.split(expected["command"])[1:]
+    rule = load_rule("qrtrace-2026")
+    category = {row["venue_id"]: row["category"] for row in csv.DictReader((SMALL_WAVE / "venues.csv").open())}
+    got = json.loads(cli(*args, store=store, env=REPLAY_2021).stdout)
+    assert got["rule"] == {"name": "qrtrace-2026", "version": 1} and got["rules"]["sources"] == "all"
+    assert sum(got["tiers"].values()) == len(got["contacts"]) and got["tiers"]["close"] >= 1
+    for contact in got["contacts"]:
+        tiers = {e["risk"] for e in contact["exposures"]}
+        assert tiers <= {"close", "casual"}
+        assert contact["risk"] == ("close" if "close" in tiers else "casual")
+        for e in contact["exposures"]:
+            threshold = rule.close_overlap_us(category[e["venue_id"]]) / 60_000_000
+            if e["risk"] == "casual":
+                assert e["overlap_minutes"] < threshold, e
+    close_f1 = {c["person_id"] for c in got["contacts"] if c["hop"] == 1 and c["risk"] == "close"}
+    narrow = json.loads(cli(*args, "--sources", "close", store=store, env=REPLAY_2021).stdout)
+    assert narrow["rules"]["sources"] == "close"
+    assert {c["person_id"] for c in narrow["contacts"] if c["hop"] == 1} == {
+        c["person_id"] for c in got["contacts"] if c["hop"] == 1}
+    assert {c["person_id"] for c in narrow["contacts"]} <= {c["person_id"] for c in got["contacts"]}
+    for contact in narrow["contacts"]:
+        if contact["hop"] == 2:
+            assert {e["source_person_id"] for e in contact["exposures"]} <= close_f1
+    national = json.loads(cli(*args, "--rule", "pc-covid-2021", store=store, env=REPLAY_2021).stdout)
+    assert national["rule"] == {"name": "pc-covid-2021", "version": 1}
+    assert [c["person_id"] for c in national["contacts"]] == [c["person_id"] for c in got["contacts"]]
+    bad = cli(*args, "--rule", "no-such-rule", store=store, env=REPLAY_2021, check=False)
+    assert bad.returncode != 0 and "no rule set 'no-such-rule'" in bad.stderr and "Traceback" not in bad.stderr
