@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -22,9 +23,12 @@ from qrtrace.producers.simulator import (
     expected_event_count,
 )
 from qrtrace.queries.reidentify import Identity
+from qrtrace.queries.risk import load_rule
 from qrtrace.queries.trace import TraceRules
 from qrtrace.settings import Settings
 from qrtrace.sinks.clickhouse_sql import load_sql
+from qrtrace.sinks.exposure_sites import listed_rows, public_rows, publish_case_sites
+from qrtrace.sites_render import sites_table
 from qrtrace.stream_processors.batch import US_PER_DAY, US_PER_MINUTE
 
 DEMO_MARKER = ".qrtrace-demo"
@@ -106,8 +110,12 @@ def run_demo(
             grace_us=settings.grace_minutes * US_PER_MINUTE,
             min_overlap_us=settings.min_overlap_minutes * US_PER_MINUTE,
             until_us=end_us,
+            risk=load_rule(None),
         )
         result, identities = rt.trace(case_id, window_from, window_to, rules, purpose="demo", case_id="DEMO-F0-1")
+        # The same case with close contacts only as F2 sources (tracing as done by hand): how much shorter F2 is
+        narrow, _ = rt.trace(case_id, window_from, window_to, replace(rules, sources="close"), purpose="demo",
+                             case_id="DEMO-F0-1")  # fmt: skip
         doc = render.trace_dict(result, identities, settings.display_tz)
         console.print()
         names = rt.venue_names(render.shown_venue_ids([doc], limit=25))
@@ -116,6 +124,17 @@ def run_demo(
             doc = render.trace_dict(result, {p: Identity(p, "") for p in persons_in([result])}, settings.display_tz)
         render.write_json(exports / "trace-DEMO-F0-1.json", doc)
         render.write_call_list(exports / "trace-DEMO-F0-1.csv", [doc])
+        f2 = [sum(c.hop == 2 for c in r.contacts) for r in (result, narrow)]
+        console.print(t("demo_close_sources", lang).format(all=f"{f2[0]:,}", close=f"{f2[1]:,}"))
+
+        # Public exposure sites: the case's venues and times, never a person (GET /public/ once served)
+        sites = publish_case_sites(rt, settings, case_id, window_from, window_to,
+                                   purpose="demo: public exposure sites", actor=settings.actor, case_id="DEMO-F0-1")
+        console.print()
+        sites_table(console, listed_rows(rt.store, settings, lang)[:10], lang, settings.display_tz)
+        public = public_rows(rt.store, settings, lang)
+        render.write_json(exports / "exposure-sites.json", public)
+        console.print(t("demo_sites", lang).format(n=len(sites), path=exports / "exposure-sites.json"))
 
         console.print()
         coverage = rt.coverage(as_of_us=end_us, days=1)

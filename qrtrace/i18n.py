@@ -24,6 +24,13 @@ LABELS: dict[str, tuple[str, str]] = {
     "risk_close": ("Tiếp xúc gần", "Close"),
     "risk_casual": ("Tiếp xúc thông thường", "Casual"),
     "rule": ("quy tắc", "rule"),
+    "demo_close_sources": ("Chỉ lấy người tiếp xúc gần làm nguồn F2: F2 = {close} người "
+                           "(lấy mọi người tiếp xúc: {all}).",
+                           "Close contacts only as F2 sources: F2 = {close} (all contacts as sources: {all})."),
+    "demo_sites": ("Đã công bố {n} địa điểm có ca bệnh (không nêu tên người): {path}; trang công khai /public/ "
+                   "khi chạy qrtrace serve.",
+                   "Published {n} exposure sites (never a person): {path}; the public page is /public/ under "
+                   "qrtrace serve."),
     "venue": ("Địa điểm", "Venue"),
     "overlap": ("Phút trùng", "Overlap min"),
     "source": ("Nguồn lây", "Source"),
