@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -51,9 +50,9 @@ def start_trace(body: TraceIn, who: Caller, svc: Service) -> Accepted:
 
 
 @router.get("/rules")
-def list_rules(who: Caller) -> list[dict]:
+def list_rules(who: Caller, svc: Service) -> list[dict]:
     """The risk rule sets a trace can use (name, version, kind, thresholds, description)."""
-    return [dataclasses.asdict(load_rule(name)) for name in shipped_rules()]
+    return svc.rule_sets(who)
 
 
 def shipped_rule(name: str) -> RiskRule:

@@ -265,6 +265,15 @@ class CaseService(ServiceCore):
             raise
         return file_pieces(path)
 
+    def rule_sets(self, who: Principal) -> list[dict]:
+        """The shipped risk rule sets, for those who run traces."""
+        import dataclasses
+
+        from qrtrace.queries.risk import load_rule, shipped_rules
+
+        authorize(who, Action.RUN_TRACE, Scope(), self.geo)
+        return [dataclasses.asdict(load_rule(name)) for name in shipped_rules()]
+
     def list_traces(self, who: Principal, limit: int) -> list[dict]:
         """Traces running and finished (the `limit` newest finished), without their results."""
         authorize(who, Action.RUN_TRACE, Scope(), self.geo)

@@ -32,6 +32,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/cases"): EPI_ADMIN,
     ("POST", "/api/traces"): EPI_ADMIN,
     ("GET", "/api/traces"): EPI_ADMIN,
+    ("GET", "/api/rules"): EPI_ADMIN,
     ("GET", "/api/traces/{trace_id}"): EPI_ADMIN,
     ("GET", "/api/traces/{trace_id}/result"): EPI_ADMIN,
     ("GET", "/api/traces/{trace_id}/call-list"): EPI_ADMIN,

@@ -120,3 +120,32 @@ def test_budgets_refuse_with_a_sentence_and_a_case_reads_alone(client: TestClien
     lines = csv_resp.content.decode("utf-8-sig").splitlines()
     assert lines[0].startswith("case_id,case,hop") and len(lines) > exposures + 1  # both cases, streamed
     assert [line.split(",")[0] for line in lines[1:]] == sorted(line.split(",")[0] for line in lines[1:])
+
+
+def test_a_trace_runs_under_a_named_rule_and_keeps_its_tiers(client: TestClient, world: World) -> None:
+    """The API takes a shipped rule set by name and the sources option; the result names the rule and
+    tiers every contact and exposure (close first in the call list); an unknown rule is a 400, and a path
+    is never read as a rule file."""
+    rules = world.demo_trace["rules"]
+    names = [r["name"] for r in client.get("/api/rules", headers=world.auth("epidemiologist")).json()]
+    assert {"qrtrace-2026", "pc-covid-2021"} <= set(names)
+    trace_id = run_trace(client, world, "epidemiologist", ["DEMO-F0-1"], until=rules["until"], depth=2,
+                         grace_minutes=rules["grace_minutes"], rule="pc-covid-2021", sources="close")  # fmt: skip
+    case = read_result(client, world, "epidemiologist", trace_id)["cases"][0]
+    assert case["rule"] == {"name": "pc-covid-2021", "version": 1} and case["rules"]["sources"] == "close"
+    assert sum(case["tiers"].values()) == len(case["contacts"])
+    close_f1 = {c["person_id"] for c in case["contacts"] if c["hop"] == 1 and c["risk"] == "close"}
+    for c in case["contacts"]:
+        assert c["risk"] == ("close" if any(e["risk"] == "close" for e in c["exposures"]) else "casual")
+        if c["hop"] == 2:
+            assert {e["source_person_id"] for e in c["exposures"]} <= close_f1
+    csv_text = client.get(f"/api/traces/{trace_id}/call-list", params={"purpose": "calls", "lang": "en"},
+                          headers=world.auth("epidemiologist")).text  # fmt: skip
+    lines = csv_text.lstrip("\ufeff").splitlines()
+    assert lines[0].endswith("risk,exposure_risk")
+    hop_and_tier = [(int(r.split(",")[2]), r.split(",")[-2]) for r in lines[1:]]
+    assert hop_and_tier == sorted(hop_and_tier, key=lambda h: (h[0], h[1] == "casual"))
+    for bad in ("no-such-rule", "../../etc/passwd"):
+        resp = client.post("/api/traces", headers=world.auth("epidemiologist"),
+                           json={"case_ids": ["DEMO-F0-1"], "purpose": "testing", "rule": bad})  # fmt: skip
+        assert resp.status_code in (400, 422) and "error" in resp.json()
