@@ -165,6 +165,15 @@ class RiskContext:
         """A context that knows no venue: the rule's default threshold everywhere, never over capacity."""
         return cls(rule, np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), window_us, True)
 
+    def crowded_venues(self) -> np.ndarray:
+        """By venue position: whether the venue has any over-capacity window (cached)."""
+        cached = self.__dict__.get("_crowded")
+        if cached is None:
+            cached = np.zeros(len(self.venue_keys), dtype=bool)
+            cached[np.unique(self.over_keys >> 32)] = True
+            object.__setattr__(self, "_crowded", cached)
+        return cached
+
     def positions(self, venues: np.ndarray) -> np.ndarray:
         """Each venue's position in venue_keys, -1 when unknown."""
         if self.dense and venues.dtype != object:
@@ -191,11 +200,16 @@ def exposure_risk(ctx: RiskContext, venue: np.ndarray, s_start: np.ndarray, t_st
     if rule.same_zone and same_zone is not None:
         close &= same_zone
     if rule.over_capacity and len(ctx.over_keys):
-        first = start // ctx.window_us
-        last = np.maximum(first, (end - 1) // ctx.window_us)
-        lo = np.searchsorted(ctx.over_keys, pos << 32 | first, "left")
-        hi = np.searchsorted(ctx.over_keys, pos << 32 | last, "right")
-        close |= (hi > lo) & (pos >= 0)
+        # only the exposures not close already, at venues that were ever over capacity, are looked up
+        crowded = ctx.crowded_venues()
+        ask = np.flatnonzero(~close & (pos >= 0))
+        ask = ask[crowded[pos[ask]]]
+        if len(ask):
+            first = start[ask] // ctx.window_us
+            last = np.maximum(first, (end[ask] - 1) // ctx.window_us)
+            lo = np.searchsorted(ctx.over_keys, pos[ask] << 32 | first, "left")
+            hi = np.searchsorted(ctx.over_keys, pos[ask] << 32 | last, "right")
+            close[ask[hi > lo]] = True
     return close.astype(np.uint8)
 
 

@@ -89,13 +89,14 @@ def histories(draw):  # type: ignore[no-untyped-def]
     case, _, at, _, _ = draw(st.sampled_from(stored))
     frm = max(0, at - draw(st.integers(0, 240))) * M
     to = frm + draw(st.integers(0, DAY_MIN)) * M
+    risk = draw(st.sampled_from(RULES))
     rules = TraceRules(
         depth=draw(st.integers(1, 3)),
         grace_us=draw(st.sampled_from([0, 30])) * M,
         min_overlap_us=draw(st.sampled_from([0, 10])) * M,
         until_us=draw(st.sampled_from([2 * DAY_MIN, 10 * DAY_MIN])) * M,
-        risk=draw(st.sampled_from(RULES)),
-        sources=draw(st.sampled_from(["all", "close"])),
+        risk=risk,
+        sources=draw(st.sampled_from(["all", "close"])) if risk is not None else "all",  # close needs a rule
     )
     over = draw(st.sets(st.tuples(st.sampled_from(VENUES), st.integers(0, 3 * 96)), max_size=20))
     return stored, (deliveries, merges, latest), final, CaseQuery("c", case, frm, to), rules, over
