@@ -1,0 +1,278 @@
+"""Gateways: where a message with its phone number goes. Chosen by a setting (QRTRACE_NOTIFY_GATEWAY or the
+CLI's --gateway), never by an API caller.
+
+- `webhook:https://host/path` (or http://127.0.0.1:PORT/... for a local bridge): a JSON POST per message in
+  the shape SMS providers take ({"message_id", "to", "text", "lang", "tier"}) with `Idempotency-Key:
+  <message_id>`, over a few kept-alive connections in parallel; retried with back-off (notify/backoff.py).
+- `file:PATH`: JSON lines (0600) for offices that send by hand; a message already in the file is not
+  appended again (the file is read on open), so a restart never writes one twice.
+- `kafka:TOPIC` (default `notifications`): keyed by message id, idempotent producer, acks=all.
+
+Every gateway reports one Outcome per message it was given, from the thread that learnt it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import queue
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import orjson
+
+from qrtrace.errors import InputError
+from qrtrace.notify.backoff import PERMANENT, RETRY, SENT, Backoff, classify
+from qrtrace.notify.messages import Message
+from qrtrace.settings import Settings
+
+DEFAULT_TOPIC = "notifications"
+REQUEST_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message and the number it goes to (opened from the vault for this send only)."""
+
+    message: Message
+    to: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    message_id: str
+    delivered: bool
+    reason: str
+    attempts: int
+
+
+OnOutcome = Callable[[Outcome], None]
+
+
+class Gateway(Protocol):
+    kind: str
+
+    def deliver(self, items: Sequence[Outgoing], on_outcome: OnOutcome) -> None:
+        """Send every item; call `on_outcome` once per item (in any order, from any thread) before returning."""
+
+    def close(self) -> None: ...
+
+
+def payload(item: Outgoing) -> bytes:
+    m = item.message
+    return orjson.dumps({"message_id": m.message_id, "to": item.to, "text": m.text, "lang": m.lang, "tier": m.tier})
+
+
+def open_gateway(spec: str | None, settings: Settings) -> Gateway:
+    """The gateway a spec names; one sentence if it names none."""
+    if not spec:
+        raise InputError("No gateway: give --gateway webhook:URL | file:PATH | kafka:TOPIC (or set "
+                         "QRTRACE_NOTIFY_GATEWAY).")  # fmt: skip
+    kind, _, rest = spec.partition(":")
+    backoff = Backoff(max_attempts=max(1, settings.notify_max_attempts), max_total_s=settings.notify_max_seconds)
+    if kind == "webhook":
+        return WebhookGateway(rest, backoff, settings.notify_workers)
+    if kind == "file":
+        if not rest:
+            raise InputError("The file gateway needs a path: file:PATH.")
+        return FileGateway(Path(rest).expanduser())
+    if kind == "kafka":
+        if not settings.broker:
+            raise InputError("The kafka gateway needs a broker: set --broker or QRTRACE_BROKER.")
+        return KafkaGateway(settings.broker, settings.topic_prefix + (rest or DEFAULT_TOPIC))
+    raise InputError(f"Unknown gateway {kind!r}; use webhook:URL, file:PATH or kafka:TOPIC.")
+
+
+# -- webhook -----------------------------------------------------------------------------------------------
+
+
+class WebhookGateway:
+    """POSTs over `workers` kept-alive connections; each message retried per `backoff`."""
+
+    kind = "webhook"
+
+    def __init__(self, url: str, backoff: Backoff, workers: int = 8, sleep: Callable[[float], None] = time.sleep,
+                 ) -> None:  # fmt: skip
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InputError(f"The webhook gateway needs an http(s) URL, not {url!r}.")
+        self.scheme, self.host = parts.scheme, parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.backoff, self.workers, self._sleep = backoff, max(1, workers), sleep
+        self._waits = backoff.schedule()
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self.scheme == "https":
+            return http.client.HTTPSConnection(self.host, self.port, timeout=REQUEST_TIMEOUT_S,
+                                               context=ssl.create_default_context())  # fmt: skip
+        return http.client.HTTPConnection(self.host, self.port, timeout=REQUEST_TIMEOUT_S)
+
+    def post(self, conn: http.client.HTTPConnection, item: Outgoing) -> tuple[int, str, float | None]:
+        """One POST: (status, reason, Retry-After seconds); raises OSError/HTTPException on a broken exchange."""
+        conn.request("POST", self.path, body=payload(item), headers={
+            "Content-Type": "application/json", "Idempotency-Key": item.message.message_id})  # fmt: skip
+        response = conn.getresponse()
+        body = response.read(2048)
+        retry_after = response.getheader("Retry-After")
+        wait = float(retry_after) if retry_after and retry_after.isdigit() else None
+        reason = f"HTTP {response.status}"
+        if response.status >= 400:
+            text = body.decode("utf-8", "replace").strip().replace("\n", " ")[:200]
+            reason += f": {text}" if text else f" {response.reason}"
+        if response.will_close:
+            conn.close()
+        return response.status, reason, wait
+
+    def send_one(self, conn_box: list[http.client.HTTPConnection | None], item: Outgoing) -> Outcome:
+        """Attempts until delivered, refused for good, or out of attempts/time."""
+        reason = ""
+        for attempt in range(1, len(self._waits) + 2):
+            retry_after = None
+            try:
+                if conn_box[0] is None:
+                    conn_box[0] = self._connect()
+                status, reason, retry_after = self.post(conn_box[0], item)
+                verdict = classify(status)
+            except (OSError, http.client.HTTPException) as exc:
+                if conn_box[0] is not None:
+                    conn_box[0].close()
+                conn_box[0] = None
+                verdict = RETRY
+                reason = _network_reason(exc)
+            if verdict == SENT:
+                return Outcome(item.message.message_id, True, "", attempt)
+            if verdict == PERMANENT:
+                return Outcome(item.message.message_id, False, reason, attempt)
+            if attempt > len(self._waits):
+                break
+            wait = self._waits[attempt - 1]
+            self._sleep(min(max(wait, retry_after or 0.0), self.backoff.cap_s))
+        return Outcome(item.message.message_id, False, f"{reason} (after {attempt} attempts)", attempt)
+
+    def deliver(self, items: Sequence[Outgoing], on_outcome: OnOutcome) -> None:
+        work: queue.SimpleQueue[Outgoing | None] = queue.SimpleQueue()
+        for item in items:
+            work.put(item)
+        n = min(self.workers, len(items))
+        for _ in range(n):
+            work.put(None)
+        failures: list[BaseException] = []
+
+        def run() -> None:
+            box: list[http.client.HTTPConnection | None] = [None]
+            try:
+                while (item := work.get()) is not None:
+                    on_outcome(self.send_one(box, item))
+            except BaseException as exc:  # reported after the join: never a silently lost message
+                failures.append(exc)
+            finally:
+                if box[0] is not None:
+                    box[0].close()
+
+        threads = [threading.Thread(target=run, name=f"qrtrace-notify-{i}", daemon=True) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if failures:
+            raise failures[0]
+
+    def close(self) -> None:
+        pass
+
+
+def _network_reason(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "timed out"
+    return f"connection failed ({type(exc).__name__})"
+
+
+# -- file --------------------------------------------------------------------------------------------------
+
+
+class FileGateway:
+    """JSON lines for sending by hand. The file is its own journal: ids already in it are not written again."""
+
+    kind = "file"
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        data = path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        if end != len(data):  # a line cut short by a kill: that message was not written
+            os.ftruncate(self._fd, end)
+        self._written = {orjson.loads(line)["message_id"] for line in data[:end].splitlines() if line.strip()}
+
+    def deliver(self, items: Sequence[Outgoing], on_outcome: OnOutcome) -> None:
+        for item in items:
+            mid = item.message.message_id
+            if mid not in self._written:
+                os.write(self._fd, payload(item) + b"\n")
+                self._written.add(mid)
+            on_outcome(Outcome(mid, True, "", 1))
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+# -- kafka -------------------------------------------------------------------------------------------------
+
+
+class KafkaGateway:
+    """Produce to a topic keyed by message id: idempotent (no duplicate from the producer's own retries),
+    acks=all; an outcome per message from its delivery report."""
+
+    kind = "kafka"
+
+    def __init__(self, broker: str, topic: str, timeout_s: float = 120.0) -> None:
+        from confluent_kafka import Producer
+
+        from qrtrace.producers.kafka_producer import producer_config
+
+        config = {**producer_config(broker), "linger.ms": 5, "message.timeout.ms": int(timeout_s * 1000)}
+        config.pop("partitioner", None)  # keyed by message id: the default partitioner spreads them
+        self.topic, self.timeout_s = topic, timeout_s
+        self._producer = Producer(config)
+
+    def deliver(self, items: Sequence[Outgoing], on_outcome: OnOutcome) -> None:
+        left = {"n": len(items)}
+
+        def report(mid: str) -> Callable[[object, object], None]:
+            def on_delivery(err: object, _msg: object) -> None:
+                left["n"] -= 1
+                on_outcome(Outcome(mid, err is None, "" if err is None else f"kafka: {err}", 1))
+
+            return on_delivery
+
+        for item in items:
+            mid = item.message.message_id
+            while True:
+                try:
+                    self._producer.produce(self.topic, key=mid.encode(), value=payload(item), on_delivery=report(mid))
+                    break
+                except BufferError:
+                    self._producer.poll(0.1)
+            self._producer.poll(0)
+        deadline = time.monotonic() + self.timeout_s + 5
+        while left["n"] and time.monotonic() < deadline:
+            self._producer.flush(1.0)
+        if left["n"]:
+            raise InputError(f"Kafka did not confirm {left['n']} notifications in time; run the send again.")
+
+    def close(self) -> None:
+        self._producer.flush(5.0)
