@@ -47,6 +47,7 @@ def simulated(store: str, population: int) -> dict:
     end = start + timedelta(days=1)
     with EmbeddedRuntime(settings) as rt:
         rt.register_venues(district.venues)
+        rt.register_contacts([p.person_id for p in district.people], [p.phone for p in district.people])
         rt.ingest(checkin_batches(district, settings.batch_size), source="simulator")
         # the person with the most contacts among a sample: enough messages for a run to be killed mid-way
         rules = TraceRules(depth=1, until_us=round(end.timestamp() * 1e6))
@@ -59,8 +60,22 @@ def simulated(store: str, population: int) -> dict:
             "until": end.isoformat(), "contacts": len(best.contacts)}
 
 
+def inspect(store: str) -> dict:
+    """The outbox's message ids and the audit log's notify entries (read in a process of its own)."""
+    settings = settings_from_env().with_overrides(store=store)
+    with EmbeddedRuntime(settings) as rt:
+        ids = rt.store.query("SELECT DISTINCT message_id FROM qrtrace.notification_outbox")["message_id"]
+        audit = rt.store.query("SELECT actor, action, case_id, purpose, detail FROM qrtrace.audit_log "
+                               "WHERE action = 'notify' ORDER BY seq")  # fmt: skip
+    entries = [dict(zip(audit, row, strict=True)) for row in zip(*audit.values(), strict=True)]
+    return {"ids": sorted(ids), "audit": [{**e, "detail": orjson.loads(e["detail"])} for e in entries]}
+
+
 if __name__ == "__main__":
     kind, store = sys.argv[1], sys.argv[2]
     Path(store).mkdir(parents=True, exist_ok=True)
-    case = small_wave(store) if kind == "small-wave" else simulated(store, int(sys.argv[3]))
-    sys.stdout.write(orjson.dumps(case).decode() + "\n")
+    if kind == "inspect":
+        doc = inspect(store)
+    else:
+        doc = small_wave(store) if kind == "small-wave" else simulated(store, int(sys.argv[3]))
+    sys.stdout.write(orjson.dumps(doc).decode() + "\n")
