@@ -4,8 +4,8 @@ the webhook gateway's retries against a scripted connection (no network)."""
 from __future__ import annotations
 
 import http.client
-from itertools import pairwise
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
