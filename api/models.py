@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -64,6 +64,14 @@ class TraceIn(Strict):
     until: Time | None = None
     purpose: str = Field(min_length=3, max_length=300, pattern=NO_CONTROL,
                          description="Why this trace is run (audited)")
+
+
+class NotifyIn(Strict):
+    """Which contacts to notify and why; no gateway: that is the server's setting (extra fields are refused)."""
+
+    tier: Literal["close", "casual", "all"] = "all"
+    purpose: str = Field(min_length=3, max_length=300, pattern=NO_CONTROL,
+                         description="Why the phone numbers are opened (audited)")
 
 
 class Accepted(BaseModel):
