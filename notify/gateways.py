@@ -86,7 +86,7 @@ def open_gateway(spec: str | None, settings: Settings) -> Gateway:
     if kind == "kafka":
         if not settings.broker:
             raise InputError("The kafka gateway needs a broker: set --broker or QRTRACE_BROKER.")
-        return KafkaGateway(settings.broker, settings.topic_prefix + (rest or DEFAULT_TOPIC))
+        return KafkaGateway(settings.broker, settings.topic_prefix + (rest or DEFAULT_TOPIC), settings.partitions)
     raise InputError(f"Unknown gateway {kind!r}; use webhook:URL, file:PATH or kafka:TOPIC.")
 
 
@@ -239,7 +239,7 @@ class KafkaGateway:
 
     kind = "kafka"
 
-    def __init__(self, broker: str, topic: str, timeout_s: float = 120.0) -> None:
+    def __init__(self, broker: str, topic: str, partitions: int = 4, timeout_s: float = 120.0) -> None:
         from confluent_kafka import Producer
 
         from qrtrace.producers.kafka_producer import producer_config
@@ -247,6 +247,7 @@ class KafkaGateway:
         config = {**producer_config(broker), "linger.ms": 5, "message.timeout.ms": int(timeout_s * 1000)}
         config.pop("partitioner", None)  # keyed by message id: the default partitioner spreads them
         self.topic, self.timeout_s = topic, timeout_s
+        ensure_topic(broker, topic, partitions)
         self._producer = Producer(config)
 
     def deliver(self, items: Sequence[Outgoing], on_outcome: OnOutcome) -> None:
@@ -276,3 +277,25 @@ class KafkaGateway:
 
     def close(self) -> None:
         self._producer.flush(5.0)
+
+
+# The topic carries phone numbers (it is a gateway: the SMS bridge reading it needs them), so it keeps them
+# for a bounded time only; restrict it by ACL to the bridge's principal in production.
+TOPIC_RETENTION_MS = 3 * 86_400_000
+
+
+def ensure_topic(broker: str, topic: str, partitions: int) -> None:
+    """Create the notifications topic if it is missing (the project's brokers do not auto-create topics)."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    client = AdminClient({"bootstrap.servers": broker, "log_level": 0})
+    if topic in client.list_topics(timeout=30).topics:
+        return
+    new = NewTopic(topic, num_partitions=partitions, replication_factor=-1,
+                   config={"retention.ms": str(TOPIC_RETENTION_MS)})  # fmt: skip
+    try:
+        client.create_topics([new], operation_timeout=30, request_timeout=30)[topic].result()
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise InputError(f"Cannot create the Kafka topic {topic}: {exc.args[0].str()}.") from None

@@ -1,9 +1,9 @@
 """Builds a store for the notification tests (run as a subprocess: one chDB engine per process).
 
 `python -m tests.embedded.notify_store small-wave STORE`: the worked example, every person given a phone in
-the contact directory except the ones listed in NO_PHONE. `... simulated STORE POPULATION`: a simulated
-district (three quarters of its people check in with a phone number). Prints one JSON line: the case to
-trace (person_id, from, to, until)."""
+the contact directory except the ones listed in NO_PHONE (STORE `env`: the store QRTRACE_STORE names).
+`... simulated STORE POPULATION`: a simulated district, everyone with a phone in the contact directory.
+`... inspect STORE`: the outbox's ids and the audit log's notify entries. Prints one JSON line."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def phone_for(person_id: str) -> str:
 
 
 def small_wave(store: str) -> dict:
-    settings = settings_from_env().with_overrides(store=store)
+    settings = settings_from_env().with_overrides(store=None if store == "env" else store)
     lines = (SMALL_WAVE / "events.jsonl").read_bytes().splitlines()
     people = sorted({orjson.loads(line)["person_id"] for line in lines} - set(NO_PHONE))
     with EmbeddedRuntime(settings) as rt:
@@ -73,7 +73,8 @@ def inspect(store: str) -> dict:
 
 if __name__ == "__main__":
     kind, store = sys.argv[1], sys.argv[2]
-    Path(store).mkdir(parents=True, exist_ok=True)
+    if store != "env":  # "env": the store QRTRACE_STORE names (a ClickHouse server in the distributed tier)
+        Path(store).mkdir(parents=True, exist_ok=True)
     if kind == "inspect":
         doc = inspect(store)
     else:
