@@ -59,10 +59,18 @@ OnOutcome = Callable[[Outcome], None]
 class Gateway(Protocol):
     kind: str
 
+    def start(self, items: Sequence[Outgoing], on_outcome: OnOutcome) -> Callable[[], None]:
+        """Begin sending every item; `on_outcome` is called once per item (in any order, from any thread).
+        Returns the wait: it returns once every item's outcome was reported (or raises what failed)."""
+
     def deliver(self, items: Sequence[Outgoing], on_outcome: OnOutcome) -> None:
-        """Send every item; call `on_outcome` once per item (in any order, from any thread) before returning."""
+        """`start` and wait."""
 
     def close(self) -> None: ...
+
+
+def _done() -> None:
+    return None
 
 
 def payload(item: Outgoing) -> bytes:
@@ -108,12 +116,20 @@ class WebhookGateway:
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.backoff, self.workers, self._sleep = backoff, max(1, workers), sleep
         self._waits = backoff.schedule()
+        self._queue: queue.SimpleQueue[tuple[Outgoing, _Batch] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
 
     def _connect(self) -> http.client.HTTPConnection:
         if self.scheme == "https":
-            return http.client.HTTPSConnection(self.host, self.port, timeout=REQUEST_TIMEOUT_S,
-                                               context=ssl.create_default_context())  # fmt: skip
-        return http.client.HTTPConnection(self.host, self.port, timeout=REQUEST_TIMEOUT_S)
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                self.host, self.port, timeout=REQUEST_TIMEOUT_S, context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=REQUEST_TIMEOUT_S)
+        conn.connect()
+        # http.client writes the headers and the body in two sends: without this, Nagle holds the body back
+        # until the headers are acknowledged.
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
 
     def post(self, conn: http.client.HTTPConnection, item: Outgoing) -> tuple[int, str, float | None]:
         """One POST: (status, reason, Retry-After seconds); raises OSError/HTTPException on a broken exchange."""
@@ -157,36 +173,67 @@ class WebhookGateway:
             self._sleep(min(max(wait, retry_after or 0.0), self.backoff.cap_s))
         return Outcome(item.message.message_id, False, f"{reason} (after {attempt} attempts)", attempt)
 
-    def deliver(self, items: Sequence[Outgoing], on_outcome: OnOutcome) -> None:
-        work: queue.SimpleQueue[Outgoing | None] = queue.SimpleQueue()
+    def start(self, items: Sequence[Outgoing], on_outcome: OnOutcome) -> Callable[[], None]:
+        """Queue a batch for the worker threads (started once, connections kept across batches); returns the
+        wait for this batch. The caller prepares its next batch meanwhile."""
+        if not self._threads:
+            for i in range(self.workers):
+                thread = threading.Thread(target=self._work, name=f"qrtrace-notify-{i}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+        batch = _Batch(len(items), on_outcome)
         for item in items:
-            work.put(item)
-        n = min(self.workers, len(items))
-        for _ in range(n):
-            work.put(None)
-        failures: list[BaseException] = []
+            self._queue.put((item, batch))
+        return batch.wait
 
-        def run() -> None:
-            box: list[http.client.HTTPConnection | None] = [None]
-            try:
-                while (item := work.get()) is not None:
-                    on_outcome(self.send_one(box, item))
-            except BaseException as exc:  # reported after the join: never a silently lost message
-                failures.append(exc)
-            finally:
-                if box[0] is not None:
-                    box[0].close()
+    def deliver(self, items: Sequence[Outgoing], on_outcome: OnOutcome) -> None:
+        self.start(items, on_outcome)()
 
-        threads = [threading.Thread(target=run, name=f"qrtrace-notify-{i}", daemon=True) for i in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if failures:
-            raise failures[0]
+    def _work(self) -> None:
+        box: list[http.client.HTTPConnection | None] = [None]
+        try:
+            while (job := self._queue.get()) is not None:
+                item, batch = job
+                try:
+                    if batch.error is None:  # after a failure (the journal could not be written) send no more
+                        batch.on_outcome(self.send_one(box, item))
+                except BaseException as exc:  # reported by the batch's wait: never a silently lost message
+                    batch.error = batch.error or exc
+                finally:
+                    batch.count_down()
+        finally:
+            if box[0] is not None:
+                box[0].close()
 
     def close(self) -> None:
-        pass
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=REQUEST_TIMEOUT_S + self.backoff.max_total_s)
+        self._threads.clear()
+
+
+class _Batch:
+    """A batch in flight: how many items are left, and the first error a worker met."""
+
+    def __init__(self, n: int, on_outcome: OnOutcome) -> None:
+        self.left, self.on_outcome = n, on_outcome
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        if n == 0:
+            self._done.set()
+
+    def count_down(self) -> None:
+        with self._lock:
+            self.left -= 1
+            if self.left == 0:
+                self._done.set()
+
+    def wait(self) -> None:
+        self._done.wait()
+        if self.error is not None:
+            raise self.error
 
 
 def _network_reason(exc: BaseException) -> str:
@@ -223,6 +270,10 @@ class FileGateway:
                 self._written.add(mid)
             on_outcome(Outcome(mid, True, "", 1))
         os.fsync(self._fd)
+
+    def start(self, items: Sequence[Outgoing], on_outcome: OnOutcome) -> Callable[[], None]:
+        self.deliver(items, on_outcome)
+        return _done
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -274,6 +325,10 @@ class KafkaGateway:
             self._producer.flush(1.0)
         if left["n"]:
             raise InputError(f"Kafka did not confirm {left['n']} notifications in time; run the send again.")
+
+    def start(self, items: Sequence[Outgoing], on_outcome: OnOutcome) -> Callable[[], None]:
+        self.deliver(items, on_outcome)
+        return _done
 
     def close(self) -> None:
         self._producer.flush(5.0)

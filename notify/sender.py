@@ -42,7 +42,7 @@ from qrtrace.settings import Settings
 from qrtrace.sinks.audit import AuditLog, now_us
 from qrtrace.sinks.store import Store
 
-BATCH = 1000  # messages per vault opening, audit entry and status insert
+BATCH = 2000  # messages per vault opening, audit entry and status insert
 
 
 @dataclass
@@ -116,41 +116,58 @@ def send_pending(
         report.considered = len(ids)
         done = 0
         lock = threading.Lock()
-        for start in range(0, len(ids), BATCH):
-            messages = outbox_rows(store, ids[start : start + BATCH])
-            buffered: list[StatusRow] = []
-            first = {m.message_id: m.first_exposure_us for m in messages}
+        in_flight: tuple[Callable[[], None], list[StatusRow]] | None = None
 
-            def outcome(o: Outcome, buffered: list[StatusRow] = buffered, first: dict[str, int] = first) -> None:
-                nonlocal done
-                row = StatusRow(o.message_id, first[o.message_id], SENT if o.delivered else FAILED, o.reason,
-                                o.attempts, gateway.kind, now_us())  # fmt: skip
-                with lock:
-                    journal.record(row)  # first: a kill after this line never sends the message again
-                    buffered.append(row)
-                    if o.delivered:
-                        report.sent += 1
-                    else:
-                        report.failed += 1
-                        key = o.reason.split(" (after")[0]
-                        report.reasons[key] = report.reasons.get(key, 0) + 1
-                    done += 1
-                if on_progress:
-                    on_progress(done, len(ids))
-
-            phones = open_phones(store, vault, sorted({m.person for m in messages}))
-            cases = sorted({m.case_id for m in messages})
-            audit.record("notify", ",".join(cases), "", purpose, count=len(messages), opened=len(phones),
-                         gateway=gateway.kind)  # fmt: skip
-            items = []
-            for m in messages:
-                if m.person in phones:
-                    items.append(Outgoing(m, phones[m.person]))
-                else:
-                    outcome(Outcome(m.message_id, False, NO_PHONE, 0))
+        def settle(batch: tuple[Callable[[], None], list[StatusRow]]) -> None:
+            wait, buffered = batch
             try:
-                gateway.deliver(items, outcome)
+                wait()
             finally:
                 journal.sync()
-                write_statuses(store, buffered)
+                with lock:
+                    rows = list(buffered)
+                write_statuses(store, rows)
+
+        try:
+            for start in range(0, len(ids), BATCH):
+                # Prepared while the previous batch is in flight: the store and the vault are read by this
+                # thread only, the workers only journal and buffer.
+                messages = outbox_rows(store, ids[start : start + BATCH])
+                buffered: list[StatusRow] = []
+                first = {m.message_id: m.first_exposure_us for m in messages}
+
+                def outcome(o: Outcome, buffered: list[StatusRow] = buffered, first: dict[str, int] = first) -> None:
+                    nonlocal done
+                    row = StatusRow(o.message_id, first[o.message_id], SENT if o.delivered else FAILED, o.reason,
+                                    o.attempts, gateway.kind, now_us())  # fmt: skip
+                    with lock:
+                        journal.record(row)  # first: a kill after this line never sends the message again
+                        buffered.append(row)
+                        if o.delivered:
+                            report.sent += 1
+                        else:
+                            report.failed += 1
+                            key = o.reason.split(" (after")[0]
+                            report.reasons[key] = report.reasons.get(key, 0) + 1
+                        done += 1
+                        n = done
+                    if on_progress:
+                        on_progress(n, len(ids))
+
+                phones = open_phones(store, vault, sorted({m.person for m in messages}))
+                cases = sorted({m.case_id for m in messages})
+                audit.record("notify", ",".join(cases), "", purpose, count=len(messages), opened=len(phones),
+                             gateway=gateway.kind)  # fmt: skip
+                items = []
+                for m in messages:
+                    if m.person in phones:
+                        items.append(Outgoing(m, phones[m.person]))
+                    else:
+                        outcome(Outcome(m.message_id, False, NO_PHONE, 0))
+                previous, in_flight = in_flight, (gateway.start(items, outcome), buffered)
+                if previous is not None:
+                    settle(previous)  # its statuses written while this batch is sent
+        finally:
+            if in_flight is not None:
+                settle(in_flight)
     return report
