@@ -5,7 +5,8 @@ messages), so a sender killed between a provider's 2xx and the next batch write 
 messages still `queued` and send them again. The journal closes that window: one line per outcome, written
 with a single `write(2)` on an O_APPEND descriptor right after the answer, so it survives the process being
 killed (the kernel holds it; `fsync` runs at every batch boundary, for power loss). At start the sender
-replays the journal into the store and never sends a message the journal holds as sent.
+replays the journal into the store and never sends a message the journal holds as sent; once the store has
+taken the replay, the journal is emptied (a sent status in the store is final), so it stays one run long.
 
 The file is locked (flock) while a sender runs: a second sender on the same store refuses to start, so two
 processes never send the same queue at once. A line cut short by a kill mid-write is dropped on open.
@@ -63,6 +64,11 @@ class Journal:
         line = orjson.dumps({"id": row.message_id, "fe": row.first_exposure_us, "s": row.status, "r": row.reason,
                              "a": row.attempts, "g": row.gateway, "t": row.updated_at_us}) + b"\n"  # fmt: skip
         os.write(self._fd, line)
+
+    def clear(self) -> None:
+        """Empty the journal: only once the store shows every outcome it holds (after a replay)."""
+        os.ftruncate(self._fd, 0)
+        os.fsync(self._fd)
 
     def sync(self) -> None:
         os.fsync(self._fd)

@@ -107,6 +107,7 @@ def send_pending(
     report = SendReport()
     with Journal(journal_path(settings)) as journal:
         report.replayed, journaled = replay(journal, store)
+        journal.clear()  # the store now shows every outcome the journal held
         wanted = pending_ids(store, (QUEUED, FAILED) if retry_failed else (QUEUED,))
         if only is not None:
             keep = set(only)
