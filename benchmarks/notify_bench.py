@@ -73,11 +73,11 @@ def free_port() -> int:
 class Receiver:
     """tests/notify_receiver.py in its own process, stopped by its pid."""
 
-    def __init__(self, record: Path, threads: int = 64) -> None:
+    def __init__(self, record: Path, threads: int = 64, delay_ms: float = 0) -> None:
         self.port, self.record = free_port(), record
         self.proc = subprocess.Popen([sys.executable, str(RECEIVER), "--port", str(self.port), "--record",
-                                      str(record), "--threads", str(threads), "--max-seconds", "3600"],
-                                     stdout=subprocess.PIPE, text=True)  # fmt: skip
+                                      str(record), "--threads", str(threads), "--max-seconds", "3600",
+                                      "--delay-ms", str(delay_ms)], stdout=subprocess.PIPE, text=True)  # fmt: skip
         assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
 
     @property
@@ -155,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--depth", type=int, default=1)
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--baseline-seconds", type=float, default=60.0)
+    ap.add_argument("--latency-ms", type=float, default=20.0,
+                    help="second phase: the receiver answers after this long, as a remote provider does (0: skip)")
+    ap.add_argument("--latency-messages", type=int, default=10_000)
+    ap.add_argument("--latency-baseline-seconds", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=2021)
     ap.add_argument("--profile", action="store_true", help="cProfile the send (every thread); no results JSON")
     ap.add_argument("--out", type=Path, default=RESULTS / "notify.json")
@@ -216,6 +220,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         if main_prof:
             main_prof.disable()
         send_s = time.perf_counter() - t
+        gateway.close()
         check = receiver.check(set(ids))
         receiver.stop()
         counts = status_counts(statuses(rt.store, ids).values())
@@ -249,12 +254,53 @@ def run(args: argparse.Namespace, work: Path) -> int:
         out["end_to_end_ratio"] = round(out["end_to_end_per_s"] / out["naive"]["per_s"], 1)
         print(f"naive: {sent:,} messages in {naive_s:.1f} s = {out['naive']['per_s']:,}/s; ratio {out['ratio']}x "
               f"(end to end {out['end_to_end_ratio']}x); receiver: {naive_check}")  # fmt: skip
+        if args.latency_ms:
+            out["latency"] = latency_phase(rt, settings, messages[: args.latency_messages], items, args, work)
+            ok_latency = out["latency"]["receiver"]["exactly_once"] and out["latency"]["naive"]["receiver"][
+                "exactly_once"]
+        else:
+            ok_latency = True
     out["machine"] = {"cpus": _cpus(), "python": platform.python_version()}
     out["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     print(f"results: {args.out}")
     ok = check["exactly_once"] and naive_check["exactly_once"] and counts["sent"] == len(ids) - report.failed
+    ok = ok and ok_latency
     return 0 if ok and not report.failed else 1
+
+
+def latency_phase(rt, settings: Settings, subset: list, items: list[Out], args: argparse.Namespace,
+                  work: Path) -> dict:  # type: ignore[no-untyped-def]
+    """The same two senders when the provider takes `--latency-ms` to answer, on the first messages. The
+    first phase sent every message: the benchmark empties the outbox, the statuses and the journal (a reset
+    only a benchmark does) and queues the subset again."""
+    from qrtrace.notify.sender import journal_path
+
+    rt.store.execute("TRUNCATE TABLE qrtrace.notification_outbox")
+    rt.store.execute("TRUNCATE TABLE qrtrace.notification_status")
+    journal_path(settings).unlink(missing_ok=True)
+    write_outbox(rt.store, subset)
+    ids = [m.message_id for m in subset]
+    receiver = Receiver(work / "ours-latency.jsonl", delay_ms=args.latency_ms)
+    gateway = open_gateway(f"webhook:{receiver.url}", settings)
+    t = time.perf_counter()
+    report = send_pending(rt.store, rt.vault, AuditLog(rt.store, "bench"), settings, gateway, "benchmark", only=ids)
+    send_s = time.perf_counter() - t
+    gateway.close()
+    check = receiver.check(set(ids))
+    receiver.stop()
+    naive_receiver = Receiver(work / "naive-latency.jsonl", delay_ms=args.latency_ms)
+    sent, naive_s = naive_send(naive_receiver.url, items, args.latency_baseline_seconds)
+    naive_check = naive_receiver.check({i.message.message_id for i in items[:sent]})
+    naive_receiver.stop()
+    out = {"latency_ms": args.latency_ms, "messages": len(ids), "send_s": round(send_s, 2),
+           "per_s": round(len(ids) / send_s), "sent": report.sent, "receiver": check,
+           "naive": {"messages": sent, "seconds": round(naive_s, 2), "per_s": round(sent / naive_s),
+                     "receiver": naive_check}}  # fmt: skip
+    out["ratio"] = round(out["per_s"] / out["naive"]["per_s"], 1)
+    print(f"at {args.latency_ms:g} ms provider latency: ours {out['per_s']:,}/s ({len(ids):,} messages), naive "
+          f"{out['naive']['per_s']:,}/s ({sent:,}); ratio {out['ratio']}x")  # fmt: skip
+    return out
 
 
 def _cpus() -> int:
