@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from qrtrace import render
 from qrtrace.access import Action, Principal, Scope, authorize
 from qrtrace.api.services.core import ServiceCore, stated_purpose
-from qrtrace.api.services.errors import Unavailable
+from qrtrace.api.services.errors import Conflict
 from qrtrace.notify.cohort import compose, stored_notices
 from qrtrace.notify.gateways import open_gateway
 from qrtrace.notify.messages import ContactNotice, message_id
@@ -38,19 +38,20 @@ class NotificationService(ServiceCore):
     def _notices(self, trace_id: str) -> list[ContactNotice]:
         run = self._load_run(trace_id)  # type: ignore[attr-defined]  (CaseService: NotFound if not finished)
         if run["docs"] is not None:
-            raise Unavailable(f"The trace {trace_id} was stored by an earlier version; run it again to notify.")
+            raise Conflict(f"The trace {trace_id} was stored by an earlier version; run it again to notify.")
         return stored_notices(run["headers"], lambda i: case_exposures(self._locked_store, trace_id, i))
 
     def notify_trace(self, who: Principal, trace_id: str, tier: str, purpose: str) -> dict:
         """Queue one message per contact (of the tier) of a finished trace and send them in the background."""
         authorize(who, Action.REIDENTIFY, Scope(), self.geo)
         purpose = stated_purpose(purpose)
+        notices = self._notices(trace_id)  # NotFound first: a trace that does not exist says so
         spec = self.settings.notify_gateway
         if not spec:
-            raise Unavailable("No notification gateway is configured on this server (QRTRACE_NOTIFY_GATEWAY).")
+            raise Conflict("This server has no notification gateway; an operator sets QRTRACE_NOTIFY_GATEWAY.")
         gateway = open_gateway(spec, self.settings)  # a misconfigured gateway answers before anything is queued
         try:
-            messages = compose(self._locked_store, self.settings, self._notices(trace_id), tier, None)
+            messages = compose(self._locked_store, self.settings, notices, tier, None)
             new = write_outbox(self._locked_store, messages, trace_id)
             with self._lock:
                 self.rt.audit.as_actor(who.name).record("notify_request", "", trace_id, purpose, tier=tier,

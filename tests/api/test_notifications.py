@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from qrtrace.api.service import ApiService
 from tests.api.conftest import World
-from tests.api.test_roles import run_trace
+from tests.api.test_roles import read_result, run_trace
 
 pytestmark = pytest.mark.api
 PURPOSE = "notify the contacts of DEMO-F0-1"
@@ -48,15 +48,29 @@ def _settled(client: TestClient, world: World, trace_id: str) -> dict:
 
 def _notify_audit(service: ApiService) -> list[dict]:
     with service._lock:
-        rows = service.rt.store.query("SELECT actor, action, subject, purpose, detail FROM qrtrace.audit_log "
+        rows = service.rt.store.query("SELECT actor, action, case_id, subject, purpose, detail FROM qrtrace.audit_log "
                                       "WHERE action IN ('notify', 'notify_request') ORDER BY seq")  # fmt: skip
     return [dict(zip(rows, r, strict=True)) for r in zip(*rows.values(), strict=True)]
 
 
+@pytest.fixture(scope="module")
+def own_trace(client: TestClient, world: World) -> tuple[str, int]:
+    """A case of this module's own (an F1 of the demo case): its messages are sent by no other test."""
+    f1 = next(c for c in world.demo_trace["contacts"] if c["hop"] == 1)
+    window = world.demo_trace["window"]
+    resp = client.post("/api/cases", headers=world.auth("epidemiologist"), json={
+        "case_id": "NOTIFY-1", "person_id": f1["person_id"], "infectious_from": window["from"],
+        "infectious_to": window["to"]})  # fmt: skip
+    assert resp.status_code == 201, resp.text
+    trace_id = run_trace(client, world, "epidemiologist", ["NOTIFY-1"], until=world.demo_trace["rules"]["until"])
+    contacts = len(read_result(client, world, "epidemiologist", trace_id)["cases"][0]["contacts"])
+    return trace_id, contacts
+
+
 def test_notifications_are_sent_once_by_a_reidentifying_role_through_the_server_gateway(
-    client: TestClient, world: World, service: ApiService, gateway_file: Path
+    client: TestClient, world: World, service: ApiService, gateway_file: Path, own_trace: tuple[str, int]
 ) -> None:
-    trace_id = run_trace(client, world, "epidemiologist", ["DEMO-F0-1"], until=world.demo_trace["rules"]["until"])
+    trace_id, contacts = own_trace
     url = f"/api/traces/{trace_id}/notifications"
     for who in ("admin", "district_officer", "commune_officer"):
         resp = client.post(url, json={"tier": "all", "purpose": PURPOSE}, headers=world.auth(who))
@@ -71,7 +85,6 @@ def test_notifications_are_sent_once_by_a_reidentifying_role_through_the_server_
     resp = client.post(url, json={"tier": "all", "purpose": PURPOSE}, headers=world.auth("epidemiologist"))
     assert resp.status_code == 202, resp.text
     queued = resp.json()
-    contacts = len(world.demo_trace["contacts"])
     assert queued["messages"] == queued["new"] == contacts > 0
     doc = _settled(client, world, trace_id)
     assert doc["counts"]["sent"] + doc["counts"]["failed"] == contacts and doc["counts"]["sent"] > 0
@@ -90,7 +103,7 @@ def test_notifications_are_sent_once_by_a_reidentifying_role_through_the_server_
     assert resp.status_code == 403
 
     audit = _notify_audit(service)
-    opened = [e for e in audit if e["action"] == "notify"]
+    opened = [e for e in audit if e["action"] == "notify" and e["case_id"] == "NOTIFY-1"]
     assert opened and all(e["actor"] == "demo-epidemiologist" and e["purpose"] == PURPOSE for e in opened)
     assert sum(orjson.loads(e["detail"])["opened"] for e in opened) >= doc["counts"]["sent"]
     requests = [e for e in audit if e["action"] == "notify_request" and e["subject"] == trace_id]
@@ -98,11 +111,15 @@ def test_notifications_are_sent_once_by_a_reidentifying_role_through_the_server_
 
 
 def test_without_a_gateway_setting_nothing_is_queued(client: TestClient, world: World, service: ApiService) -> None:
-    assert service.settings.notify_gateway is None
-    trace_id = run_trace(client, world, "epidemiologist", ["DEMO-F0-1"], until=world.demo_trace["rules"]["until"])
-    resp = client.post(f"/api/traces/{trace_id}/notifications", json={"purpose": PURPOSE},
-                       headers=world.auth("epidemiologist"))  # fmt: skip
-    assert resp.status_code == 503 and "QRTRACE_NOTIFY_GATEWAY" in resp.json()["error"]
+    trace_id = run_trace(client, world, "epidemiologist", ["DEMO-F0-1"], until=world.demo_trace["rules"]["until"],
+                         depth=1)  # fmt: skip
+    before, service.settings = service.settings, dataclasses.replace(service.settings, notify_gateway=None)
+    try:
+        resp = client.post(f"/api/traces/{trace_id}/notifications", json={"purpose": PURPOSE},
+                           headers=world.auth("epidemiologist"))  # fmt: skip
+    finally:
+        service.settings = before
+    assert resp.status_code == 409 and "QRTRACE_NOTIFY_GATEWAY" in resp.json()["error"]
     assert _statuses(client, world, trace_id)["counts"]["queued"] == 0
     resp = client.get("/api/traces/tr-nosuch/notifications", headers=world.auth("epidemiologist"))
     assert resp.status_code == 404

@@ -35,6 +35,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/traces/{trace_id}"): EPI_ADMIN,
     ("GET", "/api/traces/{trace_id}/result"): EPI_ADMIN,
     ("GET", "/api/traces/{trace_id}/call-list"): EPI_ADMIN,
+    ("POST", "/api/traces/{trace_id}/notifications"): frozenset({"epidemiologist"}),
+    ("GET", "/api/traces/{trace_id}/notifications"): EPI_ADMIN,
     ("GET", "/api/reports/coverage"): OFFICERS | EPI_ADMIN,
     ("GET", "/api/reports/trend"): OFFICERS | EPI_ADMIN,
     ("GET", "/api/reports/coverage/export"): OFFICERS | {"admin"},
@@ -94,6 +96,7 @@ def _request(client: TestClient, world: World, role: str, method: str, path: str
         "/api/cases": {"case_id": f"ROLE-CASE-{n}", "person_id": "0912000002",
                        "infectious_from": "2026-11-20T00:00:00+07:00", "infectious_to": "2026-11-22T00:00:00+07:00"},
         "/api/traces": {"case_ids": ["DEMO-F0-1"], "purpose": "role matrix"},
+        "/api/traces/{trace_id}/notifications": {"tier": "all", "purpose": "role matrix"},
     }  # fmt: skip
     params = {"purpose": "role matrix"} if path.endswith(("call-list", "result")) else None
     if role in ("commune_officer",) and path.startswith("/api/reports"):
