@@ -101,8 +101,12 @@ def naive_send(url: str, items: list[Out], budget_s: float) -> tuple[int, float]
     sent, started = 0, time.perf_counter()
     for item in items:
         conn = http.client.HTTPConnection(host, port, timeout=10)
-        conn.request("POST", "/sms", body=payload(item), headers={"Content-Type": "application/json",
-                                                                  "Idempotency-Key": item.message.message_id})
+        conn.request(
+            "POST",
+            "/sms",
+            body=payload(item),
+            headers={"Content-Type": "application/json", "Idempotency-Key": item.message.message_id},
+        )
         response = conn.getresponse()
         response.read()
         conn.close()
@@ -155,8 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--depth", type=int, default=1)
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--baseline-seconds", type=float, default=60.0)
-    ap.add_argument("--latency-ms", type=float, default=20.0,
-                    help="second phase: the receiver answers after this long, as a remote provider does (0: skip)")
+    ap.add_argument(
+        "--latency-ms",
+        type=float,
+        default=20.0,
+        help="second phase: the receiver answers after this long, as a remote provider does (0: skip)",
+    )
     ap.add_argument("--latency-messages", type=int, default=10_000)
     ap.add_argument("--latency-baseline-seconds", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=2021)
@@ -228,12 +236,16 @@ def run(args: argparse.Namespace, work: Path) -> int:
                    receiver=check, per_s=round(len(ids) / send_s))  # fmt: skip
         e2e = out["compose_s"] + out["outbox_s"] + send_s
         out["end_to_end_per_s"] = round(len(ids) / e2e)
-        print(f"ours: {len(ids):,} messages: compose {out['compose_s']} s, outbox {out['outbox_s']} s, send "
-              f"{send_s:.1f} s = {out['per_s']:,}/s (end to end {out['end_to_end_per_s']:,}/s); receiver: {check}")
+        print(
+            f"ours: {len(ids):,} messages: compose {out['compose_s']} s, outbox {out['outbox_s']} s, send "
+            f"{send_s:.1f} s = {out['per_s']:,}/s (end to end {out['end_to_end_per_s']:,}/s); receiver: {check}"
+        )
         if args.profile:
             buf = io.StringIO()
-            for title, profs in (("main thread (store, vault, audit, journal sync)", [main_prof]),
-                                 ("worker threads (HTTP, journal writes)", gateway.profiles)):  # type: ignore[attr-defined]
+            for title, profs in (
+                ("main thread (store, vault, audit, journal sync)", [main_prof]),
+                ("worker threads (HTTP, journal writes)", gateway.profiles),
+            ):  # type: ignore[attr-defined]
                 stats = pstats.Stats(*profs, stream=buf)  # type: ignore[arg-type]
                 buf.write(f"\n==== {title}: by own time ====\n")
                 stats.sort_stats("tottime").print_stats(18)
@@ -256,8 +268,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
               f"(end to end {out['end_to_end_ratio']}x); receiver: {naive_check}")  # fmt: skip
         if args.latency_ms:
             out["latency"] = latency_phase(rt, settings, messages[: args.latency_messages], items, args, work)
-            ok_latency = out["latency"]["receiver"]["exactly_once"] and out["latency"]["naive"]["receiver"][
-                "exactly_once"]
+            ok_latency = (
+                out["latency"]["receiver"]["exactly_once"] and out["latency"]["naive"]["receiver"]["exactly_once"]
+            )
         else:
             ok_latency = True
     out["machine"] = {"cpus": _cpus(), "python": platform.python_version()}
@@ -269,8 +282,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     return 0 if ok and not report.failed else 1
 
 
-def latency_phase(rt, settings: Settings, subset: list, items: list[Out], args: argparse.Namespace,
-                  work: Path) -> dict:  # type: ignore[no-untyped-def]
+def latency_phase(rt, settings: Settings, subset: list, items: list[Out], args: argparse.Namespace, work: Path) -> dict:  # type: ignore[no-untyped-def]
     """The same two senders when the provider takes `--latency-ms` to answer, on the first messages. The
     first phase sent every message: the benchmark empties the outbox, the statuses and the journal (a reset
     only a benchmark does) and queues the subset again."""

@@ -94,8 +94,16 @@ def notify(
         results = rt.trace_pseudonymous([query], rules, purpose, rt.audit)
         with render.progress(settings.lang, as_json) as bar:
             task = bar.add_task(lt("sending", settings.lang), total=None)
-            counts = notify_cohort(rt, settings, results, tier, gateway, purpose, settings.actor,
-                                   on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+            counts = notify_cohort(
+                rt,
+                settings,
+                results,
+                tier,
+                gateway,
+                purpose,
+                settings.actor,
+                on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
     _print_counts(counts, settings.lang, as_json)
 
 
@@ -151,8 +159,15 @@ def send(
     with _runtime(settings) as rt:
         with render.progress(settings.lang, as_json) as bar:
             task = bar.add_task(lt("sending", settings.lang), total=None)
-            report = send_queued(rt, settings, gateway, purpose, settings.actor, retry_failed,
-                                 on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+            report = send_queued(
+                rt,
+                settings,
+                gateway,
+                purpose,
+                settings.actor,
+                retry_failed,
+                on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
         counts = status_counts(statuses(rt.store).values())
     counts = {**counts, "sent_now": report.sent, "failed_now": report.failed,
               "skipped_journaled": report.skipped_journaled, "replayed": report.replayed}  # fmt: skip

@@ -122,7 +122,8 @@ class WebhookGateway:
     def _connect(self) -> http.client.HTTPConnection:
         if self.scheme == "https":
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                self.host, self.port, timeout=REQUEST_TIMEOUT_S, context=ssl.create_default_context())
+                self.host, self.port, timeout=REQUEST_TIMEOUT_S, context=ssl.create_default_context()
+            )
         else:
             conn = http.client.HTTPConnection(self.host, self.port, timeout=REQUEST_TIMEOUT_S)
         conn.connect()

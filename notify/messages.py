@@ -124,13 +124,13 @@ def compose_messages(
 
 ADVICE = {
     ("close", "vi"): "Bạn là người tiếp xúc gần: hãy tự cách ly tại nhà, hạn chế tiếp xúc với người khác và "
-                     "liên hệ ngay để được hướng dẫn xét nghiệm.",
+    "liên hệ ngay để được hướng dẫn xét nghiệm.",
     ("casual", "vi"): "Hãy tự theo dõi sức khoẻ trong 14 ngày; nếu sốt, ho hoặc khó thở, hãy đeo khẩu trang "
-                      "và báo ngay.",
+    "và báo ngay.",
     ("close", "en"): "You are a close contact: please quarantine at home, avoid contact with others and call "
-                     "now to arrange a test.",
+    "now to arrange a test.",
     ("casual", "en"): "Please monitor your health for 14 days; if you have a fever, cough or difficulty "
-                      "breathing, wear a mask and call at once.",
+    "breathing, wear a mask and call at once.",
 }
 
 

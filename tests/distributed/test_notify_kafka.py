@@ -44,8 +44,21 @@ def test_kafka_gateway_each_message_once(pipeline: Pipeline) -> None:
                            capture_output=True, text=True, env=env, cwd=REPO, timeout=600)  # fmt: skip
     assert built.returncode == 0, built.stderr[-2000:]
     case = orjson.loads(built.stdout.strip().splitlines()[-1])
-    args = ("notify", case["person_id"], "--from", case["from"], "--to", case["to"], "--until", case["until"],
-            "--purpose", "F1 notification through the SMS bridge", "--gateway", "kafka:notifications", "--json")
+    args = (
+        "notify",
+        case["person_id"],
+        "--from",
+        case["from"],
+        "--to",
+        case["to"],
+        "--until",
+        case["until"],
+        "--purpose",
+        "F1 notification through the SMS bridge",
+        "--gateway",
+        "kafka:notifications",
+        "--json",
+    )
     first = orjson.loads(pipeline.cli(*args))
     second = orjson.loads(pipeline.cli(*args))
     assert first["sent"] == 20 and first["failed"] == 1 and first["new"] == 21  # one contact has no phone

@@ -33,8 +33,12 @@ def small_wave(store: str) -> dict:
         rt.register_venues(read_venues_csv(SMALL_WAVE / "venues.csv", rt.commune_codes()))
         rt.register_contacts(people, [phone_for(p) for p in people])
         rt.ingest([lines], source="test")
-    return {"person_id": "09381480988", "from": "2021-07-20T00:00:00+07:00", "to": "2021-07-21T00:00:00+07:00",
-            "until": "2021-07-25T00:00:00+07:00"}
+    return {
+        "person_id": "09381480988",
+        "from": "2021-07-20T00:00:00+07:00",
+        "to": "2021-07-21T00:00:00+07:00",
+        "until": "2021-07-25T00:00:00+07:00",
+    }
 
 
 def simulated(store: str, population: int) -> dict:
@@ -56,8 +60,13 @@ def simulated(store: str, population: int) -> dict:
         queries = [CaseQuery(p, rt.pseudonymiser.one(p), f, t) for p in sample]
         results = rt.trace_pseudonymous(queries, rules, "test setup", rt.audit)
         best = max(results, key=lambda r: len(r.contacts))
-    return {"person_id": best.case.case_id, "from": start.isoformat(), "to": end.isoformat(),
-            "until": end.isoformat(), "contacts": len(best.contacts)}
+    return {
+        "person_id": best.case.case_id,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "until": end.isoformat(),
+        "contacts": len(best.contacts),
+    }
 
 
 def inspect(store: str) -> dict:

@@ -41,8 +41,10 @@ def test_message_ids_are_stable_and_differ_by_every_part(case: str, contact: str
         assert mid != message_id(contact, case, tier)
 
 
-@given(st.lists(st.tuples(pseudonyms, pseudonyms, tiers, st.sampled_from(("V1", "V2"))), max_size=40),
-       st.sampled_from(("close", "casual", "all")))
+@given(
+    st.lists(st.tuples(pseudonyms, pseudonyms, tiers, st.sampled_from(("V1", "V2"))), max_size=40),
+    st.sampled_from(("close", "casual", "all")),
+)
 def test_one_message_per_case_contact_and_tier_whatever_the_repeats(rows: list, choice: str) -> None:
     notices = [ContactNotice("c", case, p, 1, tier, v, JULY_20_0830) for case, p, tier, v in rows]
     twice = compose_messages(notices + notices, PLACES, choice, "vi", "1900 9095", VIETNAM)
@@ -54,8 +56,13 @@ def test_one_message_per_case_contact_and_tier_whatever_the_repeats(rows: list, 
 
 
 @settings(max_examples=50)
-@given(pseudonyms, pseudonyms, tiers, st.sampled_from(("vi", "en")),
-       st.integers(1_600_000_000_000_000, 1_700_000_000_000_000))
+@given(
+    pseudonyms,
+    pseudonyms,
+    tiers,
+    st.sampled_from(("vi", "en")),
+    st.integers(1_600_000_000_000_000, 1_700_000_000_000_000),
+)
 def test_texts_hold_venue_time_advice_and_station_never_a_pseudonym(case: str, person: str, tier: str, lang: str,
                                                                      at: int) -> None:  # fmt: skip
     [m] = compose_messages([ContactNotice("F0-1", case, person, 1, tier, "V2", at)], PLACES, "all", lang, "1900 9095",
