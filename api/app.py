@@ -155,7 +155,7 @@ def _sentence_handler(status: int):  # type: ignore[no-untyped-def]
 def create_app(svc: ApiService, scanners_only: bool = False) -> FastAPI:
     """The application over one service (which owns the store); `scanners_only` (`qrtrace ingest-server`):
     the scanner door, /healthz and /metrics, nothing else (no console, no other route)."""
-    from qrtrace.api.routes import cases, checkins, exposure_sites, operations, reports, venues
+    from qrtrace.api.routes import cases, checkins, exposure_sites, notifications, operations, reports, venues
 
     app = FastAPI(
         title="qrtrace API",
@@ -226,7 +226,7 @@ def create_app(svc: ApiService, scanners_only: bool = False) -> FastAPI:
         return _error(500, f"The server failed on this request ({type(exc).__name__}); it was logged.")
 
     for module in (checkins,) if scanners_only else (venues, checkins, cases, reports, operations,
-                                                                             exposure_sites):
+                                                     exposure_sites, notifications):
         app.include_router(module.router, prefix="/api")
 
     @app.get("/healthz", tags=["operations"])

@@ -69,6 +69,14 @@ class TraceIn(Strict):
     sources: Literal["all", "close"] = Field("all", description="F(k+1) sources: all contacts or close ones only")
 
 
+class NotifyIn(Strict):
+    """Which contacts to notify and why; no gateway: that is the server's setting (extra fields are refused)."""
+
+    tier: Literal["close", "casual", "all"] = "all"
+    purpose: str = Field(min_length=3, max_length=300, pattern=NO_CONTROL,
+                         description="Why the phone numbers are opened (audited)")
+
+
 class Accepted(BaseModel):
     trace_id: str
     status: str

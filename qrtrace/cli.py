@@ -767,3 +767,13 @@ def main() -> None:
         if os.environ.get("QRTRACE_DEBUG"):
             raise
         _fail(f"Unexpected failure ({type(exc).__name__}: {exc}); rerun with QRTRACE_DEBUG=1 for details.", 70)
+
+
+def _register_notify() -> None:
+    """`qrtrace notify` and `qrtrace notifications ...` (notify/cli.py)."""
+    from qrtrace.notify.cli import register
+
+    register(app)
+
+
+_register_notify()

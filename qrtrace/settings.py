@@ -70,6 +70,14 @@ class Settings:
     front_queue_checkins: int = 40_000  # QRTRACE_FRONT_QUEUE_CHECKINS
     # The public exposure-site list (no token): requests per client address per minute, then 429.
     public_requests_per_minute: int = 120  # QRTRACE_PUBLIC_REQUESTS_PER_MINUTE
+    # Notifications (notify/): where messages go is a server setting, never a caller's choice (no SSRF):
+    # webhook:https://..., file:PATH or kafka:TOPIC. The reference data has no health-station phone numbers:
+    # messages name the commune health station and give this hotline (default: the Ministry of Health's).
+    notify_gateway: str | None = None  # QRTRACE_NOTIFY_GATEWAY
+    health_hotline: str = "1900 9095"  # QRTRACE_HEALTH_HOTLINE
+    notify_max_attempts: int = 8  # QRTRACE_NOTIFY_MAX_ATTEMPTS: attempts per message before it is failed
+    notify_max_seconds: int = 60  # QRTRACE_NOTIFY_MAX_SECONDS: back-off waiting per message, at most
+    notify_workers: int = 8  # QRTRACE_NOTIFY_WORKERS: concurrent webhook connections
 
     def __post_init__(self) -> None:
         for name in ("max_future_minutes", "visit_cap_min_hours", "retention_days"):
@@ -151,6 +159,9 @@ _INT_ENV = {
     "QRTRACE_AUTH_FAILURE_WINDOW_SECONDS": "auth_failure_window_seconds",
     "QRTRACE_FRONT_QUEUE_CHECKINS": "front_queue_checkins",
     "QRTRACE_PUBLIC_REQUESTS_PER_MINUTE": "public_requests_per_minute",
+    "QRTRACE_NOTIFY_MAX_ATTEMPTS": "notify_max_attempts",
+    "QRTRACE_NOTIFY_MAX_SECONDS": "notify_max_seconds",
+    "QRTRACE_NOTIFY_WORKERS": "notify_workers",
 }
 
 
@@ -181,6 +192,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         ("QRTRACE_TOPIC_PREFIX", "topic_prefix"),
         ("QRTRACE_WORKER_GROUP", "worker_group"),
         ("QRTRACE_TRACE_READER", "trace_reader"),
+        ("QRTRACE_NOTIFY_GATEWAY", "notify_gateway"),
+        ("QRTRACE_HEALTH_HOTLINE", "health_hotline"),
     ):
         if env.get(name):
             values[attr] = env[name]

@@ -155,3 +155,20 @@ CREATE TABLE IF NOT EXISTS qrtrace.exposure_sites (
     case_id String, case_person String, published_at_us Int64, published_by String, withdrawn UInt8,
     withdrawn_at_us Int64, withdrawn_by String, version UInt64
 ) ENGINE = ReplacingMergeTree(version) PARTITION BY intDiv(from_us, 86400000000) ORDER BY site_id;
+
+-- Notifications (notify/): the outbox holds one row per message, its id a stable hash of (case pseudonym,
+-- contact pseudonym, tier), so writing the same message twice keeps one. Pseudonymous: the phone number is
+-- opened from contact_details only when the message is sent (audited), and never stored here. Partitioned by
+-- the day of the contact's first exposure, so retention drops a message with the visits it was made from.
+CREATE TABLE IF NOT EXISTS qrtrace.notification_outbox (
+    message_id String, trace_id String, case_id String, case_person String, person String, tier String,
+    hop UInt8, venue_id String, first_exposure_us Int64, lang String, text String, created_at_us Int64
+) ENGINE = ReplacingMergeTree PARTITION BY intDiv(first_exposure_us, 86400000000) ORDER BY message_id;
+
+-- Each message's delivery status, versioned: version = rank << 52 | updated_at_us with rank queued 0,
+-- failed 1, sent 2, so a sent message is never put back to queued or failed by a later write (an outbox
+-- written again, a status replayed twice). gateway is the kind (webhook, file, kafka), never its address.
+CREATE TABLE IF NOT EXISTS qrtrace.notification_status (
+    message_id String, first_exposure_us Int64, status String, reason String, attempts UInt16, gateway String,
+    updated_at_us Int64, version UInt64
+) ENGINE = ReplacingMergeTree(version) PARTITION BY intDiv(first_exposure_us, 86400000000) ORDER BY message_id;

@@ -89,7 +89,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     tokens["other_venue_owner"] = book.issue(Principal("other-owner", Role.VENUE_OWNER,
                                                        venues=frozenset({"OT-MARKET"})), later).token  # fmt: skip
     tokens["expired"] = book.issue(Principal("expired-epi", Role.EPIDEMIOLOGIST), now_us() - 1).token
-    settings = Settings(store=str(store), key_file=keys, token_file=token_file, actor="api-tests")
+    settings = Settings(store=str(store), key_file=keys, token_file=token_file, actor="api-tests",
+                        notify_gateway=f"file:{root / 'notifications.jsonl'}")  # fmt: skip
     communes = [line.split(",")[0] for line in (Path(__file__).parents[2] / "qrtrace" / "data" /
                                                 "son_duong_communes.csv").read_text().splitlines()[1:]]  # fmt: skip
     other = next(c for c in communes if c != commune)

@@ -36,6 +36,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/traces/{trace_id}"): EPI_ADMIN,
     ("GET", "/api/traces/{trace_id}/result"): EPI_ADMIN,
     ("GET", "/api/traces/{trace_id}/call-list"): EPI_ADMIN,
+    ("POST", "/api/traces/{trace_id}/notifications"): frozenset({"epidemiologist"}),
+    ("GET", "/api/traces/{trace_id}/notifications"): EPI_ADMIN,
     ("GET", "/api/reports/coverage"): OFFICERS | EPI_ADMIN,
     ("GET", "/api/reports/trend"): OFFICERS | EPI_ADMIN,
     ("GET", "/api/reports/coverage/export"): OFFICERS | {"admin"},
@@ -104,6 +106,7 @@ def _request(client: TestClient, world: World, role: str, method: str, path: str
         "/api/traces": {"case_ids": ["DEMO-F0-1"], "purpose": "role matrix"},
         "/api/exposure-sites": {"case_id": "DEMO-F0-1", "purpose": "role matrix"},
         "/api/exposure-sites/{site_id}/withdraw": {"purpose": "role matrix"},
+        "/api/traces/{trace_id}/notifications": {"tier": "all", "purpose": "role matrix"},
     }  # fmt: skip
     params = {"purpose": "role matrix"} if path.endswith(("call-list", "result")) else None
     if role in ("commune_officer",) and path.startswith("/api/reports"):
