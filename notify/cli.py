@@ -65,6 +65,11 @@ def notify(
     depth: Annotated[int, typer.Option(min=1, max=6)] = 2,
     grace_minutes: Annotated[float, typer.Option(min=0)] = 30,
     min_overlap_minutes: Annotated[float, typer.Option(min=0)] = 0,
+    rule: Annotated[
+        str | None,
+        typer.Option("--rule", help="Risk rule set: qrtrace-2026 (default), pc-covid-2021, or a JSON file."),
+    ] = None,
+    sources: Annotated[str, typer.Option("--sources", help="F(k+1) sources: all (default) or close.")] = "all",
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
     store: Annotated[str | None, typer.Option("--store", help="Store directory [env QRTRACE_STORE].")] = None,
     lang: Annotated[str | None, typer.Option("--lang", help="Message and label language: vi or en.")] = None,
@@ -73,7 +78,8 @@ def notify(
     from qrtrace.cli import _open_trace_index, _runtime, _settings, parse_time
     from qrtrace.notify.cohort import notify_cohort
     from qrtrace.notify.messages import TIER_CHOICES
-    from qrtrace.queries.trace import CaseQuery, TraceRules
+    from qrtrace.queries.risk import load_rule
+    from qrtrace.queries.trace import SOURCES, CaseQuery, TraceRules
     from qrtrace.sinks.audit import now_us
     from qrtrace.stream_processors.batch import US_PER_MINUTE
 
@@ -81,12 +87,15 @@ def notify(
     purpose = _purpose(purpose)
     if tier not in TIER_CHOICES:
         raise InputError(f"--tier must be close, casual or all, not {tier!r}.")
+    if sources not in SOURCES:
+        raise InputError(f"--sources is {' or '.join(SOURCES)}, not {sources!r}.")
     from_us, to_us = parse_time(from_, "--from", settings), parse_time(to, "--to", settings)
     if to_us < from_us:
         raise InputError("--to is before --from; the infectious window must run forwards.")
     rules = TraceRules(depth=depth, grace_us=round(grace_minutes * US_PER_MINUTE),
                        min_overlap_us=round(min_overlap_minutes * US_PER_MINUTE),
-                       until_us=parse_time(until, "--until", settings) if until else now_us())  # fmt: skip
+                       until_us=parse_time(until, "--until", settings) if until else now_us(),
+                       risk=load_rule(rule), sources=sources)  # fmt: skip
     with _runtime(settings) as rt:
         _open_trace_index(rt, settings, True)
         person = rt.pseudonymiser.one(person_id)

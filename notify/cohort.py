@@ -111,15 +111,20 @@ def stored_notices(headers: Sequence[dict], rows_of_case: Callable[[int], dict[s
     for i, header in enumerate(headers):
         rows = rows_of_case(i)
         case = _Case(header.get("case_id", ""), header["case"])
-        out += notices_from_results([_Result(case, contacts_from_rows(rows))])
+        tiered = header.get("rule") is not None  # a run stored before tiers: every contact casual
+        out += notices_from_results([_Result(case, contacts_from_rows(rows, tiered))])
     return out
 
 
-def contacts_from_rows(rows: dict[str, np.ndarray]) -> list[Contact]:
-    """trace Contacts from stored exposure rows ordered by contact (a `risk` column, when the store has one,
-    becomes the tier: a contact is close when any of its exposures is)."""
-    has_risk = "risk" in rows and any(f.name == "risk" for f in dataclasses.fields(Contact))
-    exposure_risk = has_risk and any(f.name == "risk" for f in dataclasses.fields(Exposure))
+def contacts_from_rows(rows: dict[str, np.ndarray], tiered: bool = True) -> list[Contact]:
+    """trace Contacts from stored exposure rows ordered by contact (their `risk` codes become the tiers: a
+    contact is close when any of its exposures is; a run without a rule has none)."""
+    from qrtrace.queries.risk import TIERS
+
+    has_risk = tiered and "risk" in rows
+    exposure_risk = has_risk
+    if has_risk:
+        rows = {**rows, "risk": np.asarray([TIERS[int(r)] for r in rows["risk"]], dtype=object)}
     person = rows["person"]
     contacts: list[Contact] = []
     n = len(person)

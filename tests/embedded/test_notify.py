@@ -167,3 +167,21 @@ def test_a_bad_gateway_is_one_sentence(tmp_path: Path) -> None:
     proc = subprocess.run([qrtrace_bin(), "notifications", "send", "--purpose", "resume sending", "--gateway",
                            "ftp://x"], capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Unknown gateway" in proc.stderr
+
+
+def test_tier_close_notifies_exactly_the_close_contacts(tmp_path: Path) -> None:
+    """`--tier close`: one message per close contact of the trace (by the default rule set), none to the
+    casual ones; each message says its tier."""
+    store = tmp_path / "store"
+    env = _env(store, QRTRACE_NOW="2021-07-25T12:00:00+07:00")
+    case = _helper("small-wave", str(store), env=env)
+    window = ("--from", case["from"], "--to", case["to"], "--until", case["until"])
+    traced = orjson.loads(_qrtrace("trace", case["person_id"], *window, "--json", env=env).stdout)
+    close = [c for c in traced["contacts"] if c["risk"] == "close"]
+    assert traced["rule"]["name"] == "qrtrace-2026" and 0 < len(close) < len(traced["contacts"])
+    out = tmp_path / "close.jsonl"
+    counts = orjson.loads(_qrtrace("notify", case["person_id"], *window, "--tier", "close", "--purpose",
+                                   "close contacts first", "--gateway", f"file:{out}", "--json", env=env).stdout)  # fmt: skip
+    assert counts["messages"] == len(close)
+    lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert len(lines) == counts["sent"] and all(m["tier"] == "close" for m in lines)
