@@ -16,6 +16,7 @@ from qrtrace.domain.venue_qr import encode_venue_qr, venue_signing_key
 from qrtrace.embedded import EmbeddedRuntime, persons_in
 from qrtrace.errors import InputError
 from qrtrace.i18n import t
+from qrtrace.notify.cohort import notify_cohort
 from qrtrace.producers.simulator import (
     SimulationConfig,
     build_district,
@@ -136,6 +137,14 @@ def run_demo(
         render.write_json(exports / "exposure-sites.json", public)
         console.print(t("demo_sites", lang).format(n=len(sites), path=exports / "exposure-sites.json"))
 
+        # Warn the close contacts: one message each through a file gateway (JSON lines, as an office that sends
+        # by hand gets them); opening their numbers is re-identification, audited with the purpose
+        outbox = exports / "notifications-close.jsonl"
+        sent = notify_cohort(rt, settings, [result], "close", f"file:{outbox}",
+                             "demo: warn the close contacts of DEMO-F0-1", settings.actor)  # fmt: skip
+        console.print(t("demo_notified", lang).format(sent=f"{sent['sent']:,}", failed=f"{sent['failed']:,}",
+                                                     path=outbox))  # fmt: skip
+
         console.print()
         coverage = rt.coverage(as_of_us=end_us, days=1)
         render.coverage_tables(console, coverage, settings)
@@ -171,6 +180,8 @@ def run_demo(
         console.print("  " + t("plain_ids_warning", lang).format(path=exports / "trace-DEMO-F0-1.*"), style="bold red")
     else:
         console.print("  " + t("pseudonymous_files", lang))
+    console.print(f"  exposure sites: {exports / 'exposure-sites.json'}  (public: /public/ under qrtrace serve)")
+    console.print(f"  notifications (close contacts, file gateway): {exports / 'notifications-close.jsonl'}")
     console.print(f"  coverage: {exports / 'coverage.json'}")
     console.print(f"  poster: {poster}")
     console.print(f"  keys: {settings.key_file}")

@@ -27,6 +27,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "demo_close_sources": ("Chỉ lấy người tiếp xúc gần làm nguồn F2: F2 = {close} người "
                            "(lấy mọi người tiếp xúc: {all}).",
                            "Close contacts only as F2 sources: F2 = {close} (all contacts as sources: {all})."),
+    "demo_notified": ("Đã gửi tin nhắn cho {sent} người tiếp xúc gần ({failed} không gửi được: không có số điện thoại "
+                      "hoặc lỗi cổng gửi) qua cổng tệp: {path} (có số điện thoại: chỉ chủ tệp đọc được, 0600)",
+                      "Warned {sent} close contacts ({failed} not sent: no phone number or a gateway error) through "
+                      "the file gateway: {path} (it holds phone numbers: readable by its owner only, 0600)"),
     "demo_sites": ("Đã công bố {n} địa điểm có ca bệnh (không nêu tên người): {path}; trang công khai /public/ "
                    "khi chạy qrtrace serve.",
                    "Published {n} exposure sites (never a person): {path}; the public page is /public/ under "

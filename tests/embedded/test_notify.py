@@ -180,8 +180,9 @@ def test_tier_close_notifies_exactly_the_close_contacts(tmp_path: Path) -> None:
     close = [c for c in traced["contacts"] if c["risk"] == "close"]
     assert traced["rule"]["name"] == "qrtrace-2026" and 0 < len(close) < len(traced["contacts"])
     out = tmp_path / "close.jsonl"
-    counts = orjson.loads(_qrtrace("notify", case["person_id"], *window, "--tier", "close", "--purpose",
-                                   "close contacts first", "--gateway", f"file:{out}", "--json", env=env).stdout)  # fmt: skip
+    args = ("notify", case["person_id"], *window, "--tier", "close", "--purpose", "close contacts first",
+            "--gateway", f"file:{out}", "--json")
+    counts = orjson.loads(_qrtrace(*args, env=env).stdout)
     assert counts["messages"] == len(close)
     lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert len(lines) == counts["sent"] and all(m["tier"] == "close" for m in lines)
