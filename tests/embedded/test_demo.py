@@ -22,6 +22,22 @@ def test_demo_runs_in_a_fresh_directory(cli, tmp_path: Path) -> None:  # type: i
     assert all(c["exposures"] for c in doc["contacts"])
     assert (store / "exports" / "trace-DEMO-F0-1.csv").read_text().startswith("case,person_id,hop")
     assert list((store / "exports").glob("poster-*.png"))
+    # tiers: counted in the table header, and F2 with close contacts only as sources
+    tiers = doc["tiers"]
+    assert doc["rule"] == {"name": "qrtrace-2026", "version": 1} and sum(tiers.values()) == len(doc["contacts"])
+    assert f"Close: {tiers['close']}  Casual: {tiers['casual']}" in out
+    f2 = sum(c["hop"] == 2 for c in doc["contacts"])
+    assert f"(all contacts as sources: {f2:,})" in out and "Close contacts only as F2 sources: F2 = " in out
+    # the case's exposure sites, published: venues and times, never a person
+    sites = json.loads((store / "exports" / "exposure-sites.json").read_text())
+    assert sites and all(s["venue_name"] and s["from"] < s["to"] for s in sites)
+    people = {doc["case"], *(c["person_id"] for c in doc["contacts"])}
+    assert not any(p in json.dumps(sites) for p in people)
+    # the close contacts warned once each through the file gateway
+    lines = (store / "exports" / "notifications-close.jsonl").read_text().splitlines()
+    messages = [json.loads(line) for line in lines]
+    assert len(messages) == len({m["message_id"] for m in messages}) and all(m["tier"] == "close" for m in messages)
+    assert 0 < len(messages) <= tiers["close"] and f"Warned {len(messages):,} close contacts" in out
     coverage = json.loads((store / "exports" / "coverage.json").read_text())
     assert len(coverage["communes"]) == 31 and sum(c["scans"] for c in coverage["communes"]) > 0
     chart = tmp_path / "coverage.png"
