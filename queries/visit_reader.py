@@ -20,7 +20,7 @@ CELLS_PER_QUERY = 50_000
 SPLIT_BY_DAY_CELLS = 2_000
 US_PER_DAY = 86_400_000_000
 BUCKETS_PER_DAY = US_PER_DAY // BUCKET_US  # day partitions hold whole buckets
-VISIT_TYPES = {"person": object, "venue_id": object, "start_us": np.int64, "end_us": np.int64}
+VISIT_TYPES = {"person": object, "venue_id": object, "start_us": np.int64, "end_us": np.int64, "zone": object}
 
 
 # No visit lasts longer than its category's cap; the runtime passes the longest cap of its settings
@@ -52,7 +52,7 @@ class StoreHopReader(NameKeys):
             rows = self._query(sql, params)
             if len(rows["longest"]):
                 longest = max(longest, int(rows["longest"][0]))
-            parts.append(self._capped({c: rows[c] for c in (*VISIT_COLUMNS, "withdrawn")}))
+            parts.append(self._capped({c: rows[c] for c in (*VISIT_COLUMNS, "zone", "withdrawn")}))
         return (concat_tables(parts) if parts else empty_table(VISIT_TYPES)), min(longest, self.max_visit_us)
 
     def cell_visits(self, venues: np.ndarray, buckets: np.ndarray) -> Table:

@@ -43,7 +43,7 @@ from qrtrace.queries.trace_index import (
 from qrtrace.sinks.clickhouse_sql import load_sql
 from qrtrace.sinks.store import Store
 
-FORMAT = 3  # 2: segments keep each venue's longest visit; 3: the people's days (person_days)
+FORMAT = 4  # 2: segments keep each venue's longest visit; 3: the people's days (person_days); 4: zones
 # An insert is stamped when it starts and read once it is done: each catch-up reads this far before the
 # latest stamp it saw again (rows applied twice change nothing).
 FEED_MARGIN_S = 30
@@ -111,16 +111,18 @@ class IndexFiles:
             segments[int(day)] = Segment(int(day), longest=int(meta["longest"][day]), origin=folder, **arrays)
         people = Dictionary(mapped(meta["people"]), origin=meta["people"])
         venues = Dictionary(mapped(meta["venues"]), origin=meta["venues"])
+        zones = Dictionary(mapped(meta["zones"]), origin=meta["zones"])
         person_days = mapped(meta["person_days"])
         self._mapped_days = (person_days, meta["person_days"])
-        index = TraceIndex(people, venues, segments, person_days=person_days)
+        index = TraceIndex(people, venues, segments, person_days=person_days, zones=zones)
         if meta.get("live"):
             with np.load(d / meta["live"], allow_pickle=False) as live:
                 rows = {name: live[f"row_{name}"] for name in FEED_COLUMNS}
                 dead = {int(k[5:]): live[k] for k in live.files if k.startswith("dead_")}
                 people = Dictionary(people.base, live["people_tail"], origin=people.origin)
                 venues = Dictionary(venues.base, live["venues_tail"], origin=venues.origin)
-            index = TraceIndex(people, venues, segments, dead, Overlay.of(rows), person_days)
+                zones = Dictionary(zones.base, live["zones_tail"], origin=zones.origin)
+            index = TraceIndex(people, venues, segments, dead, Overlay.of(rows), person_days, zones)
         return Followed(index, int(meta["mark_s"]), int(meta["store_id"]))
 
     # -- saving --------------------------------------------------------------------------------
@@ -154,17 +156,19 @@ class IndexFiles:
             segments[str(day)] = folder
         people = _reuse_or_write(d, old.get("people"), index.people, f"people-g{generation}.npy")
         venues = _reuse_or_write(d, old.get("venues"), index.venues, f"venues-g{generation}.npy")
+        zones = _reuse_or_write(d, old.get("zones"), index.zones, f"zones-g{generation}.npy")
         mapped_days, days_file = self._mapped_days
         if mapped_days is not index.person_days or old.get("person_days") != days_file:
             days_file = f"person-days-g{generation}.npy"
             _write_arrays(d, {days_file[:-4]: index.person_days})
         live = None
         o = index.overlay
-        if len(o) or index.dead or len(index.people.tail) or len(index.venues.tail):
+        if len(o) or index.dead or len(index.people.tail) or len(index.venues.tail) or len(index.zones.tail):
             live = f"live-g{generation}.npz"
             arrays = {f"row_{k}": v for k, v in o.rows.items()}
             arrays |= {f"dead_{day}": rows for day, rows in index.dead.items()}
-            _atomic_npz(d / live, arrays | {"people_tail": index.people.tail, "venues_tail": index.venues.tail})
+            _atomic_npz(d / live, arrays | {"people_tail": index.people.tail, "venues_tail": index.venues.tail,
+                                            "zones_tail": index.zones.tail})  # fmt: skip
         meta = {
             "format": FORMAT,
             "store_id": followed.store_id,
@@ -174,6 +178,7 @@ class IndexFiles:
             "longest": {str(day): s.longest for day, s in index.segments.items()},
             "people": people,
             "venues": venues,
+            "zones": zones,
             "person_days": days_file,
             "live": live,
             "visits": len(index),
@@ -183,7 +188,7 @@ class IndexFiles:
         tmp = d / "meta.json.tmp"
         tmp.write_text(json.dumps(meta, indent=1))
         os.replace(tmp, d / "meta.json")
-        _remove_unnamed(d, {*segments.values(), people, venues, days_file, live or ""})
+        _remove_unnamed(d, {*segments.values(), people, venues, zones, days_file, live or ""})
 
     def _meta(self) -> dict:
         try:
@@ -215,6 +220,7 @@ def build(store: Store, store_id: int, on_progress: Callable[[int, int], None] |
     mark = store_clock(store)  # rows stored from here on are caught up from the feed after the build
     people, person_hashes = _dictionary(store, "trace_index_people")
     venues, venue_hashes = _dictionary(store, "trace_index_venues")
+    zones, zone_hashes = _dictionary(store, "trace_index_zones")
     days = store.query(load_sql("qrtrace.sinks", "trace_index_days"))
     total, done = sum(days["rows"]), 0
     segments: dict[int, Segment] = {}
@@ -230,13 +236,13 @@ def build(store: Store, store_id: int, on_progress: Callable[[int, int], None] |
         for i, (day, rows) in enumerate(zip(days["day"], days["rows"], strict=True)):
             table = ahead.result() if ahead is not None else None
             ahead = reader.submit(read, int(days["day"][i + 1])) if i + 1 < len(days["day"]) else None
-            segment = _day_segment(int(day), table, person_hashes, venue_hashes, len(venues))
+            segment = _day_segment(int(day), table, person_hashes, venue_hashes, zone_hashes, len(venues))
             if segment is not None:
                 segments[int(day)] = segment
             done += int(rows)
             if on_progress:
                 on_progress(done, total)
-    index = TraceIndex(people, venues, segments, person_days=person_days_of(segments, len(people)))
+    index = TraceIndex(people, venues, segments, person_days=person_days_of(segments, len(people)), zones=zones)
     return Followed(index, mark, store_id, time.perf_counter() - started)
 
 
@@ -261,7 +267,8 @@ class HashCodes:
         return out
 
 
-def _day_segment(day: int, table: object, people: HashCodes, venues: HashCodes, n_venues: int) -> Segment | None:
+def _day_segment(day: int, table: object, people: HashCodes, venues: HashCodes, zones: HashCodes,
+                 n_venues: int) -> Segment | None:  # fmt: skip
     """One day's rows (every version) as a segment of the visits that exist."""
     cols = {name: table.column(name).to_numpy() for name in table.column_names}  # type: ignore[attr-defined]
     visit, version = cols["visit"], cols["version"]
@@ -276,11 +283,12 @@ def _day_segment(day: int, table: object, people: HashCodes, venues: HashCodes, 
     keep = keep[cols["withdrawn"][keep] == 0]
     person = people.lookup(cols["person_hash"][keep])
     venue = venues.lookup(cols["venue_hash"][keep])
-    known = (person >= 0) & (venue >= 0)  # a visit stored after the dictionaries were read: the feed has it
-    keep, person, venue = keep[known], person[known], venue[known]
+    zone = zones.lookup(cols["zone_hash"][keep])
+    known = (person >= 0) & (venue >= 0) & (zone >= 0)  # stored after the dictionaries were read: the feed has it
+    keep, person, venue, zone = keep[known], person[known], venue[known], zone[known]
     if not len(keep):
         return None
-    return build_segment(day, venue, person, cols["start_us"][keep], cols["end_us"][keep], n_venues)
+    return build_segment(day, venue, person, cols["start_us"][keep], cols["end_us"][keep], n_venues, zone)
 
 
 def catch_up(store: Store, followed: Followed, now_s: int | None = None) -> Followed:

@@ -5,7 +5,7 @@
 -- The caller joins one such SELECT per day with UNION ALL into one statement.
 -- Older rows of a visit are dropped (LIMIT 1 BY, highest version; they share the visit's start, so they
 -- are in the same day); the caller drops a visit whose latest row withdraws it.
-SELECT person, venue_id, start_us, end_us, withdrawn
+SELECT person, venue_id, start_us, end_us, withdrawn, zone
 FROM qrtrace.visits_by_venue
 WHERE start_us >= {day_start:Int64} AND start_us < {day_end:Int64}
   AND (venue_id, start_bucket) IN {cells:Set(Tuple(String, UInt32))}

@@ -5,7 +5,7 @@
 -- visit when that row withdraws it):
 -- cheaper than FINAL on point reads, and only the rows read are sorted.
 -- Values are inline literals (no subquery): on chDB every subquery costs milliseconds of setup.
-SELECT person, venue_id, start_us, end_us, withdrawn,
+SELECT person, venue_id, start_us, end_us, withdrawn, zone,
        (SELECT maxMerge(longest) FROM qrtrace.visit_spans) AS longest
 FROM qrtrace.visits_by_person
 WHERE person IN {persons:Set(String)} AND start_us >= {min_start:Int64} AND start_us <= {max_start:Int64}
