@@ -11,8 +11,18 @@ import pyarrow as pa
 Columns = Mapping[str, Sequence[object] | np.ndarray]
 
 # Bump when sinks/sql/schema.sql changes a table; stores of another version are refused with a sentence.
-SCHEMA_VERSION = 4
-MIGRATES_FROM = 3  # a store of this layout is migrated on open (sinks/sql/migrate_v4_*.sql)
+SCHEMA_VERSION = 5
+MIGRATES_FROM = 3  # a store of this layout is migrated on open (sinks/sql/migrate_v4_*.sql, then v5)
+MIGRATES_FROM_V4 = 4  # gets the zone columns on open (sinks/sql/migrate_v5_*.sql)
+# Layout v5's added columns (table, column), in the order of migrate_v5_columns.sql's statements.
+ZONE_COLUMNS = (
+    ("venues", "zones"),
+    ("checkins", "zone"),
+    ("visits_by_venue", "zone"),
+    ("visits_by_person", "zone"),
+    ("visit_feed", "zone"),
+)
+ZONE_VIEWS = ("visits_by_person_mv", "visit_feed_mv")  # re-created so they carry zone
 
 # Statements may carry long inline value lists (a trace hop's frontier); both stores allow this size.
 MAX_QUERY_BYTES = 256 * 1024 * 1024
@@ -38,13 +48,14 @@ class Store(Protocol):
 
 def check_schema_version(store: Store, existed: bool) -> int:
     """Stamp a new store with SCHEMA_VERSION; refuse one written by another layout (unstamped = v1),
-    except MIGRATES_FROM, which the caller migrates. Returns the layout found (SCHEMA_VERSION when new)."""
+    except MIGRATES_FROM and MIGRATES_FROM_V4, which the caller migrates. Returns the layout found
+    (SCHEMA_VERSION when new)."""
     found = store.query("SELECT max(version) AS version FROM qrtrace.schema_meta")["version"]
     version = int(found[0]) if found and found[0] else (1 if existed else 0)
     if not version:
         stamp_schema_version(store)
         return SCHEMA_VERSION
-    if version not in (SCHEMA_VERSION, MIGRATES_FROM):
+    if version not in (SCHEMA_VERSION, MIGRATES_FROM, MIGRATES_FROM_V4):
         from qrtrace.errors import StoreError
 
         raise StoreError(
@@ -69,7 +80,8 @@ def bootstrap_schema(store: Store) -> None:
     existed = store.query("SELECT count() AS n FROM system.tables WHERE database = 'qrtrace'")["n"][0] > 0
     for statement in statements[:2]:  # the database and schema_meta come first
         store.execute(statement)
-    migrating = check_schema_version(store, existed) == MIGRATES_FROM
+    found = check_schema_version(store, existed)
+    migrating = found == MIGRATES_FROM
     visits_v3 = migrating and store.query(
         "SELECT count() AS n FROM system.tables WHERE database = 'qrtrace' AND name = 'visits_by_venue'"
     )["n"][0]
@@ -81,7 +93,8 @@ def bootstrap_schema(store: Store) -> None:
     if visits_v3:
         for statement in split_statements(load_sql("qrtrace.sinks", "migrate_v4_after")):
             store.execute(statement)
-    if migrating:
+    if found in (MIGRATES_FROM, MIGRATES_FROM_V4):
+        migrate_zones(store, statements)
         stamp_schema_version(store)
     from qrtrace.sinks.audit import add_chain_columns
 
@@ -96,3 +109,22 @@ def migrate_contacts(store: Store) -> None:
 
     if not store.query("SELECT count() AS n FROM qrtrace.contact_details")["n"][0]:
         store.execute(load_sql("qrtrace.sinks", "migrate_contacts"))
+
+
+def migrate_zones(store: Store, schema_statements: list[str]) -> None:
+    """Layout v4 -> v5: the zone columns (checked in system.columns first, then plain ADD COLUMN: ClickHouse
+    18.16 has no ADD COLUMN IF NOT EXISTS), then the two materialized views dropped and created again from
+    schema.sql so they copy zone. Each step is safe to run again: a migration cut short is finished by the
+    next open (the layout is stamped v5 only after it)."""
+    from qrtrace.sinks.clickhouse_sql import load_sql, split_statements
+
+    rows = store.query(load_sql("qrtrace.sinks", "migrate_v5_have"))
+    have = set(zip(rows["table"], rows["name"], strict=True))
+    adds = split_statements(load_sql("qrtrace.sinks", "migrate_v5_columns"))
+    for column, statement in zip(ZONE_COLUMNS, adds, strict=True):
+        if column not in have:
+            store.execute(statement)
+    for statement in split_statements(load_sql("qrtrace.sinks", "migrate_v5_views")):
+        store.execute(statement)
+    for view in ZONE_VIEWS:
+        store.execute(next(s for s in schema_statements if f"MATERIALIZED VIEW IF NOT EXISTS qrtrace.{view} " in s))

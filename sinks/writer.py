@@ -51,6 +51,7 @@ class StoreWriter:
                 "declaration_sealed": batch.declaration_sealed,
                 "outcome": outcome,
                 "ingested_at_us": np.full(len(batch), ingested_at_us, dtype=np.int64),
+                "zone": batch.zone,
             },
         )
 
@@ -70,6 +71,7 @@ class StoreWriter:
                 "version": visits.version,
                 "opened_by": visits.opened_by,
                 "withdrawn": visits.withdrawn,
+                "zone": visits.zone,
             },
         )
 

@@ -36,6 +36,7 @@ def batch_of(events: list[Ev], seq0: int = 0) -> CheckinBatch:
         scanner_id=obj(["S"] * n),
         declaration_sealed=obj([""] * n),
         seq=np.arange(seq0, seq0 + n, dtype=np.int64),
+        zone=obj([e.zone for e in events]),
     )
 
 
@@ -70,18 +71,18 @@ class FakeStore:
                 self.outcomes[scan] = (int(ver), outcome)
             self.outcome_keys[scan] = (venue, person)
         c = out.checkins
-        for scan, venue, person, t, is_in in zip(c.scan_id, c.venue_id, c.person, c.event_time_us, c.is_in,
-                                                 strict=True):  # fmt: skip
-            self.checkins.setdefault(scan, (venue, person, int(t), bool(is_in)))
+        for scan, venue, person, t, is_in, zone in zip(c.scan_id, c.venue_id, c.person, c.event_time_us, c.is_in,
+                                                       c.zone, strict=True):  # fmt: skip
+            self.checkins.setdefault(scan, (venue, person, int(t), bool(is_in), zone))
         for d in out.dead_letters:
             self.letters[d.dl_id] = d.reason
 
     def history(self, wanted: list[tuple[str, str, int]]) -> StoredHistory:
         keys = {(v, p) for v, p, _ in wanted}
         events: dict = {}
-        for scan, (venue, person, t, is_in) in self.checkins.items():
+        for scan, (venue, person, t, is_in, zone) in self.checkins.items():
             if (venue, person) in keys:
-                events.setdefault((venue, person), []).append((t, scan, is_in))
+                events.setdefault((venue, person), []).append((t, scan, is_in, zone))
         revision: dict = {}
         versions = [((venue, person), ver) for (venue, person, _, _), (ver, *_) in self.visits.items()]
         versions += [(self.outcome_keys[scan], ver) for scan, (ver, _) in self.outcomes.items()]
