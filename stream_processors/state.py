@@ -26,8 +26,8 @@ class KeyHistory:
 
     Check-ins older than the cut were folded into the base (`open_start`/`open_scan`: the visit open at
     the cut, in zone `open_zone`; `expired_start`: the latest visit that ran to its cap) and forgotten;
-    their outcomes and visits are final. `revision` is the version of the rows this key last emitted: every re-pairing that
-    changes a row emits it with a higher one, so the store keeps the latest."""
+    their outcomes and visits are final. `revision` is the version of the rows this key last emitted:
+    every re-pairing that changes a row emits it with a higher one, so the store keeps the latest."""
 
     events: list[Scan] = field(default_factory=list)
     cut_us: int = NEVER

@@ -287,7 +287,8 @@ def test_an_in_at_another_zone_closes_the_open_visit_and_opens_one_there() -> No
         Ev("d", "p", "V1", False, 50 * M, "Khu A"),  # an `out` closes whatever is open
     ]
     store, zones = run_zoned(events)
-    assert zoned_visible(store, zones) == {("p", "V1", 0, 20 * M, "a", "Khu A"), ("p", "V1", 20 * M, 50 * M, "c", "Khu B")}
+    assert zoned_visible(store, zones) == {("p", "V1", 0, 20 * M, "a", "Khu A"),
+                                           ("p", "V1", 20 * M, 50 * M, "c", "Khu B")}  # fmt: skip
     assert store.current_outcomes() == {"a": "opened", "b": "repeat", "c": "opened", "d": "closed"}
 
 
