@@ -22,7 +22,6 @@ ZONE_COLUMNS = (
     ("visits_by_person", "zone"),
     ("visit_feed", "zone"),
 )
-ZONE_VIEWS = ("visits_by_person_mv", "visit_feed_mv")  # re-created so they carry zone
 
 # Statements may carry long inline value lists (a trace hop's frontier); both stores allow this size.
 MAX_QUERY_BYTES = 256 * 1024 * 1024
@@ -88,13 +87,14 @@ def bootstrap_schema(store: Store) -> None:
     if visits_v3:
         for statement in split_statements(load_sql("qrtrace.sinks", "migrate_v4_before")):
             store.execute(statement)
+    if found in (MIGRATES_FROM, MIGRATES_FROM_V4):
+        migrate_zones(store)
     for statement in statements[2:] + split_statements(load_sql("qrtrace.sinks", "trace_results")):
         store.execute(statement)
     if visits_v3:
         for statement in split_statements(load_sql("qrtrace.sinks", "migrate_v4_after")):
             store.execute(statement)
     if found in (MIGRATES_FROM, MIGRATES_FROM_V4):
-        migrate_zones(store, statements)
         stamp_schema_version(store)
     from qrtrace.sinks.audit import add_chain_columns
 
@@ -111,20 +111,20 @@ def migrate_contacts(store: Store) -> None:
         store.execute(load_sql("qrtrace.sinks", "migrate_contacts"))
 
 
-def migrate_zones(store: Store, schema_statements: list[str]) -> None:
-    """Layout v4 -> v5: the zone columns (checked in system.columns first, then plain ADD COLUMN: ClickHouse
-    18.16 has no ADD COLUMN IF NOT EXISTS), then the two materialized views dropped and created again from
-    schema.sql so they copy zone. Each step is safe to run again: a migration cut short is finished by the
-    next open (the layout is stamped v5 only after it)."""
+def migrate_zones(store: Store) -> None:
+    """Layout v4 -> v5, before schema.sql's statements run: the zone columns added to the tables that exist
+    (checked in system.columns first, then plain ADD COLUMN: ClickHouse 18.16 has no ADD COLUMN IF NOT
+    EXISTS), and the two views that copy visits_by_venue dropped, so that schema.sql creates them again with
+    zone in their SELECT lists. Each step is safe to run again: a migration cut short is finished by the
+    next open (the layout is stamped v5 only after the views exist again)."""
     from qrtrace.sinks.clickhouse_sql import load_sql, split_statements
 
     rows = store.query(load_sql("qrtrace.sinks", "migrate_v5_have"))
     have = set(zip(rows["table"], rows["name"], strict=True))
+    tables = {t for t, _ in have}
     adds = split_statements(load_sql("qrtrace.sinks", "migrate_v5_columns"))
-    for column, statement in zip(ZONE_COLUMNS, adds, strict=True):
-        if column not in have:
+    for (table, column), statement in zip(ZONE_COLUMNS, adds, strict=True):
+        if table in tables and (table, column) not in have:
             store.execute(statement)
     for statement in split_statements(load_sql("qrtrace.sinks", "migrate_v5_views")):
         store.execute(statement)
-    for view in ZONE_VIEWS:
-        store.execute(next(s for s in schema_statements if f"MATERIALIZED VIEW IF NOT EXISTS qrtrace.{view} " in s))

@@ -16,10 +16,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from qrtrace.domain.zones import MAX_ZONE_LENGTH
+
 REQUIRED_FIELDS = ("scan_id", "venue_id", "person_id", "direction", "event_time", "mode", "scanner_id")
 MODES = ("venue_qr", "personal_qr", "manual")
 MAX_FIELD_LENGTH = 128
-MAX_ZONE_LENGTH = 64  # a zone name (qrtrace.domain.zones checks the same bound when a venue registers one)
 MAX_RECORD_BYTES = 16_384
 # ISO 8601 with seconds and an explicit offset; the offset is what makes an instant unambiguous.
 ISO_WITH_OFFSET = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)$"
