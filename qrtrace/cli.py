@@ -125,7 +125,8 @@ def read_cases_csv(path: Path, settings: Settings) -> list[tuple[str, str, int, 
 
 @venues_app.command("import")
 def venues_import(file: Path, store: StoreOpt = None, lang: LangOpt = None) -> None:
-    """Register venues from a CSV with header venue_id,name,category,commune_code,capacity."""
+    """Register venues from a CSV with header venue_id,name,category,commune_code,capacity (and optionally
+    zones: the venue's zones separated by ';')."""
     from qrtrace.domain.venues import read_venues_csv
 
     settings = _settings(store, lang)
@@ -315,8 +316,9 @@ def qr(
     output: Annotated[Path, typer.Option("-o", "--output", help="poster.png or poster.svg")],
     store: StoreOpt = None,
     lang: LangOpt = None,
+    zone: Annotated[str, typer.Option("--zone", help="one of the venue's zones: that zone's own QR")] = "",
 ) -> None:
-    """Write the venue's signed QR poster (PNG or SVG) with its name in Vietnamese."""
+    """Write the venue's signed QR poster (PNG or SVG) with its name in Vietnamese (--zone: a zone's poster)."""
     from qrtrace.domain.posters import render_poster
     from qrtrace.domain.venue_qr import encode_venue_qr, venue_signing_key
 
@@ -333,9 +335,9 @@ def qr(
             )
         }
         key = venue_signing_key(rt.keyring.venue_signing_seed)
-    payload = encode_venue_qr(venue, key, datetime.now(settings.display_tz))
+    payload = encode_venue_qr(venue, key, datetime.now(settings.display_tz), zone=zone)
     path = render_poster(
-        venue, payload, communes.get(venue.commune_code, venue.commune_code), output, lang=settings.lang
+        venue, payload, communes.get(venue.commune_code, venue.commune_code), output, lang=settings.lang, zone=zone
     )
     out.print(f"{t('poster_written', settings.lang)}: {path}")
 
