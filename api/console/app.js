@@ -28,6 +28,7 @@ const T = {
     bytes: "Dung lượng", consumer_lag: "Độ trễ tiêu thụ (tin)", e2e: "Độ trễ đầu-cuối p50 / p95",
     venues_title: "Địa điểm và mã QR", register_venue: "Đăng ký địa điểm", venue_id: "Mã địa điểm", venue_name: "Tên địa điểm",
     capacity: "Sức chứa", register: "Đăng ký", poster: "Áp phích A4 (PDF)", all: "Tất cả",
+    zones: "Khu vực", add_zone: "+ Khu vực", zone_name: "Tên khu vực mới (mỗi khu vực có mã QR riêng)", zone_added: "Đã thêm khu vực",
     audit_title: "Nhật ký truy cập (chỉ đọc)", at: "Thời điểm", actor: "Người thực hiện", action: "Hành động", subject: "Đối tượng",
     detail: "Chi tiết", error: "Lỗi", declared: "Đã khai báo ca", registered_ok: "Đã đăng ký địa điểm", downloaded: "Đã tải",
     status: { 400: "Yêu cầu không hợp lệ.", 401: "Mã truy cập không hợp lệ hoặc đã hết hạn; hãy đăng nhập lại.",
@@ -87,6 +88,7 @@ const T = {
     bytes: "Size", consumer_lag: "Consumer lag (messages)", e2e: "End-to-end latency p50 / p95",
     venues_title: "Venues and QR codes", register_venue: "Register a venue", venue_id: "Venue ID", venue_name: "Venue name",
     capacity: "Capacity", register: "Register", poster: "A4 poster (PDF)", all: "All",
+    zones: "Zones", add_zone: "+ Zone", zone_name: "New zone's name (each zone has its own QR)", zone_added: "Zone added",
     audit_title: "Audit log (read-only)", at: "Time", actor: "Actor", action: "Action", subject: "Subject",
     detail: "Detail", error: "Error", declared: "Case declared", registered_ok: "Venue registered", downloaded: "Downloaded",
     status: { other: "The server failed." },
@@ -533,10 +535,15 @@ async function loadVenues() {
   if (isStale("venues", n)) return;
   const names = new Map(state.communes.map((c) => [c.commune_code, c.name_vi]));
   const canQr = perms.has("issue_venue_qr");
+  const canZone = perms.has("register_venue");
+  // Each zone is a button for its own poster; "+ Zone" adds one (roles that register venues).
+  const zones = (v) => (v.zones || []).map((z) => canQr ? `<button type="button" class="secondary zone-poster" data-id="${esc(v.venue_id)}"
+    data-zone="${esc(z)}">${esc(z)}</button>` : esc(z)).join(" ")
+    + (canZone ? ` <button type="button" class="secondary add-zone" data-id="${esc(v.venue_id)}">${t("add_zone")}</button>` : "");
   $("#venues-list").innerHTML = `<table><tr><th>${t("venue_id")}</th><th>${t("venue_name")}</th><th>${t("category")}</th><th>${t("commune")}</th>
-    <th class="num">${t("capacity")}</th><th></th></tr>${venues.slice(0, 1000).map((v) => `<tr data-venue="${esc(v.venue_id)}"><td>${esc(v.venue_id)}</td>
+    <th class="num">${t("capacity")}</th><th>${t("zones")}</th><th></th></tr>${venues.slice(0, 1000).map((v) => `<tr data-venue="${esc(v.venue_id)}"><td>${esc(v.venue_id)}</td>
     <td>${esc(v.name)}</td><td>${esc(catName(v.category))}</td><td>${esc(names.get(v.commune_code) || v.commune_code)}</td><td class="num">${fmt(v.capacity)}</td>
-    <td>${canQr ? `<button type="button" class="secondary poster" data-id="${esc(v.venue_id)}">${t("poster")}</button>
+    <td class="zones">${zones(v)}</td><td>${canQr ? `<button type="button" class="secondary poster" data-id="${esc(v.venue_id)}">${t("poster")}</button>
       <button type="button" class="secondary qr" data-id="${esc(v.venue_id)}">PNG</button>` : ""}</td></tr>`).join("")}</table>`;
 }
 
@@ -585,6 +592,17 @@ $("#venues-list").addEventListener("click", guard(async (ev) => {
   const id = b.dataset.id;
   if (b.classList.contains("poster")) await download(`/api/venues/${encodeURIComponent(id)}/poster.pdf?lang=${state.lang}`, `poster-${id}.pdf`);
   if (b.classList.contains("qr")) await download(`/api/venues/${encodeURIComponent(id)}/qr.png`, `qr-${id}.png`);
+  if (b.classList.contains("zone-poster")) {
+    const zone = b.dataset.zone;
+    await download(`/api/venues/${encodeURIComponent(id)}/poster.pdf?lang=${state.lang}&zone=${encodeURIComponent(zone)}`, `poster-${id}-${zone}.pdf`);
+  }
+  if (b.classList.contains("add-zone")) {
+    const zone = (window.prompt(t("zone_name")) || "").trim();
+    if (!zone) return;
+    await api(`/api/venues/${encodeURIComponent(id)}/zones`, { method: "POST", json: { zone } });
+    say(`${t("zone_added")}: ${id} / ${zone}`, true);
+    await loadVenues();
+  }
 }));
 
 applyLabels();

@@ -24,6 +24,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/categories"): ALL,
     ("GET", "/api/venues"): ALL - {"scanner"},
     ("POST", "/api/venues"): OFFICERS | {"admin"},
+    ("POST", "/api/venues/{venue_id}/zones"): OFFICERS | {"admin"},
     ("GET", "/api/venues/{venue_id}/qr.png"): OFFICERS | {"venue_owner", "admin"},
     ("GET", "/api/venues/{venue_id}/qr.svg"): OFFICERS | {"venue_owner", "admin"},
     ("GET", "/api/venues/{venue_id}/poster.pdf"): OFFICERS | {"venue_owner", "admin"},
@@ -94,6 +95,7 @@ def _request(client: TestClient, world: World, role: str, method: str, path: str
         "/api/cases": {"case_id": f"ROLE-CASE-{n}", "person_id": "0912000002",
                        "infectious_from": "2026-11-20T00:00:00+07:00", "infectious_to": "2026-11-22T00:00:00+07:00"},
         "/api/traces": {"case_ids": ["DEMO-F0-1"], "purpose": "role matrix"},
+        "/api/venues/{venue_id}/zones": {"zone": f"Khu thử quyền {role} {n}"},
     }  # fmt: skip
     params = {"purpose": "role matrix"} if path.endswith(("call-list", "result")) else None
     if role in ("commune_officer",) and path.startswith("/api/reports"):
