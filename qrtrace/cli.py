@@ -352,12 +352,15 @@ def demo(
     ] = False,
     store: StoreOpt = None,
     lang: LangOpt = None,
+    market_zones: Annotated[
+        int, typer.Option(min=0, max=6, help="Sections (venue zones) per market; 0: no zones (the default).")
+    ] = 0,
 ) -> None:
     """The main job: simulate a district, stream it into the embedded store, trace a case, report coverage."""
     from qrtrace.demo import run_demo
 
     run_demo(_settings(store, lang), population=population, days=days, seed=seed, console=out,
-             reidentified=reidentified_exports)  # fmt: skip
+             reidentified=reidentified_exports, market_zones=market_zones)  # fmt: skip
 
 
 BrokerOpt = Annotated[str | None, typer.Option("--broker", help="Kafka bootstrap servers [env QRTRACE_BROKER].")]
