@@ -87,11 +87,7 @@ def test_a_v3_store_opens_as_v5_with_its_visits_and_outcomes(tmp_path: Path) -> 
 
 # The v4 tables zones touch, as qrtrace wrote them (sinks/sql/schema.sql before zones), with a venue, a
 # check-in and its visit.
-V4_STORE = """
-import sys
-from chdb import session
-s = session.Session(sys.argv[1] + "/chdb")
-for sql in [
+V4_STATEMENTS = [
     "CREATE DATABASE IF NOT EXISTS qrtrace",
     "CREATE TABLE qrtrace.schema_meta (version UInt32, created_at_us Int64) ENGINE = TinyLog",
     "INSERT INTO qrtrace.schema_meta VALUES (4, 1600000000000000)",
@@ -119,7 +115,12 @@ for sql in [
     "INSERT INTO qrtrace.checkins VALUES ('s-in', 'V1', 'p1', 1, 1626739200000000, 420, 'venue_qr', 'S', '', 'opened', 1)",
     "INSERT INTO qrtrace.visits_by_venue (venue_id, person, start_us, end_us, closed_by, version, opened_by) VALUES "
     "('V1', 'p1', 1626739200000000, 1626742800000000, 0, 1, 's-in')",
-]:
+]
+V4_STORE = f"""
+import sys
+from chdb import session
+s = session.Session(sys.argv[1] + "/chdb")
+for sql in {V4_STATEMENTS!r}:
     s.query(sql)
 s.close()
 """
