@@ -717,8 +717,8 @@ def test_a_v4_store_migrates_to_v5_on_the_server(clickhouse_installed: None, tmp
             raw.execute(statement)
         store = ClickHouseStore(url)
         assert store.query("SELECT max(version) AS v FROM qrtrace.schema_meta")["v"] == [SCHEMA_VERSION] == [5]
-        zone_columns = store.query("SELECT table, name FROM system.columns WHERE database = 'qrtrace' "
-                                   "AND name IN ('zone', 'zones') AND table NOT LIKE '%_mv' ORDER BY table")  # fmt: skip
+        zone_columns = store.query("SELECT table, name FROM system.columns WHERE database = 'qrtrace' AND name IN "
+                                   "('zone', 'zones') AND table NOT LIKE '%_mv' ORDER BY table")  # fmt: skip
         assert zone_columns["table"] == ["checkins", "venues", "visit_feed", "visits_by_person", "visits_by_venue"]
         assert store.query("SELECT zone FROM qrtrace.visits_by_person")["zone"] == [""]
         store.insert("qrtrace.visits_by_venue", {"venue_id": ["V1"], "person": ["p2"],
