@@ -90,7 +90,7 @@ def test_a_v3_store_opens_as_v5_with_its_visits_and_outcomes(tmp_path: Path) -> 
 V4_STATEMENTS = [
     "CREATE DATABASE IF NOT EXISTS qrtrace",
     "CREATE TABLE qrtrace.schema_meta (version UInt32, created_at_us Int64) ENGINE = TinyLog",
-    "INSERT INTO qrtrace.schema_meta VALUES (4, 1600000000000000)",
+    "INSERT INTO qrtrace.schema_meta SELECT toUInt32(4), toInt64(1600000000000000)",
     "CREATE TABLE qrtrace.venues (venue_id String, name String, category String, commune_code String, capacity UInt32, "
     "registered_at_us Int64) ENGINE = ReplacingMergeTree(registered_at_us) ORDER BY venue_id",
     "CREATE TABLE qrtrace.checkins (scan_id String, venue_id String, person String, direction Int8, "
@@ -111,10 +111,12 @@ V4_STATEMENTS = [
     "ORDER BY stored_at",
     "CREATE MATERIALIZED VIEW qrtrace.visit_feed_mv TO qrtrace.visit_feed AS SELECT now() AS stored_at, venue_id, person, "
     "start_us, end_us, version, opened_by, withdrawn FROM qrtrace.visits_by_venue",
-    "INSERT INTO qrtrace.venues VALUES ('V1', 'Chợ', 'market', '08662', 500, 1)",
-    "INSERT INTO qrtrace.checkins VALUES ('s-in', 'V1', 'p1', 1, 1626739200000000, 420, 'venue_qr', 'S', '', 'opened', 1)",
-    "INSERT INTO qrtrace.visits_by_venue (venue_id, person, start_us, end_us, closed_by, version, opened_by) VALUES "
-    "('V1', 'p1', 1626739200000000, 1626742800000000, 0, 1, 's-in')",
+    # INSERT ... SELECT, not VALUES: clickhouse-driver (the server test reuses these) sends VALUES data apart
+    "INSERT INTO qrtrace.venues SELECT 'V1', 'Chợ', 'market', '08662', toUInt32(500), toInt64(1)",
+    "INSERT INTO qrtrace.checkins SELECT 's-in', 'V1', 'p1', toInt8(1), toInt64(1626739200000000), toInt16(420), "
+    "'venue_qr', 'S', '', 'opened', toInt64(1)",
+    "INSERT INTO qrtrace.visits_by_venue (venue_id, person, start_us, end_us, closed_by, version, opened_by) SELECT "
+    "'V1', 'p1', toInt64(1626739200000000), toInt64(1626742800000000), toInt8(0), toUInt64(1), 's-in'",
 ]
 V4_STORE = f"""
 import sys
