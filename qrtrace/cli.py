@@ -127,11 +127,11 @@ def read_cases_csv(path: Path, settings: Settings) -> list[tuple[str, str, int, 
 def venues_import(file: Path, store: StoreOpt = None, lang: LangOpt = None) -> None:
     """Register venues from a CSV with header venue_id,name,category,commune_code,capacity (and optionally
     zones: the venue's zones separated by ';')."""
-    from qrtrace.domain.venues import read_venues_csv
+    from qrtrace.domain.venues import keep_registered_zones, read_venues_csv
 
     settings = _settings(store, lang)
     with _runtime(settings) as rt:
-        venues = read_venues_csv(file, rt.commune_codes())
+        venues = keep_registered_zones(file, read_venues_csv(file, rt.commune_codes()), rt.venues())
         rt.register_venues(venues)
     out.print(f"{t('venues_imported', settings.lang)}: {len(venues)}")
 

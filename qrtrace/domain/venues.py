@@ -108,3 +108,15 @@ def write_venues_csv(path: Path, venues: Iterable[Venue]) -> None:
         out.writerow((*VENUE_COLUMNS, ZONES_COLUMN) if zoned else VENUE_COLUMNS)
         out.writerows([*(getattr(v, c) for c in VENUE_COLUMNS), *([join_zones(v.zones)] if zoned else [])]
                       for v in venues)  # fmt: skip
+
+
+def keep_registered_zones(path: Path, venues: list[Venue], registered: Iterable[Venue]) -> list[Venue]:
+    """`venues` read from `path`; when the file has no zones column, each keeps the zones it has registered
+    (added through the API, or by an earlier file), so re-importing an older file never drops them."""
+    import dataclasses
+
+    header = next(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()[:1]), [])
+    if ZONES_COLUMN in header:
+        return venues
+    known = {v.venue_id: v.zones for v in registered}
+    return [dataclasses.replace(v, zones=known[v.venue_id]) if known.get(v.venue_id) else v for v in venues]

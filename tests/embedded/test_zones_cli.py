@@ -66,6 +66,12 @@ def test_venues_import_keeps_zones_and_refuses_bad_rows_by_line(cli, store: Path
         assert proc.returncode != 0 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert "line 3" in lines[0] and words in lines[0], lines[0]
     assert query(store, n="SELECT count() AS n FROM qrtrace.venues FINAL")["n"]["n"] == [2]  # nothing registered
+    older = tmp_path / "older.csv"  # a file without the zones column keeps the zones venues have
+    older.write_text("venue_id,name,category,commune_code,capacity\nCHO-1,Chợ Sơn Dương mới,market,02536,900\n",
+                     encoding="utf-8")  # fmt: skip
+    cli("venues", "import", str(older), store=store)
+    kept = query(store, v="SELECT name, zones FROM qrtrace.venues FINAL WHERE venue_id = 'CHO-1'")["v"]
+    assert kept == {"name": ["Chợ Sơn Dương mới"], "zones": ["Khu hàng khô;Khu thực phẩm tươi sống;Khu quần áo"]}
 
 
 def test_qr_zone_writes_the_zones_poster_and_an_unknown_zone_is_one_line(cli, store: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
