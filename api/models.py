@@ -38,6 +38,7 @@ class CheckinIn(Strict):
     scanner_id: str = Field(min_length=1, max_length=64)
     declaration: dict[str, str | int | float | bool | None] | None = None
     venue_qr: str | None = Field(None, max_length=600, description="The venue QR text the app scanned")
+    zone: str | None = Field(None, max_length=64, description="The venue's zone (a zone's QR names it); optional")
 
 
 class VenueIn(Strict):
@@ -46,6 +47,11 @@ class VenueIn(Strict):
     category: str = Field(min_length=1, max_length=64)
     commune_code: str = Field(min_length=1, max_length=16, pattern=r"^[0-9]+$")
     capacity: int = Field(ge=1, le=1_000_000)
+
+
+class ZoneIn(Strict):
+    zone: str = Field(min_length=1, max_length=64, pattern=NO_CONTROL,
+                      description="A zone of the venue (a market's section, a wedding's hall); no ';'")
 
 
 class CaseIn(Strict):

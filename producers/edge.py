@@ -8,7 +8,7 @@ so that allowed roles can re-identify a contact later.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +26,7 @@ DEAD_LETTER_CONTEXT = "dead-letter"
 # Only these contract fields are kept readable in a dead letter; anything else may hold personal data.
 # Pseudonyms whose vault row a long-lived edge remembers writing (~100 bytes each); past this it starts over.
 MAX_REMEMBERED_IDENTITIES = 1_000_000
-_SAFE_FIELDS = ("scan_id", "venue_id", "direction", "event_time", "mode", "scanner_id")
+_SAFE_FIELDS = ("scan_id", "venue_id", "direction", "event_time", "mode", "scanner_id", "zone")
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,13 @@ class Edge:
         self,
         pseudonymiser: Pseudonymiser,
         vault: Vault,
-        known_venues: Collection[str],
+        known_venues: Collection[str] | Mapping[str, Collection[str]],
         window: EventTimeWindow | None = None,
         clock: Callable[[], int] | None = None,
     ) -> None:
         """`window` and `clock` (UTC microseconds) bound event times around the time of receipt; every
-        receiver in production passes both (tests of the pure parts may leave them out)."""
+        receiver in production passes both (tests of the pure parts may leave them out). `known_venues` may map
+        each venue to its zones (`Validator`)."""
         self._pseudonymiser = pseudonymiser
         self._vault = vault
         self._validator = Validator(known_venues, window)
@@ -71,7 +72,7 @@ class Edge:
         self._sealed: set[str] = set()  # pseudonyms whose vault row this process already wrote
         self._seq = 0
 
-    def use_venues(self, known_venues: Collection[str]) -> None:
+    def use_venues(self, known_venues: Collection[str] | Mapping[str, Collection[str]]) -> None:
         """Check later batches against these venues (a long-lived edge's registry, refreshed while it runs)."""
         self._validator = Validator(known_venues, self._window)
 
@@ -95,6 +96,7 @@ class Edge:
             scanner_id=valid.scanner_id,
             declaration_sealed=np.array(declarations, dtype=object),
             seq=seq,
+            zone=valid.zone,
         )
         letters = [self._redact(lines[r.index], r) for r in rejected]
         return AdmittedBatch(batch, letters, self._new_identities(valid.person_id.tolist(), persons), len(lines),
@@ -141,7 +143,10 @@ def seal_identities(vault: Vault, raw_by_person: dict[str, str]) -> IdentityRows
 
 
 def receiving_edge(
-    settings: Settings, pseudonymiser: Pseudonymiser, vault: Vault, known_venues: Collection[str]
+    settings: Settings,
+    pseudonymiser: Pseudonymiser,
+    vault: Vault,
+    known_venues: Collection[str] | Mapping[str, Collection[str]],
 ) -> Edge:
     """The edge every receiver runs (CLI, API, HTTP endpoint, producer): event times bounded around the
     settings' receiving clock, the retention period back and a few minutes ahead."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,9 +221,11 @@ class KafkaFront:
     kind = "kafka"
     answer_timeout_s = ACK_TIMEOUT_S + 5  # Kafka's own message timeout fails first; the margin covers a lost report
 
-    def __init__(self, settings: Settings, keyring: Keyring, read_venues: Callable[[], Collection[str]],
+    def __init__(self, settings: Settings, keyring: Keyring,
+                 read_venues: Callable[[], Collection[str] | Mapping[str, Collection[str]]],
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
-        """`read_venues` reads the registered venue ids from the store; `clock` is monotonic seconds."""
+        """`read_venues` reads the registered venue ids from the store, or each venue id -> its zones (then a
+        check-in's zone is checked too); `clock` is monotonic seconds."""
         if not settings.broker:
             raise InputError("No broker given: pass --broker HOST:PORT or set QRTRACE_BROKER.")
         self._settings = settings
@@ -234,9 +236,9 @@ class KafkaFront:
                                     max_pass_lines=MAX_PASS_LINES,
                                     max_queued_lines=settings.front_queue_checkins)  # fmt: skip
         self._edge: Edge | None = None
-        self._edge_venues: frozenset[str] | None = None
+        self._edge_venues: Mapping[str, Collection[str]] | None = None
         self._kafka: _Kafka | None = None
-        self._venues: frozenset[str] = frozenset()
+        self._venues: Mapping[str, Collection[str]] = {}  # venue id -> its zones
         self._venues_at: float | None = None  # when the cache was read (clock), None: never or invalidated
         self._read_at: float | None = None  # when the registry was last read (a miss waits MISS_REFRESH_GAP_S)
         self.producers_created = 0
@@ -244,7 +246,7 @@ class KafkaFront:
         self.passes = 0  # edge passes + produces (fewer than requests when they coalesce)
 
     # -- the venue registry (read by the gathering thread only) ---------------------------------------------
-    def known_venues(self, named: Collection[str]) -> frozenset[str]:
+    def known_venues(self, named: Collection[str]) -> Mapping[str, Collection[str]]:
         """The registered venues: the cache while it is fresh and holds every venue `named`, else read again
         (a miss on a fresh cache at most once per MISS_REFRESH_GAP_S)."""
         now = self._clock()
@@ -255,7 +257,7 @@ class KafkaFront:
         if fresh and self._read_at is not None and now - self._read_at < MISS_REFRESH_GAP_S:
             return self._venues  # a miss just after a read: those check-ins are unknown venues
         try:
-            read = frozenset(self._read_venues())
+            read = _with_zones(self._read_venues())
         except Exception:
             if at is not None:
                 log.warning("venue registry not refreshed (store error); using the cache", exc_info=True)
@@ -267,10 +269,10 @@ class KafkaFront:
         self._read_at = self._venues_at
         return read
 
-    def prime(self, venue_ids: Collection[str]) -> None:
+    def prime(self, venue_ids: Collection[str] | Mapping[str, Collection[str]]) -> None:
         """Start the cache from a registry read the caller just made (the service reads the venues at start):
         a process that has not answered a scanner yet still checks venues while the store is away."""
-        self._venues = frozenset(venue_ids)
+        self._venues = _with_zones(venue_ids)
         self._venues_at = self._read_at = self._clock()
         self.venue_reads += 1
 
@@ -378,7 +380,7 @@ class KafkaFront:
             self.producers_created += 1
         return self._kafka
 
-    def _edge_for(self, venues: frozenset[str]) -> Edge:
+    def _edge_for(self, venues: Mapping[str, Collection[str]]) -> Edge:
         """The process's edge, checking against `venues` (its validator is rebuilt only when they changed)."""
         if self._edge is None:
             self._edge = receiving_edge(self._settings, Pseudonymiser(self._keyring.pseudonym_key),
@@ -396,3 +398,10 @@ class KafkaFront:
             left = kafka.close(timeout_s)
             if left:
                 log.warning("%d Kafka messages unconfirmed at shutdown; their scanners were answered 503", left)
+
+
+def _with_zones(venues: Collection[str] | Mapping[str, Collection[str]]) -> Mapping[str, Collection[str]]:
+    """Venue id -> its zones, from a read that may give the ids alone (then no venue has zones)."""
+    if isinstance(venues, Mapping):
+        return {v: tuple(z) for v, z in venues.items()}
+    return dict.fromkeys(venues, ())

@@ -127,12 +127,13 @@ def read_cases_csv(path: Path, settings: Settings) -> list[tuple[str, str, int, 
 
 @venues_app.command("import")
 def venues_import(file: Path, store: StoreOpt = None, lang: LangOpt = None) -> None:
-    """Register venues from a CSV with header venue_id,name,category,commune_code,capacity."""
-    from qrtrace.domain.venues import read_venues_csv
+    """Register venues from a CSV with header venue_id,name,category,commune_code,capacity (and optionally
+    zones: the venue's zones separated by ';')."""
+    from qrtrace.domain.venues import keep_registered_zones, read_venues_csv
 
     settings = _settings(store, lang)
     with _runtime(settings) as rt:
-        venues = read_venues_csv(file, rt.commune_codes())
+        venues = keep_registered_zones(file, read_venues_csv(file, rt.commune_codes()), rt.venues())
         rt.register_venues(venues)
     out.print(f"{t('venues_imported', settings.lang)}: {len(venues)}")
 
@@ -329,8 +330,9 @@ def qr(
     output: Annotated[Path, typer.Option("-o", "--output", help="poster.png or poster.svg")],
     store: StoreOpt = None,
     lang: LangOpt = None,
+    zone: Annotated[str, typer.Option("--zone", help="one of the venue's zones: that zone's own QR")] = "",
 ) -> None:
-    """Write the venue's signed QR poster (PNG or SVG) with its name in Vietnamese."""
+    """Write the venue's signed QR poster (PNG or SVG) with its name in Vietnamese (--zone: a zone's poster)."""
     from qrtrace.domain.posters import render_poster
     from qrtrace.domain.venue_qr import encode_venue_qr, venue_signing_key
 
@@ -347,9 +349,9 @@ def qr(
             )
         }
         key = venue_signing_key(rt.keyring.venue_signing_seed)
-    payload = encode_venue_qr(venue, key, datetime.now(settings.display_tz))
+    payload = encode_venue_qr(venue, key, datetime.now(settings.display_tz), zone=zone)
     path = render_poster(
-        venue, payload, communes.get(venue.commune_code, venue.commune_code), output, lang=settings.lang
+        venue, payload, communes.get(venue.commune_code, venue.commune_code), output, lang=settings.lang, zone=zone
     )
     out.print(f"{t('poster_written', settings.lang)}: {path}")
 
@@ -364,12 +366,15 @@ def demo(
     ] = False,
     store: StoreOpt = None,
     lang: LangOpt = None,
+    market_zones: Annotated[
+        int, typer.Option(min=0, max=6, help="Sections (venue zones) per market; 0: no zones (the default).")
+    ] = 0,
 ) -> None:
     """The main job: simulate a district, stream it into the embedded store, trace a case, report coverage."""
     from qrtrace.demo import run_demo
 
     run_demo(_settings(store, lang), population=population, days=days, seed=seed, console=out,
-             reidentified=reidentified_exports)  # fmt: skip
+             reidentified=reidentified_exports, market_zones=market_zones)  # fmt: skip
 
 
 BrokerOpt = Annotated[str | None, typer.Option("--broker", help="Kafka bootstrap servers [env QRTRACE_BROKER].")]

@@ -55,15 +55,17 @@ def _local_midnight(settings: Settings, days_back: int) -> datetime:
 
 
 def run_demo(
-    settings: Settings, population: int, days: int, seed: int, console: Console, reidentified: bool = False
+    settings: Settings, population: int, days: int, seed: int, console: Console, reidentified: bool = False,
+    market_zones: int = 0,
 ) -> None:
     """Simulate, ingest, trace one case and report coverage. The trace files in `exports/` hold pseudonyms
-    unless `reidentified` (then identifiers and phones, 0600, with a warning)."""
+    unless `reidentified` (then identifiers and phones, 0600, with a warning). `market_zones` gives every
+    market that many sections (venue zones; 0, the default, none)."""
     lang = settings.lang
     started = time.perf_counter()
     _fresh_demo_store(settings)
     start = _local_midnight(settings, days)
-    config = SimulationConfig(seed=seed, start=start, days=days, population=population)
+    config = SimulationConfig(seed=seed, start=start, days=days, population=population, market_zones=market_zones)
     district = build_district(config)
     end_us = round((start + timedelta(days=days)).timestamp() * 1_000_000)
     exports = settings.store_path / "exports"

@@ -67,7 +67,6 @@ def produce_lines(settings: Settings, batches: Iterable[Sequence[bytes]]) -> dic
     from qrtrace.producers.kafka_producer import CheckinProducer
     from qrtrace.schemas.confluent_registry import registry_for
     from qrtrace.sinks.audit import now_us
-    from qrtrace.sinks.clickhouse_sql import load_sql
     from qrtrace.sinks.stores import open_store
 
     if not settings.broker:
@@ -83,7 +82,9 @@ def produce_lines(settings: Settings, batches: Iterable[Sequence[bytes]]) -> dic
         if edge is None:  # venues are read after the first batch is ready: --simulate registers them first
             store = open_store(settings)
             try:
-                venues = set(store.query(load_sql("qrtrace.queries", "venues"))["venue_id"])
+                from qrtrace.queries.reference import venue_zones
+
+                venues = venue_zones(store)  # venue -> its zones: the edge checks a check-in's zone too
             finally:
                 store.close()
             if not venues:

@@ -168,8 +168,10 @@ class EmbeddedRuntime:
         return set(self.store.query(load_sql("qrtrace.queries", "communes"))["commune_code"])
 
     def venues(self) -> list[Venue]:
+        from qrtrace.domain.zones import split_zones
+
         rows = self.store.query(load_sql("qrtrace.queries", "venues"))
-        return [Venue(*r) for r in zip(*rows.values(), strict=True)]
+        return [Venue(*r[:5], zones=split_zones(r[5])) for r in zip(*rows.values(), strict=True)]
 
     def venue_names(self, venue_ids: Iterable[str]) -> dict[str, str]:
         """venue_id -> registered name of the given venues (an id not registered is absent)."""
@@ -249,7 +251,7 @@ class EmbeddedRuntime:
         venues = self.venues()
         if not venues:
             raise InputError("No venues are registered yet; run `qrtrace venues import FILE.csv` first.")
-        edge = receiving_edge(self.settings, self.pseudonymiser, self.vault, {v.venue_id for v in venues})
+        edge = receiving_edge(self.settings, self.pseudonymiser, self.vault, {v.venue_id: v.zones for v in venues})
         self._ingest_parts = (edge, self._processor_config(venues), time.monotonic())
         return self._ingest_parts[0], self._ingest_parts[1]
 

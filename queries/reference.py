@@ -20,3 +20,11 @@ def commune_rows(store: Store) -> list[Commune]:
 def venue_ids(store: Store) -> list[str]:
     """The registered venue ids, in order."""
     return store.query(load_sql("qrtrace.queries", "venues"))["venue_id"]
+
+
+def venue_zones(store: Store) -> dict[str, tuple[str, ...]]:
+    """Every registered venue id -> its zones (() for a venue without zones): what the edge checks against."""
+    from qrtrace.domain.zones import split_zones
+
+    rows = store.query(load_sql("qrtrace.queries", "venues"))
+    return {v: split_zones(z) for v, z in zip(rows["venue_id"], rows["zones"], strict=True)}

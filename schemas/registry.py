@@ -34,13 +34,13 @@ CHECKIN_BUNDLES_SUBJECT = "checkins-vn.qrtrace.CheckinBundle"
 
 # subject -> (packaged schema name, versions registered oldest first)
 PACKAGED_SUBJECTS: dict[str, tuple[str, tuple[int, ...]]] = {
-    CHECKINS_SUBJECT: ("checkin", (1, 2)),
+    CHECKINS_SUBJECT: ("checkin", (1, 2, 3)),
     VENUES_SUBJECT: ("venue", (1,)),
     CASES_SUBJECT: ("case", (1,)),
     VISITS_SUBJECT: ("visit", (1,)),
     DEAD_LETTERS_SUBJECT: ("dead_letter", (1,)),
     IDENTITIES_SUBJECT: ("identity", (1,)),
-    CHECKIN_BUNDLES_SUBJECT: ("checkin_bundle", (1,)),
+    CHECKIN_BUNDLES_SUBJECT: ("checkin_bundle", (1, 2)),
 }
 
 _FILE_FORMAT = 1

@@ -19,11 +19,11 @@ def stored_history(store: Store, wanted: list[tuple[str, str, int]]) -> StoredHi
     rows = store.query_columns(load_sql("qrtrace.sinks", "stored_history_checkins"),
                                {"venues": venues, "since": since, "keys": keys})  # fmt: skip
     events: dict[tuple[str, str], list[Scan]] = {}
-    for venue, person, scan, t, direction in zip(
+    for venue, person, scan, t, direction, zone in zip(
         rows["venue_id"].tolist(), rows["person"].tolist(), rows["scan_id"].tolist(),
-        rows["event_time_us"].tolist(), rows["direction"].tolist(), strict=True,
+        rows["event_time_us"].tolist(), rows["direction"].tolist(), rows["zone"].tolist(), strict=True,
     ):  # fmt: skip
-        events.setdefault((venue, person), []).append((int(t), scan, direction > 0))
+        events.setdefault((venue, person), []).append((int(t), scan, direction > 0, zone))
     revs = store.query_columns(load_sql("qrtrace.sinks", "stored_history_revisions"),
                                {"venues": venues, "persons": persons, "keys": keys})  # fmt: skip
     revision: dict[tuple[str, str], int] = {}

@@ -138,7 +138,7 @@ def _ending_at_dwell(rows: Mapping[str, np.ndarray], idx: np.ndarray, dwell_us: 
     return VisitBatch(
         venue_id=rows["venue_id"][idx], person=rows["person"][idx], start_us=start, end_us=start + dwell_us[idx],
         closed_by=np.full(n, CLOSED_BY_DWELL, np.int8), version=rows["version"][idx].astype(np.uint64) + 1,
-        withdrawn=np.zeros(n, np.uint8), opened_by=rows["opened_by"][idx],
+        withdrawn=np.zeros(n, np.uint8), opened_by=rows["opened_by"][idx], zone=rows["zone"][idx],
     )
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from qrtrace.domain.admin_units import COMMUNE_COLUMNS, Commune
 from qrtrace.domain.categories import VenueCategory
 from qrtrace.domain.venues import Venue
+from qrtrace.domain.zones import join_zones
 from qrtrace.sinks.store import Columns, Store
 from qrtrace.stream_processors.batch import (
     US_PER_DAY,
@@ -51,6 +52,7 @@ class StoreWriter:
                 "declaration_sealed": batch.declaration_sealed,
                 "outcome": outcome,
                 "ingested_at_us": np.full(len(batch), ingested_at_us, dtype=np.int64),
+                "zone": batch.zone,
             },
         )
 
@@ -70,6 +72,7 @@ class StoreWriter:
                 "version": visits.version,
                 "opened_by": visits.opened_by,
                 "withdrawn": visits.withdrawn,
+                "zone": visits.zone,
             },
         )
 
@@ -185,6 +188,7 @@ class StoreWriter:
                 "commune_code": [v.commune_code for v in venues],
                 "capacity": np.array([v.capacity for v in venues], dtype=np.uint32),
                 "registered_at_us": np.full(len(venues), at_us, dtype=np.int64),
+                "zones": [join_zones(v.zones) for v in venues],
             },
         )
 

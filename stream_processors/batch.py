@@ -32,6 +32,7 @@ class CheckinBatch:
     scanner_id: np.ndarray  # object[str]
     declaration_sealed: np.ndarray  # object[str], "" when absent
     seq: np.ndarray  # int64
+    zone: np.ndarray  # object[str]: the venue's zone the check-in names, "" when absent
 
     def __len__(self) -> int:
         return len(self.seq)
@@ -57,6 +58,7 @@ def empty_checkins() -> CheckinBatch:
         obj,
         obj,
         np.empty(0, np.int64),
+        obj,
     )
 
 
@@ -81,6 +83,7 @@ class VisitBatch:
     version: np.ndarray  # uint64
     withdrawn: np.ndarray  # uint8
     opened_by: np.ndarray  # object[str]: scan_id of the opening check-in
+    zone: np.ndarray  # object[str]: the zone of the check-in that opened the visit, "" when none
 
     def __len__(self) -> int:
         return len(self.start_us)

@@ -22,17 +22,17 @@ SEQ_PER_MESSAGE = 1 << 16  # arrival order of a bundled check-in: offset * SEQ_P
 
 
 def checkin_records(batch: CheckinBatch) -> list[dict]:
-    """One Avro `Checkin` (v2) record per row."""
+    """One Avro `Checkin` (v3) record per row."""
     return [
         {
             "scan_id": s, "venue_id": v, "person": p, "direction": "in" if i else "out", "event_time_us": t,
             "offset_minutes": o, "mode": m, "scanner_id": sc,
-            "declaration_sealed": base64.b64decode(d) if d else None,
+            "declaration_sealed": base64.b64decode(d) if d else None, "zone": z,
         }
-        for s, v, p, i, t, o, m, sc, d in zip(
+        for s, v, p, i, t, o, m, sc, d, z in zip(
             batch.scan_id.tolist(), batch.venue_id.tolist(), batch.person.tolist(), batch.is_in.tolist(),
             batch.event_time_us.tolist(), batch.offset_minutes.tolist(), batch.mode.tolist(),
-            batch.scanner_id.tolist(), batch.declaration_sealed.tolist(), strict=True,
+            batch.scanner_id.tolist(), batch.declaration_sealed.tolist(), batch.zone.tolist(), strict=True,
         )
     ]  # fmt: skip
 
@@ -126,7 +126,8 @@ class CheckinDecoder:
 
 
 def checkin_batch(records: Sequence[dict], seq: np.ndarray) -> CheckinBatch:
-    """Columns from decoded `Checkin` records (v1 records read with the v2 schema have no declaration)."""
+    """Columns from decoded `Checkin` records (v1 records read with the v3 schema have no declaration, v1 and
+    v2 records no zone: the reader's defaults fill them)."""
     col = lambda name: np.array([r[name] for r in records], dtype=object)  # noqa: E731
     return CheckinBatch(
         scan_id=col("scan_id"),
@@ -142,6 +143,7 @@ def checkin_batch(records: Sequence[dict], seq: np.ndarray) -> CheckinBatch:
             dtype=object,
         ),
         seq=seq.astype(np.int64),
+        zone=np.array([r.get("zone") or "" for r in records], dtype=object),
     )
 
 

@@ -146,7 +146,7 @@ class CheckinProcessor:
             if vs is None:
                 continue
             h = vs.keys.get(person)
-            oldest = min(t for t, _, _ in scans)
+            oldest = min(e[0] for e in scans)
             if oldest < (h.cut_us if h is not None else vs.horizon_us):
                 # What is open at `oldest` started at most a cap before; what opened it, a cap before that.
                 lookback = self.config.dedupe_window_us + 2 * min(caps.get(venue, US_PER_DAY), US_PER_DAY)
@@ -191,7 +191,7 @@ def _cut_venue(venue: str, vs: VenueState, horizon: int, dwell: int, cap: int, w
     letters = []
     for person in list(vs.keys):
         h = vs.keys[person]
-        for (t, scan, is_in), outcome in cut_history(h, horizon, dwell, cap):
+        for (t, scan, is_in, _), outcome in cut_history(h, horizon, dwell, cap):
             letters.append(pairing_letter(venue, person, t, scan, is_in, outcome))
         if is_forgettable(h, horizon, cap):
             del vs.keys[person]
@@ -205,11 +205,11 @@ def _cut_venue(venue: str, vs: VenueState, horizon: int, dwell: int, cap: int, w
 
 def _by_key(batch: CheckinBatch) -> dict[Key, list[Scan]]:
     groups: dict[Key, list[Scan]] = {}
-    for venue, person, t, scan, is_in in zip(
+    for venue, person, t, scan, is_in, zone in zip(
         batch.venue_id.tolist(), batch.person.tolist(), batch.event_time_us.tolist(), batch.scan_id.tolist(),
-        batch.is_in.tolist(), strict=True,
+        batch.is_in.tolist(), batch.zone.tolist(), strict=True,
     ):  # fmt: skip
-        groups.setdefault((venue, person), []).append((t, scan, is_in))
+        groups.setdefault((venue, person), []).append((t, scan, is_in, zone))
     return groups
 
 
@@ -258,4 +258,6 @@ def _event_letter(batch: CheckinBatch, i: int, reason: str, detail: str) -> Dead
         "mode": batch.mode[i],
         "scanner_id": batch.scanner_id[i],
     }
+    if batch.zone[i]:
+        payload["zone"] = batch.zone[i]
     return DeadLetter(f"{reason}:{batch.scan_id[i]}", reason, detail, orjson.dumps(payload).decode())

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 NEVER = -(2**62)
 
-# A key's check-in: (event time, scan_id, is_in). Tuples sort in the pairing order: event time, then
-# scan_id, so two scans at the same microsecond pair the same way whatever order they arrived in.
-Scan = tuple[int, str, bool]
+# A key's check-in: (event time, scan_id, is_in, zone). Tuples sort in the pairing order: event time, then
+# scan_id, so two scans at the same microsecond pair the same way whatever order they arrived in (scan_ids
+# are distinct within a key, so the zone never decides the order). zone is "" for a venue without zones.
+Scan = tuple[int, str, bool, str]
 
 
 @dataclass(slots=True)
@@ -24,9 +25,9 @@ class KeyHistory:
     """One person at one venue: their check-ins since `cut_us`, and what was open at the cut.
 
     Check-ins older than the cut were folded into the base (`open_start`/`open_scan`: the visit open at
-    the cut; `expired_start`: the latest visit that ran to its cap) and forgotten; their outcomes and
-    visits are final. `revision` is the version of the rows this key last emitted: every re-pairing that
-    changes a row emits it with a higher one, so the store keeps the latest."""
+    the cut, in zone `open_zone`; `expired_start`: the latest visit that ran to its cap) and forgotten;
+    their outcomes and visits are final. `revision` is the version of the rows this key last emitted:
+    every re-pairing that changes a row emits it with a higher one, so the store keeps the latest."""
 
     events: list[Scan] = field(default_factory=list)
     cut_us: int = NEVER
@@ -34,6 +35,7 @@ class KeyHistory:
     open_scan: str = ""
     expired_start: int | None = None
     revision: int = 0
+    open_zone: str = ""
 
 
 @dataclass(slots=True)
@@ -56,17 +58,23 @@ class VenueState:
             "arrivals": self.arrivals, "version": self.version, "pruned_at_us": self.pruned_at_us,
             "key_columns": (list(self.keys), [k.events for k in keys], [k.cut_us for k in keys],
                             [k.open_start for k in keys], [k.open_scan for k in keys],
-                            [k.expired_start for k in keys], [k.revision for k in keys]),
+                            [k.expired_start for k in keys], [k.revision for k in keys],
+                            [k.open_zone for k in keys]),
         }  # fmt: skip
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        persons, events, cuts, starts, scans, expired, revisions = state.pop("key_columns")  # type: ignore[misc]
+        columns = state.pop("key_columns")
+        persons, events, cuts, starts, scans, expired, revisions = columns[:7]  # type: ignore[index]
+        zones = columns[7] if len(columns) > 7 else [""] * len(persons)  # type: ignore[arg-type]
+        if len(columns) <= 7:  # saved before zones: every check-in then was at the venue as a whole
+            events = [[(*e, "") if len(e) == 3 else e for e in evs] for evs in events]
         for name, value in state.items():
             setattr(self, name, value)
         self.keys = {
-            p: KeyHistory(e, c, o, s, x, r)
-            for p, e, c, o, s, x, r in zip(persons, events, cuts, starts, scans, expired, revisions, strict=True)
-        }
+            p: KeyHistory(e, c, o, s, x, r, z)
+            for p, e, c, o, s, x, r, z in zip(persons, events, cuts, starts, scans, expired, revisions, zones,
+                                              strict=True)
+        }  # fmt: skip
 
 
 @dataclass

@@ -7,7 +7,7 @@ The result keeps the raw identifier: the edge pseudonymises it before anything l
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +15,8 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from qrtrace.domain.zones import MAX_ZONE_LENGTH
 
 REQUIRED_FIELDS = ("scan_id", "venue_id", "person_id", "direction", "event_time", "mode", "scanner_id")
 MODES = ("venue_qr", "personal_qr", "manual")
@@ -60,6 +62,7 @@ class ValidRecords:
     mode: np.ndarray
     scanner_id: np.ndarray
     declaration: np.ndarray  # object[str]: canonical JSON, "" when absent
+    zone: np.ndarray  # object[str]: the venue's zone, "" when absent
 
     def __len__(self) -> int:
         return len(self.index)
@@ -103,10 +106,18 @@ def _not_object(i: int) -> Rejection:
 
 
 class Validator:
-    """The contract's checks over whole batches, against the registered venues."""
+    """The contract's checks over whole batches, against the registered venues.
 
-    def __init__(self, known_venues: Collection[str], window: EventTimeWindow | None = None) -> None:
+    `known_venues` is the venue ids, or a mapping venue id -> its zones: a check-in's optional `zone` must be
+    one its venue registered (a venue without zones has none, so any zone there is `unknown_zone` too: a
+    zone's QR exists only once the zone is registered). Without a mapping, no check-in may name a zone."""
+
+    def __init__(
+        self, known_venues: Collection[str] | Mapping[str, Collection[str]], window: EventTimeWindow | None = None
+    ) -> None:
         self._venues = pa.array(sorted(known_venues), pa.string())
+        zones = known_venues if isinstance(known_venues, Mapping) else {}
+        self._zones: dict[str, frozenset[str]] = {v: frozenset(z) for v, z in zones.items() if z}
         self._modes = pa.array(MODES, pa.string())
         self._window = window
 
@@ -143,6 +154,7 @@ class Validator:
             refuse(t_ok & (t_us < oldest), "event_time_too_old")
             refuse(t_ok & (t_us > latest), "event_time_in_future")
         refuse(pc.invert(pc.is_in(cols["venue_id"][0], value_set=self._venues)), "unknown_venue")
+        zone = self._zone_column(records, refuse, reason, cols["venue_id"][0])
         declaration = np.full(len(records), "", dtype=object)
         for i in np.flatnonzero(reason == None).tolist():  # noqa: E711
             decl = records[i].get("declaration")
@@ -170,8 +182,28 @@ class Validator:
             mode=col("mode"),
             scanner_id=col("scanner_id"),
             declaration=declaration[keep],
+            zone=zone[keep],
         )
         return valid, rejected
+
+    def _zone_column(self, records: list[dict], refuse, reason: np.ndarray, venues: pa.Array) -> np.ndarray:  # type: ignore[no-untyped-def]
+        """The optional `zone` ("" when absent or null): a string, not too long, one of its venue's zones."""
+        out = np.full(len(records), "", dtype=object)
+        if not any("zone" in r for r in records):  # the common case: one pass, no columns built
+            return out
+        col, wrong = _string_column(records, "zone")
+        refuse(wrong, "wrong_type")
+        refuse(pc.fill_null(pc.greater(pc.utf8_length(col), MAX_ZONE_LENGTH), False), "field_too_long")
+        values = _objects(col)
+        named = np.flatnonzero(np.array([isinstance(z, str) and z != "" for z in values.tolist()], dtype=bool)
+                               & (reason == None))  # noqa: E711  # fmt: skip
+        venue_ids = _objects(venues)
+        for i in named.tolist():
+            if values[i] in self._zones.get(venue_ids[i], ()):
+                out[i] = values[i]
+            else:
+                reason[i] = "unknown_zone"
+        return out
 
 
 def _string_column(records: list[dict], name: str) -> tuple[pa.Array, np.ndarray]:
@@ -228,14 +260,17 @@ def _objects(arr: pa.Array) -> np.ndarray:
 def _explain(reason: str, record: dict, window: EventTimeWindow | None = None) -> str:
     """A sentence for one refused record (only refused records get here)."""
     if reason in ("missing_field", "wrong_type", "field_too_long"):
-        for name in REQUIRED_FIELDS:
+        for name in (*REQUIRED_FIELDS, "zone"):
             value = record.get(name)
-            if value is None or value == "":
+            if (value is None or value == "") and name != "zone":
                 return f"field {name} is missing or empty"
+            if value is None:
+                continue
             if not isinstance(value, str):
                 return f"field {name} must be a string, got {type(value).__name__}"
-            if len(value) > MAX_FIELD_LENGTH:
-                return f"field {name} is longer than {MAX_FIELD_LENGTH} characters"
+            longest = MAX_ZONE_LENGTH if name == "zone" else MAX_FIELD_LENGTH
+            if len(value) > longest:
+                return f"field {name} is longer than {longest} characters"
         return "field declaration must be an object"
     if reason == "bad_direction":
         return f"direction must be 'in' or 'out', got {record.get('direction')!r}"
@@ -251,4 +286,6 @@ def _explain(reason: str, record: dict, window: EventTimeWindow | None = None) -
         return f"event_time {record.get('event_time')!r} is more than {minutes} minutes ahead of the receiving clock"
     if reason == "unknown_venue":
         return f"venue {record.get('venue_id')} is not registered"
+    if reason == "unknown_zone":
+        return f"venue {record.get('venue_id')} has no zone {str(record.get('zone'))[:MAX_ZONE_LENGTH]!r}"
     return reason

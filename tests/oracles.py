@@ -16,6 +16,7 @@ class Ev:
     venue: str
     is_in: bool
     t: int
+    zone: str = ""
 
 
 NO_CAP = 2**62
@@ -34,6 +35,16 @@ def oracle_pairing(
     """Visits (person, venue, start, end, opened_by) and each scan's outcome, by the visit rule over each
     (person, venue)'s distinct scans in (event time, scan_id) order: the order they arrived in plays no part
     beyond which delivery of a retried scan_id counts (the first)."""
+    visits, outcome = oracle_zoned_pairing(events, dwell, caps)
+    return {v[:5] for v in visits}, outcome
+
+
+def oracle_zoned_pairing(
+    events: list[Ev], dwell: dict[str, int], caps: dict[str, int] | None = None
+) -> tuple[set[tuple[str, str, int, int, str, str]], dict[str, str]]:
+    """As `oracle_pairing`, each visit with its zone (person, venue, start, end, opened_by, zone): an `in` at
+    another zone than the open visit's ends it at that scan (or at its dwell, if sooner) and opens a new
+    visit in the new zone; an `in` at the same zone is the plain rule; an `out` closes whatever is open."""
     seen: set[str] = set()
     per_key: dict[tuple[str, str], list[Ev]] = defaultdict(list)
     for e in events:
@@ -45,20 +56,22 @@ def oracle_pairing(
     for (person, venue), evs in per_key.items():
         d, cap = dwell[venue], (caps or {}).get(venue, NO_CAP)
         open_start = open_scan = expired = None
+        open_zone = ""
         for e in sorted(evs, key=lambda e: (e.t, e.scan_id)):
             if open_start is not None and e.t > open_start + cap:
-                visits.add((person, venue, open_start, open_start + d, open_scan))
+                visits.add((person, venue, open_start, open_start + d, open_scan, open_zone))
                 expired, open_start = open_start, None
             if e.is_in:
-                if open_start is not None and e.t <= open_start + d:
+                if open_start is not None and e.zone == open_zone and e.t <= open_start + d:
                     outcome[e.scan_id] = "repeat"
                     continue
                 if open_start is not None:
-                    visits.add((person, venue, open_start, open_start + d, open_scan))
-                open_start, open_scan, expired = e.t, e.scan_id, None
+                    end = open_start + d if e.zone == open_zone or e.t > open_start + d else e.t
+                    visits.add((person, venue, open_start, end, open_scan, open_zone))
+                open_start, open_scan, open_zone, expired = e.t, e.scan_id, e.zone, None
                 outcome[e.scan_id] = "opened"
             elif open_start is not None:
-                visits.add((person, venue, open_start, e.t, open_scan))
+                visits.add((person, venue, open_start, e.t, open_scan, open_zone))
                 open_start = None
                 outcome[e.scan_id] = "closed"
             elif expired is not None and e.t <= expired + 2 * cap:
@@ -66,7 +79,7 @@ def oracle_pairing(
             else:
                 outcome[e.scan_id] = "unmatched_checkout"
         if open_start is not None:
-            visits.add((person, venue, open_start, open_start + d, open_scan))
+            visits.add((person, venue, open_start, open_start + d, open_scan, open_zone))
     return visits, outcome
 
 

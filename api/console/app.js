@@ -30,6 +30,7 @@ const T = {
     bytes: "Dung lượng", consumer_lag: "Độ trễ tiêu thụ (tin)", e2e: "Độ trễ đầu-cuối p50 / p95",
     venues_title: "Địa điểm và mã QR", register_venue: "Đăng ký địa điểm", venue_id: "Mã địa điểm", venue_name: "Tên địa điểm",
     capacity: "Sức chứa", register: "Đăng ký", poster: "Áp phích A4 (PDF)", all: "Tất cả",
+    zones: "Khu vực", add_zone: "+ Khu vực", zone_name: "Tên khu vực mới (mỗi khu vực có mã QR riêng)", zone_added: "Đã thêm khu vực",
     audit_title: "Nhật ký truy cập (chỉ đọc)", at: "Thời điểm", actor: "Người thực hiện", action: "Hành động", subject: "Đối tượng",
     detail: "Chi tiết", error: "Lỗi", declared: "Đã khai báo ca", registered_ok: "Đã đăng ký địa điểm", downloaded: "Đã tải",
     status: { 400: "Yêu cầu không hợp lệ.", 401: "Mã truy cập không hợp lệ hoặc đã hết hạn; hãy đăng nhập lại.",
@@ -58,7 +59,7 @@ const T = {
       other: "Khác" },
     reasons: { unmatched_checkout: "Quét ra không có lượt vào", missing_field: "Thiếu trường", malformed_json: "JSON hỏng",
       bad_event_time: "Thời gian sai", bad_direction: "Chiều vào/ra sai", wrong_type: "Sai kiểu dữ liệu",
-      unknown_venue: "Địa điểm chưa đăng ký", bad_mode: "Cách quét sai", late: "Đến quá muộn", field_too_long: "Trường quá dài",
+      unknown_venue: "Địa điểm chưa đăng ký", unknown_zone: "Khu vực chưa đăng ký", bad_mode: "Cách quét sai", late: "Đến quá muộn", field_too_long: "Trường quá dài",
       not_an_object: "Không phải đối tượng JSON", record_too_large: "Bản ghi quá lớn",
       number_out_of_range: "Số nguyên vượt quá 64 bit", checkout_after_cap: "Quét ra quá thời gian ghé tối đa",
       event_time_in_future: "Thời gian ở tương lai" },
@@ -91,6 +92,7 @@ const T = {
     bytes: "Size", consumer_lag: "Consumer lag (messages)", e2e: "End-to-end latency p50 / p95",
     venues_title: "Venues and QR codes", register_venue: "Register a venue", venue_id: "Venue ID", venue_name: "Venue name",
     capacity: "Capacity", register: "Register", poster: "A4 poster (PDF)", all: "All",
+    zones: "Zones", add_zone: "+ Zone", zone_name: "New zone's name (each zone has its own QR)", zone_added: "Zone added",
     audit_title: "Audit log (read-only)", at: "Time", actor: "Actor", action: "Action", subject: "Subject",
     detail: "Detail", error: "Error", declared: "Case declared", registered_ok: "Venue registered", downloaded: "Downloaded",
     status: { other: "The server failed." },
@@ -114,7 +116,7 @@ const T = {
       store: "Store away or refusing the write", timeout: "Not confirmed in time", shutting_down: "Server shutting down", token_file: "Server cannot read its token file",
       other: "Other" },
     reasons: { unmatched_checkout: "Check-out without check-in", missing_field: "Missing field", malformed_json: "Malformed JSON",
-      bad_event_time: "Bad event time", bad_direction: "Bad direction", wrong_type: "Wrong type", unknown_venue: "Unknown venue",
+      bad_event_time: "Bad event time", bad_direction: "Bad direction", wrong_type: "Wrong type", unknown_venue: "Unknown venue", unknown_zone: "Unknown zone",
       bad_mode: "Bad scan mode", late: "Too late", field_too_long: "Field too long", not_an_object: "Not a JSON object",
       record_too_large: "Record too large", number_out_of_range: "Whole number beyond 64 bits",
       checkout_after_cap: "Check-out past the longest visit", event_time_in_future: "Event time in the future" },
@@ -549,10 +551,15 @@ async function loadVenues() {
   if (isStale("venues", n)) return;
   const names = new Map(state.communes.map((c) => [c.commune_code, c.name_vi]));
   const canQr = perms.has("issue_venue_qr");
+  const canZone = perms.has("register_venue");
+  // Each zone is a button for its own poster; "+ Zone" adds one (roles that register venues).
+  const zones = (v) => (v.zones || []).map((z) => canQr ? `<button type="button" class="secondary zone-poster" data-id="${esc(v.venue_id)}"
+    data-zone="${esc(z)}">${esc(z)}</button>` : esc(z)).join(" ")
+    + (canZone ? ` <button type="button" class="secondary add-zone" data-id="${esc(v.venue_id)}">${t("add_zone")}</button>` : "");
   $("#venues-list").innerHTML = `<table><tr><th>${t("venue_id")}</th><th>${t("venue_name")}</th><th>${t("category")}</th><th>${t("commune")}</th>
-    <th class="num">${t("capacity")}</th><th></th></tr>${venues.slice(0, 1000).map((v) => `<tr data-venue="${esc(v.venue_id)}"><td>${esc(v.venue_id)}</td>
+    <th class="num">${t("capacity")}</th><th>${t("zones")}</th><th></th></tr>${venues.slice(0, 1000).map((v) => `<tr data-venue="${esc(v.venue_id)}"><td>${esc(v.venue_id)}</td>
     <td>${esc(v.name)}</td><td>${esc(catName(v.category))}</td><td>${esc(names.get(v.commune_code) || v.commune_code)}</td><td class="num">${fmt(v.capacity)}</td>
-    <td>${canQr ? `<button type="button" class="secondary poster" data-id="${esc(v.venue_id)}">${t("poster")}</button>
+    <td class="zones">${zones(v)}</td><td>${canQr ? `<button type="button" class="secondary poster" data-id="${esc(v.venue_id)}">${t("poster")}</button>
       <button type="button" class="secondary qr" data-id="${esc(v.venue_id)}">PNG</button>` : ""}</td></tr>`).join("")}</table>`;
 }
 
@@ -601,6 +608,17 @@ $("#venues-list").addEventListener("click", guard(async (ev) => {
   const id = b.dataset.id;
   if (b.classList.contains("poster")) await download(`/api/venues/${encodeURIComponent(id)}/poster.pdf?lang=${state.lang}`, `poster-${id}.pdf`);
   if (b.classList.contains("qr")) await download(`/api/venues/${encodeURIComponent(id)}/qr.png`, `qr-${id}.png`);
+  if (b.classList.contains("zone-poster")) {
+    const zone = b.dataset.zone;
+    await download(`/api/venues/${encodeURIComponent(id)}/poster.pdf?lang=${state.lang}&zone=${encodeURIComponent(zone)}`, `poster-${id}-${zone}.pdf`);
+  }
+  if (b.classList.contains("add-zone")) {
+    const zone = (window.prompt(t("zone_name")) || "").trim();
+    if (!zone) return;
+    await api(`/api/venues/${encodeURIComponent(id)}/zones`, { method: "POST", json: { zone } });
+    say(`${t("zone_added")}: ${id} / ${zone}`, true);
+    await loadVenues();
+  }
 }));
 
 applyLabels();

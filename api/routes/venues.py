@@ -9,12 +9,13 @@ from fastapi.responses import Response
 
 from qrtrace.access import PERMISSIONS
 from qrtrace.api.app import Caller, Service, attachment
-from qrtrace.api.models import VenueIn
+from qrtrace.api.models import VenueIn, ZoneIn
 from qrtrace.domain.categories import load_categories
 from qrtrace.domain.venues import Venue
 
 router = APIRouter(tags=["venues"])
 Lang = Annotated[Literal["vi", "en"], Query(description="Poster language")]
+ZoneQuery = Annotated[str, Query(max_length=64, description="One of the venue's zones: that zone's own QR")]
 
 
 @router.get("/me", tags=["access"])
@@ -58,21 +59,28 @@ def register_venue(body: VenueIn, who: Caller, svc: Service) -> dict:
                                          body.capacity))  # fmt: skip
 
 
+@router.post("/venues/{venue_id}/zones", status_code=201)
+def add_zone(venue_id: str, body: ZoneIn, who: Caller, svc: Service) -> dict:
+    """Add a zone to a venue of the caller's area (each zone gets its own QR and poster: ?zone=...)."""
+    return svc.add_zone(who, venue_id, body.zone)
+
+
 @router.get("/venues/{venue_id}/qr.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
-def venue_qr_png(venue_id: str, who: Caller, svc: Service) -> Response:
-    """The signed venue QR as PNG."""
-    return Response(svc.venue_qr(who, venue_id, "png", "vi"), media_type="image/png")
+def venue_qr_png(venue_id: str, who: Caller, svc: Service, zone: ZoneQuery = "") -> Response:
+    """The signed venue QR as PNG (with `zone`: that zone's QR)."""
+    return Response(svc.venue_qr(who, venue_id, "png", "vi", zone), media_type="image/png")
 
 
 @router.get("/venues/{venue_id}/qr.svg", response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}})
-def venue_qr_svg(venue_id: str, who: Caller, svc: Service) -> Response:
-    """The signed venue QR as SVG."""
-    return Response(svc.venue_qr(who, venue_id, "svg", "vi"), media_type="image/svg+xml")
+def venue_qr_svg(venue_id: str, who: Caller, svc: Service, zone: ZoneQuery = "") -> Response:
+    """The signed venue QR as SVG (with `zone`: that zone's QR)."""
+    return Response(svc.venue_qr(who, venue_id, "svg", "vi", zone), media_type="image/svg+xml")
 
 
 @router.get("/venues/{venue_id}/poster.pdf", response_class=Response,
             responses={200: {"content": {"application/pdf": {}}}})  # fmt: skip
-def venue_poster(venue_id: str, who: Caller, svc: Service, lang: Lang = "vi") -> Response:
-    """The printable A4 poster with the venue's name, category and commune around its signed QR."""
-    return Response(svc.venue_qr(who, venue_id, "pdf", lang), media_type="application/pdf",
+def venue_poster(venue_id: str, who: Caller, svc: Service, lang: Lang = "vi", zone: ZoneQuery = "") -> Response:
+    """The printable A4 poster with the venue's name, category and commune around its signed QR (with
+    `zone`: that zone's poster)."""
+    return Response(svc.venue_qr(who, venue_id, "pdf", lang, zone), media_type="application/pdf",
                     headers={"Content-Disposition": attachment(f"poster-{venue_id}.pdf")})  # fmt: skip

@@ -44,8 +44,15 @@ class CheckinService(ServiceCore):
                 if claims.venue_id != venue_id:
                     raise InputError(f"Check-in {i} carries the QR of venue {claims.venue_id}, not "
                                      f"{venue_id}; nothing from this batch was stored.")  # fmt: skip
+                if claims.zone and record.get("zone") is None:
+                    record["zone"] = claims.zone  # a zone's QR: the check-in is at that zone
+                elif claims.zone != (record.get("zone") or ""):
+                    raise InputError(f"Check-in {i} names zone {record.get('zone')!r} but carries the QR of "
+                                     f"zone {claims.zone!r}; nothing from this batch was stored.")  # fmt: skip
             if record.get("declaration") is None:
                 record.pop("declaration", None)
+            if record.get("zone") is None:
+                record.pop("zone", None)
             lines.append(orjson.dumps(record))
         return lines, venue_ids
 

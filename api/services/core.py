@@ -26,7 +26,7 @@ from qrtrace.producers.edge import AdmittedBatch
 from qrtrace.producers.embedded_front import EmbeddedFront
 from qrtrace.producers.front import ScannerFront
 from qrtrace.producers.kafka_front import KafkaFront
-from qrtrace.queries.reference import commune_rows, venue_ids
+from qrtrace.queries.reference import commune_rows, venue_zones
 from qrtrace.settings import Settings
 from qrtrace.sinks.audit import WRITE_LOCK as AUDIT_WRITE_LOCK
 from qrtrace.sinks.audit import now_us
@@ -83,7 +83,7 @@ class ServiceCore:
         self.started_at_us = now_us()
         self.geo = self._geography()
         if isinstance(self.front, KafkaFront):  # the venues the geography just read: no second read
-            self.front.prime(self.geo.commune_of_venue)
+            self.front.prime(self._zones_at_start)
         self._venue_public_key = venue_signing_key(self.rt.keyring.venue_signing_seed).public_key()
 
     def close(self) -> None:
@@ -98,6 +98,7 @@ class ServiceCore:
         with self._lock:
             communes = commune_rows(self.rt.store)
             venues = self.rt.venues()
+        self._zones_at_start = {v.venue_id: v.zones for v in venues}  # the Kafka front's first registry read
         return Geography(
             district_of_commune={c.commune_code: c.district_code for c in communes},
             commune_of_venue={v.venue_id: v.commune_code for v in venues},
@@ -124,10 +125,10 @@ class ServiceCore:
         return [asdict(c) for c in rows]
 
     # -- the scanner front --------------------------------------------------------------------------------
-    def _venue_ids(self) -> list[str]:
-        """The registered venue ids, for the Kafka front's cache."""
+    def _venue_ids(self) -> dict[str, tuple[str, ...]]:
+        """The registered venue ids with their zones, for the Kafka front's cache."""
         with self._lock:
-            return venue_ids(self.rt.store)
+            return venue_zones(self.rt.store)
 
     @property
     def scanner_front(self) -> KafkaFront | None:

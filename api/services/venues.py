@@ -3,6 +3,7 @@ issue a venue's signed QR and poster."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from datetime import datetime
@@ -15,6 +16,7 @@ from qrtrace.domain.poster_pdf import render_poster_pdf
 from qrtrace.domain.posters import venue_qr_code
 from qrtrace.domain.venue_qr import encode_venue_qr, venue_signing_key
 from qrtrace.domain.venues import Venue
+from qrtrace.domain.zones import check_zones
 from qrtrace.errors import InputError
 
 
@@ -38,7 +40,7 @@ class VenueService(ServiceCore):
         visible = self.visible_communes(who)
         return [
             {"venue_id": v.venue_id, "name": v.name, "category": v.category, "commune_code": v.commune_code,
-             "capacity": v.capacity}
+             "capacity": v.capacity, "zones": list(v.zones)}
             for v in venues
             if (visible is None or v.commune_code in visible)
             and (commune is None or v.commune_code == commune)
@@ -72,6 +74,21 @@ class VenueService(ServiceCore):
             self.geo = self._geography()
         return {"venue_id": venue.venue_id, "registered": True}
 
+    def add_zone(self, who: Principal, venue_id: str, zone: str) -> dict:
+        """Add a zone to a venue of the caller's area (scoped as registering a venue; audited): its QR and
+        poster can then be issued, and check-ins may name it. InputError for a zone name it cannot have."""
+        with self._lock:  # reentrant: the read and the write of the venue's zones under one hold
+            venue, _ = self._venue(who, venue_id, Action.REGISTER_VENUE)
+            try:
+                zones = check_zones((*venue.zones, zone))
+            except ValueError as exc:
+                raise InputError(f"Venue {venue_id} cannot have this zone: {exc}.") from None
+            self.rt.register_venues([dataclasses.replace(venue, zones=zones)])  # the newer row replaces the old
+            self.front.venues_changed()
+            self.rt.audit.as_actor(who.name).record("add_zone", "", venue_id, "zone added", zone=zone,
+                                                    commune=venue.commune_code)  # fmt: skip
+        return {"venue_id": venue_id, "zones": list(zones)}
+
     def _refuse_if_probing(self, who: Principal) -> None:
         with self._failures_lock:
             wait = self._taken_ids.retry_after(who.name, time.monotonic())
@@ -91,13 +108,13 @@ class VenueService(ServiceCore):
         names = {c["commune_code"]: c["name_vi"] for c in self._all_communes()}
         return venue, names.get(venue.commune_code, venue.commune_code)
 
-    def venue_qr(self, who: Principal, venue_id: str, kind: str, lang: str) -> bytes:
-        """The signed venue QR as PNG or SVG, or the A4 poster as PDF."""
+    def venue_qr(self, who: Principal, venue_id: str, kind: str, lang: str, zone: str = "") -> bytes:
+        """The signed venue QR as PNG or SVG, or the A4 poster as PDF (of one of its zones, with `zone`)."""
         venue, commune_name = self._venue(who, venue_id, Action.ISSUE_VENUE_QR)
         payload = encode_venue_qr(venue, venue_signing_key(self.rt.keyring.venue_signing_seed),
-                                  datetime.now(self.settings.display_tz))  # fmt: skip
+                                  datetime.now(self.settings.display_tz), zone=zone)  # fmt: skip
         if kind == "pdf":
-            return render_poster_pdf(venue, payload, commune_name, lang)
+            return render_poster_pdf(venue, payload, commune_name, lang, zone)
         import io
 
         buf = io.BytesIO()

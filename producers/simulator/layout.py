@@ -3,6 +3,7 @@ day), and a population with identifiers, phones and anchors (workplace, school, 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 
 import numpy as np
@@ -12,6 +13,7 @@ from qrtrace.domain.categories import load_categories
 from qrtrace.domain.venues import Venue
 from qrtrace.producers.simulator.model import (
     _VENUE_ID_RANGE,
+    MARKET_ZONE_NAMES,
     ROLES,
     Gathering,
     Person,
@@ -58,6 +60,9 @@ def build_district(config: SimulationConfig) -> SimulatedDistrict:
         venues.append(Venue(vid, *spec))
         gatherings.append(Gathering(vid, day, start_minute, guests))
     people = _make_people(communes, venues, config, rng)
+    if config.market_zones:  # after every draw: zones change nothing else about the district
+        zones = MARKET_ZONE_NAMES[: config.market_zones]
+        venues = [dataclasses.replace(v, zones=zones) if v.category == "market" else v for v in venues]
     return SimulatedDistrict(config, venues, people, gatherings)
 
 

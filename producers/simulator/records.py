@@ -122,10 +122,22 @@ def _declarations() -> list[bytes]:
     return [orjson.dumps({"fever": bool(i & 1), "cough": bool(i & 2), "contact_f0": bool(i & 4)}) for i in range(8)]
 
 
-def _format_lines(ix: _Index, scans: _Scans, times: np.ndarray, scan_ids: list[bytes]) -> list[bytes]:
+def _format_lines(ix: _Index, scans: _Scans, times: np.ndarray, scan_ids: list[bytes],
+                  zones: list[tuple[str, ...]] | None = None) -> list[bytes]:  # fmt: skip
     declarations = _objects([*_declarations(), b""])  # index -1 -> no declaration
     directions = _objects([b"in", b"out"])
     modes = _objects([m.encode() for m in MODES])
+    lines = _plain_lines(ix, scans, times, scan_ids, declarations, directions, modes)
+    if scans.zone is None or zones is None:
+        return lines
+    for i in np.flatnonzero(scans.zone >= 0).tolist():  # the zone's QR names it: the check-in carries it
+        zone = zones[int(scans.venue[i])][int(scans.zone[i])]
+        lines[i] = lines[i][:-1] + b',"zone":' + orjson.dumps(zone) + b"}"
+    return lines
+
+
+def _plain_lines(ix: _Index, scans: _Scans, times: np.ndarray, scan_ids: list[bytes], declarations: np.ndarray,
+                 directions: np.ndarray, modes: np.ndarray) -> list[bytes]:  # fmt: skip
     return [
         _LINE_WITH_DECLARATION % (s, v, p, d, t, m, v, x) if x else _LINE % (s, v, p, d, t, m, v)
         for s, v, p, d, t, m, x in zip(
@@ -211,12 +223,13 @@ def _bad_records(
 
 
 def _day_records(
-    ix: _Index, config: SimulationConfig, scans: _Scans, rng: np.random.Generator
+    ix: _Index, config: SimulationConfig, scans: _Scans, rng: np.random.Generator,
+    zones: list[tuple[str, ...]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(delivery time, line) for every record of a day: scans, their retries, and bad records."""
     m = len(scans.time)
     times = _local_times(config.first_day, scans.time)
-    lines = _format_lines(ix, scans, times, _uuid4s(rng, m))
+    lines = _format_lines(ix, scans, times, _uuid4s(rng, m), zones)
     max_late = config.max_late_minutes * _MIN_MS
     late = rng.random(m) < config.late_share
     delay = np.where(
@@ -251,12 +264,14 @@ def _delivered_days(district: SimulatedDistrict) -> Iterator[list[bytes]]:
     seen = np.empty(0, dtype=np.int64)  # (person, venue) pairs with any event so far
     pending_keys = np.empty(0, dtype=np.int64)
     pending = _objects([])
+    zones = [v.zones for v in district.venues] if any(v.zones for v in district.venues) else None
+    zone_counts = np.array([len(z) for z in zones], dtype=np.int64) if zones is not None else None
     for day in range(config.days):
         rng = np.random.default_rng([config.seed, 2, day])  # each day its own stream
         visits = _day_visits(ix, config, day, rng)
         seen = np.union1d(seen, visits.person * n_venues + visits.venue)
-        scans = _make_scans(ix, config, visits, seen, day, rng)
-        keys, lines = _day_records(ix, config, scans, rng)
+        scans = _make_scans(ix, config, visits, seen, day, rng, zone_counts)
+        keys, lines = _day_records(ix, config, scans, rng, zones)
         keys = np.concatenate([pending_keys, keys])
         lines = np.concatenate([pending, lines])
         order = np.argsort(keys, kind="stable")

@@ -25,6 +25,7 @@ class _Scans:
     direction: np.ndarray  # 0 in, 1 out
     mode: np.ndarray  # MODES index
     declaration: np.ndarray  # index into _declarations(), -1 for none
+    zone: np.ndarray | None = None  # index into the venue's zones, -1 for none; None: no venue has zones
 
 
 def _modes(ix: _Index, persons: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -40,6 +41,7 @@ def _make_scans(
     seen: np.ndarray,
     day: int,
     rng: np.random.Generator,
+    zone_counts: np.ndarray | None = None,
 ) -> _Scans:
     """Check-ins, the check-outs people remember, repeat scans, and a few check-outs with no check-in."""
     n = len(visits.person)
@@ -77,7 +79,13 @@ def _make_scans(
     # Almost everyone answers 'no' to every question; a few tick a symptom or an F0 contact.
     variant = np.where(rng.random(len(time)) < 0.97, 0, rng.integers(1, 8, size=len(time)))
     declaration[declares] = variant[declares]
-    return _Scans(np.concatenate(persons), np.concatenate(venues), time, direction, np.concatenate(modes), declaration)
+    zone = None
+    if zone_counts is not None:  # a visit's section, from what it is (no draw: the other scans stay as they were)
+        count = zone_counts[visits.venue]
+        at = np.where(count > 0, (visits.person * 7919 + visits.start // 60_000) % np.maximum(count, 1), -1)
+        zone = np.concatenate([at, at[has_out], at[repeat], np.full(len(time) - n_genuine, -1, np.int64)])
+    return _Scans(np.concatenate(persons), np.concatenate(venues), time, direction, np.concatenate(modes), declaration,
+                  zone)  # fmt: skip
 
 
 def _unmatched_checkouts(

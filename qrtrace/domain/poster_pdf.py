@@ -14,8 +14,9 @@ from qrtrace.errors import InputError
 A4_MM = (210.0, 297.0)
 
 
-def render_poster_pdf(venue: Venue, payload: str, commune_name: str, lang: str = "vi") -> bytes:
-    """A4 portrait: title, venue name, category, commune, the QR at 150 mm, the venue id and how to scan."""
+def render_poster_pdf(venue: Venue, payload: str, commune_name: str, lang: str = "vi", zone: str = "") -> bytes:
+    """A4 portrait: title, venue name (and the zone, for a zone's poster), category, commune, the QR at
+    150 mm, the venue id and how to scan."""
     regular, bold = _font_path(False), _font_path(True)
     if regular is None or bold is None:
         raise InputError("No Unicode font for the PDF poster; install the fonts-dejavu-core package.")
@@ -42,6 +43,12 @@ def render_poster_pdf(venue: Venue, payload: str, commune_name: str, lang: str =
     pdf.set_font("DejaVu", "B", 24)
     pdf.set_xy(16, 44)
     pdf.multi_cell(width - 32, 11, _clean(venue.name), align="C", max_line_height=11)
+    if zone:
+        pdf.set_text_color(183, 28, 28)
+        pdf.set_font("DejaVu", "B", 20)
+        pdf.set_x(16)
+        pdf.multi_cell(width - 32, 10, f"{texts['zone']}: {_clean(zone)}", align="C")
+        pdf.set_text_color(17, 17, 17)
     pdf.set_font("DejaVu", "", 14)
     pdf.set_x(16)
     pdf.multi_cell(width - 32, 8, f"{texts['category']}: {_clean(category)}", align="C")

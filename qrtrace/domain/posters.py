@@ -46,6 +46,7 @@ TEXTS = {
         "category": "Loại hình",
         "commune": "Địa bàn",
         "venue_id": "Mã điểm",
+        "zone": "Khu vực",
         "scan": "Quét mã bằng ứng dụng PC-Covid hoặc Bluezone khi ra vào",
     },
     "en": {
@@ -53,6 +54,7 @@ TEXTS = {
         "category": "Category",
         "commune": "Commune",
         "venue_id": "Venue ID",
+        "zone": "Zone",
         "scan": "Scan with the PC-Covid or Bluezone app when you enter and leave",
     },
 }
@@ -122,8 +124,10 @@ def render_poster(
     out: Path,
     fmt: str | None = None,
     lang: str = "vi",
+    zone: str = "",
 ) -> Path:
-    """Write a printable check-in poster for `venue` showing `payload` as a QR code; returns `out`.
+    """Write a printable check-in poster for `venue` showing `payload` as a QR code; returns `out`. With a
+    `zone`, the poster of that zone of the venue (its payload names the zone), the zone printed large.
 
     The format is `fmt` ("png" or "svg") or else taken from the suffix of `out`. The file is written
     atomically, so a printer or web server never sees half a poster.
@@ -131,7 +135,7 @@ def render_poster(
     out = Path(out)
     kind = _resolve_format(out, fmt)
     qr = venue_qr_code(payload)
-    layout = layout_poster(venue, commune_name, qr, lang)
+    layout = layout_poster(venue, commune_name, qr, lang, zone)
     if kind == "png":
         data = _png_bytes(layout, qr, venue, payload)
     else:
@@ -140,7 +144,7 @@ def render_poster(
     return out
 
 
-def layout_poster(venue: Venue, commune_name: str, qr: segno.QRCode, lang: str = "vi") -> PosterLayout:
+def layout_poster(venue: Venue, commune_name: str, qr: segno.QRCode, lang: str = "vi", zone: str = "") -> PosterLayout:
     """Where every line of text and the QR symbol go on the page (pixels at 150 dpi)."""
     if lang not in TEXTS:
         raise InputError(f"Poster language {lang!r} is not supported; use one of {', '.join(LANGS)}.")
@@ -167,6 +171,8 @@ def layout_poster(venue: Venue, commune_name: str, qr: segno.QRCode, lang: str =
         lines.append(TextLine(line, cx, title_top + i * title_step, title_size, True, "#ffffff"))
 
     y = block(venue.name or venue.venue_id, FRAME + BAND_HEIGHT + 30, 48, 28, 3, True, INK)
+    if zone:
+        y = block(f"{texts['zone']}: {zone}", y + 4, 40, 24, 2, True, ACCENT)
     y = block(f"{texts['category']}: {category_name}", y + 12, 26, 20, 2, False, MUTED)
     y = block(f"{texts['commune']}: {commune_name}", y + 2, 26, 20, 2, False, MUTED)
     qr_top = y + 8

@@ -2,8 +2,9 @@
 
 A payload is `QRT1.<claims>.<signature>`, both parts unpadded base64url. The claims are canonical
 JSON (sorted keys, no spaces, UTF-8) with `v` (venue id), `c` (commune code), `k` (category code) and
-`t` (issued, unix seconds). The Ed25519 signature covers the ASCII text `QRT1.<claims>`, so the version
-prefix is bound to the signature as well as the claims.
+`t` (issued, unix seconds), and `z` (the zone) on a zone's QR only: a scanner app puts it in the check-in's
+`zone`. A venue QR without a zone is exactly what it was before zones. The Ed25519 signature covers the
+ASCII text `QRT1.<claims>`, so the version prefix is bound to the signature as well as the claims.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ MAX_PAYLOAD_CHARS = 2048
 # Unix seconds that `datetime` can represent (years 1970..9999).
 MAX_UNIX_SECONDS = 253_402_300_799
 CLAIM_KEYS = frozenset({"v", "c", "k", "t"})
+ZONE_CLAIM_KEYS = CLAIM_KEYS | {"z"}
 
 _PAYLOAD_RE = re.compile(r"QRT1\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)", re.ASCII)
 
@@ -43,6 +45,7 @@ class VenueQrClaims:
     commune_code: str
     category: str
     issued_at: datetime  # timezone-aware, UTC
+    zone: str = ""  # the venue's zone this QR stands for; "" for the venue as a whole
 
 
 def venue_signing_key(seed: bytes) -> Ed25519PrivateKey:
@@ -61,8 +64,12 @@ def venue_public_key(raw: bytes) -> Ed25519PublicKey:
         raise InputError(f"A venue QR public key must be {SEED_BYTES} raw bytes.") from None
 
 
-def encode_venue_qr(venue: Venue, private_key: Ed25519PrivateKey, issued_at: datetime) -> str:
-    """The signed QR text for `venue`, issued at `issued_at` (timezone-aware; stored to the second)."""
+def encode_venue_qr(venue: Venue, private_key: Ed25519PrivateKey, issued_at: datetime, zone: str = "") -> str:
+    """The signed QR text for `venue` (or for its `zone`, which it must have registered), issued at
+    `issued_at` (timezone-aware; stored to the second)."""
+    if zone and zone not in venue.zones:
+        known = f"its zones are {', '.join(venue.zones)}" if venue.zones else "it has no zones"
+        raise InputError(f"Venue {venue.venue_id} has no zone {zone!r}; {known}.")
     if issued_at.tzinfo is None or issued_at.utcoffset() is None:
         raise InputError("The venue QR issue time must carry a timezone offset.")
     seconds = int(issued_at.timestamp() // 1)
@@ -75,7 +82,9 @@ def encode_venue_qr(venue: Venue, private_key: Ed25519PrivateKey, issued_at: dat
     ):
         if not isinstance(value, str) or not value:
             raise InputError(f"Venue {venue.venue_id!r} has no {label}, so it cannot be issued a QR code.")
-    claims = {"v": venue.venue_id, "c": venue.commune_code, "k": venue.category, "t": seconds}
+    claims: dict[str, object] = {"v": venue.venue_id, "c": venue.commune_code, "k": venue.category, "t": seconds}
+    if zone:
+        claims["z"] = zone
     try:
         claims_json = _canonical_json(claims)
     except UnicodeEncodeError:
@@ -139,7 +148,10 @@ def _parse_claims(raw: bytes) -> VenueQrClaims | None:
         obj = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return None
-    if not isinstance(obj, dict) or set(obj) != CLAIM_KEYS:
+    if not isinstance(obj, dict) or set(obj) not in (CLAIM_KEYS, ZONE_CLAIM_KEYS):
+        return None
+    zone = obj.get("z", "")
+    if not isinstance(zone, str) or ("z" in obj and not zone):
         return None
     venue_id, commune, category, seconds = obj["v"], obj["c"], obj["k"], obj["t"]
     if not all(isinstance(s, str) and s for s in (venue_id, commune, category)):
@@ -152,4 +164,4 @@ def _parse_claims(raw: bytes) -> VenueQrClaims | None:
             return None
     except UnicodeEncodeError:  # a lone surrogate escaped as \udXXX in the JSON
         return None
-    return VenueQrClaims(venue_id, commune, category, datetime.fromtimestamp(seconds, UTC))
+    return VenueQrClaims(venue_id, commune, category, datetime.fromtimestamp(seconds, UTC), zone)

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qrtrace.domain.categories import load_categories
+from qrtrace.domain.zones import join_zones, parse_zones
 from qrtrace.errors import InputError
 
 VENUE_COLUMNS = ("venue_id", "name", "category", "commune_code", "capacity")
+ZONES_COLUMN = "zones"  # optional: the venue's zones separated by ';' (qrtrace.domain.zones)
 # A venue id goes into QR codes, file names, HTTP headers and URLs: ASCII letters and digits, then also
 # '.', '_', ':' and '-', at most 64 characters (the API's VenueIn uses the same pattern).
 VENUE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
@@ -25,6 +27,7 @@ class Venue:
     category: str
     commune_code: str
     capacity: int
+    zones: tuple[str, ...] = ()  # the venue's zones (qrtrace.domain.zones); () = none
 
 
 def venue_id_problem(venue_id: str) -> str | None:
@@ -45,7 +48,8 @@ def check_venue_ids(venues: Iterable[Venue]) -> None:
 
 
 def parse_venues(text: str, source: str, known_communes: set[str] | None = None) -> list[Venue]:
-    """Parse `venue_id,name,category,commune_code,capacity` rows; any bad row rejects the whole file."""
+    """Parse `venue_id,name,category,commune_code,capacity` rows, with an optional `zones` column (';'-separated
+    zone names); any bad row rejects the whole file."""
     categories = load_categories()
     reader = csv.DictReader(text.splitlines())
     header = reader.fieldnames or []
@@ -77,8 +81,12 @@ def parse_venues(text: str, source: str, known_communes: set[str] | None = None)
             raise InputError(f"{where}: capacity {row['capacity']!r} is not a whole number.") from None
         if capacity <= 0:
             raise InputError(f"{where}: capacity must be positive, got {capacity}.")
+        try:
+            zones = parse_zones(row.get(ZONES_COLUMN) or "")
+        except ValueError as exc:
+            raise InputError(f"{where}: {exc}.") from None
         seen.add(venue_id)
-        venues.append(Venue(venue_id, (row["name"] or "").strip() or venue_id, category, commune, capacity))
+        venues.append(Venue(venue_id, (row["name"] or "").strip() or venue_id, category, commune, capacity, zones))
     return venues
 
 
@@ -91,8 +99,24 @@ def read_venues_csv(path: Path, known_communes: set[str] | None = None) -> list[
 
 
 def write_venues_csv(path: Path, venues: Iterable[Venue]) -> None:
-    """The venue file `read_venues_csv` and `qrtrace venues import` read (header VENUE_COLUMNS)."""
+    """The venue file `read_venues_csv` and `qrtrace venues import` read (header VENUE_COLUMNS, and `zones`
+    when any venue has zones)."""
+    venues = list(venues)
+    zoned = any(v.zones for v in venues)
     with path.open("w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
-        out.writerow(VENUE_COLUMNS)
-        out.writerows([getattr(v, c) for c in VENUE_COLUMNS] for v in venues)
+        out.writerow((*VENUE_COLUMNS, ZONES_COLUMN) if zoned else VENUE_COLUMNS)
+        out.writerows([*(getattr(v, c) for c in VENUE_COLUMNS), *([join_zones(v.zones)] if zoned else [])]
+                      for v in venues)  # fmt: skip
+
+
+def keep_registered_zones(path: Path, venues: list[Venue], registered: Iterable[Venue]) -> list[Venue]:
+    """`venues` read from `path`; when the file has no zones column, each keeps the zones it has registered
+    (added through the API, or by an earlier file), so re-importing an older file never drops them."""
+    import dataclasses
+
+    header = next(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()[:1]), [])
+    if ZONES_COLUMN in header:
+        return venues
+    known = {v.venue_id: v.zones for v in registered}
+    return [dataclasses.replace(v, zones=known[v.venue_id]) if known.get(v.venue_id) else v for v in venues]

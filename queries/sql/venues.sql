@@ -1,3 +1,3 @@
-SELECT venue_id, name, category, commune_code, capacity
+SELECT venue_id, name, category, commune_code, capacity, zones
 FROM qrtrace.venues FINAL
 ORDER BY venue_id

@@ -1,9 +1,9 @@
 -- Visits that started in time but were closed by a check-out from after the limit (which repair removes):
 -- they go back to ending at start + dwell, as a visit without a check-out does. With the venue's category.
 SELECT v.venue_id AS venue_id, v.person AS person, v.start_us AS start_us, v.end_us AS end_us,
-       v.version AS version, v.opened_by AS opened_by, r.category AS category
+       v.version AS version, v.opened_by AS opened_by, v.zone AS zone, r.category AS category
 FROM (
-    SELECT venue_id, person, start_us, end_us, version, opened_by
+    SELECT venue_id, person, start_us, end_us, version, opened_by, zone
     FROM (SELECT * FROM qrtrace.visits_by_venue FINAL)
     WHERE withdrawn = 0 AND start_us <= {latest:Int64} AND end_us > {latest:Int64} AND closed_by = 1
 ) AS v

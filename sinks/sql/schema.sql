@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS qrtrace.communes (
 
 CREATE TABLE IF NOT EXISTS qrtrace.venues (
     venue_id String, name String, category String, commune_code String, capacity UInt32,
-    registered_at_us Int64
+    registered_at_us Int64, zones String DEFAULT ''
 ) ENGINE = ReplacingMergeTree(registered_at_us) ORDER BY venue_id;
 
 -- The log of check-ins as received (first deliveries; a retry collapses onto its scan). `outcome` is the
@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS qrtrace.venues (
 CREATE TABLE IF NOT EXISTS qrtrace.checkins (
     scan_id String, venue_id String, person String, direction Int8, event_time_us Int64,
     offset_minutes Int16, mode String, scanner_id String, declaration_sealed String,
-    outcome String, ingested_at_us Int64
+    outcome String, ingested_at_us Int64, zone String DEFAULT ''
 ) ENGINE = ReplacingMergeTree PARTITION BY intDiv(event_time_us, 86400000000)
 ORDER BY (venue_id, event_time_us, scan_id);
 
@@ -40,7 +40,9 @@ CREATE TABLE IF NOT EXISTS qrtrace.checkin_outcomes (
 ) ENGINE = ReplacingMergeTree(version) PARTITION BY intDiv(event_time_us, 86400000000)
 ORDER BY (venue_id, person, event_time_us, scan_id);
 
--- Visits twice: by venue for "who else was there", by person for "where was this person".
+-- Visits twice: by venue for "who else was there", by person for "where was this person". zone: the zone
+-- of the check-in that opened the visit ('' at a venue without zones); venues.zones lists a venue's zones
+-- joined by ';' ('' = none). Stores of layout v4 get these columns on open (migrate_v5_*.sql).
 -- A visit is identified by the scan that opened it (opened_by) with its venue, person and start. Every
 -- change of a visit (closed by a check-out, re-paired by a late check-in) is a row of a higher version;
 -- FINAL (or LIMIT 1 BY, highest version first) keeps the latest. withdrawn = 1: the visit no longer
@@ -56,20 +58,20 @@ ORDER BY (venue_id, person, event_time_us, scan_id);
 CREATE TABLE IF NOT EXISTS qrtrace.visits_by_venue (
     venue_id String, person String, start_us Int64, end_us Int64, closed_by Int8, version UInt64,
     opened_by String, start_bucket UInt32 DEFAULT toUInt32(intDiv(start_us, 21600000000)),
-    withdrawn UInt8 DEFAULT 0
+    withdrawn UInt8 DEFAULT 0, zone String DEFAULT ''
 ) ENGINE = ReplacingMergeTree(version) PARTITION BY intDiv(start_us, 86400000000)
 PRIMARY KEY (venue_id, start_bucket) ORDER BY (venue_id, start_bucket, start_us, person, opened_by)
 SETTINGS index_granularity = 256;
 
 CREATE TABLE IF NOT EXISTS qrtrace.visits_by_person (
     venue_id String, person String, start_us Int64, end_us Int64, closed_by Int8, version UInt64,
-    opened_by String, withdrawn UInt8 DEFAULT 0
+    opened_by String, withdrawn UInt8 DEFAULT 0, zone String DEFAULT ''
 ) ENGINE = ReplacingMergeTree(version) PARTITION BY intDiv(start_us, 86400000000)
 PRIMARY KEY (person, start_us) ORDER BY (person, start_us, venue_id, opened_by)
 SETTINGS index_granularity = 256;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS qrtrace.visits_by_person_mv TO qrtrace.visits_by_person
-AS SELECT venue_id, person, start_us, end_us, closed_by, version, opened_by, withdrawn FROM qrtrace.visits_by_venue;
+AS SELECT venue_id, person, start_us, end_us, closed_by, version, opened_by, withdrawn, zone FROM qrtrace.visits_by_venue;
 
 -- The visit feed: every visit row any writer stores (an ingesting process, a Faust worker, a repair's
 -- insert), stamped by the store when it is inserted. The trace index (sinks/trace_index_files.py)
@@ -77,11 +79,11 @@ AS SELECT venue_id, person, start_us, end_us, closed_by, version, opened_by, wit
 -- behind); partitions are UTC days of the stamp.
 CREATE TABLE IF NOT EXISTS qrtrace.visit_feed (
     stored_at DateTime, venue_id String, person String, start_us Int64, end_us Int64, version UInt64,
-    opened_by String, withdrawn UInt8
+    opened_by String, withdrawn UInt8, zone String DEFAULT ''
 ) ENGINE = MergeTree PARTITION BY intDiv(toUInt32(stored_at), 86400) ORDER BY stored_at;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS qrtrace.visit_feed_mv TO qrtrace.visit_feed
-AS SELECT now() AS stored_at, venue_id, person, start_us, end_us, version, opened_by, withdrawn
+AS SELECT now() AS stored_at, venue_id, person, start_us, end_us, version, opened_by, withdrawn, zone
 FROM qrtrace.visits_by_venue;
 
 -- The longest visit stored per day: a hop looks back this far before a source's start for visits

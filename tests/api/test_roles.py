@@ -24,6 +24,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/categories"): ALL,
     ("GET", "/api/venues"): ALL - {"scanner"},
     ("POST", "/api/venues"): OFFICERS | {"admin"},
+    ("POST", "/api/venues/{venue_id}/zones"): OFFICERS | {"admin"},
     ("GET", "/api/venues/{venue_id}/qr.png"): OFFICERS | {"venue_owner", "admin"},
     ("GET", "/api/venues/{venue_id}/qr.svg"): OFFICERS | {"venue_owner", "admin"},
     ("GET", "/api/venues/{venue_id}/poster.pdf"): OFFICERS | {"venue_owner", "admin"},
@@ -107,6 +108,7 @@ def _request(client: TestClient, world: World, role: str, method: str, path: str
         "/api/exposure-sites": {"case_id": "DEMO-F0-1", "purpose": "role matrix"},
         "/api/exposure-sites/{site_id}/withdraw": {"purpose": "role matrix"},
         "/api/traces/{trace_id}/notifications": {"tier": "all", "purpose": "role matrix"},
+        "/api/venues/{venue_id}/zones": {"zone": f"Khu thử quyền {role} {n}"},
     }  # fmt: skip
     params = {"purpose": "role matrix"} if path.endswith(("call-list", "result")) else None
     if role in ("commune_officer",) and path.startswith("/api/reports"):

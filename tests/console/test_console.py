@@ -124,6 +124,21 @@ def test_venue_page_registers_a_venue_and_downloads_its_poster(page, console: Co
     page.screenshot(path=str(ARTIFACTS / "venues.png"), full_page=False)
 
 
+def test_venue_page_adds_a_zone_and_downloads_its_poster(page, console: Console, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _sign_in(page, console, "commune_officer", "venues")
+    row = page.locator("#venues-list tr[data-venue]").first
+    row.wait_for()
+    venue_id = row.get_attribute("data-venue")
+    page.once("dialog", lambda dialog: dialog.accept("Khu trình duyệt"))
+    row.locator("button.add-zone").click()
+    page.wait_for_selector(f"#venues-list tr[data-venue='{venue_id}'] button.zone-poster[data-zone='Khu trình duyệt']")
+    with page.expect_download() as info:
+        page.click(f"#venues-list tr[data-venue='{venue_id}'] button.zone-poster[data-zone='Khu trình duyệt']")
+    saved = tmp_path / "zone-poster.pdf"
+    info.value.save_as(saved)
+    assert saved.read_bytes().startswith(b"%PDF-")
+
+
 def test_operations_page_is_honest_in_embedded_mode(page, console: Console) -> None:  # type: ignore[no-untyped-def]
     _sign_in(page, console, "admin", "operations")
     page.wait_for_selector("#workers-state")

@@ -383,3 +383,26 @@ def test_config_is_checked_and_start_defaults_to_local_midnight_days_ago() -> No
     assert (datetime.now(VN_TZ).date() - config.first_day).days in (4, 5)  # 5 if midnight just passed
     afternoon = SimulationConfig(start=datetime(2021, 7, 16, 15, 30, tzinfo=VN_TZ))
     assert afternoon.start == FRIDAY
+
+
+def test_market_zones_are_off_by_default_and_change_nothing_but_the_zone_when_on() -> None:
+    plain_district, plain = generate(small_config())
+    assert not any(v.zones for v in plain_district.venues) and not any(b'"zone"' in line for line in plain)
+    district, zoned = generate(small_config(market_zones=3))
+    markets = {v.venue_id for v in district.venues if v.category == "market"}
+    assert markets and all(len(v.zones) == 3 for v in district.venues if v.venue_id in markets)
+    assert all(not v.zones for v in district.venues if v.venue_id not in markets)
+    assert len(zoned) == len(plain)
+    used = Counter()
+    for before, after in zip(plain, zoned, strict=True):
+        if before == after:
+            continue
+        record = orjson.loads(after)
+        assert record["venue_id"] in markets
+        zone = record.pop("zone")
+        assert zone in district.venues[[v.venue_id for v in district.venues].index(record["venue_id"])].zones
+        assert orjson.loads(before) == record  # the same scan, now naming its section
+        used[zone] += 1
+    assert len(used) == 3  # every section is visited
+    with pytest.raises(InputError, match="market_zones"):
+        small_config(market_zones=99)

@@ -43,10 +43,17 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "scanner_id": "staff-7",
         "declaration_sealed": b"\x01sealed\xff",
     },
+    "checkin.v3": {**SAMPLES_CHECKIN_V1, "scan_id": "scan-0003", "declaration_sealed": None, "zone": "Khu hàng khô"},
     "checkin_bundle.v1": {
         "checkins": [
             {**base, "scan_id": f"scan-b{i}", "declaration_sealed": None}
             for i, base in enumerate([SAMPLES_CHECKIN_V1, SAMPLES_CHECKIN_V1])
+        ],
+    },
+    "checkin_bundle.v2": {
+        "checkins": [
+            {**SAMPLES_CHECKIN_V1, "scan_id": f"scan-z{i}", "declaration_sealed": None, "zone": zone}
+            for i, zone in enumerate(["", "Khu A"])
         ],
     },
     "venue.v1": {
@@ -133,7 +140,7 @@ def test_round_trip(name: str) -> None:
 
 def test_v1_checkin_read_with_v2_reader_gets_no_declaration() -> None:
     registry = default_registry()
-    v1_id, v2_id = registry.versions(CHECKINS_SUBJECT)
+    v1_id, v2_id, _ = registry.versions(CHECKINS_SUBJECT)
     v1 = wire.encode_batch(v1_id, registry.schema_by_id(v1_id), [SAMPLES["checkin.v1"]])
     v2 = wire.encode_batch(v2_id, registry.schema_by_id(v2_id), [SAMPLES["checkin.v2"]])
     read = wire.decode_batch(registry, v1 + v2, reader_schema=load_packaged("checkin", 2))
@@ -146,6 +153,18 @@ def test_v1_checkin_read_without_reader_keeps_its_own_shape() -> None:
     v1_id = registry.versions(CHECKINS_SUBJECT)[0]
     message = wire.encode(v1_id, registry.schema_by_id(v1_id), SAMPLES["checkin.v1"])
     assert wire.decode(registry, message) == SAMPLES["checkin.v1"]
+
+
+def test_v1_and_v2_checkins_read_with_the_v3_reader_get_no_zone() -> None:
+    """Schema evolution: producers of v1 and v2 keep working once v3 (the zone) is the reader."""
+    registry = default_registry()
+    v1_id, v2_id, v3_id = registry.versions(CHECKINS_SUBJECT)
+    old = wire.encode_batch(v1_id, registry.schema_by_id(v1_id), [SAMPLES["checkin.v1"]])
+    old += wire.encode_batch(v2_id, registry.schema_by_id(v2_id), [SAMPLES["checkin.v2"]])
+    new = wire.encode_batch(v3_id, registry.schema_by_id(v3_id), [SAMPLES["checkin.v3"]])
+    read = wire.decode_batch(registry, old + new, reader_schema=load_packaged("checkin", 3))
+    assert read == [{**SAMPLES["checkin.v1"], "declaration_sealed": None, "zone": ""},
+                    {**SAMPLES["checkin.v2"], "zone": ""}, SAMPLES["checkin.v3"]]  # fmt: skip
 
 
 LONGS = st.integers(-(2**63), 2**63 - 1)
@@ -162,6 +181,7 @@ checkins_v2 = st.fixed_dictionaries(
         "mode": st.sampled_from(["venue_qr", "personal_qr", "manual"]),
         "scanner_id": st.text(),
         "declaration_sealed": st.none() | st.binary(),
+        "zone": st.text(max_size=64),
     }
 )
 

@@ -69,7 +69,8 @@ def test_packaged_schemas_register_and_round_trip(registry_url: str) -> None:
     registry = confluent_registry_with_packaged(registry_url)
     schema_id, schema = registry.latest(CHECKINS_SUBJECT)
     record = {"scan_id": "s", "venue_id": "V", "person": "ab", "direction": "in", "event_time_us": 1,
-              "offset_minutes": 420, "mode": "manual", "scanner_id": "S", "declaration_sealed": None}  # fmt: skip
+              "offset_minutes": 420, "mode": "manual", "scanner_id": "S", "declaration_sealed": None,
+              "zone": ""}  # fmt: skip
     again = confluent_registry_with_packaged(registry_url)  # a second process finds the same ids
     assert again.latest(CHECKINS_SUBJECT)[0] == schema_id
     assert decode_batch(again, encode_batch(schema_id, schema, [record])) == [record]

@@ -73,9 +73,9 @@ def test_re_registering_returns_the_same_id_and_adds_no_version() -> None:
 
 def test_an_older_version_registered_again_keeps_its_id() -> None:
     registry = default_registry()
-    v1_id, v2_id = registry.versions(CHECKINS_SUBJECT)
+    v1_id, v2_id, v3_id = registry.versions(CHECKINS_SUBJECT)
     assert registry.register(CHECKINS_SUBJECT, load_packaged("checkin", 1)) == v1_id
-    assert registry.versions(CHECKINS_SUBJECT) == [v1_id, v2_id]
+    assert registry.versions(CHECKINS_SUBJECT) == [v1_id, v2_id, v3_id]
 
 
 def test_the_same_schema_under_two_subjects_shares_its_id() -> None:
@@ -105,9 +105,10 @@ def test_default_registry_subjects() -> None:
             "checkins-vn.qrtrace.CheckinBundle",
         ]
     )
-    v1_id, v2_id = registry.versions(CHECKINS_SUBJECT)
-    assert (v1_id, v2_id) == (1, 2)
+    v1_id, v2_id, v3_id = registry.versions(CHECKINS_SUBJECT)
+    assert (v1_id, v2_id, v3_id) == (1, 2, 3)
     assert registry.schema_json(v2_id) == load_packaged("checkin", 2)
+    assert registry.schema_json(v3_id) == load_packaged("checkin", 3)
     assert registry.schema_by_id(v2_id)["name"] == "vn.qrtrace.Checkin"
 
 
@@ -132,22 +133,22 @@ def test_invalid_avro_is_refused() -> None:
 
 def test_incompatible_changes_are_refused_naming_the_field() -> None:
     registry = default_registry()
-    v2 = load_packaged("checkin", 2)
+    v3 = load_packaged("checkin", 3)
     changes = {
         "without a default": lambda s: s["fields"].append(field("temperature", "float")),
         "venue_id changes type from string to int": lambda s: s["fields"][1].update(type="int"),
         "drops enum symbol 'manual'": lambda s: s["fields"][6]["type"]["symbols"].remove("manual"),
     }
     for expected, change in changes.items():
-        schema = copy.deepcopy(v2)
+        schema = copy.deepcopy(v3)
         change(schema)
         with pytest.raises(IncompatibleSchemaError) as caught:
             registry.register(CHECKINS_SUBJECT, schema)
         message = str(caught.value)
         assert expected in message
-        assert "Checkin." in message and "version 2" in message
+        assert "Checkin." in message and "version 3" in message
         assert message.endswith(".") and "\n" not in message
-    assert registry.versions(CHECKINS_SUBJECT) == [1, 2]
+    assert registry.versions(CHECKINS_SUBJECT) == [1, 2, 3]
 
 
 def test_compatible_changes_are_registered() -> None:
@@ -158,7 +159,7 @@ def test_compatible_changes_are_registered() -> None:
     schema["fields"][4]["type"] = "double"  # event_time_us long -> double is a promotion
     new_id = registry.register(CHECKINS_SUBJECT, schema)
     assert new_id == max(i for s in registry.subjects() for i in registry.versions(s))  # the newest global id
-    assert registry.versions(CHECKINS_SUBJECT) == [1, 2, new_id]
+    assert registry.versions(CHECKINS_SUBJECT) == [1, 2, 3, new_id]
 
 
 def test_new_field_needs_a_default() -> None:
@@ -271,7 +272,7 @@ def test_persistence_round_trip(tmp_path: Path) -> None:
             assert second.schema_json(schema_id) == first.schema_json(schema_id)
             assert second.schema_by_id(schema_id) == first.schema_by_id(schema_id)
     # Reopening and re-registering the packaged schemas changes nothing; new schemas continue the ids.
-    assert default_registry(path).versions(CHECKINS_SUBJECT) == [1, 2]
+    assert default_registry(path).versions(CHECKINS_SUBJECT) == [1, 2, 3]
     newest = max(i for s in first.subjects() for i in first.versions(s))
     assert SchemaRegistry(path).register("new-value", record(field("a", "string"))) == newest + 1
     assert SchemaRegistry(path).versions("new-value") == [newest + 1]

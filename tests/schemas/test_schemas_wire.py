@@ -25,6 +25,7 @@ CHECKIN = {
     "mode": "manual",
     "scanner_id": "paper-7",
     "declaration_sealed": None,
+    "zone": "",
 }
 
 
@@ -40,8 +41,8 @@ def _checkin_messages(registry: SchemaRegistry, count: int = 3) -> list[bytes]:
 
 def test_framing(registry: SchemaRegistry) -> None:
     message = _checkin_messages(registry, 1)[0]
-    assert message[:5] == b"\x00\x00\x00\x00\x02"
-    assert wire.schema_id_of(message) == 2
+    assert message[:5] == b"\x00\x00\x00\x00\x03"
+    assert wire.schema_id_of(message) == 3
     assert wire.header(258) == b"\x00\x00\x00\x01\x02"
 
 
@@ -96,7 +97,7 @@ def test_buffers_other_than_bytes_are_accepted(registry: SchemaRegistry) -> None
 def test_records_that_do_not_fit_are_input_errors(registry: SchemaRegistry) -> None:
     schema_id, schema = registry.latest(CHECKINS_SUBJECT)
     missing = {k: v for k, v in CHECKIN.items() if k != "venue_id"}
-    with pytest.raises(InputError, match="Record 1 of the batch cannot be encoded with schema id 2"):
+    with pytest.raises(InputError, match="Record 1 of the batch cannot be encoded with schema id 3"):
         wire.encode_batch(schema_id, schema, [CHECKIN, missing])
     with pytest.raises(InputError, match="The record cannot be encoded"):
         wire.encode(schema_id, schema, {**CHECKIN, "direction": "sideways"})
@@ -140,15 +141,18 @@ def test_schemas_out_of_the_generated_scope_go_through_fastavro() -> None:
 
 
 def test_v1_and_v2_mixed_in_one_batch(registry: SchemaRegistry) -> None:
-    v1_id, v2_id = registry.versions(CHECKINS_SUBJECT)
-    v1_record = {k: v for k, v in CHECKIN.items() if k != "declaration_sealed"}
+    v1_id, v2_id, v3_id = registry.versions(CHECKINS_SUBJECT)
+    v1_record = {k: v for k, v in CHECKIN.items() if k not in ("declaration_sealed", "zone")}
+    v2_record = {**v1_record, "declaration_sealed": b"x"}
     v1 = wire.encode(v1_id, registry.schema_by_id(v1_id), v1_record)
-    v2 = wire.encode(v2_id, registry.schema_by_id(v2_id), {**CHECKIN, "declaration_sealed": b"x"})
-    assert wire.decode_batch(registry, [v1, v2]) == [v1_record, {**CHECKIN, "declaration_sealed": b"x"}]
-    reader = registry.schema_by_id(v2_id)
-    assert wire.decode_batch(registry, [v1, v2], reader_schema=reader) == [
+    v2 = wire.encode(v2_id, registry.schema_by_id(v2_id), v2_record)
+    v3 = wire.encode(v3_id, registry.schema_by_id(v3_id), {**CHECKIN, "zone": "Khu A"})
+    assert wire.decode_batch(registry, [v1, v2]) == [v1_record, v2_record]
+    reader = registry.schema_by_id(v3_id)  # older producers keep working: the reader's defaults fill in
+    assert wire.decode_batch(registry, [v1, v2, v3], reader_schema=reader) == [
         CHECKIN,
         {**CHECKIN, "declaration_sealed": b"x"},
+        {**CHECKIN, "zone": "Khu A"},
     ]
 
 

@@ -397,9 +397,11 @@ SQL_FILES = sorted(
         # DDL, run by bootstrap_schema; chdb_tuning: chDB only, 18.16 has no such table setting;
         # audit_chain_columns: DDL (sinks/audit.py); migrate_contacts writes (its own test below);
         # repair_visit_spans writes too (test_repair_gives_the_same_store_on_both); migrate_v4_*: the v3 -> v4
-        # layout migration, DDL and copies (tests/sinks/test_migration.py)
+        # layout migration, DDL and copies (tests/sinks/test_migration.py); migrate_v5_*: the v4 -> v5 zone
+        # columns, DDL (test_a_v4_store_migrates_to_v5_on_the_server)
         if p.stem not in ("schema", "trace_results", "chdb_tuning", "audit_chain_columns", "migrate_contacts",
-                          "repair_visit_spans", "migrate_v4_before", "migrate_v4_after")
+                          "repair_visit_spans", "migrate_v4_before", "migrate_v4_after", "migrate_v5_have",
+                          "migrate_v5_columns", "migrate_v5_views")
     ]
 )
 
@@ -696,5 +698,38 @@ def test_the_audit_chain_on_the_server_and_on_an_audit_log_from_before_it(clickh
         broken = verify_store(store).broken
         assert broken is not None and (broken.seq, broken.kind) == (2, "duplicate")
         store.close()
+    finally:
+        _stop(state)
+
+
+def test_a_v4_store_migrates_to_v5_on_the_server(clickhouse_installed: None, tmp_path: Path) -> None:
+    """Issue 14 on 18.16: a store of layout v4 opens as v5, its zone columns added (ADD COLUMN after a look at
+    system.columns: 18.16 has no IF NOT EXISTS) and the views copying zone; opening it again changes nothing."""
+    from clickhouse_driver import Client
+
+    from tests.embedded.test_layout_migration import V4_STATEMENTS
+
+    state = tmp_path / "v4"
+    url = _start(state)
+    try:
+        raw = Client("127.0.0.1", port=int((state / "native_port").read_text()))
+        for statement in V4_STATEMENTS:
+            raw.execute(statement)
+        store = ClickHouseStore(url)
+        assert store.query("SELECT max(version) AS v FROM qrtrace.schema_meta")["v"] == [SCHEMA_VERSION] == [5]
+        zone_columns = store.query("SELECT table, name FROM system.columns WHERE database = 'qrtrace' AND name IN "
+                                   "('zone', 'zones') AND table NOT LIKE '%_mv' ORDER BY table")  # fmt: skip
+        assert zone_columns["table"] == ["checkins", "venues", "visit_feed", "visits_by_person", "visits_by_venue"]
+        assert store.query("SELECT zone FROM qrtrace.visits_by_person")["zone"] == [""]
+        store.insert("qrtrace.visits_by_venue", {"venue_id": ["V1"], "person": ["p2"],
+                     "start_us": [1626739300000000], "end_us": [1626739400000000], "closed_by": [1], "version": [1],
+                     "opened_by": ["s-z"], "withdrawn": [0], "zone": ["Khu A"]})  # fmt: skip
+        assert store.query("SELECT person, zone FROM qrtrace.visits_by_person FINAL ORDER BY person") == {
+            "person": ["p1", "p2"], "zone": ["", "Khu A"]}  # fmt: skip
+        assert store.query("SELECT zone FROM qrtrace.visit_feed WHERE person = 'p2'")["zone"] == ["Khu A"]
+        store.close()
+        with ClickHouseStore(url) as again:
+            assert again.query("SELECT count() AS n FROM qrtrace.visits_by_person")["n"] == [2]
+            assert again.query("SELECT count() AS n FROM qrtrace.schema_meta WHERE version = 5")["n"] == [1]
     finally:
         _stop(state)

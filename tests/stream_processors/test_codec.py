@@ -30,16 +30,17 @@ def _batch(venues: list[str]) -> object:
     records = [
         {"scan_id": f"s-{i}", "venue_id": v, "person": f"{i % 7:032x}", "direction": "in" if i % 3 else "out",
          "event_time_us": 1_626_000_000_000_000 + 60_000_000 * (i % 11), "offset_minutes": 420,
-         "mode": "venue_qr", "scanner_id": "app", "declaration_sealed": b"sealed" if i % 5 == 0 else None}
+         "mode": "venue_qr", "scanner_id": "app", "declaration_sealed": b"sealed" if i % 5 == 0 else None,
+         "zone": "Khu A" if i % 4 == 1 else ""}
         for i, v in enumerate(venues)
     ]  # fmt: skip
     return checkin_batch(records, np.arange(len(records)))
 
 
 def test_bundle_schema_carries_the_latest_checkin() -> None:
-    bundle = load_packaged("checkin_bundle", 1)
+    bundle = load_packaged("checkin_bundle", 2)
     items = next(f for f in bundle["fields"] if f["name"] == "checkins")["type"]["items"]
-    assert items == load_packaged("checkin", 2)  # a new Checkin version needs a new bundle version
+    assert items == load_packaged("checkin", 3)  # a new Checkin version needs a new bundle version
 
 
 @settings(max_examples=60, deadline=None)
@@ -77,11 +78,13 @@ def test_decoder_reads_bundles_previous_version_singles_and_reports_poison(regis
            "event_time_us": 1_626_000_000_000_000, "offset_minutes": 420, "mode": "manual",
            "scanner_id": "paper"}  # fmt: skip
     single_v1 = wire.encode(v1_id, load_packaged("checkin", 1), old)
-    poison = b"\x00\x00\x00\x00\x08garbage"  # names the bundle schema, body unreadable
+    poison = wire.header(registry.latest(CHECKIN_BUNDLES_SUBJECT)[0]) + b"garbage"  # the bundle schema, unreadable
     values = [bundles[0], single_v1, poison, b"not avro", bundles[0]]
     decoded = CheckinDecoder(registry).decode(values, [10, 11, 12, 13, 14])
     assert [r["scan_id"] for r in decoded.records] == ["s-0", "s-1", "s-2", "old-1", "s-0", "s-1", "s-2"]
-    assert decoded.records[3]["declaration_sealed"] is None  # v1 read with the v2 schema
+    assert decoded.records[3]["declaration_sealed"] is None  # v1 read with the v3 schema
+    zoned = checkin_batch(decoded.records, np.array(decoded.seq))
+    assert zoned.zone.tolist() == ["", "Khu A", "", "", "", "Khu A", ""]  # a bundle's zones; none in a v1 check-in
     first, last = 10 * SEQ_PER_MESSAGE, 14 * SEQ_PER_MESSAGE
     assert decoded.seq == [first, first + 1, first + 2, 11 * SEQ_PER_MESSAGE, last, last + 1, last + 2]
     assert [i for i, _ in decoded.undecodable] == [2, 3]

@@ -13,7 +13,7 @@ from qrtrace.stream_processors.codec import partition_of
 from qrtrace.stream_processors.pairing import CHECKOUT_AFTER_CAP, REPEAT, UNMATCHED_OUT
 from qrtrace.stream_processors.pipeline import CheckinProcessor, ProcessorConfig, ProcessorOutput, StoredHistory
 from qrtrace.stream_processors.state import PartitionState
-from tests.oracles import Ev, oracle_pairing, oracle_visits
+from tests.oracles import Ev, oracle_pairing, oracle_visits, oracle_zoned_pairing
 
 M = US_PER_MINUTE
 H = 60 * M
@@ -36,6 +36,7 @@ def batch_of(events: list[Ev], seq0: int = 0) -> CheckinBatch:
         scanner_id=obj(["S"] * n),
         declaration_sealed=obj([""] * n),
         seq=np.arange(seq0, seq0 + n, dtype=np.int64),
+        zone=obj([e.zone for e in events]),
     )
 
 
@@ -70,18 +71,18 @@ class FakeStore:
                 self.outcomes[scan] = (int(ver), outcome)
             self.outcome_keys[scan] = (venue, person)
         c = out.checkins
-        for scan, venue, person, t, is_in in zip(c.scan_id, c.venue_id, c.person, c.event_time_us, c.is_in,
-                                                 strict=True):  # fmt: skip
-            self.checkins.setdefault(scan, (venue, person, int(t), bool(is_in)))
+        for scan, venue, person, t, is_in, zone in zip(c.scan_id, c.venue_id, c.person, c.event_time_us, c.is_in,
+                                                       c.zone, strict=True):  # fmt: skip
+            self.checkins.setdefault(scan, (venue, person, int(t), bool(is_in), zone))
         for d in out.dead_letters:
             self.letters[d.dl_id] = d.reason
 
     def history(self, wanted: list[tuple[str, str, int]]) -> StoredHistory:
         keys = {(v, p) for v, p, _ in wanted}
         events: dict = {}
-        for scan, (venue, person, t, is_in) in self.checkins.items():
+        for scan, (venue, person, t, is_in, zone) in self.checkins.items():
             if (venue, person) in keys:
-                events.setdefault((venue, person), []).append((t, scan, is_in))
+                events.setdefault((venue, person), []).append((t, scan, is_in, zone))
         revision: dict = {}
         versions = [((venue, person), ver) for (venue, person, _, _), (ver, *_) in self.visits.items()]
         versions += [(self.outcome_keys[scan], ver) for scan, (ver, _) in self.outcomes.items()]
@@ -254,3 +255,99 @@ def test_checkins_later_than_the_window_pair_with_the_store(raw, splits, rnd) ->
 def test_pairing_in_order_equals_the_plain_oracle() -> None:
     events = [Ev("a", "p", "V1", True, 0), Ev("b", "p", "V1", False, 30 * M), Ev("c", "p", "V1", True, 40 * M)]
     assert {v[:4] for v in run(events).visible()} == oracle_visits(events, DWELL, CAPS)
+
+
+# -- zones: a visit keeps its opener's zone; an `in` at another zone of the venue is a new visit there ------
+def zoned_visible(store: FakeStore, zones: dict[tuple, str]) -> set[tuple]:
+    """The store's visits with the zone each row carries (`zones` collected from the emitted rows)."""
+    return {(*v, zones[(v[1], v[0], v[2], v[4])]) for v in store.visible()}
+
+
+def run_zoned(events: list[Ev], splits: int = 1, partitions: int = 1) -> tuple[FakeStore, dict[tuple, str]]:
+    procs = [processor() for _ in range(partitions)]
+    store, zones = FakeStore(), {}
+    for chunk in np.array_split(np.arange(len(events)), splits):
+        batch = batch_of([events[j] for j in chunk], seq0=int(chunk[0]) if len(chunk) else 0)
+        part = np.array([partition_of(v, partitions) for v in batch.venue_id.tolist()], dtype=np.int64)
+        for p, proc in enumerate(procs):
+            out = proc.process(batch.take(np.flatnonzero(part == p)), history=store.history)
+            v = out.visits
+            for venue, person, start, opened_by, zone in zip(v.venue_id, v.person, v.start_us, v.opened_by, v.zone,
+                                                             strict=True):  # fmt: skip
+                zones[(venue, person, int(start), opened_by)] = zone
+            store.apply(out)
+    return store, zones
+
+
+def test_an_in_at_another_zone_closes_the_open_visit_and_opens_one_there() -> None:
+    events = [
+        Ev("a", "p", "V1", True, 0, "Khu A"),
+        Ev("b", "p", "V1", True, 10 * M, "Khu A"),  # same zone within dwell: a repeat scan
+        Ev("c", "p", "V1", True, 20 * M, "Khu B"),  # another section of the market: a new visit
+        Ev("d", "p", "V1", False, 50 * M, "Khu A"),  # an `out` closes whatever is open
+    ]
+    store, zones = run_zoned(events)
+    assert zoned_visible(store, zones) == {("p", "V1", 0, 20 * M, "a", "Khu A"),
+                                           ("p", "V1", 20 * M, 50 * M, "c", "Khu B")}  # fmt: skip
+    assert store.current_outcomes() == {"a": "opened", "b": "repeat", "c": "opened", "d": "closed"}
+
+
+def test_a_zone_change_after_the_dwell_ends_the_open_visit_at_its_dwell() -> None:
+    store, zones = run_zoned([Ev("a", "p", "V2", True, 0, "X"), Ev("b", "p", "V2", True, 40 * M, "Y")])
+    assert zoned_visible(store, zones) == {("p", "V2", 0, 30 * M, "a", "X"), ("p", "V2", 40 * M, 70 * M, "b", "Y")}
+
+
+zoned_event_lists = st.lists(
+    st.tuples(
+        st.sampled_from(["p1", "p2"]),
+        st.sampled_from(["V1", "V2", "V3"]),
+        st.booleans(),
+        st.integers(0, 600),
+        st.booleans(),
+        st.sampled_from(["", "A", "B"]),  # "" = the venue as a whole (its main QR)
+    ),
+    max_size=40,
+)
+
+
+def zoned_events_of(raw: list) -> list[Ev]:  # type: ignore[type-arg]
+    events = []
+    for i, (person, venue, is_in, minute, retried, zone) in enumerate(raw):
+        e = Ev(f"s{i:03d}", person, venue, is_in, minute * M, zone)
+        events.append(e)
+        if retried:
+            events.append(e)
+    return events
+
+
+@settings(max_examples=300, deadline=None)
+@given(zoned_event_lists, st.integers(1, 6), st.integers(1, 4), st.randoms(use_true_random=False))
+def test_zoned_checkins_in_any_order_batching_and_partitioning_give_the_oracle(raw, splits, partitions, rnd) -> None:  # type: ignore[no-untyped-def]
+    events = zoned_events_of(raw)
+    delivery = list(events)
+    rnd.shuffle(delivery)
+    store, zones = run_zoned(delivery, splits=splits, partitions=partitions)
+    visits, outcomes = oracle_zoned_pairing(events, DWELL, CAPS)
+    assert zoned_visible(store, zones) == visits
+    assert store.current_outcomes() == outcomes
+
+
+@settings(max_examples=200, deadline=None)
+@given(zoned_event_lists, st.integers(1, 6), st.randoms(use_true_random=False))
+def test_zoned_checkins_later_than_the_window_pair_with_the_store(raw, splits, rnd) -> None:  # type: ignore[no-untyped-def]
+    """Keys re-read from the store keep their check-ins' zones (the stored history carries zone)."""
+    events = zoned_events_of(raw)
+    delivery = list(events)
+    rnd.shuffle(delivery)
+    proc, store, zones = processor(window_us=2 * H), FakeStore(), {}
+    for chunk in np.array_split(np.arange(len(delivery)), splits):
+        out = proc.process(batch_of([delivery[j] for j in chunk]), history=store.history)
+        v = out.visits
+        for venue, person, start, opened_by, zone in zip(v.venue_id, v.person, v.start_us, v.opened_by, v.zone,
+                                                         strict=True):  # fmt: skip
+            zones[(venue, person, int(start), opened_by)] = zone
+        store.apply(out)
+    visits, outcomes = oracle_zoned_pairing(events, DWELL, CAPS)
+    assert zoned_visible(store, zones) == visits
+    assert store.current_outcomes() == outcomes
+
