@@ -463,7 +463,7 @@ class EmbeddedRuntime:
         if rules.risk is None:
             return None
         index = reader.index if isinstance(reader, IndexHopReader) else None
-        key = (rules.risk, id(index.venues) if index is not None else None)
+        key = (rules.risk, id(index.venues) if index is not None else None, id(index.zones) if index else None)
         cached = self._risk_cache.get(key)
         if cached is not None and time.monotonic() - cached[0] < self.RISK_CONTEXT_TTL_S:
             return cached[1]
@@ -472,8 +472,9 @@ class EmbeddedRuntime:
         if index is None:
             ctx = risk_context(store or self.store, rules.risk, window_us)
         else:
+            wide = int(index.zones.codes(as_bytes(np.asarray([""], dtype=object)))[0])  # -1: no venue-wide visit
             ctx = risk_context(store or self.store, rules.risk, window_us, 0,
-                               lambda ids: index.venues.codes(as_bytes(ids)), len(index.venues))  # fmt: skip
+                               lambda ids: index.venues.codes(as_bytes(ids)), len(index.venues), wide)  # fmt: skip
         self._risk_cache = {key: (time.monotonic(), ctx)}
         return ctx
 

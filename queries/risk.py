@@ -144,20 +144,25 @@ class RiskContext:
     window_us: int
     dense: bool = False
     _index: pd.Index | None = field(default=None, compare=False, repr=False)
+    # The reader's key of zone "": a venue-wide scan (the venue's main QR, a staff scan, a paper log) at a
+    # venue with zones. Where in the venue that person was is not known, so it counts as every zone there.
+    wide_zone: object = ""
 
     @classmethod
     def of(cls, rule: RiskRule, venue_keys: np.ndarray, categories: Sequence[str], over_venues: np.ndarray,
-           over_window_starts: np.ndarray, window_us: int, dense: bool = False) -> RiskContext:  # fmt: skip
-        """From the venues (keys and categories) and the over-capacity windows (venue key, window start)."""
+           over_window_starts: np.ndarray, window_us: int, dense: bool = False, wide_zone: object = ""
+           ) -> RiskContext:  # fmt: skip
+        """From the venues (keys and categories) and the over-capacity windows (venue key, window start);
+        `wide_zone`: the reader's key of zone "" (the venue as a whole)."""
         venue_keys = np.asarray(venue_keys)
         names, which = np.unique(np.asarray(list(categories), dtype=object).astype(str), return_inverse=True)
         close = np.array([rule.close_overlap_us(c) for c in names.tolist()], dtype=np.int64)[which]
-        ctx = cls(rule, venue_keys, close, np.empty(0, np.int64), window_us, dense)
+        ctx = cls(rule, venue_keys, close, np.empty(0, np.int64), window_us, dense, wide_zone=wide_zone)
         if rule.needs_occupancy and len(over_venues):
             pos = ctx.positions(np.asarray(over_venues))
             known = pos >= 0
             keys = pos[known] << 32 | np.asarray(over_window_starts, dtype=np.int64)[known] // window_us
-            ctx = cls(rule, venue_keys, close, np.unique(keys), window_us, dense, ctx._index)
+            ctx = cls(rule, venue_keys, close, np.unique(keys), window_us, dense, ctx._index, wide_zone)
         return ctx
 
     @classmethod

@@ -15,10 +15,11 @@ from qrtrace.sinks.store import Store
 
 def risk_context(store: Store, rule: RiskRule, window_us: int, since_us: int = 0,
                  venue_codes: Callable[[np.ndarray], np.ndarray] | None = None,
-                 venues_known: int = 0) -> RiskContext:  # fmt: skip
+                 venues_known: int = 0, wide_zone: object = "") -> RiskContext:  # fmt: skip
     """The context of `rule` over the store's venues and over-capacity windows starting from `since_us`.
     `venue_codes` (with `venues_known`, how many codes the reader has) maps venue ids to the reader's
-    integer codes (-1 when it has none); without it the context is keyed by venue id."""
+    integer codes (-1 when it has none), and `wide_zone` is its key of zone ""; without them the context is
+    keyed by venue id and zone name."""
     venues = store.query(load_sql("qrtrace.queries", "risk_venues"))
     ids = np.asarray(venues["venue_id"], dtype=object)
     categories = np.asarray(venues["category"], dtype=object)
@@ -37,4 +38,4 @@ def risk_context(store: Store, rule: RiskRule, window_us: int, since_us: int = 0
     over_codes = venue_codes(over_ids) if len(over_ids) else np.empty(0, dtype=np.int64)
     keep = over_codes >= 0
     return RiskContext.of(rule, np.arange(venues_known, dtype=np.int64), by_code, over_codes[keep],
-                          over_starts[keep], window_us, dense=True)  # fmt: skip
+                          over_starts[keep], window_us, dense=True, wide_zone=wide_zone)  # fmt: skip

@@ -541,8 +541,10 @@ def _pair_exposures(
     if risk is None:
         tier = np.zeros(len(si), dtype=np.uint8)
     else:
-        same_zone = (sources["s_zone"][si] == candidates["zone"][ti]) if "s_zone" in sources and "zone" in \
-            candidates else None
+        same_zone = None  # a reader without zones: every venue has one
+        if "s_zone" in sources and "zone" in candidates:
+            s_zone, t_zone = sources["s_zone"][si], candidates["zone"][ti]
+            same_zone = (s_zone == t_zone) | (s_zone == risk.wide_zone) | (t_zone == risk.wide_zone)
         tier = exposure_risk(risk, venue, sources["s_start"][si], candidates["start_us"][ti], start, end, same_zone)
     return {
         "case": case[fresh],

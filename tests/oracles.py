@@ -126,7 +126,9 @@ def oracle_tier(rule, category_of, over_capacity, window):  # type: ignore[no-un
             return "close" if abs(t.start - s.start) <= rule.scan_window_minutes * minute else "casual"
         threshold = dict(rule.category_close_overlap_minutes).get(category_of.get(t.venue, ""),
                                                                   rule.close_overlap_minutes) * minute  # fmt: skip
-        if end - start >= threshold and (s.zone == t.zone or not rule.same_zone):
+        # zone "": a venue-wide scan, somewhere in the venue (so in every zone of it)
+        same_zone = s.zone == t.zone or "" in (s.zone, t.zone)
+        if end - start >= threshold and (same_zone or not rule.same_zone):
             return "close"
         if rule.over_capacity:
             w = start // window

@@ -130,8 +130,9 @@ def risk_contexts(rule, index: TraceIndex, over):  # type: ignore[no-untyped-def
     codes = index.venues.codes(as_bytes(ids))
     categories[codes[codes >= 0]] = [CATEGORY[v] for v, c in zip(VENUES, codes, strict=True) if c >= 0]
     over_codes = index.venues.codes(as_bytes(over_v)) if len(over_v) else np.empty(0, np.int64)
+    wide = int(index.zones.codes(as_bytes(np.asarray([""], dtype=object)))[0])
     by_code = RiskContext.of(rule, np.arange(n), categories, over_codes[over_codes >= 0], over_w[over_codes >= 0],
-                             WINDOW, dense=True)  # fmt: skip
+                             WINDOW, dense=True, wide_zone=wide)  # fmt: skip
     return by_code, by_name
 
 
