@@ -45,6 +45,7 @@ def insert_visits(store: ChdbStore, visits: list[Visit]) -> None:
             "closed_by": np.zeros(n, np.int8),
             "version": np.ones(n, np.uint8),
             "opened_by": np.array([f"s{i}" for i in range(n)], dtype=object),
+            "zone": np.array([v.zone for v in visits], dtype=object),
         },
     )
 
@@ -222,3 +223,64 @@ def test_the_reader_caps_visits_at_the_longest_the_settings_allow(store: ChdbSto
     assert trace_case(StoreHopReader(store, default), query, rules).contacts == []
     wider = longest_allowed_visit_us(Settings(visit_cap_factor=4))  # 32 hours
     assert [c.person for c in trace_case(StoreHopReader(store, wider), query, rules).contacts] == ["p-long"]
+
+
+CATEGORY = {"V0": "market", "V1": "hospital", "V2": "karaoke"}
+zoned_visit_lists = st.lists(
+    st.builds(
+        lambda p, v, s, d, z: Visit(f"p{p}", f"V{v}", T0 + s * M, T0 + (s + d) * M, z),
+        st.integers(0, 7),
+        st.integers(0, 2),
+        st.integers(0, 120).map(lambda m: 5 * m),
+        st.one_of(st.integers(0, 4), st.integers(0, 48)).map(lambda m: 5 * m),  # many short stays
+        st.sampled_from(["", "", "Khu A", "Khu B"]),
+    ),
+    min_size=15,  # crowded enough that most cases have contacts
+    max_size=40,
+    unique_by=lambda v: (v.person, v.venue, v.start),
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(zoned_visit_lists, st.sets(st.tuples(st.integers(0, 2), st.integers(0, 50)), min_size=4, max_size=30),
+       st.sampled_from(["qrtrace-2026", "qrtrace-2026", "pc-covid-2021"]), st.sampled_from(["all", "close"]),
+       st.integers(0, 39), st.integers(0, 120))  # fmt: skip
+def test_tiers_from_the_store_agree_through_both_readers_and_the_oracle(  # type: ignore[no-untyped-def]
+    store, visits, over, rule_name, sources, which, before
+) -> None:
+    """Zones, venue categories and over-capacity windows as the store holds them (visits_by_venue.zone,
+    venues.category, occupancy.over_capacity), read by `risk_context` for each reader's keys: the index and
+    the store reader label every exposure as the brute-force oracle does, close-only sources included."""
+    from qrtrace.queries.risk import load_rule
+    from qrtrace.queries.risk_store import risk_context
+    from qrtrace.queries.trace_index import as_bytes
+    from tests.oracles import oracle_tier
+
+    insert_visits(store, visits)
+    store.execute("TRUNCATE TABLE qrtrace.venues")
+    store.execute("TRUNCATE TABLE qrtrace.occupancy")
+    store.insert("qrtrace.venues", {"venue_id": list(CATEGORY), "name": list(CATEGORY),
+                                    "category": list(CATEGORY.values()), "commune_code": ["02536"] * 3,
+                                    "capacity": [10] * 3, "registered_at_us": [1] * 3})  # fmt: skip
+    window = 15 * M
+    windows = sorted(over)
+    if windows:
+        store.insert("qrtrace.occupancy", {
+            "venue_id": [f"V{v}" for v, _ in windows], "window_start_us": [T0 + w * window for _, w in windows],
+            "arrivals": [20] * len(windows), "present": [20] * len(windows), "capacity": [10] * len(windows),
+            "over_capacity": [1] * len(windows), "version": [1] * len(windows)})  # fmt: skip
+    rule = load_rule(rule_name)
+    rules = TraceRules(depth=2, grace_us=0, until_us=T0 + 100_000 * M, risk=rule, sources=sources)
+    seen = visits[which % len(visits)]  # the case is someone who went out, infectious around that visit
+    case = CaseQuery("c", seen.person, seen.start - before * M, seen.start + 400 * M)
+    index = build(store, store_id_of(store)).index
+    wide = int(index.zones.codes(as_bytes(np.asarray([""], dtype=object)))[0])
+    by_code = risk_context(store, rule, window, 0, lambda ids: index.venues.codes(as_bytes(ids)), len(index.venues),
+                           wide)  # fmt: skip
+    got = trace_shape(trace_case(IndexHopReader(index, DEFAULT_MAX_VISIT_US), case, rules, by_code), tiers=True)
+    by_name = risk_context(store, rule, window)
+    assert got == trace_shape(trace_case(StoreHopReader(store), case, rules, by_name), tiers=True)
+    tier = oracle_tier(rule, CATEGORY, {(f"V{v}", w + T0 // window) for v, w in over}, window)
+    want = oracle_trace(visits, case.person, case.from_us, case.to_us, rules.depth, rules.grace_us, 0,
+                        rules.until_us, tier, sources == "close")  # fmt: skip
+    assert got == want
