@@ -367,8 +367,8 @@ def demo(
     store: StoreOpt = None,
     lang: LangOpt = None,
     market_zones: Annotated[
-        int, typer.Option(min=0, max=6, help="Sections (venue zones) per market; 0: no zones (the default).")
-    ] = 0,
+        int, typer.Option(min=0, max=6, help="Sections (venue zones) per market (default 3; 0: no zones).")
+    ] = 3,
 ) -> None:
     """The main job: simulate a district, stream it into the embedded store, trace a case, report coverage."""
     from qrtrace.demo import run_demo

@@ -338,8 +338,6 @@ def _feed_typed(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     value fits, and uint64 with int64 would concatenate to float64 (hashes would lose their low bits)."""
     types = empty_feed()
     names = ("venue_id", "person", "zone")  # as the store gives them; the index codes them
-    if "zone" not in rows:  # a store without zones: every visit is at a venue without zones
-        rows = {**rows, "zone": np.full(len(rows["start_us"]), "", dtype=object)}
     return {name: rows[name] if name in names else np.asarray(rows[name]).astype(types[name].dtype)
             for name in FEED_COLUMNS}  # fmt: skip
 
