@@ -51,8 +51,9 @@ class ContactNotice:
     person: str
     hop: int
     tier: str
-    venue_id: str  # the venue of the first exposure
+    venue_id: str  # the venue of the exposure the message names (a close contact's: the earliest close one)
     first_exposure_us: int
+    at_us: int | None = None  # when that exposure began (None: the first exposure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +79,21 @@ def notices_from_results(results: Iterable[object]) -> list[ContactNotice]:
     for result in results:
         case = result.case  # type: ignore[attr-defined]
         for contact in result.contacts:  # type: ignore[attr-defined]
-            out.append(ContactNotice(case.case_id, case.person, contact.person, contact.hop, contact_tier(contact),
-                                     first_venue(contact.exposures, contact.first_exposure),
-                                     contact.first_exposure))  # fmt: skip
+            tier = contact_tier(contact)
+            venue, at = named_exposure(contact.exposures, contact.first_exposure, tier)
+            out.append(ContactNotice(case.case_id, case.person, contact.person, contact.hop, tier, venue,
+                                     contact.first_exposure, at))  # fmt: skip
     return out
+
+
+def named_exposure(exposures: Sequence[object], first_exposure_us: int, tier: str) -> tuple[str, int]:
+    """The (venue, start) a message names: for a close contact the earliest close exposure (the one that
+    makes them close), otherwise the first exposure (`first_venue`)."""
+    close = [e for e in exposures if getattr(e, "risk", "") == "close"] if tier == "close" else []
+    if close:
+        e = min(close, key=lambda e: (e.start, e.venue))  # type: ignore[attr-defined]
+        return e.venue, e.start  # type: ignore[attr-defined]
+    return first_venue(exposures, first_exposure_us), first_exposure_us
 
 
 def first_venue(exposures: Sequence[object], first_exposure_us: int) -> str:
@@ -117,8 +129,9 @@ def compose_messages(
         if mid in seen:
             continue
         place = places.get(n.venue_id, Place(n.venue_id, ""))
+        at = n.first_exposure_us if n.at_us is None else n.at_us
         seen[mid] = Message(mid, n.case_id, n.case_person, n.person, n.tier, n.hop, n.venue_id, n.first_exposure_us,
-                            lang, message_text(n.tier, place, n.first_exposure_us, lang, hotline, tz))  # fmt: skip
+                            lang, message_text(n.tier, place, at, lang, hotline, tz, n.hop))  # fmt: skip
     return list(seen.values())
 
 
@@ -141,8 +154,9 @@ def station_name(commune_name: str, lang: str) -> str:
     return f"Trạm Y tế {commune_name}" if lang == "vi" else f"Trạm Y tế {commune_name} (commune health station)"
 
 
-def message_text(tier: str, place: Place, at_us: int, lang: str, hotline: str, tz: timezone) -> str:
-    """The text of one message: where, when (local time), what to do, and whom to call."""
+def message_text(tier: str, place: Place, at_us: int, lang: str, hotline: str, tz: timezone, hop: int = 1) -> str:
+    """The text of one message: where, when (local time), with whom (a case at F1; a contact of a case from
+    F2 on), what to do, and whom to call."""
     when = datetime.fromtimestamp(at_us / 1_000_000, UTC).astimezone(tz)
     shown = when.strftime("%H:%M %d/%m/%Y")
     offset = when.strftime("%z")
@@ -150,7 +164,9 @@ def message_text(tier: str, place: Place, at_us: int, lang: str, hotline: str, t
     station = station_name(place.commune_name, lang)
     advice = ADVICE[(tier if tier in TIERS else "casual", "en" if lang == "en" else "vi")]
     if lang == "en":
-        return (f"Health notice: you were at {place.venue_name} at {shown} ({zone}) at the same time as a "
-                f"confirmed COVID-19 case. {advice} Contact {station}, hotline {hotline}.")  # fmt: skip
-    return (f"Thông báo y tế: bạn đã có mặt tại {place.venue_name} lúc {shown} ({zone}) cùng thời điểm với một "
-            f"ca bệnh COVID-19. {advice} Liên hệ {station}, số điện thoại {hotline}.")  # fmt: skip
+        whom = "a confirmed COVID-19 case" if hop <= 1 else "a contact of a confirmed COVID-19 case"
+        return (f"Health notice: you were at {place.venue_name} at {shown} ({zone}) at the same time as "
+                f"{whom}. {advice} Contact {station}, hotline {hotline}.")  # fmt: skip
+    whom = "một ca bệnh COVID-19" if hop <= 1 else "một người tiếp xúc của ca bệnh COVID-19"
+    return (f"Thông báo y tế: bạn đã có mặt tại {place.venue_name} lúc {shown} ({zone}) cùng thời điểm với "
+            f"{whom}. {advice} Liên hệ {station}, số điện thoại {hotline}.")  # fmt: skip

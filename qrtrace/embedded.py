@@ -141,7 +141,7 @@ class EmbeddedRuntime:
         self._ingest_parts: tuple[Edge, ProcessorConfig, float] | None = None  # see _edge_and_config
         self._trace_index: IndexFollower | None = None  # opened by the first trace (or `follow_trace_index`)
         self._following = False
-        self._risk_cache: dict[tuple, tuple[float, RiskContext]] = {}
+        self._risk_cache: dict[object, tuple[float, RiskContext, tuple]] = {}
         self._ensure_reference_data()
 
     def close(self) -> None:
@@ -463,9 +463,11 @@ class EmbeddedRuntime:
         if rules.risk is None:
             return None
         index = reader.index if isinstance(reader, IndexHopReader) else None
-        key = (rules.risk, id(index.venues) if index is not None else None, id(index.zones) if index else None)
-        cached = self._risk_cache.get(key)
-        if cached is not None and time.monotonic() - cached[0] < self.RISK_CONTEXT_TTL_S:
+        # the index's dictionaries themselves (held here, compared by identity): a context's codes are theirs
+        keyed = (index.venues, index.zones) if index is not None else (None, None)
+        cached = self._risk_cache.get(rules.risk)
+        if (cached is not None and time.monotonic() - cached[0] < self.RISK_CONTEXT_TTL_S
+                and all(a is b for a, b in zip(cached[2], keyed, strict=True))):  # fmt: skip
             return cached[1]
         window_us = self.settings.occupancy_window_minutes * US_PER_MINUTE
         # every stored window (retention bounds the table; a replayed 2021 wave is older than "now - 21 days")
@@ -475,7 +477,7 @@ class EmbeddedRuntime:
             wide = int(index.zones.codes(as_bytes(np.asarray([""], dtype=object)))[0])  # -1: no venue-wide visit
             ctx = risk_context(store or self.store, rules.risk, window_us, 0,
                                lambda ids: index.venues.codes(as_bytes(ids)), len(index.venues), wide)  # fmt: skip
-        self._risk_cache = {key: (time.monotonic(), ctx)}
+        self._risk_cache = {rules.risk: (time.monotonic(), ctx, keyed)}
         return ctx
 
     def declare_case(self, case_id: str, person_id: str, from_us: int, to_us: int, actor: str | None = None) -> str:

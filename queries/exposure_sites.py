@@ -250,7 +250,8 @@ def public_site(
         "from": _iso(site.from_us, tz),
         "to": _iso(site.to_us, tz),
         "advice": advice,
-        "published_at": _iso(site.published_at_us, tz),
+        # the day only: sites published together share a second, which would group one case's itinerary
+        "published_at": _iso(site.published_at_us, tz)[:10],
     }
     assert tuple(row) == PUBLIC_FIELDS
     return row

@@ -272,8 +272,10 @@ def trace_batch(
         raise ValueError(f"sources={rules.sources!r} needs one of {SOURCES}, and 'close' needs a risk rule")
     if rules.risk is None:
         risk = None
-    elif risk is None or risk.rule != rules.risk:
-        risk = RiskContext.plain(rules.risk)
+    elif risk is None:
+        risk = RiskContext.plain(rules.risk)  # the rule's own thresholds, no venue known (tests, small traces)
+    elif risk.rule != rules.risk:
+        raise ValueError(f"the risk context is for rule {risk.rule.name!r}, the trace's is {rules.risk.name!r}")
     keys = reader.person_keys([c.person for c in cases])
     placed: Table = {"case": np.arange(len(cases), dtype=np.int64), "person": keys}
     frontier = case_frontier(cases, keys)

@@ -7,6 +7,7 @@ The result keeps the raw identifier: the edge pseudonymises it before anything l
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -199,8 +200,9 @@ class Validator:
                                & (reason == None))  # noqa: E711  # fmt: skip
         venue_ids = _objects(venues)
         for i in named.tolist():
-            if values[i] in self._zones.get(venue_ids[i], ()):
-                out[i] = values[i]
+            zone = unicodedata.normalize("NFC", values[i])  # registered zones are NFC: so is what a scanner sends
+            if zone in self._zones.get(venue_ids[i], ()):
+                out[i] = zone
             else:
                 reason[i] = "unknown_zone"
         return out

@@ -39,6 +39,9 @@ class NotificationService(ServiceCore):
         run = self._load_run(trace_id)  # type: ignore[attr-defined]  (CaseService: NotFound if not finished)
         if run["docs"] is not None:
             raise Conflict(f"The trace {trace_id} was stored by an earlier version; run it again to notify.")
+        if any(h.get("rule") is None for h in run["headers"]):  # its contacts' tiers are unknown, not casual
+            raise Conflict(f"The trace {trace_id} was run before risk tiers; run it again to notify its contacts "
+                           "by tier.")  # fmt: skip
         return stored_notices(run["headers"], lambda i: case_exposures(self._locked_store, trace_id, i))
 
     def notify_trace(self, who: Principal, trace_id: str, tier: str, purpose: str) -> dict:

@@ -46,7 +46,9 @@ def parse_zones(text: str) -> tuple[str, ...]:
 
 
 def check_zones(zones: tuple[str, ...]) -> tuple[str, ...]:
-    """`zones` if they can be one venue's zones, else ValueError naming the first problem."""
+    """`zones` (NFC, as check-ins are compared) if they can be one venue's zones, else ValueError naming the
+    first problem."""
+    zones = tuple(unicodedata.normalize("NFC", z) for z in zones)
     seen: set[str] = set()
     for zone in zones:
         problem = zone_problem(zone)

@@ -94,6 +94,23 @@ def test_the_first_exposure_gives_the_venue_and_the_tier_defaults_to_casual() ->
     assert contact_tier(Tiered("close")) == "close" and contact_tier(Tiered("odd")) == "casual"
 
 
+def test_a_close_contact_is_told_of_the_close_exposure_and_f2_of_a_contact_not_a_case() -> None:
+    casual_first = Exposure("V1", JULY_20_0830, JULY_20_0830 + 600_000_000, 600_000_000, "s", 0, "casual")
+    close_later = Exposure("V2", JULY_20_0830 + 3600_000_000, JULY_20_0830 + 7200_000_000, 3600_000_000, "s", 0,
+                           "close")  # fmt: skip
+    contact = Contact("p", 1, JULY_20_0830, [casual_first, close_later], "close")
+    f2 = Contact("q", 2, JULY_20_0830, [casual_first], "casual")
+    result = TraceResult(CaseQuery("F0-1", "case", 0, 1), TraceRules(), [contact, f2])
+    close, casual = notices_from_results([result])
+    assert (close.venue_id, close.at_us, close.tier) == ("V2", JULY_20_0830 + 3600_000_000, "close")
+    assert (casual.venue_id, casual.at_us, casual.tier) == ("V1", JULY_20_0830, "casual")
+    for lang, case_words, contact_words in (("vi", "với một ca bệnh", "người tiếp xúc của ca bệnh"),
+                                            ("en", "as a confirmed", "a contact of a confirmed")):  # fmt: skip
+        m1, m2 = compose_messages([close, casual], PLACES, "all", lang, "1900 9095", VIETNAM)
+        assert "Karaoke Hoa Mai" in m1.text and "09:30" in m1.text and case_words in m1.text  # V2, 08:30 + 1 h
+        assert contact_words in m2.text and contact_words not in m1.text
+
+
 @given(st.integers(1, 30), st.floats(0.01, 2), st.floats(1.1, 4), st.floats(0.1, 20), st.floats(0.1, 120))
 def test_the_back_off_schedule_is_bounded_and_grows(attempts: int, base: float, factor: float, cap: float,
                                                     total: float) -> None:  # fmt: skip
