@@ -371,6 +371,16 @@ def _params(name: str) -> list[dict[str, object]]:
         "trace_index_feed": [{"since_s": 0}, {"since_s": 2**32 - 1}], "trace_index_feed_days": [{}],
         "trace_index_visits": [{"keys": [(v, case, _us(FROM)) for v in venues], "min_start": 0, "max_start": 2**62}],
         "store_identity": [{}], "store_clock": [{}],
+        "trace_index_zones": [{}], "trace_exposures_columns": [{}],
+        "risk_venues": [{}], "risk_over_capacity": [{"since_us": 0}, {"since_us": 2**62}],
+        "exposure_site_venues": [{"venue_ids": venues}, {"venue_ids": ["no-such-venue"]}],
+        "exposure_site_visits": [{"person": case, "min_start": _us(FROM) - US_PER_DAY, "to_us": _us(TO)},
+                                 {"person": "nobody", "min_start": 0, "to_us": 1}],
+        "exposure_sites_by_id": [{"site_ids": ["es-none"]}], "exposure_sites_of_case": [{"person": case}],
+        "exposure_sites_read": [{}],
+        "commune_names": [{}], "places": [{"venue_ids": venues}, {"venue_ids": []}],
+        "outbox_known": [{"ids": ["m-none"]}], "outbox_rows": [{"ids": ["m-none"]}], "status_all": [{}],
+        "status_of": [{"ids": ["m-none"]}], "status_pending": [{"statuses": ["queued", "failed"]}],
     }[name]  # fmt: skip
 
 
@@ -391,6 +401,7 @@ COMPARABLE: dict[str, object] = {
 
 SQL_FILES = sorted(
     [("qrtrace.queries", p.stem) for p in (REPO / "queries" / "sql").glob("*.sql")]
+    + [("qrtrace.notify", p.stem) for p in (REPO / "notify" / "sql").glob("*.sql")]
     + [
         ("qrtrace.sinks", p.stem)
         for p in (REPO / "sinks" / "sql").glob("*.sql")
@@ -398,10 +409,11 @@ SQL_FILES = sorted(
         # audit_chain_columns: DDL (sinks/audit.py); migrate_contacts writes (its own test below);
         # repair_visit_spans writes too (test_repair_gives_the_same_store_on_both); migrate_v4_*: the v3 -> v4
         # layout migration, DDL and copies (tests/sinks/test_migration.py); migrate_v5_*: the v4 -> v5 zone
-        # columns, DDL (test_a_v4_store_migrates_to_v5_on_the_server)
+        # columns, DDL (test_a_v4_store_migrates_to_v5_on_the_server); trace_exposures_risk: DDL, the risk column
+        # older stores get on open
         if p.stem not in ("schema", "trace_results", "chdb_tuning", "audit_chain_columns", "migrate_contacts",
                           "repair_visit_spans", "migrate_v4_before", "migrate_v4_after", "migrate_v5_have",
-                          "migrate_v5_columns", "migrate_v5_views")
+                          "migrate_v5_columns", "migrate_v5_views", "trace_exposures_risk")
     ]
 )
 
