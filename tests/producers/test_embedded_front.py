@@ -89,10 +89,17 @@ def test_concurrent_batches_share_passes_each_stored_once_each_answered_with_its
 
 def test_closing_stores_what_is_queued_and_refuses_what_comes_after() -> None:
     stored: list[str] = []
-    gate = threading.Event()
-    front = EmbeddedFront(runtime(stored, lambda lines: gate.wait(10)))
+    gate, in_first = threading.Event(), threading.Event()
+
+    def hold(lines: list[bytes]) -> None:
+        in_first.set()
+        gate.wait(10)
+
+    front = EmbeddedFront(runtime(stored, hold))
     threads = [threading.Thread(target=send, args=(front, [line(str(i))], {"V1"}, "api")) for i in range(3)]
-    for th in threads:
+    threads[0].start()  # the first batch's pass starts alone (started together, two could share a pass)
+    assert in_first.wait(10)
+    for th in threads[1:]:
         th.start()
     wait_until(lambda: queued(front) == 2)
     closing = threading.Thread(target=front.close)
