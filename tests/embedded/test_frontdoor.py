@@ -128,7 +128,7 @@ def scan(scan_id: str, venue: str, person: str, direction: str, at: datetime) ->
 
 def test_past_capacity_a_request_is_refused_at_once_and_nothing_of_it_is_kept(tmp_path: Path) -> None:
     """Twelve scanners send 2,500-scan backlogs at once to a door that lets 3,000 check-ins wait: some get
-    503 + Retry-After within a second, and the store then holds exactly the check-ins answered 202;
+    503 + Retry-After at once (seconds, not a pass), and the store then holds exactly the check-ins answered 202;
     resent until accepted, every check-in is stored exactly once."""
     venue = VENUES[0][0]
     requests = {f"r{t}-{k}": [scan(f"r{t}-{k}-{i}", venue, f"08{t:02d}{k}{i:05d}", "in",
