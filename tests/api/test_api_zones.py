@@ -85,3 +85,25 @@ def test_zoned_checkins_land_with_their_zone_and_an_unknown_zone_is_a_dead_lette
     assert visits["opened_by"] == ["zone-api-a", "zone-api-b"] and visits["zone"] == ["Khu A", "Khu B"]
     assert visits["us"][0] == 20 * 60_000_000  # moving to Khu B closed the Khu A visit at that scan
     assert by_person == {"opened_by": ["zone-api-a", "zone-api-b"], "zone": ["Khu A", "Khu B"]}
+
+
+def test_a_zone_typed_in_decomposed_unicode_is_the_registered_zone(
+    client: TestClient, world: World, service: ApiService, zoned: str
+) -> None:
+    """Vietnamese typed as NFD (a base letter plus combining marks, as some keyboards send it) names the same
+    zone as NFC, when a zone is added and when a check-in names it: stored once, in NFC."""
+    import unicodedata
+
+    nfc, nfd = "Khu hàng khô", unicodedata.normalize("NFD", "Khu hàng khô")
+    assert nfc != nfd
+    added = client.post(f"/api/venues/{zoned}/zones", json={"zone": nfd}, headers=world.auth("commune_officer"))
+    assert added.status_code in (200, 201), added.text
+    assert nfc in added.json()["zones"] and nfd not in added.json()["zones"]
+    checkin = {"venue_id": zoned, "person_id": "0912777002", "direction": "in", "mode": "venue_qr",
+               "scanner_id": "zone-test", "scan_id": "zone-api-nfd", "event_time": f"{RECENT_DAY}T10:00:00+07:00",
+               "zone": nfd}  # fmt: skip
+    resp = client.post("/api/checkins", json=[checkin], headers=world.auth("scanner"))
+    assert resp.status_code == 202 and resp.json()["accepted"] == 1 and not resp.json().get("reasons"), resp.text
+    with service._lock:
+        stored = service.rt.store.query("SELECT zone FROM qrtrace.checkins FINAL WHERE scan_id = 'zone-api-nfd'")
+    assert stored["zone"] == [nfc]

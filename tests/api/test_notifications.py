@@ -123,3 +123,21 @@ def test_without_a_gateway_setting_nothing_is_queued(client: TestClient, world: 
     assert _statuses(client, world, trace_id)["counts"]["queued"] == 0
     resp = client.get("/api/traces/tr-nosuch/notifications", headers=world.auth("epidemiologist"))
     assert resp.status_code == 404
+
+
+def test_a_run_stored_before_tiers_is_not_notified_as_casual(client: TestClient, world: World, service: ApiService,
+                                                              gateway_file: Path) -> None:  # fmt: skip
+    """A run stored before risk tiers has no rule in its header: its contacts' tiers are unknown, so notifying
+    it is a 409 that says to run it again (not every contact told it was casual)."""
+    from qrtrace.queries.trace import TraceRules
+    from qrtrace.sinks.trace_runs import write_run
+
+    header = {"case": "p-old", "case_id": "OLD-1", "window": {}, "rules": {}, "rule": None, "contacts_count": 0,
+              "exposure_rows": 0}  # fmt: skip
+    with service._lock:
+        write_run(service.rt.store, "tr-before-tiers", 1, 2, "old-version", ["OLD-1"], "old run", TraceRules(),
+                  [header])  # fmt: skip
+    resp = client.post("/api/traces/tr-before-tiers/notifications", json={"tier": "close", "purpose": "testing"},
+                       headers=world.auth("epidemiologist"))  # fmt: skip
+    assert resp.status_code == 409 and "before risk tiers" in resp.json()["error"]
+    assert not gateway_file.exists() or not gateway_file.read_bytes()

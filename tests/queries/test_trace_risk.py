@@ -140,3 +140,10 @@ def test_rule_sets_load_by_name_or_file_and_bad_ones_are_one_sentence(tmp_path) 
             load_rule(str(own))
     with pytest.raises(InputError, match="no rule set"):
         load_rule("who-knows")
+
+
+def test_a_context_of_another_rule_is_refused() -> None:
+    visits = [Visit("f0", "A", 0, 60 * M), Visit("x", "A", 0, 60 * M)]
+    other = RiskContext.plain(load_rule("pc-covid-2021"))
+    with pytest.raises(ValueError, match="pc-covid-2021"):
+        trace_case(InMemoryVisits(visits), CaseQuery("c", "f0", 0, 60 * M), TraceRules(risk=load_rule(None)), other)
