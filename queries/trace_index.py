@@ -447,6 +447,9 @@ class IndexHopReader:
     def __init__(self, index: TraceIndex, max_visit_us: int) -> None:
         self.index = index
         self.max_visit_us = max_visit_us
+        # Visits carry their zone only when the index knows more than one (a store without zones has just ""):
+        # one zone everywhere is the same zone everywhere, which is what a table without zones means to a rule.
+        self.zoned = len(index.zones) > 1
 
     def person_keys(self, persons: Sequence[str]) -> np.ndarray:
         return self.index.people.codes(as_bytes(np.asarray(list(persons), dtype=object)))
@@ -495,7 +498,7 @@ class IndexHopReader:
             keep &= self._alive(day, rows)
             rows, owner = rows[keep], owner[keep]
             parts.append({"person": codes[owner], "venue_id": segment.row_venues(rows), "start_us": start[keep],
-                          "end_us": end[keep], "zone": segment.zone[rows]})  # fmt: skip
+                          "end_us": end[keep]} | ({"zone": segment.zone[rows]} if self.zoned else {}))  # fmt: skip
         o = self.index.overlay
         if len(o.person_keys):
             a = np.searchsorted(o.person_keys, codes, "left")
@@ -503,7 +506,7 @@ class IndexHopReader:
             if counts.any():
                 rows = o.by_person[np.repeat(a, counts) + _ranks(counts)]
                 parts.append(self._overlay_rows(rows))
-        visits = _concat(parts)
+        visits = _concat(parts, self.zoned)
         # The look-back of each source: the longest visit at its venue (a market's stays are short, an
         # office's long), never more than the cap the visits are read with.
         per_venue = np.minimum(self.index.venue_longest()[visits["venue_id"]], self.max_visit_us)
@@ -534,8 +537,9 @@ class IndexHopReader:
             rows = rows[keep]
             start = segment.start[rows]
             end = np.minimum(segment.end[rows], start + self.max_visit_us)
-            parts.append({"person": segment.person[rows].astype(np.int64), "venue_id": np.repeat(v, counts)[keep],
-                          "start_us": start, "end_us": end, "zone": segment.zone[rows]})  # fmt: skip
+            part = {"person": segment.person[rows].astype(np.int64), "venue_id": np.repeat(v, counts)[keep],
+                    "start_us": start, "end_us": end}  # fmt: skip
+            parts.append(part | ({"zone": segment.zone[rows]} if self.zoned else {}))
         o = self.index.overlay
         if len(o.cell_keys) and len(venues):
             keys = np.unique(cell_key(venues, buckets))
@@ -543,7 +547,7 @@ class IndexHopReader:
             counts = np.searchsorted(o.cell_keys, keys, "right") - a
             if counts.any():
                 parts.append(self._overlay_rows(o.by_cell[np.repeat(a, counts) + _ranks(counts)]))
-        return _concat(parts)
+        return _concat(parts, self.zoned)
 
     def _alive(self, day: int, rows: np.ndarray) -> np.ndarray:
         dead = self.index.dead.get(day)
@@ -555,19 +559,21 @@ class IndexHopReader:
         r = self.index.overlay.rows
         start = r["start_us"][rows]
         return {"person": r["person"][rows], "venue_id": r["venue_id"][rows], "start_us": start,
-                "end_us": np.minimum(r["end_us"][rows], start + self.max_visit_us),
-                "zone": r["zone"][rows]}  # fmt: skip
+                "end_us": np.minimum(r["end_us"][rows], start + self.max_visit_us)} | (
+            {"zone": r["zone"][rows]} if self.zoned else {})  # fmt: skip
 
 
 CODED_VISITS = {"person": np.int64, "venue_id": np.int64, "start_us": np.int64, "end_us": np.int64, "zone": np.int64}
 
 
-def _concat(parts: list[Table]) -> Table:
+def _concat(parts: list[Table], zoned: bool) -> Table:
+    """The parts as one table of CODED_VISITS (without "zone" unless `zoned`)."""
+    names = [k for k in CODED_VISITS if zoned or k != "zone"]
     if not parts:
-        return {name: np.empty(0, dtype=t) for name, t in CODED_VISITS.items()}
+        return {name: np.empty(0, dtype=CODED_VISITS[name]) for name in names}
     if len(parts) == 1:
-        return {k: np.asarray(v, dtype=np.int64) for k, v in parts[0].items()}
-    return {k: np.concatenate([np.asarray(p[k], dtype=np.int64) for p in parts]) for k in CODED_VISITS}
+        return {k: np.asarray(parts[0][k], dtype=np.int64) for k in names}
+    return {k: np.concatenate([np.asarray(p[k], dtype=np.int64) for p in parts]) for k in names}
 
 
 def index_of_visits(venue: np.ndarray, person: np.ndarray, start: np.ndarray, end: np.ndarray,
