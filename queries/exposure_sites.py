@@ -268,6 +268,7 @@ def internal_site(
     """One site as epidemiologists list it (CLI, API): the public fields plus its case id, status and who
     published or withdrew it. Still not the pseudonym: nobody needs it to act on a site."""
     row: dict[str, object] = dict(public_site(site, venues, commune_names, category_names, lang, tz))
+    row["published_at"] = _iso(site.published_at_us, tz)  # the public sees the day only; staff the time
     row["case_id"] = site.case_id
     row["status"] = "withdrawn" if site.withdrawn else "active"
     row["published_by"] = site.published_by
