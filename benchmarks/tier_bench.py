@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from trace_bench import GRACE_US, RESULTS, build_index, draw_cases, load_store, percentiles, progress
+from trace_bench import GRACE_US, RESULTS, build_index, draw_cases, in_work_dir, load_store, percentiles, progress
 
 from qrtrace.domain.categories import load_categories
 from qrtrace.queries.risk import RiskContext, load_rule
@@ -70,14 +68,7 @@ def synthetic_context(rule, index, seed: int) -> RiskContext:  # type: ignore[no
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    own = args.store_dir is None
-    work = Path(tempfile.mkdtemp(prefix="qrtrace-tier-bench-")) if own else args.store_dir
-    try:
-        return run(args, work)
-    finally:
-        if own:
-            shutil.rmtree(work, ignore_errors=True)
+    return in_work_dir(parse_args(argv), run, "qrtrace-tier-bench-")
 
 
 def run(args: argparse.Namespace, work: Path) -> int:

@@ -344,14 +344,18 @@ def measure_duckdb(parquet: Path, cases: list[CaseQuery], pool: list[CaseQuery],
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    return in_work_dir(parse_args(argv), run, "qrtrace-trace-bench-")
+
+
+def in_work_dir(args: argparse.Namespace, run_in, prefix: str) -> int:  # type: ignore[no-untyped-def]
+    """`run_in(args, folder)` in --store-dir, or in a temporary folder removed after."""
     if args.reuse_store and args.store_dir is None:
         print("--reuse-store needs --store-dir (the folder of an earlier run).", file=sys.stderr)
         return 2
     own_dir = args.store_dir is None
-    work = Path(tempfile.mkdtemp(prefix="qrtrace-trace-bench-")) if own_dir else args.store_dir
+    work = Path(tempfile.mkdtemp(prefix=prefix)) if own_dir else args.store_dir
     try:
-        return run(args, work)
+        return run_in(args, work)
     finally:
         if own_dir:
             shutil.rmtree(work, ignore_errors=True)
