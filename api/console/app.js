@@ -621,14 +621,26 @@ $("#venues-list").addEventListener("click", guard(async (ev) => {
   }
 }));
 
-applyLabels();
-$("#cov-date").value = vnToday();
-if (location.hash.startsWith("#token=")) {  // a sign-in link: keep the token for this tab, drop it from the address bar
-  const token = decodeURIComponent(location.hash.slice(7));
-  history.replaceState(null, "", location.pathname);
-  signIn(token);
-} else if (state.token) {
-  signIn(state.token);
-} else {
-  route();
+/** A page kept in its own file (api/console/<page>.js, loaded after this one) registers itself here:
+ * its labels in both languages, the permission that shows it and its loader. The console starts once every
+ * script has run (DOMContentLoaded), so a page registered by a later file is routed like the built-in ones. */
+function registerPage(name, { permission, loader, labels = {} }) {
+  PAGES[name] = permission;
+  LOADERS[name] = loader;
+  for (const lang of Object.keys(labels)) Object.assign(T[lang], labels[lang]);
 }
+
+function boot() {
+  applyLabels();
+  $("#cov-date").value = vnToday();
+  if (location.hash.startsWith("#token=")) {  // a sign-in link: keep the token for this tab, drop it from the address bar
+    const token = decodeURIComponent(location.hash.slice(7));
+    history.replaceState(null, "", location.pathname);
+    signIn(token);
+  } else if (state.token) {
+    signIn(state.token);
+  } else {
+    route();
+  }
+}
+document.addEventListener("DOMContentLoaded", boot);
