@@ -324,6 +324,33 @@ def report_coverage(
         out.print(f"{t('files', settings.lang)}: {chart}")
 
 
+@report_app.command("hotspots")
+def report_hotspots(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_of: Annotated[str | None, typer.Option(help="End of the period (default: now).")] = None,
+    days: Annotated[int, typer.Option(min=1, max=60, help="Length of the period in days.")] = 7,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Venues shown, the most crowded first.")] = 20,
+    commune: Annotated[str | None, typer.Option(help="Only this commune (its code).")] = None,
+    store: StoreOpt = None,
+    lang: LangOpt = None,
+) -> None:
+    """Crowding hotspots: venues by occupancy windows over capacity and peak, busiest hours per category."""
+    from qrtrace.hotspots_render import hotspots_dict, hotspots_tables
+    from qrtrace.sinks.audit import now_us
+
+    settings = _settings(store, lang)
+    as_of_us = parse_time(as_of, "--as-of", settings) if as_of else now_us()
+    with _runtime(settings) as rt:
+        if commune is not None and commune not in rt.commune_codes():
+            raise InputError(f"--commune {commune!r} is not a known commune code.")
+        report = rt.hotspots(as_of_us, days, None if commune is None else {commune}, limit)
+    if as_json:
+        sys.stdout.write(orjson.dumps(hotspots_dict(report, settings.display_tz), option=orjson.OPT_INDENT_2).decode()
+                         + "\n")  # fmt: skip
+    else:
+        hotspots_tables(out, report, settings.lang, settings.display_tz)
+
+
 @app.command()
 def qr(
     venue_id: str,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -30,6 +30,7 @@ from qrtrace.identity import (
 )
 from qrtrace.producers.edge import CONTACT_CONTEXT, AdmittedBatch, Edge, receiving_edge, seal_identities
 from qrtrace.queries.coverage import CoverageReport, coverage_report
+from qrtrace.queries.hotspots import HotspotReport
 from qrtrace.queries.reidentify import Identity, open_contacts, reidentify
 from qrtrace.queries.risk import RiskContext
 from qrtrace.queries.risk_store import risk_context
@@ -507,6 +508,15 @@ class EmbeddedRuntime:
         first_day = (as_of_us - 1 + offset) // US_PER_DAY - days + 1
         params = {"since_us": first_day * US_PER_DAY - offset, "as_of_us": as_of_us, "offset_us": offset}
         return self.store.query(load_sql("qrtrace.queries", "coverage_daily_trend"), params), first_day
+
+    def hotspots(self, as_of_us: int, days: int, visible: Collection[str] | None = None, limit: int = 20,
+                 lang: str | None = None) -> HotspotReport:
+        """Crowding hotspots of the `days` days up to `as_of_us` in `visible` communes (None: all)."""
+        from qrtrace.queries.hotspots import hotspot_report
+
+        offset = int((self.settings.display_tz.utcoffset(None) or timedelta(0)).total_seconds()) * 1_000_000
+        return hotspot_report(self.store, as_of_us, days, window_minutes=self.settings.occupancy_window_minutes,
+                              offset_us=offset, visible=visible, limit=limit, lang=lang or self.settings.lang)
 
     def apply_retention(self, now: int | None = None) -> list[tuple[str, int]]:
         now = now if now is not None else self.settings.clock_us()

@@ -88,6 +88,23 @@ LABELS: dict[str, tuple[str, str]] = {
                         "Published {n} exposure sites ({new} new, {same} already published)."),
     "sites_withdrawn": ("Đã rút {n} địa điểm khỏi danh sách công khai.",
                         "Withdrew {n} exposure sites from the public list."),
+    "hotspots_title": ("Điểm tập trung đông người", "Crowding hotspots"),
+    "hotspots_rank": ("Địa điểm theo số khung {minutes} phút vượt sức chứa",
+                      "Venues by {minutes}-minute windows over capacity"),
+    "over_capacity_windows": ("Khung vượt sức chứa", "Windows over capacity"),
+    "over_short": ("Vượt", "Over"),
+    "peak_present": ("Đông nhất", "Peak"),
+    "capacity": ("Sức chứa", "Capacity"),
+    "peak_ratio": ("Đông nhất / sức chứa", "Peak / capacity"),
+    "peak_at": ("Lúc đông nhất", "Peak at"),
+    "peak_ratio_short": ("% sức chứa", "% capacity"),
+    "busiest_hours": ("Giờ cao điểm theo loại hình (số người có mặt trung bình mỗi địa điểm, 0–23 giờ)",
+                      "Busiest hours per category (mean people present per venue, hours 0–23)"),
+    "busiest_hour": ("Giờ đông nhất", "Busiest hour"),
+    "hotspot_communes": ("Theo xã", "By commune"),
+    "venues_over": ("Địa điểm từng vượt", "Venues ever over"),
+    "no_hotspots": ("Không có khung giờ nào có người trong kỳ này.", "No window held anyone in this period."),
+    "hotspots_more": ("Hiện {shown}/{total} địa điểm (--limit).", "Showing {shown} of {total} venues (--limit)."),
 }
 
 
