@@ -89,5 +89,5 @@ def hotspots_tables(console: Console, report: HotspotReport, lang: str, tz: time
     hours.add_column(t("busiest_hour", lang), justify="right")
     for c in report.categories:
         hours.add_row(Text(c.name), Text(strip(c.mean_present), style="yellow"),
-                      f"{c.busiest_hour:02d}:00 · {c.mean_present[c.busiest_hour]:.1f}")  # fmt: skip
+                      f"{c.busiest_hour:02d}:00 · {c.mean_present[c.busiest_hour]:.2f}")  # fmt: skip
     console.print(hours)
