@@ -16,8 +16,18 @@ pytestmark = pytest.mark.embedded
 FIXTURE = REPO / "tests" / "fixtures" / "hotspots"
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text(encoding="utf-8"))
 AS_OF = ("--as-of", "2021-07-22T00:00:00+07:00")
-VENUE_KEYS = ("venue_id", "commune_code", "category", "capacity", "windows", "over_capacity_windows", "peak_present",
-              "peak_ratio", "peak_at", "arrivals")  # fmt: skip
+VENUE_KEYS = (
+    "venue_id",
+    "commune_code",
+    "category",
+    "capacity",
+    "windows",
+    "over_capacity_windows",
+    "peak_present",
+    "peak_ratio",
+    "peak_at",
+    "arrivals",
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +45,23 @@ def _report(store: Path, *args: str) -> dict:
 def _hours(category: dict) -> dict:
     """A category's non-empty hours, in the fixture's sparse form."""
     cells = zip(category["arrivals"], category["mean_present"], category["peak_present"], strict=True)
-    return {str(h): {"arrivals": a, "mean_present": m, "peak_present": p}
-            for h, (a, m, p) in enumerate(cells) if a or m or p}  # fmt: skip
+    return {
+        str(h): {"arrivals": a, "mean_present": m, "peak_present": p}
+        for h, (a, m, p) in enumerate(cells)
+        if a or m or p
+    }
 
 
 def _categories(report: dict) -> list[dict]:
-    return [{"category": c["category"], "registered": c["registered"], "busiest_hour": c["busiest_hour"],
-             "hours": _hours(c)} for c in report["categories"]]  # fmt: skip
+    return [
+        {
+            "category": c["category"],
+            "registered": c["registered"],
+            "busiest_hour": c["busiest_hour"],
+            "hours": _hours(c),
+        }
+        for c in report["categories"]
+    ]
 
 
 def test_the_report_equals_the_hand_computed_fixture(store: Path) -> None:

@@ -13,24 +13,41 @@ NAMES = {"A": "Xã A", "B": "Xã B"}
 
 
 def venue(vid: str, commune: str, over: int, peak: int, capacity: int, category: str = "karaoke") -> dict:
-    return {"venue_id": vid, "name": f"Điểm {vid}", "category": category, "commune_code": commune,
-            "capacity": capacity, "windows": max(over, 1), "over_capacity_windows": over, "peak_present": peak,
-            "peak_window_us": AS_OF - US_PER_DAY, "arrivals": peak}  # fmt: skip
+    return {
+        "venue_id": vid,
+        "name": f"Điểm {vid}",
+        "category": category,
+        "commune_code": commune,
+        "capacity": capacity,
+        "windows": max(over, 1),
+        "over_capacity_windows": over,
+        "peak_present": peak,
+        "peak_window_us": AS_OF - US_PER_DAY,
+        "arrivals": peak,
+    }
 
 
 def build(venues, hours=(), registered=(), visible=None, limit=20, days=7):  # type: ignore[no-untyped-def]
-    return build_hotspots(venues, list(hours), list(registered), NAMES, visible, as_of_us=AS_OF, days=days,
-                          window_minutes=15, limit=limit)  # fmt: skip
+    return build_hotspots(
+        venues, list(hours), list(registered), NAMES, visible, as_of_us=AS_OF, days=days, window_minutes=15, limit=limit
+    )
 
 
 def test_ranked_by_windows_over_then_fullness_then_peak_then_id() -> None:
-    rows = [venue("V1", "A", 0, 9, 10), venue("V2", "A", 2, 3, 2), venue("V3", "B", 0, 12, 10),
-            venue("V4", "B", 2, 5, 2), venue("V5", "A", 0, 12, 10)]  # fmt: skip
+    rows = [
+        venue("V1", "A", 0, 9, 10),
+        venue("V2", "A", 2, 3, 2),
+        venue("V3", "B", 0, 12, 10),
+        venue("V4", "B", 2, 5, 2),
+        venue("V5", "A", 0, 12, 10),
+    ]
     report = build(rows)
     assert [v.venue_id for v in report.venues] == ["V4", "V2", "V3", "V5", "V1"]
     assert report.venues[0].peak_ratio == 2.5 and report.venues[0].commune_name == "Xã B"
-    assert [(c.commune_code, c.venues, c.venues_over_capacity, c.over_capacity_windows, c.peak_ratio)
-            for c in report.communes] == [("B", 2, 1, 2, 2.5), ("A", 3, 1, 2, 1.5)]  # fmt: skip
+    assert [
+        (c.commune_code, c.venues, c.venues_over_capacity, c.over_capacity_windows, c.peak_ratio)
+        for c in report.communes
+    ] == [("B", 2, 1, 2, 2.5), ("A", 3, 1, 2, 1.5)]
 
 
 def test_unknown_capacity_has_no_ratio_and_ranks_after_a_known_one() -> None:
@@ -40,13 +57,29 @@ def test_unknown_capacity_has_no_ratio_and_ranks_after_a_known_one() -> None:
 
 
 def test_the_mean_present_per_venue_and_hour() -> None:
-    hours = [{"commune_code": "A", "category": "karaoke", "hour": 20, "arrivals": 3, "present_windows": 7,
-              "peak_present": 3},
-             {"commune_code": "B", "category": "karaoke", "hour": 21, "arrivals": 4, "present_windows": 5,
-              "peak_present": 3}]  # fmt: skip
-    registered = [{"commune_code": "A", "category": "karaoke", "registered": 1},
-                  {"commune_code": "B", "category": "karaoke", "registered": 1},
-                  {"commune_code": "B", "category": "market", "registered": 4}]  # fmt: skip
+    hours = [
+        {
+            "commune_code": "A",
+            "category": "karaoke",
+            "hour": 20,
+            "arrivals": 3,
+            "present_windows": 7,
+            "peak_present": 3,
+        },
+        {
+            "commune_code": "B",
+            "category": "karaoke",
+            "hour": 21,
+            "arrivals": 4,
+            "present_windows": 5,
+            "peak_present": 3,
+        },
+    ]
+    registered = [
+        {"commune_code": "A", "category": "karaoke", "registered": 1},
+        {"commune_code": "B", "category": "karaoke", "registered": 1},
+        {"commune_code": "B", "category": "market", "registered": 4},
+    ]
     (kar,) = build([], hours, registered).categories  # a category with no window is left out
     assert kar.registered == 2 and kar.mean_present[20] == round(7 * 15 / (60 * 7 * 2), 4) == 0.125
     assert kar.arrivals[21] == 4 and kar.peak_present[20] == 3 and kar.busiest_hour == 20
@@ -56,8 +89,14 @@ def test_the_mean_present_per_venue_and_hour() -> None:
 
 
 venues_st = st.lists(
-    st.builds(venue, st.text("abcdef", min_size=1, max_size=4), st.sampled_from(["A", "B", "C"]),
-              st.integers(0, 50), st.integers(1, 300), st.integers(0, 100)),  # fmt: skip
+    st.builds(
+        venue,
+        st.text("abcdef", min_size=1, max_size=4),
+        st.sampled_from(["A", "B", "C"]),
+        st.integers(0, 50),
+        st.integers(1, 300),
+        st.integers(0, 100),
+    ),
     max_size=30,
     unique_by=lambda r: r["venue_id"],
 )
