@@ -117,8 +117,8 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbStore]:
 # -- the same small dataset in both stores, through the real edge, processor and writer --------------
 
 
-def ingest_small_wave(store: Store) -> None:
-    venues = read_venues_csv(SMALL_WAVE / "venues.csv")
+def ingest_small_wave(store: Store, folder: Path = SMALL_WAVE) -> None:
+    venues = read_venues_csv(folder / "venues.csv")
     categories = load_categories()
     writer = StoreWriter(store)
     writer.reference_data(list(categories.values()), load_communes())
@@ -135,7 +135,7 @@ def ingest_small_wave(store: Store) -> None:
         write_rows(writer, out, INGESTED_AT)
         writer.dead_letters(out.dead_letters, "test", INGESTED_AT)
 
-    lines = (SMALL_WAVE / "events.jsonl").read_bytes().splitlines()
+    lines = (folder / "events.jsonl").read_bytes().splitlines()
     for part in (lines[:50], lines[50:100], lines[100:]):  # several batches: provisional visits get replaced
         admitted = edge.admit(part)
         ids = admitted.identities
@@ -373,6 +373,8 @@ def _params(name: str) -> list[dict[str, object]]:
         "store_identity": [{}], "store_clock": [{}],
         "trace_index_zones": [{}], "trace_exposures_columns": [{}],
         "risk_venues": [{}], "risk_over_capacity": [{"since_us": 0}, {"since_us": 2**62}],
+        "hotspots_venues": [period, {"since_us": 0, "as_of_us": 1}],
+        "hotspots_hours": [{**period, "offset_us": 7 * 3600 * 10**6}, {"since_us": 0, "as_of_us": 1, "offset_us": 0}],
         "exposure_site_venues": [{"venue_ids": venues}, {"venue_ids": ["no-such-venue"]}],
         "exposure_site_visits": [{"person": case, "min_start": _us(FROM) - US_PER_DAY, "to_us": _us(TO)},
                                  {"person": "nobody", "min_start": 0, "to_us": 1}],
@@ -434,7 +436,7 @@ def test_every_query_file_gives_the_same_rows_on_both(wave, package: str, name: 
         assert got == want, params
     if name in ("trace_sources", "trace_candidates", "coverage_activity", "day_partitions", "coverage_daily_trend",
                 "store_size", "ingest_rates", "latest_checkin", "stored_history_checkins", "stored_history_revisions",
-                "trace_index_people", "trace_index_day", "trace_index_feed"):
+                "trace_index_people", "trace_index_day", "trace_index_feed", "hotspots_venues", "hotspots_hours"):
         assert rows(server.query(sql, _params(name)[0])), f"{name} found nothing on the small wave"
 
 
@@ -745,3 +747,40 @@ def test_a_v4_store_migrates_to_v5_on_the_server(clickhouse_installed: None, tmp
             assert again.query("SELECT count() AS n FROM qrtrace.schema_meta WHERE version = 5")["n"] == [1]
     finally:
         _stop(state)
+
+
+def test_hotspots_of_the_hand_computed_fixture_on_the_server(wave) -> None:  # type: ignore[no-untyped-def]
+    """The small wave's hotspots are the same on both; the fixture computed by hand
+    (tests/fixtures/hotspots/README.md) through the real edge and processor into the server gives its answer."""
+    import json
+
+    from qrtrace.queries.hotspots import hotspot_report
+
+    server, embedded = wave
+    offset = 7 * 3600 * 10**6
+    for days in (1, 7):
+        on_server = hotspot_report(server, _us(TO) + US_PER_DAY, days, window_minutes=15, offset_us=offset)
+        assert on_server == hotspot_report(embedded, _us(TO) + US_PER_DAY, days, window_minutes=15, offset_us=offset)
+    assert on_server.venues and on_server.categories
+    fixture = REPO / "tests" / "fixtures" / "hotspots"
+    expected = json.loads((fixture / "expected.json").read_text(encoding="utf-8"))
+    try:
+        ingest_small_wave(server, fixture)  # venues HS1-HS3 beside the small wave's
+        as_of = _us(datetime.fromisoformat(expected["as_of"]))
+        report = hotspot_report(server, as_of, 7, window_minutes=15, offset_us=offset, visible={"02536", "02539",
+                                                                                                  "02542"})
+        got = [(v.venue_id, v.windows, v.over_capacity_windows, v.peak_present, v.peak_ratio, v.arrivals)
+               for v in report.venues if v.venue_id.startswith("HS")]
+        want = [(v["venue_id"], v["windows"], v["over_capacity_windows"], v["peak_present"], v["peak_ratio"],
+                 v["arrivals"]) for v in expected["venues"]]
+        assert got == want
+        peaks = {v.venue_id: v.peak_window_us for v in report.venues}
+        assert [peaks[v["venue_id"]] for v in expected["venues"]] == [
+            _us(datetime.fromisoformat(v["peak_at"])) for v in expected["venues"]]
+        one = hotspot_report(server, as_of, 7, window_minutes=15, offset_us=offset, visible={"02542"})
+        (karaoke,) = one.categories
+        assert (karaoke.mean_present[21], karaoke.arrivals[21], karaoke.busiest_hour) == (0.1786, 4, 21)
+    finally:  # the server is the session's: leave it holding the small wave alone, as the fixture made it
+        for table in (*DAY_PARTITIONED, "venues", "identity_vault", "contact_details"):
+            server.execute(f"TRUNCATE TABLE qrtrace.{table}")
+        ingest_small_wave(server)
