@@ -51,3 +51,14 @@ def coverage_export(
     media = "text/csv; charset=utf-8" if format == "csv" else XLSX
     return Response(data, media_type=media,
                     headers={"Content-Disposition": attachment(f"coverage.{format}")})  # fmt: skip
+
+
+@router.get("/hotspots")
+def hotspots(
+    who: Caller, svc: Service, commune: Commune = None, as_of: AsOf = None,
+    days: Annotated[int, Query(ge=1, le=60)] = 7, limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    lang: Literal["vi", "en"] | None = None,
+) -> dict:  # fmt: skip
+    """Crowding hotspots in the caller's area: venues by occupancy windows over capacity and peak, busiest
+    hours per venue category (local time), per commune."""
+    return svc.hotspots(who, commune, days, _as_of(as_of), limit, lang)

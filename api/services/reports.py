@@ -63,3 +63,15 @@ class ReportService(ServiceCore):
                              if who.district_code in (None, c["district_code"])), "")  # fmt: skip
             return district
         return ", ".join(sorted(c["name_vi"] for c in communes if c["commune_code"] in visible))
+
+    def hotspots(self, who: Principal, commune: str | None, days: int, as_of_us: int | None, limit: int,
+                 lang: str | None = None) -> dict:  # fmt: skip
+        """Crowding hotspots of the `days` days before `as_of_us` (default now), read like coverage (the same
+        roles), narrowed to the caller's area or one commune of it."""
+        from qrtrace.hotspots_render import hotspots_dict
+
+        visible = self._report_area(who, Action.READ_COVERAGE, commune)
+        as_of = as_of_us if as_of_us is not None else now_us()
+        with self._lock:
+            report = self.rt.hotspots(as_of, days, visible, limit, lang or self.settings.lang)
+        return hotspots_dict(report, self.settings.display_tz)

@@ -42,6 +42,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/reports/coverage"): OFFICERS | EPI_ADMIN,
     ("GET", "/api/reports/trend"): OFFICERS | EPI_ADMIN,
     ("GET", "/api/reports/coverage/export"): OFFICERS | {"admin"},
+    ("GET", "/api/reports/hotspots"): OFFICERS | EPI_ADMIN,
     ("GET", "/api/operations"): frozenset({"admin"}),
     ("GET", "/api/audit"): frozenset({"admin"}),
     ("POST", "/api/exposure-sites"): EPI_ADMIN,

@@ -31,7 +31,11 @@ def test_commune_officer_sees_its_commune_only(client: TestClient, world: World)
     venues = client.get("/api/venues", headers=me).json()
     assert venues and {v["commune_code"] for v in venues} == {world.commune_code}
     assert [c["commune_code"] for c in client.get("/api/communes", headers=me).json()] == [world.commune_code]
-    for path in ("/api/reports/coverage", "/api/reports/trend", "/api/reports/coverage/export", "/api/venues"):
+    hot = client.get("/api/reports/hotspots", headers=me).json()
+    assert {v["commune_code"] for v in hot["venues"]} <= {world.commune_code}
+    assert [c["commune_code"] for c in hot["communes"]] in ([], [world.commune_code])
+    for path in ("/api/reports/coverage", "/api/reports/trend", "/api/reports/coverage/export", "/api/venues",
+                 "/api/reports/hotspots"):
         _refused(client.get(path, params={"commune": world.other_commune}, headers=me))
 
 
