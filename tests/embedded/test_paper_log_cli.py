@@ -116,6 +116,9 @@ def test_the_report_in_vietnamese_and_a_file_that_is_not_a_template(cli, tmp_pat
     ok = cli("paper", "import", str(filled), "--venue", VENUE, store=store, check=False, env=REPLAY_2021)
     assert ok.returncode == 1
     assert "Dòng bị từ chối" in ok.stdout and "thiếu ngày ở đầu bảng" in ok.stdout  # the template had no date
+    en = cli("paper", "import", str(filled), "--venue", VENUE, store=store, check=False,
+             env={**REPLAY_2021, "QRTRACE_LANG": "en"})  # fmt: skip
+    assert en.returncode == 1 and "Rows refused" in en.stdout and "the sheet's date (cell B4) is missing" in en.stdout
     not_xlsx = tmp_path / "x.xlsx"
     not_xlsx.write_text("venue_id,name\n")
     bad = cli("paper", "import", str(not_xlsx), store=store, check=False, env=REPLAY_2021)
