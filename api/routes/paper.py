@@ -25,11 +25,16 @@ def paper_template(venue_id: str, who: Caller, svc: Service, lang: Lang = "vi",
     return Response(data, media_type=XLSX, headers={"Content-Disposition": attachment(f"paper-log-{venue_id}.xlsx")})
 
 
-BINARY = {"schema": {"type": "string", "format": "binary"}}
+# Documented as octet-stream (any Content-Type is read as the file's bytes): schema tools can send it.
+BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 
 
-@router.post("/venues/{venue_id}/paper-log", openapi_extra={"requestBody": {"required": True,
-                                                                           "content": {XLSX: BINARY}}})  # fmt: skip
+@router.post("/venues/{venue_id}/paper-log", openapi_extra=BODY)
 async def paper_import(venue_id: str, request: Request, who: Caller, svc: Service, lang: Lang = "vi") -> dict:
     """Store a filled paper log (the XLSX file as the body, at most 2 MB: 413 past it) as manual check-ins
     and answer the report: counts and every refused row with its row, column, header and reason. Refused rows

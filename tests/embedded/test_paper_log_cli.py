@@ -65,7 +65,7 @@ def fill(template: Path, out: Path) -> None:
     for i, (ident, t_in, t_out, note) in enumerate(rows):
         r = 8 + i
         ws[f"B{r}"], ws[f"C{r}"], ws[f"D{r}"], ws[f"F{r}"] = ident or None, t_in, t_out, note or None
-    ws["B13"], ws["C13"] = "=HYPERLINK(\"http://x\")", "9:00"  # a formula: refused, never run
+    ws["B13"], ws["C13"] = '=HYPERLINK("http://x")', "9:00"  # a formula: refused, never run
     wb.save(out)
 
 
