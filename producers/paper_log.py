@@ -34,6 +34,7 @@ from qrtrace.spreadsheet import safe_cell
 VIETNAM = timezone(timedelta(hours=7))
 FIRST_HEADER_ROW_SEARCH = 20  # the header row is looked for in the sheet's first rows
 MAX_ROWS = 5_000  # data rows read from one sheet; more is refused (one venue's day fits many times over)
+MAX_UNPACKED_BYTES = 64 * 2**20  # what a sheet may unpack to (a 200-row template is ~40 kB unpacked)
 TEMPLATE_ROWS = 200  # numbered rows in a blank template
 TEMPLATE_MARK = "qrtrace-paper-log-v1"  # the workbook's keywords property: a template qrtrace wrote
 
@@ -332,6 +333,13 @@ def _sheet(data: bytes):  # type: ignore[no-untyped-def]
 
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise NotATemplate("The file is not an XLSX spreadsheet (write one with `qrtrace paper template`).")
+    try:  # a small upload must not unpack into gigabytes (a zip bomb): the sizes its directory declares
+        unpacked = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    except zipfile.BadZipFile:
+        raise NotATemplate("The file is not a readable XLSX spreadsheet.") from None
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise NotATemplate(f"The spreadsheet unpacks to over {MAX_UNPACKED_BYTES // 2**20} MB; a paper log is one "
+                           "sheet of a few thousand rows.")  # fmt: skip
     try:
         wb = load_workbook(io.BytesIO(data), data_only=False, read_only=False, keep_links=False)
     except Exception as exc:  # openpyxl raises many kinds for a damaged or foreign zip

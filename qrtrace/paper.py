@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -26,7 +26,6 @@ from qrtrace.producers.edge import DEAD_LETTER_CONTEXT
 from qrtrace.producers.paper_log import (
     NotATemplate,
     PaperLog,
-    RowOutcome,
     VenueInfo,
     edge_refusals,
     label,
@@ -107,10 +106,9 @@ def read_sheet(data: bytes, venues: Sequence[Venue], settings: Settings, pseudon
         raise InputError(str(exc)) from None
 
 
-def store_sheet(rt, data: bytes, venue_id: str | None, source: str,
-                send: Callable[[list[bytes]], list[DeadLetter]] | None = None) -> dict:  # type: ignore[no-untyped-def]  # fmt: skip
-    """Read a sheet, store its refused rows as dead letters, then its check-ins through the ingest path
-    (`send` when given, the API's front door; else the runtime's ingest), and answer the report."""
+def store_sheet(rt, data: bytes, venue_id: str | None, source: str) -> dict:  # type: ignore[no-untyped-def]
+    """Read a sheet, store its refused rows as dead letters, then its check-ins through the runtime's ingest
+    (the path of `qrtrace ingest`), and answer the report (the API does the same through its front door)."""
     settings: Settings = rt.settings
     log = read_sheet(data, rt.venues(), settings, rt.keyring.pseudonym_key, venue_id)
     from qrtrace.sinks.audit import now_us
@@ -119,10 +117,7 @@ def store_sheet(rt, data: bytes, venue_id: str | None, source: str,
                            source, now_us())  # fmt: skip
     edge_letters: list[DeadLetter] = []
     if log.lines:
-        if send is not None:
-            edge_letters = send(log.lines)
-        else:
-            rt.ingest([log.lines], source=source, on_admitted=lambda a: edge_letters.extend(a.dead_letters))
+        rt.ingest([log.lines], source=source, on_admitted=lambda a: edge_letters.extend(a.dead_letters))
     return report_dict(log, edge_refusals(log, letter_keys(edge_letters), settings.lang), settings.lang)
 
 
@@ -215,8 +210,3 @@ def print_report(console, report: dict, lang: str) -> None:  # type: ignore[no-u
 def register(app: typer.Typer) -> None:
     """`qrtrace paper ...` on the main CLI."""
     app.add_typer(paper_app, name="paper")
-
-
-def refused_rows(report: dict) -> list[RowOutcome]:
-    """The refused rows of a report (for tests and callers that want the dataclass back)."""
-    return [RowOutcome(r["row"], column=r["column"], header=r["header"], reason=r["reason"]) for r in report["refused"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from datetime import date, datetime, time, timedelta, timezone
 
 import openpyxl
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qrtrace.producers.paper_log import (
+    MAX_UNPACKED_BYTES,
     NotATemplate,
     VenueInfo,
     edge_refusals,
@@ -219,3 +221,12 @@ def test_any_valid_rows_round_trip(rows: list) -> None:
     log = read(filled(cells))
     assert not log.refused
     assert [(r["person_id"], r["direction"], r["event_time"]) for r in records(log)] == want
+
+
+def test_a_sheet_that_unpacks_too_large_is_refused_before_it_is_read() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/worksheets/sheet1.xml", b"\0" * (MAX_UNPACKED_BYTES + 1))
+    assert len(buf.getvalue()) < 2 * 2**20  # small on the wire
+    with pytest.raises(NotATemplate, match="unpacks to over"):
+        read(buf.getvalue())
