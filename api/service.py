@@ -21,6 +21,7 @@ from qrtrace.api.services.exposure_sites import ExposureSiteService
 from qrtrace.api.services.jobs import MAX_TRACE_JOBS_KEPT, TraceJob
 from qrtrace.api.services.notifications import NotificationService
 from qrtrace.api.services.operations import OperationsService
+from qrtrace.api.services.paper import PaperLogService
 from qrtrace.api.services.reports import ReportService
 from qrtrace.api.services.venues import VenueService
 from qrtrace.sinks.locked import LockedStore
@@ -41,5 +42,5 @@ __all__ = [
 
 
 class ApiService(AuthService, VenueService, CheckinService, CaseService, ReportService, OperationsService,
-                 ExposureSiteService, NotificationService):
+                 ExposureSiteService, NotificationService, PaperLogService):
     """Everything the routes do, with the caller (a Principal) as the first argument."""

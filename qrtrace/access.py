@@ -45,22 +45,24 @@ class Action(StrEnum):
     EXPORT_COVERAGE = "export_coverage"
     READ_OPERATIONS = "read_operations"
     READ_AUDIT = "read_audit"
+    IMPORT_PAPER_LOG = "import_paper_log"  # a venue's paper log (people without phones) as manual check-ins
 
 
 A = Action
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.SCANNER: frozenset({A.INGEST_CHECKINS}),
-    Role.VENUE_OWNER: frozenset({A.LIST_VENUES, A.ISSUE_VENUE_QR}),
+    Role.VENUE_OWNER: frozenset({A.LIST_VENUES, A.ISSUE_VENUE_QR, A.IMPORT_PAPER_LOG}),
     Role.COMMUNE_OFFICER: frozenset(
-        {A.REGISTER_VENUE, A.LIST_VENUES, A.ISSUE_VENUE_QR, A.READ_COVERAGE, A.EXPORT_COVERAGE}
+        {A.REGISTER_VENUE, A.LIST_VENUES, A.ISSUE_VENUE_QR, A.READ_COVERAGE, A.EXPORT_COVERAGE, A.IMPORT_PAPER_LOG}
     ),
     Role.DISTRICT_OFFICER: frozenset(
-        {A.REGISTER_VENUE, A.LIST_VENUES, A.ISSUE_VENUE_QR, A.READ_COVERAGE, A.EXPORT_COVERAGE}
+        {A.REGISTER_VENUE, A.LIST_VENUES, A.ISSUE_VENUE_QR, A.READ_COVERAGE, A.EXPORT_COVERAGE, A.IMPORT_PAPER_LOG}
     ),
     Role.EPIDEMIOLOGIST: frozenset(
         {A.LIST_VENUES, A.DECLARE_CASE, A.RUN_TRACE, A.EXPORT_CALL_LIST, A.REIDENTIFY, A.READ_COVERAGE}
     ),
-    Role.ADMIN: frozenset(set(Action) - {A.REIDENTIFY, A.INGEST_CHECKINS, A.DECLARE_CASE}),
+    # Admins store no check-ins (neither a scanner's nor a paper log's): they run the system.
+    Role.ADMIN: frozenset(set(Action) - {A.REIDENTIFY, A.INGEST_CHECKINS, A.DECLARE_CASE, A.IMPORT_PAPER_LOG}),
 }
 
 

@@ -809,3 +809,13 @@ def _register_notify() -> None:
 
 
 _register_notify()
+
+
+def _register_paper() -> None:
+    """`qrtrace paper template|import` (qrtrace/paper.py)."""
+    from qrtrace.paper import register
+
+    register(app)
+
+
+_register_paper()

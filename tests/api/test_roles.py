@@ -48,6 +48,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/exposure-sites"): EPI_ADMIN,
     ("GET", "/api/exposure-sites"): EPI_ADMIN,
     ("POST", "/api/exposure-sites/{site_id}/withdraw"): EPI_ADMIN,
+    ("POST", "/api/venues/{venue_id}/paper-log"): OFFICERS | {"venue_owner"},
+    ("GET", "/api/venues/{venue_id}/paper-log/template.xlsx"): OFFICERS | {"venue_owner"},
 }
 
 
@@ -114,6 +116,11 @@ def _request(client: TestClient, world: World, role: str, method: str, path: str
     params = {"purpose": "role matrix"} if path.endswith(("call-list", "result")) else None
     if role in ("commune_officer",) and path.startswith("/api/reports"):
         params = {"commune": world.commune_code}
+    if path.endswith("/paper-log"):  # an XLSX body, not JSON
+        from tests.api.test_paper_log import paper_sheet
+
+        sheet = paper_sheet(world.venue_id, [("0912000009", "09:00")])
+        return client.post(url, content=sheet, headers=world.auth(role))
     resp = client.request(method, url, json=bodies.get(path) if method == "POST" else None, params=params,
                           headers=world.auth(role))  # fmt: skip
     if path == "/api/traces" and method == "POST" and resp.status_code == 202:

@@ -103,3 +103,25 @@ def test_roles_without_reidentification_never_see_identifiers(client: TestClient
     assert set(phones) == {""}
     known = {c["person_id"] for c in world.demo_trace["contacts"]}
     assert not any(p in line for line in listing for p in known)
+
+
+def test_paper_logs_stay_in_the_callers_area(client: TestClient, world: World, service: ApiService) -> None:
+    """A paper log (template or upload) of a venue outside the caller's area: 403, nothing stored, and the
+    same sentence for a venue elsewhere as for a venue that does not exist."""
+    from tests.api.test_paper_log import XLSX, paper_sheet
+
+    elsewhere = client.get("/api/venues", params={"commune": world.other_commune},
+                           headers=world.auth("district_officer")).json()[0]["venue_id"]  # fmt: skip
+    before = counts(service)
+    answers = {}
+    for who, venue in (("commune_officer", elsewhere), ("commune_officer", "NO-SUCH-VENUE"),
+                       ("district_officer", "OT-MARKET"), ("other_district_officer", world.venue_id),
+                       ("venue_owner", elsewhere)):  # fmt: skip
+        sheet = paper_sheet(venue, [("0912000661", "08:00")])
+        resp = client.post(f"/api/venues/{venue}/paper-log", content=sheet,
+                           headers={**world.auth(who), "Content-Type": XLSX})  # fmt: skip
+        _refused(resp)
+        _refused(client.get(f"/api/venues/{venue}/paper-log/template.xlsx", headers=world.auth(who)))
+        answers[(who, venue)] = resp.json()["error"].replace(venue, "V")
+    assert answers[("commune_officer", elsewhere)] == answers[("commune_officer", "NO-SUCH-VENUE")]
+    assert counts(service) == before
