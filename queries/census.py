@@ -87,7 +87,8 @@ def link_venues(store: Store, audit: AuditLog, links: Sequence[tuple[str, str, s
         target = next(e for e in census if e.commune_code == commune_code and e.establishment_id == establishment_id)
         out.append(Establishment(target.establishment_id, target.name, target.category, target.commune_code,
                                  target.address, venue_id))  # fmt: skip
-    if len({e.venue_id for e in out}) != len(out) or len({(e.commune_code, e.establishment_id) for e in out}) != len(out):
+    keys = {(e.commune_code, e.establishment_id) for e in out}
+    if len({e.venue_id for e in out}) != len(out) or len(keys) != len(out):
         raise InputError("A venue or an establishment is named twice among the links; nothing was linked.")
     write_census(store, out, now_us(), audit.actor)
     for e in out:
@@ -104,8 +105,15 @@ def venue_file_links(text: str) -> list[tuple[str, str, str]]:
     reader = csv.DictReader(text.splitlines())
     if "establishment_id" not in (reader.fieldnames or []):
         return []
-    return [((r.get("venue_id") or "").strip(), (r.get("commune_code") or "").strip(),
-             (r["establishment_id"] or "").strip()) for r in reader if (r["establishment_id"] or "").strip()]
+    return [
+        (
+            (r.get("venue_id") or "").strip(),
+            (r.get("commune_code") or "").strip(),
+            (r["establishment_id"] or "").strip(),
+        )
+        for r in reader
+        if (r["establishment_id"] or "").strip()
+    ]
 
 
 def check_links(store: Store, links: Sequence[tuple[str, str, str]], source: str) -> None:
@@ -121,9 +129,19 @@ def matches_for(store: Store, venue_id: str, name: str, commune_code: str, categ
     """Suggested census establishments for a registered venue (same commune, unlinked, similar name)."""
     census = stored_census(store)
     current = next((e for e in census if e.venue_id == venue_id), None)
-    found = suggest_matches(name, commune_code, category, census)
-    return [{"establishment_id": e.establishment_id, "name": e.name, "category": e.category,
-             "commune_code": e.commune_code, "address": e.address, "score": score, "linked": False}
-            for e, score in found] if current is None else [
-            {"establishment_id": current.establishment_id, "name": current.name, "category": current.category,
-             "commune_code": current.commune_code, "address": current.address, "score": 1.0, "linked": True}]
+    if current is not None:
+        return [{**_shown(current), "score": 1.0, "linked": True}]
+    return [
+        {**_shown(e), "score": score, "linked": False}
+        for e, score in suggest_matches(name, commune_code, category, census)
+    ]
+
+
+def _shown(e: Establishment) -> dict:
+    return {
+        "establishment_id": e.establishment_id,
+        "name": e.name,
+        "category": e.category,
+        "commune_code": e.commune_code,
+        "address": e.address,
+    }

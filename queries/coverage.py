@@ -4,7 +4,8 @@ Registered venues, venues active (at least one scan) in the period, scans and pe
 venues with zero scans. Where a commune has imported its deployment census (queries/census.py), each cell also
 has `required` (the census establishments that must deploy) and `required_registered` (those linked to a
 registered venue), and the report lists the establishments not yet registered for the door-to-door visits;
-a commune without a census keeps these at 0 with `census` False, and its `registered` is today's count. The matrix always has every commune and every category, zeros included,
+a commune without a census keeps these at 0 with `census` False, and its `registered` is today's count.
+The matrix always has every commune and every category, zeros included,
 because a zero is exactly what a district office must see.
 """
 
