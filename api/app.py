@@ -225,8 +225,10 @@ def create_app(svc: ApiService, scanners_only: bool = False) -> FastAPI:
         log.exception("unhandled error on %s", request.url.path)
         return _error(500, f"The server failed on this request ({type(exc).__name__}); it was logged.")
 
+    from qrtrace.api.routes import census
+
     for module in (checkins,) if scanners_only else (venues, checkins, cases, reports, operations,
-                                                     exposure_sites, notifications):
+                                                     exposure_sites, notifications, census):
         app.include_router(module.router, prefix="/api")
 
     @app.get("/healthz", tags=["operations"])

@@ -45,6 +45,7 @@ class Action(StrEnum):
     EXPORT_COVERAGE = "export_coverage"
     READ_OPERATIONS = "read_operations"
     READ_AUDIT = "read_audit"
+    IMPORT_CENSUS = "import_census"  # the deployment census: import a commune's list, link a venue to its entry
 
 
 A = Action
@@ -62,6 +63,9 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
     ),
     Role.ADMIN: frozenset(set(Action) - {A.REIDENTIFY, A.INGEST_CHECKINS, A.DECLARE_CASE}),
 }
+# The deployment census is the officers' own list of their area (admins have every action but three).
+PERMISSIONS[Role.COMMUNE_OFFICER] |= {A.IMPORT_CENSUS}
+PERMISSIONS[Role.DISTRICT_OFFICER] |= {A.IMPORT_CENSUS}
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,8 @@ def check_links(store: Store, links: Sequence[tuple[str, str, str]], source: str
     registered = _venue_communes(store)
     for venue_id, commune_code, establishment_id in links:
         if problem := link_problem(census, venue_id, commune_code, establishment_id, registered):
-            raise InputError(f"{source}: the {problem}; nothing was registered.")
+            raise InputError(f"{source}: the {problem}; nothing was registered." if source
+                             else f"The {problem}; nothing was registered.")  # fmt: skip
 
 
 def matches_for(store: Store, venue_id: str, name: str, commune_code: str, category: str) -> list[dict]:
