@@ -61,7 +61,7 @@ def _label(key: str, lang: str) -> str:
     return t(key, lang)
 
 
-def coverage_census(console: Console, report: CoverageReport, lang: str) -> None:
+def coverage_census(console: Console, report: CoverageReport, lang: str, shown: int = UNREGISTERED_SHOWN) -> None:
     """Below the coverage tables: required / registered per commune with a census, the communes without one
     (their figures are registered venues only), and the establishments not registered yet."""
     with_census = [c for c in report.communes if c.census]
@@ -82,8 +82,8 @@ def coverage_census(console: Console, report: CoverageReport, lang: str) -> None
     if report.unregistered:
         cats = load_categories()
         console.print(f"{t('census_unregistered', lang)}: {len(report.unregistered):,}")
-        for e in report.unregistered[:UNREGISTERED_SHOWN]:
+        for e in report.unregistered[:shown]:
             console.print(Text(f"  {e.commune_code} · {e.establishment_id} · {e.name} · {cats[e.category].name(lang)}"
                                f" · {e.address}"))  # fmt: skip
-        if len(report.unregistered) > UNREGISTERED_SHOWN:
-            console.print(f"  … {len(report.unregistered) - UNREGISTERED_SHOWN:,}")
+        if len(report.unregistered) > shown and shown:
+            console.print(f"  … {len(report.unregistered) - shown:,}")

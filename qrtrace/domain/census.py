@@ -308,3 +308,45 @@ def suggest_matches(venue_name: str, venue_commune: str, venue_category: str,
 def refused_report(result: CensusImport) -> list[str]:
     """The refused rows, one line each, in the file's order."""
     return [r.line() for r in result.refused]
+
+
+_DEMO_KINDS = (("essential_shop", "Cửa hàng tạp hoá"), ("restaurant", "Quán ăn"), ("karaoke", "Karaoke"),
+               ("massage_beauty", "Tiệm cắt tóc, làm đẹp"), ("gym", "Phòng tập"), ("office", "Trụ sở thôn"),
+               ("religious_site", "Chùa"))  # fmt: skip
+
+
+def demo_census(venues: Iterable[object], communes: Sequence[str], seed: int, always: Collection[str] = (),
+                every: int = 5) -> list[Establishment]:  # fmt: skip
+    """The demo district's census: every registered venue as an establishment linked to it, and one to four
+    establishments per commune not registered yet; every `every`-th commune (sorted, except those in `always`)
+    has no census, so the demo shows both kinds of commune. Deterministic in `seed`."""
+    import random
+
+    rng = random.Random(seed)
+    by_commune: dict[str, list] = {}
+    for v in venues:
+        by_commune.setdefault(v.commune_code, []).append(v)  # type: ignore[attr-defined]
+    out: list[Establishment] = []
+    for i, commune in enumerate(sorted(communes)):
+        if i % every == every - 1 and commune not in always:
+            continue
+        n = 0
+        for v in sorted(by_commune.get(commune, []), key=lambda v: v.venue_id):
+            n += 1
+            out.append(Establishment(f"CS{commune}-{n:04d}", v.name, v.category, commune,
+                                     f"Thôn {rng.randint(1, 12)}, xã {commune}", v.venue_id))  # fmt: skip
+        for _ in range(rng.randint(1, 4)):
+            n += 1
+            category, kind = rng.choice(_DEMO_KINDS)
+            out.append(Establishment(f"CS{commune}-{n:04d}", f"{kind} {rng.choice('ABCDEGHKLMNPQSTV')}. {n}",
+                                     category, commune, f"Thôn {rng.randint(1, 12)}, xã {commune}"))  # fmt: skip
+    return out
+
+
+def census_csv(rows: Iterable[Establishment]) -> str:
+    """A census file in the English header layout (`qrtrace census import` reads it back)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow((*REQUIRED, *OPTIONAL))
+    w.writerows((e.establishment_id, e.name, e.category, e.commune_code, e.address, e.venue_id) for e in rows)
+    return buf.getvalue()
