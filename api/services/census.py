@@ -33,7 +33,7 @@ class CensusService(ServiceCore):
                                    area)  # fmt: skip
         return census_dict(result)
 
-    def _venue(self, who: Principal, venue_id: str):  # type: ignore[no-untyped-def]
+    def _census_venue(self, who: Principal, venue_id: str):  # type: ignore[no-untyped-def]
         authorize(who, Action.IMPORT_CENSUS, Scope(venue_id=venue_id), self.geo)
         with self._lock:
             venue = next((v for v in self.rt.venues() if v.venue_id == venue_id), None)
@@ -43,14 +43,14 @@ class CensusService(ServiceCore):
 
     def census_matches(self, who: Principal, venue_id: str) -> dict:
         """The census entries a venue of the caller's area may be (its link if it has one)."""
-        venue = self._venue(who, venue_id)
+        venue = self._census_venue(who, venue_id)
         with self._lock:
             found = matches_for(self.rt.store, venue.venue_id, venue.name, venue.commune_code, venue.category)
         return {"venue_id": venue.venue_id, "commune_code": venue.commune_code, "matches": found}
 
     def link_census(self, who: Principal, venue_id: str, establishment_id: str) -> dict:
         """Link a venue of the caller's area to an establishment of its commune's census (audited)."""
-        venue = self._venue(who, venue_id)
+        venue = self._census_venue(who, venue_id)
         with self._lock:
             linked = link_venues(self.rt.store, self.rt.audit.as_actor(who.name),
                                  [(venue.venue_id, venue.commune_code, establishment_id)])[0]  # fmt: skip
