@@ -128,7 +128,11 @@ def read_table(data: bytes, filename: str = "") -> list[list[str]]:
         raise InputError(f"{filename or 'The census file'} is neither an XLSX workbook nor UTF-8 CSV text.") from None
     first = text.split("\n", 1)[0]
     delimiter = max((",", ";", "\t"), key=first.count)
-    return [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text), delimiter=delimiter)]
+    try:
+        return [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text, newline=""),
+                                                                     delimiter=delimiter)]  # fmt: skip
+    except csv.Error as exc:
+        raise InputError(f"{filename or 'The census file'} is not a readable CSV ({exc}).") from None
 
 
 def _read_xlsx(data: bytes, filename: str) -> list[list[str]]:

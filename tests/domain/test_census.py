@@ -225,6 +225,21 @@ def test_an_unreadable_xlsx_is_one_sentence() -> None:
         read_table(b"\xff\xfe\x00bad", "c.csv")
 
 
+HEADER_LINE = "establishment_id,name,category,commune_code,address,venue_id\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=300), st.text(max_size=300).map(lambda t: (HEADER_LINE + t).encode())))
+def test_any_bytes_are_rows_or_one_sentence(data: bytes) -> None:
+    """What the API fuzzer found: a bare carriage return inside a field broke the CSV reader."""
+    try:
+        result = parse_census(read_table(data, "c.csv"), "c.csv", COMMUNES, None, VENUES)
+    except InputError as exc:
+        assert str(exc).endswith(".") or str(exc).endswith(")")
+    else:
+        assert all(e.name and e.name.isprintable() for e in result.accepted)
+
+
 def test_a_reimported_row_without_a_venue_keeps_its_link() -> None:
     stored = {("02539", "CS1"): Establishment("CS1", "Chợ", "market", "02539", "a", "V-CHO")}
     again = keep_links([Establishment("CS1", "Chợ mới", "market", "02539", "b")], stored)
