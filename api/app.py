@@ -156,6 +156,7 @@ def create_app(svc: ApiService, scanners_only: bool = False) -> FastAPI:
     """The application over one service (which owns the store); `scanners_only` (`qrtrace ingest-server`):
     the scanner door, /healthz and /metrics, nothing else (no console, no other route)."""
     from qrtrace.api.routes import cases, checkins, exposure_sites, notifications, operations, reports, venues
+    from qrtrace.api.routes import census
     from qrtrace.api.routes import paper as paper_routes
 
     app = FastAPI(
@@ -227,7 +228,7 @@ def create_app(svc: ApiService, scanners_only: bool = False) -> FastAPI:
         return _error(500, f"The server failed on this request ({type(exc).__name__}); it was logged.")
 
     for module in (checkins,) if scanners_only else (venues, checkins, cases, reports, operations,
-                                                     exposure_sites, notifications, paper_routes):
+                                                     exposure_sites, notifications, paper_routes, census):
         app.include_router(module.router, prefix="/api")
 
     @app.get("/healthz", tags=["operations"])

@@ -29,9 +29,15 @@ HEADERS = {
     },
     "coverage": {
         "vi": ("STT", "Mã xã", "Xã / thị trấn", "Loại hình cơ sở", "Cơ quan quản lý", "Số cơ sở đăng ký",
-               "Có quét 24 giờ", "Có quét 7 ngày", "Tỷ lệ có quét 7 ngày", "Lượt quét 24 giờ", "Số người 24 giờ"),
+               "Có quét 24 giờ", "Có quét 7 ngày", "Tỷ lệ có quét 7 ngày", "Lượt quét 24 giờ", "Số người 24 giờ",
+               "Số cơ sở phải triển khai", "Cơ sở trong danh sách đã đăng ký", "Có danh sách cơ sở"),
         "en": ("No.", "Commune code", "Commune", "Venue category", "Overseeing office", "Registered venues",
-               "Active 24 h", "Active 7 days", "Active share 7 days", "Scans 24 h", "People 24 h"),
+               "Active 24 h", "Active 7 days", "Active share 7 days", "Scans 24 h", "People 24 h",
+               "Required (census)", "Census establishments registered", "Census"),
+    },
+    "unregistered": {
+        "vi": ("STT", "Mã cơ sở", "Tên cơ sở", "Địa chỉ", "Loại hình", "Mã xã", "Xã / thị trấn"),
+        "en": ("No.", "Establishment ID", "Establishment", "Address", "Category", "Commune code", "Commune"),
     },
     "silent": {
         "vi": ("STT", "Mã địa điểm", "Tên địa điểm", "Loại hình", "Xã / thị trấn"),
@@ -47,6 +53,9 @@ TITLES = {
     "sheet_coverage": ("Tiến độ", "Coverage"),
     "sheet_silent": ("Cơ sở chưa quét", "Silent venues"),
     "sheet_call": ("Danh sách gọi", "Call list"),
+    "sheet_unregistered": ("Cơ sở chưa đăng ký", "Not registered"),
+    "census_yes": ("Có", "Yes"),
+    "census_no": ("Chưa có (chỉ tính địa điểm đã đăng ký)", "None (registered venues only)"),
 }
 
 
@@ -149,21 +158,33 @@ def coverage_rows(view: dict, lang: str) -> list[tuple]:
         by_commune.setdefault(c["commune_code"], []).append(c)
     n = 0
     for commune in view["communes"]:
+        census = commune.get("census", False)
+        flag = _t("census_yes" if census else "census_no", lang)
         for c in by_commune.get(commune["commune_code"], []):
-            if not c["registered"] and not c["scans_24h"]:
+            if not c["registered"] and not c["scans_24h"] and not c.get("required"):
                 continue  # categories a commune has none of are left out; its total still counts every venue
             n += 1
             share = c["active_7d"] / c["registered"] if c["registered"] else 0.0
             rows.append((n, c["commune_code"], c["commune_name"], c["category_name"], c["office"], c["registered"],
                          c["active_24h"], c["active_7d"], round(share, 4), c["scans_24h"],
-                         c["people_24h"]))  # fmt: skip
+                         c["people_24h"], *_census_cells(c, census, flag)))  # fmt: skip
         rows.append(("", commune["commune_code"], f"{_t('total', lang)} {commune['commune_name']}", "", "",
                      commune["registered"], commune["active_24h"], commune["active_7d"], commune["active_share_7d"],
-                     commune["scans_24h"], commune["people_24h"]))  # fmt: skip
+                     commune["scans_24h"], commune["people_24h"], *_census_cells(commune, census, flag)))  # fmt: skip
     totals = [sum(c[k] for c in view["communes"]) for k in ("registered", "active_24h", "active_7d", "scans_24h")]
     share = totals[2] / totals[0] if totals[0] else 0.0
-    rows.append(("", "", _t("all", lang), "", "", totals[0], totals[1], totals[2], round(share, 4), totals[3], ""))
+    with_census = [c for c in view["communes"] if c.get("census")]
+    required = [sum(c.get(k, 0) for c in with_census) for k in ("required", "required_registered")]
+    rows.append(("", "", _t("all", lang), "", "", totals[0], totals[1], totals[2], round(share, 4), totals[3], "",
+                 *(required if with_census else ["", ""]), ""))  # fmt: skip
     return rows
+
+
+def _census_cells(row: dict, census: bool, flag: str) -> tuple:
+    """Required and registered-of-required (blank without a census: 0 would read as "none required"), flag."""
+    if not census:
+        return "", "", flag
+    return row.get("required", 0), row.get("required_registered", 0), flag
 
 
 def coverage_csv(view: dict, lang: str) -> bytes:
@@ -191,6 +212,11 @@ def coverage_xlsx(view: dict, lang: str, area: str, tz: timezone) -> bytes:
     _table(silent, 1, HEADERS["silent"][lang], [
         (i, v["venue_id"], v["name"], v["category_name"], v["commune_name"])
         for i, v in enumerate(view["silent_venues"], start=1)
+    ])  # fmt: skip
+    missing = wb.create_sheet(_t("sheet_unregistered", lang))
+    _table(missing, 1, HEADERS["unregistered"][lang], [
+        (i, e["establishment_id"], e["name"], e["address"], e["category_name"], e["commune_code"], e["commune_name"])
+        for i, e in enumerate(view.get("unregistered", []), start=1)
     ])  # fmt: skip
     return _save(wb)
 

@@ -47,6 +47,9 @@ class VenueIn(Strict):
     category: str = Field(min_length=1, max_length=64)
     commune_code: str = Field(min_length=1, max_length=16, pattern=r"^[0-9]+$")
     capacity: int = Field(ge=1, le=1_000_000)
+    establishment_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=NO_CONTROL,
+                                         description="Its entry in the commune's deployment census (confirmed "
+                                                     "by the officer): registering links the two")  # fmt: skip
 
 
 class ZoneIn(Strict):
@@ -102,3 +105,10 @@ def to_us(value: datetime, name: str) -> int:
     if not FIRST_YEAR <= value.year <= LAST_YEAR or not FIRST_YEAR <= value.astimezone().year <= LAST_YEAR:
         raise InputError(f"{name} {value.isoformat()} is outside {FIRST_YEAR}-{LAST_YEAR}.")
     return round(value.timestamp() * 1_000_000)
+
+
+class CensusLinkIn(Strict):
+    """Link a registered venue to its deployment-census establishment (the officer confirms a match)."""
+
+    venue_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
+    establishment_id: str = Field(min_length=1, max_length=64, pattern=NO_CONTROL)

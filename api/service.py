@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from qrtrace.api.services.auth import TOKEN_CACHE_SECONDS, AuthService
 from qrtrace.api.services.cases import CaseService
+from qrtrace.api.services.census import CensusService
 from qrtrace.api.services.checkins import CheckinService
 from qrtrace.api.services.core import TOKEN_FILE_CHECK_S, IngestStats
 from qrtrace.api.services.errors import Conflict, NotFound, TooLarge, Unavailable
@@ -42,5 +43,5 @@ __all__ = [
 
 
 class ApiService(AuthService, VenueService, CheckinService, CaseService, ReportService, OperationsService,
-                 ExposureSiteService, NotificationService, PaperLogService):
+                 ExposureSiteService, NotificationService, PaperLogService, CensusService):
     """Everything the routes do, with the caller (a Principal) as the first argument."""

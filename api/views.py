@@ -51,12 +51,16 @@ def coverage_view(
             "scans_24h": c.scans,
             "people_24h": c.people,
             "scans_7d": w.scans if w else 0,
+            "required": c.required,
+            "required_registered": c.required_registered,
         })  # fmt: skip
     people = {c.commune_code: c.people for c in day.communes}
+    census = set(day.census_communes)
     communes = _totals(cells, "commune_code")
     for row in communes:
         row["commune_name"] = names.get(row["commune_code"], row["commune_code"])
         row["people_24h"] = people.get(row["commune_code"], 0)  # distinct people: not a sum of categories
+        row["census"] = row["commune_code"] in census  # False: no census, `required` is 0 and means nothing
     offices = _totals(cells, "office")
     for row in offices:
         row["office_name"] = office_name(row["office"], lang)
@@ -72,10 +76,17 @@ def coverage_view(
              "commune_name": names.get(v.commune_code, v.commune_code)}
             for v in day.silent_venues if shown(v.commune_code)
         ],
+        "census_communes": [c for c in day.census_communes if shown(c)],
+        "unregistered": [
+            {"establishment_id": e.establishment_id, "name": e.name, "address": e.address, "category": e.category,
+             "category_name": categories[e.category].name(lang), "commune_code": e.commune_code,
+             "commune_name": names.get(e.commune_code, e.commune_code)}
+            for e in day.unregistered if shown(e.commune_code)
+        ],
     }
 
 
-_SUMMED = ("registered", "active_24h", "active_7d", "scans_24h", "scans_7d")
+_SUMMED = ("registered", "active_24h", "active_7d", "scans_24h", "scans_7d", "required", "required_registered")
 
 
 def _totals(cells: list[dict], key: str) -> list[dict]:
@@ -86,6 +97,7 @@ def _totals(cells: list[dict], key: str) -> list[dict]:
             row[k] += c[k]
     for row in totals.values():
         row["active_share_7d"] = round(row["active_7d"] / row["registered"], 4) if row["registered"] else 0.0
+        row["required_share"] = round(row["required_registered"] / row["required"], 4) if row["required"] else 0.0
     return [totals[k] for k in sorted(totals)]
 
 

@@ -46,6 +46,7 @@ class Action(StrEnum):
     READ_OPERATIONS = "read_operations"
     READ_AUDIT = "read_audit"
     IMPORT_PAPER_LOG = "import_paper_log"  # a venue's paper log (people without phones) as manual check-ins
+    IMPORT_CENSUS = "import_census"  # the deployment census: import a commune's list, link a venue to its entry
 
 
 A = Action
@@ -64,6 +65,9 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
     # Admins store no check-ins (neither a scanner's nor a paper log's): they run the system.
     Role.ADMIN: frozenset(set(Action) - {A.REIDENTIFY, A.INGEST_CHECKINS, A.DECLARE_CASE, A.IMPORT_PAPER_LOG}),
 }
+# The deployment census is the officers' own list of their area (admins have every action but three).
+PERMISSIONS[Role.COMMUNE_OFFICER] |= {A.IMPORT_CENSUS}
+PERMISSIONS[Role.DISTRICT_OFFICER] |= {A.IMPORT_CENSUS}
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,9 @@ def venues_import(file: Path, store: StoreOpt = None, lang: LangOpt = None) -> N
     settings = _settings(store, lang)
     with _runtime(settings) as rt:
         venues = keep_registered_zones(file, read_venues_csv(file, rt.commune_codes()), rt.venues())
+        links = _census_links_checked(rt, file)  # the optional establishment_id column (queries/census.py)
         rt.register_venues(venues)
+        _census_link(rt, links)
     out.print(f"{t('venues_imported', settings.lang)}: {len(venues)}")
 
 
@@ -320,6 +322,9 @@ def report_coverage(
         )
     else:
         render.coverage_tables(out, report, settings)
+        from qrtrace.census_render import coverage_census
+
+        coverage_census(out, report, settings.lang)
     if chart is not None and not as_json:
         out.print(f"{t('files', settings.lang)}: {chart}")
 
@@ -781,6 +786,100 @@ def sites_withdraw(
         return
     sites_table(out, rows, settings.lang, settings.display_tz)
     out.print(t("sites_withdrawn", settings.lang).format(n=len(rows)))
+
+
+census_app = typer.Typer(no_args_is_help=True, help="Deployment census: the establishments that must deploy QR.")
+app.add_typer(census_app, name="census")
+
+
+def _census_links_checked(rt, file: Path) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+    """The venue file's establishment links, each checked against the census before anything is registered."""
+    from qrtrace.queries.census import check_links, venue_file_links
+
+    links = venue_file_links(file.read_text(encoding="utf-8-sig"))
+    check_links(rt.store, links, str(file))
+    return links
+
+
+def _census_link(rt, links: list[tuple[str, str, str]]) -> None:  # type: ignore[no-untyped-def]
+    if links:
+        from qrtrace.queries.census import link_venues
+
+        link_venues(rt.store, rt.audit, links)
+
+
+@census_app.command("import")
+def census_import(
+    file: Path,
+    commune: Annotated[str | None, typer.Option(help="Import only this commune's rows (others are refused).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    store: StoreOpt = None,
+    lang: LangOpt = None,
+) -> None:
+    """Import the establishments that must deploy QR from a CSV or XLSX (headers establishment_id,name,category,
+    commune_code,address[,venue_id], or Mã cơ sở, Tên cơ sở, Loại hình, Mã xã, Địa chỉ[, Mã địa điểm]). Good
+    rows are imported, every refused row is reported with its row, column and reason (exit 1 if any)."""
+    from qrtrace.census_render import census_dict, refused_lines
+    from qrtrace.domain.census import read_table
+    from qrtrace.queries.census import import_census
+
+    settings = _settings(store, lang)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise InputError(f"Cannot read the census file {file}: {exc.strerror}.") from exc
+    table = read_table(data, file.name)
+    with _runtime(settings) as rt:
+        result = import_census(rt.store, rt.audit, table, str(file), None if commune is None else {commune})
+    if as_json:
+        sys.stdout.write(orjson.dumps(census_dict(result), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        for line in refused_lines(result, settings.lang):
+            sys.stderr.write(line + "\n")
+        out.print(t("census_imported", settings.lang).format(n=len(result.accepted), refused=len(result.refused)))
+    if result.refused:
+        sys.exit(1)
+
+
+@census_app.command("list")
+def census_list(
+    commune: Annotated[str | None, typer.Option(help="One commune's establishments.")] = None,
+    unregistered: Annotated[bool, typer.Option("--unregistered", help="Only those not registered yet.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    store: StoreOpt = None,
+    lang: LangOpt = None,
+) -> None:
+    """The census: every establishment with its link to a venue ('' = not registered)."""
+    import dataclasses
+
+    from qrtrace.census_render import census_table
+    from qrtrace.queries.census import stored_census
+
+    settings = _settings(store, lang)
+    with _runtime(settings) as rt:
+        rows = stored_census(rt.store)
+        registered = {v.venue_id for v in rt.venues()}
+    rows = [e for e in rows if (commune is None or e.commune_code == commune)
+            and (not unregistered or e.venue_id not in registered)]  # fmt: skip
+    if as_json:
+        sys.stdout.write(orjson.dumps([dataclasses.asdict(e) for e in rows], option=orjson.OPT_INDENT_2).decode()
+                         + "\n")  # fmt: skip
+    else:
+        census_table(out, rows, settings.lang)
+
+
+@census_app.command("link")
+def census_link(venue_id: str, establishment_id: str, store: StoreOpt = None, lang: LangOpt = None) -> None:
+    """Link a registered venue to its census establishment (in the venue's commune); audited."""
+    settings = _settings(store, lang)
+    with _runtime(settings) as rt:
+        venue = next((v for v in rt.venues() if v.venue_id == venue_id), None)
+        if venue is None:
+            raise InputError(f"Venue {venue_id} is not registered.")
+        from qrtrace.queries.census import link_venues
+
+        link_venues(rt.store, rt.audit, [(venue_id, venue.commune_code, establishment_id)])
+    out.print(t("census_linked", settings.lang).format(venue=venue_id, establishment=establishment_id))
 
 
 def _lang() -> str:

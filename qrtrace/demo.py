@@ -6,6 +6,7 @@ import shutil
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 from rich.console import Console
@@ -86,6 +87,7 @@ def run_demo(
                 on_batch=lambda n: bar.advance(task, n),
             )
         render.ingest_report(console, report, lang)
+        _import_demo_census(rt, district.venues, seed, exports)
 
         # A positive case: someone seen at a few venues in the last two days, isolated at the end of the run.
         window_from, window_to = end_us - 2 * US_PER_DAY, end_us
@@ -150,6 +152,9 @@ def run_demo(
         console.print()
         coverage = rt.coverage(as_of_us=end_us, days=1)
         render.coverage_tables(console, coverage, settings)
+        from qrtrace.census_render import coverage_census
+
+        coverage_census(console, coverage, lang, shown=0)  # the list: exports/coverage.json
         (exports / "coverage.json").write_bytes(
             orjson.dumps(render.coverage_dict(coverage, settings.display_tz), option=orjson.OPT_INDENT_2)
         )
@@ -189,3 +194,16 @@ def run_demo(
     console.print(f"  keys: {settings.key_file}")
     console.print(f"  console: qrtrace serve  (demo sign-in tokens: {settings.store_path / DEMO_TOKENS})")
     console.print(f"demo: {time.perf_counter() - started:.1f} s")
+
+
+def _import_demo_census(rt: EmbeddedRuntime, venues: list, seed: int, exports: Path) -> None:
+    """The demo district's deployment census (qrtrace.domain.census.demo_census), written to exports/census.csv
+    and imported as a commune would: coverage then has a real denominator (required / registered)."""
+    from qrtrace.domain.census import census_csv, demo_census, read_table
+    from qrtrace.queries.census import import_census
+
+    officer_commune = max(venues, key=lambda v: v.capacity).commune_code  # the demo commune officer's
+    communes = sorted(rt.commune_codes())
+    path = exports / "census.csv"
+    path.write_text(census_csv(demo_census(venues, communes, seed, always={officer_commune})), encoding="utf-8")
+    import_census(rt.store, rt.audit, read_table(path.read_bytes(), path.name), str(path), None)

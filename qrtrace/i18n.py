@@ -105,6 +105,19 @@ LABELS: dict[str, tuple[str, str]] = {
     "venues_over": ("Địa điểm từng vượt", "Venues ever over"),
     "no_hotspots": ("Không có khung giờ nào có người trong kỳ này.", "No window held anyone in this period."),
     "hotspots_more": ("Hiện {shown}/{total} địa điểm (--limit).", "Showing {shown} of {total} venues (--limit)."),
+    # deployment census (qrtrace census ..., the coverage report's denominator)
+    "census_imported": ("Đã nhập {n} cơ sở vào danh sách phải triển khai ({refused} dòng bị từ chối).",
+                        "Imported {n} establishments into the deployment census ({refused} rows refused)."),
+    "census_refused_row": ("Dòng {row}, cột {column}: {reason}", "Row {row}, column {column}: {reason}"),
+    "census_title": ("Danh sách cơ sở phải triển khai (điều tra)", "Deployment census"),
+    "census_required": ("Phải triển khai", "Required"),
+    "census_required_registered": ("Đã đăng ký / phải triển khai", "Registered of required"),
+    "census_none": ("Xã chưa có danh sách cơ sở (số liệu chỉ tính địa điểm đã đăng ký)",
+                    "Communes without a census (figures count registered venues only)"),
+    "census_unregistered": ("Cơ sở chưa đăng ký (cần đến tận nơi)", "Establishments not registered (to visit)"),
+    "census_empty": ("Chưa có cơ sở nào trong danh sách.", "The census holds no establishment."),
+    "census_linked": ("Đã liên kết địa điểm {venue} với cơ sở {establishment}.",
+                      "Linked venue {venue} to establishment {establishment}."),
 }
 
 

@@ -1,7 +1,11 @@
 """QR deployment coverage: per commune x venue category, and by overseeing office.
 
 Registered venues, venues active (at least one scan) in the period, scans and people; communes and
-venues with zero scans. The matrix always has every commune and every category, zeros included,
+venues with zero scans. Where a commune has imported its deployment census (queries/census.py), each cell also
+has `required` (the census establishments that must deploy) and `required_registered` (those linked to a
+registered venue), and the report lists the establishments not yet registered for the door-to-door visits;
+a commune without a census keeps these at 0 with `census` False, and its `registered` is today's count.
+The matrix always has every commune and every category, zeros included,
 because a zero is exactly what a district office must see.
 """
 
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from qrtrace.domain.categories import load_categories, office_name
@@ -25,6 +29,8 @@ class CoverageCell:
     active_venues: int
     scans: int
     people: int
+    required: int = 0  # census establishments of this commune and category (0: none, or no census)
+    required_registered: int = 0  # of those, linked to a registered venue
 
 
 @dataclass(frozen=True)
@@ -35,10 +41,18 @@ class CommuneCoverage:
     active_venues: int
     scans: int
     people: int
+    required: int = 0
+    required_registered: int = 0
+    census: bool = False  # the commune has imported a census: `required` is its real denominator
 
     @property
     def active_share(self) -> float:
         return self.active_venues / self.registered if self.registered else 0.0
+
+    @property
+    def required_share(self) -> float:
+        """Share of the census establishments registered (0.0 without a census)."""
+        return self.required_registered / self.required if self.required else 0.0
 
 
 @dataclass(frozen=True)
@@ -48,12 +62,25 @@ class OfficeCoverage:
     registered: int
     active_venues: int
     scans: int
+    required: int = 0  # summed over the communes with a census
+    required_registered: int = 0
 
 
 @dataclass(frozen=True)
 class SilentVenue:
     venue_id: str
     name: str
+    category: str
+    commune_code: str
+
+
+@dataclass(frozen=True)
+class UnregisteredEstablishment:
+    """A census establishment not linked to a registered venue: a door to knock on."""
+
+    establishment_id: str
+    name: str
+    address: str
     category: str
     commune_code: str
 
@@ -68,6 +95,8 @@ class CoverageReport:
     offices: list[OfficeCoverage]
     zero_scan_communes: list[CommuneCoverage]
     silent_venues: list[SilentVenue]
+    unregistered: list[UnregisteredEstablishment] = field(default_factory=list)
+    census_communes: list[str] = field(default_factory=list)  # communes with a census, sorted
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,7 +108,7 @@ def _rows(result: dict[str, list]) -> list[dict]:
 
 
 def coverage_report(store: Store, as_of_us: int, since_us: int, lang: str = "vi") -> CoverageReport:
-    """Build the report for the period (since, as_of]; five set-based queries."""
+    """Build the report for the period (since, as_of]; seven set-based queries."""
     params = {"since_us": since_us, "as_of_us": as_of_us}
     registered = {
         (r["commune_code"], r["category"]): r["registered"]
@@ -93,6 +122,14 @@ def coverage_report(store: Store, as_of_us: int, since_us: int, lang: str = "vi"
     silent = [
         SilentVenue(**r) for r in _rows(store.query(load_sql("qrtrace.queries", "coverage_silent_venues"), params))
     ]
+    required = {
+        (r["commune_code"], r["category"]): (r["required"], r["required_registered"])
+        for r in _rows(store.query(load_sql("qrtrace.queries", "census_required")))
+    }
+    unregistered = [
+        UnregisteredEstablishment(**r) for r in _rows(store.query(load_sql("qrtrace.queries", "census_unregistered")))
+    ]
+    census = sorted({k[0] for k in required})
     categories = load_categories()
     names = {c["commune_code"]: c["name_vi"] for c in communes}
     codes = sorted(set(names) | {k[0] for k in registered})
@@ -108,13 +145,14 @@ def coverage_report(store: Store, as_of_us: int, since_us: int, lang: str = "vi"
                     act.get("active_venues", 0),
                     act.get("scans", 0),
                     act.get("people", 0),
+                    *required.get((commune, category), (0, 0)),
                 )
             )
     people = {
         r["commune_code"]: r["people"]
         for r in _rows(store.query(load_sql("qrtrace.queries", "coverage_commune_people"), params))
     }
-    per_commune = _per_commune(cells, names, people)
+    per_commune = _per_commune(cells, names, people, set(census))
     return CoverageReport(
         as_of_us=as_of_us,
         since_us=since_us,
@@ -124,30 +162,38 @@ def coverage_report(store: Store, as_of_us: int, since_us: int, lang: str = "vi"
         offices=_per_office(cells, lang),
         zero_scan_communes=[c for c in per_commune if c.scans == 0],
         silent_venues=silent,
+        unregistered=unregistered,
+        census_communes=census,
     )
 
 
-def _per_commune(cells: list[CoverageCell], names: dict[str, str], people: dict[str, int]) -> list[CommuneCoverage]:
-    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+def _per_commune(cells: list[CoverageCell], names: dict[str, str], people: dict[str, int],
+                 census: set[str]) -> list[CommuneCoverage]:  # fmt: skip
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     for c in cells:
         t = totals[c.commune_code]
         t[0] += c.registered
         t[1] += c.active_venues
         t[2] += c.scans
+        t[3] += c.required
+        t[4] += c.required_registered
     return [
-        CommuneCoverage(code, names.get(code, code), t[0], t[1], t[2], people.get(code, 0))
+        CommuneCoverage(code, names.get(code, code), t[0], t[1], t[2], people.get(code, 0), t[3], t[4],
+                        code in census)
         for code, t in totals.items()
     ]
 
 
 def _per_office(cells: list[CoverageCell], lang: str) -> list[OfficeCoverage]:
     categories = load_categories()
-    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     for c in cells:
         t = totals[categories[c.category].overseeing_office]
         t[0] += c.registered
         t[1] += c.active_venues
         t[2] += c.scans
+        t[3] += c.required
+        t[4] += c.required_registered
     return [OfficeCoverage(o, office_name(o, lang), *t) for o, t in sorted(totals.items())]
 
 

@@ -277,6 +277,70 @@ function barChart(rows, { label, value, max, text, colour }) {
 }
 
 // -- coverage --------------------------------------------------------------------------------------------
+// The deployment census (the report's denominator): labels kept together here.
+Object.assign(T.vi, {
+  required: "Phải triển khai", census_matrix_title: "Xã × loại hình: phải triển khai / đã đăng ký / có quét",
+  census_legend: "Ô: phải triển khai / đã đăng ký / có quét; xã chưa có danh sách cơ sở: có quét / đã đăng ký",
+  no_census: "chưa có danh sách cơ sở", no_census_note: "Xã chưa có danh sách cơ sở (số liệu chỉ tính địa điểm đã đăng ký)",
+  unregistered_title: "Cơ sở chưa đăng ký (cần đến tận nơi)", establishment: "Cơ sở", address: "Địa chỉ",
+  census_upload_title: "Nhập danh sách cơ sở phải triển khai (CSV / XLSX)",
+  census_upload_help: "Cột: Mã cơ sở, Tên cơ sở, Loại hình, Mã xã, Địa chỉ, Mã địa điểm (không bắt buộc). Chỉ nhập được các xã trong phạm vi của bạn.",
+  census_upload: "Tải lên", census_imported: "Đã nhập", census_refused: "Dòng bị từ chối", census_row: "Dòng", census_column: "Cột",
+  census_reason: "Lý do", census_no_file: "Chọn tệp CSV hoặc XLSX.",
+});
+Object.assign(T.en, {
+  required: "Required", census_matrix_title: "Commune × category: required / registered / scanning",
+  census_legend: "Cell: required / registered / scanning; communes without a census: scanning / registered",
+  no_census: "no census", no_census_note: "Communes without a census (figures count registered venues only)",
+  unregistered_title: "Establishments not registered (door-to-door visits)", establishment: "Establishment", address: "Address",
+  census_upload_title: "Import the deployment census (CSV / XLSX)",
+  census_upload_help: "Columns: establishment_id, name, category, commune_code, address, venue_id (optional). Only communes of your area are imported.",
+  census_upload: "Upload", census_imported: "Imported", census_refused: "Refused rows", census_row: "Row", census_column: "Column",
+  census_reason: "Reason", census_no_file: "Choose a CSV or XLSX file.",
+});
+
+function censusCell(c, activeKey, row) {
+  // required / registered / scanning where the commune has a census; scanning / registered (today's) elsewhere
+  const a = c ? c[activeKey] : 0, reg = c ? c.registered : 0, req = c ? c.required : 0;
+  if (!c || (!reg && !req)) return `<td><span class="cell none">–</span></td>`;
+  const title = `${esc(row.commune_name)} · ${esc(catName(c.category))}`;
+  if (!row.census) {
+    const cls = a === 0 ? "zero" : a < reg ? "partial" : "full";
+    return `<td><span class="cell ${cls}" title="${title}">${a}/${reg}</span></td>`;
+  }
+  const cls = a === 0 ? "zero" : (c.required_registered < req || a < reg) ? "partial" : "full";
+  return `<td><span class="cell ${cls} census" title="${title}: ${esc(t("required"))} ${req}, ${esc(t("registered"))} ${reg}, ${esc(t(activeKey))} ${a}">${req}/${reg}/${a}</span></td>`;
+}
+
+function renderCensus(cov) {
+  const without = cov.communes.filter((c) => !c.census);
+  $("#cov-census-note").hidden = !without.length;
+  $("#cov-census-note").textContent = without.length ? `${t("no_census_note")}: ${without.map((c) => c.commune_name).join(", ")}` : "";
+  const rows = cov.unregistered.slice(0, 300);
+  $("#cov-unregistered").innerHTML = rows.length ? `<table><tr><th>${t("establishment")}</th><th>${t("address")}</th><th>${t("category")}</th><th>${t("commune")}</th></tr>
+    ${rows.map((e) => `<tr class="unregistered-row"><td>${esc(e.name)} <small>${esc(e.establishment_id)}</small></td><td>${esc(e.address)}</td><td>${esc(catName(e.category))}</td><td>${esc(e.commune_name)}</td></tr>`).join("")}</table>
+    ${cov.unregistered.length > rows.length ? `<p class="empty">… ${fmt(cov.unregistered.length - rows.length)}</p>` : ""}`
+    : `<p class="empty">${t("none")}</p>`;
+  $("#census-form").hidden = !(state.me && state.me.permissions.includes("import_census"));
+  const title = document.querySelector('#page-coverage [data-t="matrix_title"], #page-coverage [data-t="census_matrix_title"]');
+  title.dataset.t = cov.communes.some((c) => c.census) ? "census_matrix_title" : "matrix_title";
+  title.textContent = t(title.dataset.t);
+}
+
+async function uploadCensus(ev) {
+  ev.preventDefault();
+  const file = $("#census-file").files[0];
+  if (!file) { say(t("census_no_file")); return; }
+  const xlsx = /\.xlsx$/i.test(file.name);
+  const type = xlsx ? "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" : "text/csv";
+  const got = await api(`/api/census?filename=${encodeURIComponent(file.name)}`, { method: "POST", body: await file.arrayBuffer(), headers: { "Content-Type": type } });
+  $("#census-result").innerHTML = `<p class="census-imported"><b>${t("census_imported")}: ${fmt(got.accepted)}</b> · ${t("census_refused")}: ${fmt(got.refused.length)}</p>
+    ${got.refused.length ? `<table class="census-refused"><tr><th>${t("census_row")}</th><th>${t("census_column")}</th><th>${t("census_reason")}</th></tr>
+    ${got.refused.map((r) => `<tr><td class="num">${r.row}</td><td>${esc(r.column)}</td><td>${esc(r.reason)}</td></tr>`).join("")}</table>` : ""}`;
+  say(`${t("census_imported")}: ${fmt(got.accepted)}`, true);
+  await loadCoverage();
+}
+
 function asOfParam() {
   const day = $("#cov-date").value;
   if (!day) return "";
@@ -305,7 +369,9 @@ async function loadCoverage() {
   const period = $("#cov-period").value;
   const activeKey = period === "7d" ? "active_7d" : "active_24h";
   const sum = (k) => cov.communes.reduce((a, c) => a + c[k], 0);
-  $("#cov-kpis").innerHTML = [["registered", sum("registered")], ["active_24h", sum("active_24h")],
+  const census = cov.communes.filter((c) => c.census);
+  $("#cov-kpis").innerHTML = [...(census.length ? [["required", census.reduce((a, c) => a + c.required, 0)]] : []),
+    ["registered", sum("registered")], ["active_24h", sum("active_24h")],
     ["active_7d", sum("active_7d")], ["scans_24h", sum("scans_24h")], ["zero_communes", cov.zero_scan_communes.length]]
     .map(([k, v]) => `<div class="kpi" data-kpi="${k}"><b>${fmt(v)}</b><span>${esc(t(k))}</span></div>`).join("");
   $("#cov-trend").innerHTML = lineChart(trend, "active_venues", "date");
@@ -315,25 +381,22 @@ async function loadCoverage() {
     text: (c) => `${fmt(c[activeKey])}/${fmt(c.registered)} (${pct(c.registered ? c[activeKey] / c.registered : 0)})`,
     colour: (c) => (c[activeKey] === 0 ? "#c62828" : c[activeKey] < c.registered ? "#f9a825" : "#2e7d32"),
   });
-  const cats = state.categories.map((c) => c.code).filter((code) => cov.cells.some((x) => x.category === code && x.registered));
+  const cats = state.categories.map((c) => c.code).filter((code) => cov.cells.some((x) => x.category === code && (x.registered || x.required)));
   const byKey = new Map(cov.cells.map((c) => [`${c.commune_code}|${c.category}`, c]));
   const head = `<tr><th>${esc(t("commune"))}</th>${cats.map((c) => `<th class="cat">${esc(catName(c))}</th>`).join("")}
     <th class="num">${esc(t(activeKey))}</th><th class="num">${esc(t("scans_24h"))}</th></tr>`;
   const body = cov.communes.map((row) => {
-    const cells = cats.map((cat) => {
-      const c = byKey.get(`${row.commune_code}|${cat}`);
-      if (!c || !c.registered) return `<td><span class="cell none">–</span></td>`;
-      const a = c[activeKey], cls = a === 0 ? "zero" : a < c.registered ? "partial" : "full";
-      return `<td><span class="cell ${cls}" title="${esc(row.commune_name)} · ${esc(catName(cat))}">${a}/${c.registered}</span></td>`;
-    }).join("");
+    const cells = cats.map((cat) => censusCell(byKey.get(`${row.commune_code}|${cat}`), activeKey, row)).join("");
     const zero = row[activeKey] === 0 ? " zero-commune" : "";
-    return `<tr class="commune-row${zero}" data-commune="${esc(row.commune_code)}"><td>${esc(row.commune_name)}</td>${cells}
-      <td class="num">${fmt(row[activeKey])}/${fmt(row.registered)}</td><td class="num">${fmt(row.scans_24h)}</td></tr>`;
+    const note = row.census ? "" : ` <small class="no-census">(${esc(t("no_census"))})</small>`;
+    const total = row.census ? `${fmt(row.required)}/${fmt(row.registered)}/${fmt(row[activeKey])}` : `${fmt(row[activeKey])}/${fmt(row.registered)}`;
+    return `<tr class="commune-row${zero}${row.census ? " census-row" : ""}" data-commune="${esc(row.commune_code)}"><td>${esc(row.commune_name)}${note}</td>${cells}
+      <td class="num">${total}</td><td class="num">${fmt(row.scans_24h)}</td></tr>`;
   }).join("");
   $("#cov-matrix").innerHTML = `<table class="matrix">${head}${body}</table>`;
-  $("#cov-offices").innerHTML = `<table><tr><th>${t("office")}</th><th class="num">${t("registered")}</th>
+  $("#cov-offices").innerHTML = `<table><tr><th>${t("office")}</th>${census.length ? `<th class="num">${t("required")}</th>` : ""}<th class="num">${t("registered")}</th>
     <th class="num">${t("active_24h")}</th><th class="num">${t("active_7d")}</th><th class="num">${t("share_7d")}</th>
-    <th class="num">${t("scans_24h")}</th></tr>${cov.offices.map((o) => `<tr class="office-row"><td>${esc(o.office_name)}</td>
+    <th class="num">${t("scans_24h")}</th></tr>${cov.offices.map((o) => `<tr class="office-row"><td>${esc(o.office_name)}</td>${census.length ? `<td class="num">${fmt(o.required)}</td>` : ""}
     <td class="num">${fmt(o.registered)}</td><td class="num">${fmt(o.active_24h)}</td><td class="num">${fmt(o.active_7d)}</td>
     <td class="num">${pct(o.active_share_7d)}</td><td class="num">${fmt(o.scans_24h)}</td></tr>`).join("")}</table>`;
   $("#cov-zero").innerHTML = cov.zero_scan_communes.length
@@ -344,6 +407,7 @@ async function loadCoverage() {
     ${silent.map((v) => `<tr><td>${esc(v.name)} <small>${esc(v.venue_id)}</small></td><td>${esc(catName(v.category))}</td><td>${esc(v.commune_name)}</td></tr>`).join("")}</table>
     ${cov.silent_venues.length > silent.length ? `<p class="empty">… ${fmt(cov.silent_venues.length - silent.length)}</p>` : ""}`
     : `<p class="empty">${t("none")}</p>`;
+  renderCensus(cov);
 }
 
 // -- trace -----------------------------------------------------------------------------------------------
@@ -595,6 +659,7 @@ $("#lang").addEventListener("click", () => {
 $("#coverage-filters").addEventListener("submit", (ev) => { ev.preventDefault(); guard(loadCoverage)(); });
 $("#cov-period").addEventListener("change", guard(loadCoverage));
 $("#cov-csv").addEventListener("click", guard(() => download(`/api/reports/coverage/export?${coverageQuery()}&format=csv`, "coverage.csv")));
+$("#census-form").addEventListener("submit", guard(uploadCensus));
 $("#cov-xlsx").addEventListener("click", guard(() => download(`/api/reports/coverage/export?${coverageQuery()}&format=xlsx`, "coverage.xlsx")));
 $("#trace-form").addEventListener("submit", guard(runTrace));
 $("#case-form").addEventListener("submit", guard(declareCase));

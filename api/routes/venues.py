@@ -56,7 +56,7 @@ def list_venues(
 def register_venue(body: VenueIn, who: Caller, svc: Service) -> dict:
     """Register a venue in a commune of the caller's area (409 if the id is taken)."""
     return svc.register_venue(who, Venue(body.venue_id, body.name.strip(), body.category, body.commune_code,
-                                         body.capacity))  # fmt: skip
+                                         body.capacity), establishment_id=body.establishment_id)  # fmt: skip
 
 
 @router.post("/venues/{venue_id}/zones", status_code=201)

@@ -47,8 +47,9 @@ class VenueService(ServiceCore):
             and (category is None or v.category == category)
         ]  # fmt: skip
 
-    def register_venue(self, who: Principal, venue: Venue) -> dict:
-        """Register a venue in a commune of the caller's area (audited); Conflict if its id is taken."""
+    def register_venue(self, who: Principal, venue: Venue, establishment_id: str | None = None) -> dict:
+        """Register a venue in a commune of the caller's area (audited); Conflict if its id is taken. With
+        `establishment_id`, the venue is linked to that entry of its commune's census (checked first)."""
         if venue.commune_code not in self.geo.district_of_commune:
             raise InputError(f"Commune {venue.commune_code} is not a registered commune.")
         if venue.category not in load_categories():
@@ -67,12 +68,22 @@ class VenueService(ServiceCore):
                 with self._failures_lock:
                     self._taken_ids.fail(who.name, time.monotonic())
                 raise Conflict(f"The venue_id {venue.venue_id} is taken; choose another venue_id.")
+            link = [(venue.venue_id, venue.commune_code, establishment_id)] if establishment_id else []
+            if link:
+                from qrtrace.queries.census import check_links
+
+                check_links(self.rt.store, link, "")
             self.rt.register_venues([venue])
             self.front.venues_changed()
             audit.record("register_venue", "", venue.venue_id, "venue registered", commune=venue.commune_code,
                          outcome="registered")  # fmt: skip
+            if link:
+                from qrtrace.queries.census import link_venues
+
+                link_venues(self.rt.store, audit, link)
             self.geo = self._geography()
-        return {"venue_id": venue.venue_id, "registered": True}
+        return {"venue_id": venue.venue_id, "registered": True, **({"establishment_id": establishment_id} if link
+                                                                    else {})}  # fmt: skip
 
     def add_zone(self, who: Principal, venue_id: str, zone: str) -> dict:
         """Add a zone to a venue of the caller's area (scoped as registering a venue; audited): its QR and

@@ -174,3 +174,14 @@ CREATE TABLE IF NOT EXISTS qrtrace.notification_status (
     message_id String, first_exposure_us Int64, status String, reason String, attempts UInt16, gateway String,
     updated_at_us Int64, version UInt64
 ) ENGINE = ReplacingMergeTree(version) PARTITION BY intDiv(first_exposure_us, 86400000000) ORDER BY message_id;
+
+-- The deployment census (queries/census.py): the establishments a commune must see deploy QR, imported
+-- from the commune's own spreadsheet. Keyed per (commune_code, establishment_id): establishment ids are
+-- numbered by each commune's list, so two communes may both have a "CS001". version is the import (or
+-- link) time: re-importing the same file keeps the same rows, a later import or link replaces a row.
+-- venue_id links the establishment to its registered venue ('' = not registered yet). Reference data:
+-- not day-partitioned, retention never drops it.
+CREATE TABLE IF NOT EXISTS qrtrace.census (
+    commune_code String, establishment_id String, name String, category String, address String,
+    venue_id String, imported_at_us Int64, imported_by String, version UInt64
+) ENGINE = ReplacingMergeTree(version) ORDER BY (commune_code, establishment_id);

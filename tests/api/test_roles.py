@@ -50,7 +50,12 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/exposure-sites/{site_id}/withdraw"): EPI_ADMIN,
     ("POST", "/api/venues/{venue_id}/paper-log"): OFFICERS | {"venue_owner"},
     ("GET", "/api/venues/{venue_id}/paper-log/template.xlsx"): OFFICERS | {"venue_owner"},
+    ("POST", "/api/census"): OFFICERS | {"admin"},
+    ("GET", "/api/census/matches"): OFFICERS | {"admin"},
+    ("POST", "/api/census/link"): OFFICERS | {"admin"},
 }
+CENSUS_ROLE_CSV = ("establishment_id,name,category,commune_code,address\n"
+                   "ROLE-CS,Quán thử quyền,restaurant,{commune},Tổ 1\n")
 
 
 def test_the_table_names_every_published_route(client: TestClient) -> None:
@@ -121,6 +126,14 @@ def _request(client: TestClient, world: World, role: str, method: str, path: str
 
         sheet = paper_sheet(world.venue_id, [("0912000009", "09:00")])
         return client.post(url, content=sheet, headers=world.auth(role))
+    if path.startswith("/api/census"):  # the demo census links the demo venue to its establishment
+        params = {"venue_id": world.venue_id} if path.endswith("matches") else None
+        linked = client.get("/api/census/matches", params={"venue_id": world.venue_id},
+                            headers=world.auth("admin")).json()["matches"][0]  # fmt: skip
+        bodies["/api/census/link"] = {"venue_id": world.venue_id, "establishment_id": linked["establishment_id"]}
+    if path == "/api/census":
+        return client.post(url, content=CENSUS_ROLE_CSV.format(commune=world.commune_code).encode(),
+                           headers={**world.auth(role), "Content-Type": "text/csv"})  # fmt: skip
     resp = client.request(method, url, json=bodies.get(path) if method == "POST" else None, params=params,
                           headers=world.auth(role))  # fmt: skip
     if path == "/api/traces" and method == "POST" and resp.status_code == 202:

@@ -125,3 +125,20 @@ def test_paper_logs_stay_in_the_callers_area(client: TestClient, world: World, s
         answers[(who, venue)] = resp.json()["error"].replace(venue, "V")
     assert answers[("commune_officer", elsewhere)] == answers[("commune_officer", "NO-SUCH-VENUE")]
     assert counts(service) == before
+def test_the_census_stays_in_each_callers_area(client: TestClient, world: World, service: ApiService) -> None:
+    """The unregistered list and census flags are narrowed like every list; a census row for another commune or
+    district is refused row by row and writes nothing there."""
+    me = world.auth("commune_officer")
+    cov = client.get("/api/reports/coverage", headers=me).json()
+    assert cov["unregistered"] and {e["commune_code"] for e in cov["unregistered"]} == {world.commune_code}
+    assert set(cov["census_communes"]) <= {world.commune_code}
+    other = client.get("/api/reports/coverage", headers=world.auth("other_district_officer")).json()
+    assert not {e["commune_code"] for e in other["unregistered"]} - OTHER_DISTRICT
+    before = counts(service)
+    body = f"establishment_id,name,category,commune_code,address\nLEAK-CS,x,bar,{world.other_commune},y\n".encode()
+    got = client.post("/api/census", content=body, headers={**me, "Content-Type": "text/csv"}).json()
+    assert got["accepted"] == 0 and "outside your area" in got["refused"][0]["reason"]
+    assert counts(service) == before
+    elsewhere = next(v for v in client.get("/api/venues", headers=world.auth("admin")).json()
+                     if v["commune_code"] != world.commune_code)  # fmt: skip
+    _refused(client.get("/api/census/matches", params={"venue_id": elsewhere["venue_id"]}, headers=me))

@@ -383,6 +383,7 @@ def _params(name: str) -> list[dict[str, object]]:
         "commune_names": [{}], "places": [{"venue_ids": venues}, {"venue_ids": []}],
         "outbox_known": [{"ids": ["m-none"]}], "outbox_rows": [{"ids": ["m-none"]}], "status_all": [{}],
         "status_of": [{"ids": ["m-none"]}], "status_pending": [{"statuses": ["queued", "failed"]}],
+        "census_rows": [{}], "census_required": [{}], "census_unregistered": [{}],
     }[name]  # fmt: skip
 
 
@@ -521,6 +522,36 @@ def test_coverage_report_is_identical_on_both(wave) -> None:  # type: ignore[no-
         on_server = coverage_report(server, as_of, since).to_dict()
         assert on_server == coverage_report(embedded, as_of, since).to_dict()
     assert any(c["scans"] for c in on_server["cells"])
+
+
+def _census_on(store: Store) -> dict[str, object]:
+    """The deployment census on one store: written twice (a re-import), then a later version of one row."""
+    from qrtrace.domain.census import Establishment
+    from qrtrace.queries.census import stored_census, write_census
+
+    store.execute("TRUNCATE TABLE qrtrace.census")
+    venues = store.query("SELECT venue_id, category, commune_code FROM qrtrace.venues FINAL ORDER BY venue_id")
+    first = (venues["venue_id"][0], venues["category"][0], venues["commune_code"][0])
+    rows = [Establishment("CS1", "Linked", first[1], first[2], "Tổ 1", first[0]),
+            Establishment("CS2", "Not registered", "karaoke", first[2], "Tổ 2"),
+            Establishment("CS3", "Gone venue", "bar", first[2], "Tổ 3", "no-such-venue"),
+            Establishment("CS1", "Other commune's CS1", "market", "02539", "Thôn 1")]  # fmt: skip
+    write_census(store, rows, 100, "test")
+    write_census(store, rows, 100, "test")  # the same file again
+    write_census(store, [Establishment("CS2", "Renamed", "karaoke", first[2], "Tổ 2b")], 200, "test")
+    report = coverage_report(store, _us(TO), _us(TO) - 2 * US_PER_DAY).to_dict()
+    return {"census": stored_census(store), "report": report}
+
+
+def test_census_coverage_is_identical_on_both(wave) -> None:  # type: ignore[no-untyped-def]
+    server, embedded = wave
+    on_server, on_embedded = _census_on(server), _census_on(embedded)
+    assert on_server == on_embedded
+    assert len(on_server["census"]) == 4 and on_server["census"][1].name == "Renamed"  # by (commune, id)
+    report = on_server["report"]
+    assert [e["establishment_id"] for e in report["unregistered"]] == ["CS3", "CS2", "CS1"]
+    linked = [c for c in report["communes"] if c["required_registered"]]
+    assert len(linked) == 1 and linked[0]["census"] and linked[0]["required"] == 3
 
 
 def _contacts_on(store: Store) -> dict[str, object]:
