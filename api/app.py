@@ -155,8 +155,7 @@ def _sentence_handler(status: int):  # type: ignore[no-untyped-def]
 def create_app(svc: ApiService, scanners_only: bool = False) -> FastAPI:
     """The application over one service (which owns the store); `scanners_only` (`qrtrace ingest-server`):
     the scanner door, /healthz and /metrics, nothing else (no console, no other route)."""
-    from qrtrace.api.routes import cases, checkins, exposure_sites, notifications, operations, reports, venues
-    from qrtrace.api.routes import census
+    from qrtrace.api.routes import cases, census, checkins, exposure_sites, notifications, operations, reports, venues
     from qrtrace.api.routes import paper as paper_routes
 
     app = FastAPI(
