@@ -30,6 +30,7 @@ class Role(StrEnum):
     DISTRICT_OFFICER = "district_officer"
     EPIDEMIOLOGIST = "epidemiologist"
     ADMIN = "admin"
+    HEALTH_STATION = "health_station"
 
 
 class Action(StrEnum):
@@ -45,6 +46,9 @@ class Action(StrEnum):
     EXPORT_COVERAGE = "export_coverage"
     READ_OPERATIONS = "read_operations"
     READ_AUDIT = "read_audit"
+    READ_FOLLOW_UP = "read_follow_up"
+    UPDATE_FOLLOW_UP = "update_follow_up"
+    EXPORT_FOLLOW_UP = "export_follow_up"
 
 
 A = Action
@@ -60,8 +64,17 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.EPIDEMIOLOGIST: frozenset(
         {A.LIST_VENUES, A.DECLARE_CASE, A.RUN_TRACE, A.EXPORT_CALL_LIST, A.REIDENTIFY, A.READ_COVERAGE}
     ),
-    Role.ADMIN: frozenset(set(Action) - {A.REIDENTIFY, A.INGEST_CHECKINS, A.DECLARE_CASE}),
+    Role.ADMIN: frozenset(set(Action) - {A.REIDENTIFY, A.INGEST_CHECKINS, A.DECLARE_CASE, A.UPDATE_FOLLOW_UP}),
+    Role.HEALTH_STATION: frozenset({A.READ_FOLLOW_UP, A.UPDATE_FOLLOW_UP, A.EXPORT_FOLLOW_UP}),
 }
+# Contact follow-up (issue 15): a commune health station reads, updates and exports its own commune's
+# records (and opens their phone numbers: qrtrace/followup/, audited with a purpose, only for its own
+# records); epidemiologists do all of it province-wide; commune and district officers read and export their
+# area's list (pseudonyms only: they do not call people); admins read and export with pseudonyms only and
+# never change a record (they run the system, they do not follow people up).
+PERMISSIONS[Role.EPIDEMIOLOGIST] |= {A.READ_FOLLOW_UP, A.UPDATE_FOLLOW_UP, A.EXPORT_FOLLOW_UP}
+PERMISSIONS[Role.COMMUNE_OFFICER] |= {A.READ_FOLLOW_UP, A.EXPORT_FOLLOW_UP}
+PERMISSIONS[Role.DISTRICT_OFFICER] |= {A.READ_FOLLOW_UP, A.EXPORT_FOLLOW_UP}
 
 
 @dataclass(frozen=True)
@@ -71,7 +84,7 @@ class Principal:
     name: str
     role: Role
     venues: frozenset[str] = frozenset()  # scanner: exactly one; venue owner: one or more
-    commune_code: str | None = None  # commune officer
+    commune_code: str | None = None  # commune officer, health station
     district_code: str | None = None  # district officer
 
 
@@ -115,14 +128,14 @@ def authorize(who: Principal, action: Action, scope: Scope, geo: Geography) -> N
         # About one venue: the same sentence for a venue elsewhere and for no venue at all, naming only the
         # caller's own area, so an officer cannot learn which venue ids exist or where they are.
         if not _in_area(who, commune, geo):
-            officer = who.role is Role.COMMUNE_OFFICER
+            officer = who.role in (Role.COMMUNE_OFFICER, Role.HEALTH_STATION)
             area = f"commune {who.commune_code}" if officer else f"district {who.district_code}"
             raise AccessDenied(f"{who.name} may only reach the venues of {area}; venue {scope.venue_id} is not one "
                                "of them.")  # fmt: skip
         return
     if commune is None:
         raise AccessDenied(f"A {who.role} must name a commune or venue within its area.")
-    if who.role is Role.COMMUNE_OFFICER and commune != who.commune_code:
+    if who.role in (Role.COMMUNE_OFFICER, Role.HEALTH_STATION) and commune != who.commune_code:
         raise AccessDenied(f"{who.name} may only see commune {who.commune_code}, not {commune}.")
     if who.role is Role.DISTRICT_OFFICER and geo.district_of_commune.get(commune) != who.district_code:
         raise AccessDenied(f"{who.name} may only see the communes of district {who.district_code}.")
@@ -131,14 +144,14 @@ def authorize(who: Principal, action: Action, scope: Scope, geo: Geography) -> N
 def _in_area(who: Principal, commune: str | None, geo: Geography) -> bool:
     if commune is None:
         return False
-    if who.role is Role.COMMUNE_OFFICER:
+    if who.role in (Role.COMMUNE_OFFICER, Role.HEALTH_STATION):
         return commune == who.commune_code
     return geo.district_of_commune.get(commune) == who.district_code
 
 
 def visible_communes(who: Principal, geo: Geography) -> frozenset[str] | None:
     """The communes a report may show to `who` (None: all of them). Lists are filtered, never leaked."""
-    if who.role is Role.COMMUNE_OFFICER:
+    if who.role in (Role.COMMUNE_OFFICER, Role.HEALTH_STATION):
         return frozenset({who.commune_code} if who.commune_code else set())
     if who.role is Role.DISTRICT_OFFICER:
         return frozenset(c for c, d in geo.district_of_commune.items() if d == who.district_code)
