@@ -45,7 +45,7 @@ class FollowUpService(ServiceCore):
             raise NotFound(f"No follow-up record {follow_up_id} in your area.")
         return record
 
-    def _fu_view(self, r: FollowUp, lang: str = "vi") -> dict:
+    def _fu_view(self, r: FollowUp, names: dict[str, str], lang: str = "vi") -> dict:
         tz = self.settings.display_tz
 
         def when(us: int) -> str | None:
@@ -53,7 +53,7 @@ class FollowUpService(ServiceCore):
 
         return {"follow_up_id": r.follow_up_id, "case_id": r.case_id, "person": r.person, "hop": r.hop,
                 "tier": f"F{r.hop}", "risk": r.risk, "venue_id": r.venue_id,
-                "venue_name": self._fu_names().get(r.venue_id, r.venue_id), "commune_code": r.commune_code,
+                "venue_name": names.get(r.venue_id, r.venue_id), "commune_code": r.commune_code,
                 "exposed_from": when(r.exposed_from_us), "exposed_to": when(r.exposed_to_us), "trace_id": r.trace_id,
                 "status": r.status, "status_label": status_label(r.status, lang),
                 "quarantine_from": when(r.quarantine_from_us), "quarantine_until": when(r.quarantine_until_us),
@@ -76,7 +76,7 @@ class FollowUpService(ServiceCore):
         counts: dict[str, int] = {}
         for r in records:
             counts[r.status] = counts.get(r.status, 0) + 1
-        views = [self._fu_view(r, lang) | {"venue_name": names.get(r.venue_id, r.venue_id)} for r in records]
+        views = [self._fu_view(r, names, lang) for r in records]
         return {"follow_ups": views, "counts": counts, "may_update": self.may(who, Action.UPDATE_FOLLOW_UP),
                 "may_call": who.role in CALLERS, "may_trace": self.may(who, Action.RUN_TRACE)}  # fmt: skip
 
@@ -86,9 +86,15 @@ class FollowUpService(ServiceCore):
         with self._lock:
             changes = store_fu.history(self.rt.store, follow_up_id)
         tz = self.settings.display_tz
-        return self._fu_view(record, lang) | {"history": [
-            {"at": render.iso(c["at_us"], tz), "by": c["actor"], "field": c["field"], "from": c["from"],
-             "to": c["to"]} for c in changes]}  # fmt: skip
+
+        def shown(field: str, value: str) -> str | None:  # times as ISO 8601 in the display zone, 0 as none
+            if not field.endswith("_us"):
+                return value
+            return render.iso(int(value), tz) if value not in ("", "0") else None
+
+        return self._fu_view(record, self._fu_names(), lang) | {"history": [
+            {"at": render.iso(c["at_us"], tz), "by": c["actor"], "field": c["field"].removesuffix("_us"),
+             "from": shown(c["field"], c["from"]), "to": shown(c["field"], c["to"])} for c in changes]}  # fmt: skip
 
     # -- changing -----------------------------------------------------------------------------------------------
     def update_follow_up(self, who: Principal, follow_up_id: str, status: str | None, date_us: int | None,
