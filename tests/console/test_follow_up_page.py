@@ -37,6 +37,16 @@ def phone(browser):  # type: ignore[no-untyped-def]
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
+def _posting(phone, button) -> None:  # type: ignore[no-untyped-def]
+    """Click `button`, wait for the follow-up POST it sends and for the list read after it (the card re-drawn)."""
+    with phone.expect_response(lambda r: r.request.method == "GET" and "/api/follow-ups?" in r.url) as listed:
+        with phone.expect_response(lambda r: r.request.method == "POST" and "/api/follow-ups/" in r.url) as answer:
+            button.click()
+        assert answer.value.ok, answer.value.text()
+    assert listed.value.ok
+    phone.wait_for_load_state("networkidle")
+
+
 def test_a_health_station_follows_up_on_a_phone(phone, console: Console) -> None:  # type: ignore[no-untyped-def]
     trace = _call(console, "epidemiologist", "api/traces", {"case_ids": ["DEMO-F0-1"], "purpose": "kiểm thử theo dõi"})
     for _ in range(600):  # bounded: a minute at most
@@ -52,6 +62,7 @@ def test_a_health_station_follows_up_on_a_phone(phone, console: Console) -> None
     phone.goto(console.sign_in_link("health_station"))
     phone.wait_for_selector("#who:not(:empty)")
     phone.goto(f"{console.url}#followup")
+    phone.wait_for_load_state("networkidle")  # the sign-in's own first load and the page's have both rendered
     cards = phone.locator("#fu-list .fu-card")
     expect(cards).to_have_count(len(mine))
     shown = {cards.nth(i).get_attribute("data-id") for i in range(cards.count())}
@@ -60,17 +71,17 @@ def test_a_health_station_follows_up_on_a_phone(phone, console: Console) -> None
     assert phone.locator("#nav a[data-page=trace]").is_hidden()  # a health station does not trace
     fid = min(mine, key=lambda r: r["hop"])["follow_up_id"]
     card = phone.locator(f".fu-card[data-id='{fid}']")
-    card.locator("button.fu-reached").click()
+    _posting(phone, card.locator("button.fu-reached"))
     expect(card.locator(".fu-state")).to_have_text("Đã liên lạc")
     card.locator("input.fu-date").fill("2026-12-01")
-    card.locator("button.fu-quarantined").click()
+    _posting(phone, card.locator("button.fu-quarantined"))
     expect(card.locator(".fu-state")).to_have_text("Đang cách ly")
     expect(card.locator(".fu-dates")).to_contain_text("1/12/2026")
     card.locator("input.fu-note").fill("Cách ly tại nhà, gọi lại sau 3 ngày")
-    card.locator("button.fu-save-note").click()
+    _posting(phone, card.locator("button.fu-save-note"))
     expect(card.locator(".fu-notes")).to_have_text("Cách ly tại nhà, gọi lại sau 3 ngày")
     phone.once("dialog", lambda dialog: dialog.accept())
-    card.locator("button.fu-tested_positive").click()
+    _posting(phone, card.locator("button.fu-tested_positive"))
     expect(card.locator(".fu-state")).to_have_text("Xét nghiệm dương tính")
     expect(card.locator(".fu-declared")).to_contain_text("cán bộ dịch tễ tỉnh sẽ truy vết")
     case_id = card.locator(".fu-declared b").inner_text()
