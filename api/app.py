@@ -42,7 +42,7 @@ DOCS_PAGE = """<!doctype html>
 """
 # Answers that hold identifiers or pseudonyms of people (cohorts, call lists, cases, the audit log) are
 # never kept by a browser or a proxy.
-NO_STORE_PATHS = ("/api/traces", "/api/cases", "/api/audit", "/api/exposure-sites")
+NO_STORE_PATHS = ("/api/traces", "/api/cases", "/api/audit", "/api/exposure-sites", "/api/follow-ups")
 PUBLIC = resources.files("qrtrace.api").joinpath("public")
 # The public exposure-site page: its own files only, like the console; it reads nothing but /public.
 PUBLIC_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; base-uri 'none'; form-action 'self'; "
@@ -155,7 +155,17 @@ def _sentence_handler(status: int):  # type: ignore[no-untyped-def]
 def create_app(svc: ApiService, scanners_only: bool = False) -> FastAPI:
     """The application over one service (which owns the store); `scanners_only` (`qrtrace ingest-server`):
     the scanner door, /healthz and /metrics, nothing else (no console, no other route)."""
-    from qrtrace.api.routes import cases, census, checkins, exposure_sites, notifications, operations, reports, venues
+    from qrtrace.api.routes import (
+        cases,
+        census,
+        checkins,
+        exposure_sites,
+        follow_up,
+        notifications,
+        operations,
+        reports,
+        venues,
+    )
     from qrtrace.api.routes import paper as paper_routes
 
     app = FastAPI(
@@ -227,7 +237,8 @@ def create_app(svc: ApiService, scanners_only: bool = False) -> FastAPI:
         return _error(500, f"The server failed on this request ({type(exc).__name__}); it was logged.")
 
     for module in (checkins,) if scanners_only else (venues, checkins, cases, reports, operations,
-                                                     exposure_sites, notifications, paper_routes, census):
+                                                     exposure_sites, notifications, paper_routes, census,
+                                                     follow_up):
         app.include_router(module.router, prefix="/api")
 
     @app.get("/healthz", tags=["operations"])

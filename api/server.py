@@ -36,6 +36,7 @@ def issue_demo_tokens(settings: Settings, venue_id: str, commune_code: str, dist
         Principal("demo-district-officer", Role.DISTRICT_OFFICER, district_code=district_code),
         Principal("demo-epidemiologist", Role.EPIDEMIOLOGIST),
         Principal("demo-admin", Role.ADMIN),
+        Principal("demo-health-station", Role.HEALTH_STATION, commune_code=commune_code),
     ]
     tokens = {str(p.role): book.issue(p, expires, DEMO_LABEL).token for p in principals}
     path = settings.store_path / DEMO_TOKENS

@@ -19,6 +19,7 @@ from qrtrace.api.services.checkins import CheckinService
 from qrtrace.api.services.core import TOKEN_FILE_CHECK_S, IngestStats
 from qrtrace.api.services.errors import Conflict, NotFound, TooLarge, Unavailable
 from qrtrace.api.services.exposure_sites import ExposureSiteService
+from qrtrace.api.services.follow_up import FollowUpService
 from qrtrace.api.services.jobs import MAX_TRACE_JOBS_KEPT, TraceJob
 from qrtrace.api.services.notifications import NotificationService
 from qrtrace.api.services.operations import OperationsService
@@ -43,5 +44,5 @@ __all__ = [
 
 
 class ApiService(AuthService, VenueService, CheckinService, CaseService, ReportService, OperationsService,
-                 ExposureSiteService, NotificationService, PaperLogService, CensusService):
+                 ExposureSiteService, NotificationService, PaperLogService, CensusService, FollowUpService):
     """Everything the routes do, with the caller (a Principal) as the first argument."""

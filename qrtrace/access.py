@@ -30,6 +30,7 @@ class Role(StrEnum):
     DISTRICT_OFFICER = "district_officer"
     EPIDEMIOLOGIST = "epidemiologist"
     ADMIN = "admin"
+    HEALTH_STATION = "health_station"
 
 
 class Action(StrEnum):
@@ -47,6 +48,9 @@ class Action(StrEnum):
     READ_AUDIT = "read_audit"
     IMPORT_PAPER_LOG = "import_paper_log"  # a venue's paper log (people without phones) as manual check-ins
     IMPORT_CENSUS = "import_census"  # the deployment census: import a commune's list, link a venue to its entry
+    READ_FOLLOW_UP = "read_follow_up"
+    UPDATE_FOLLOW_UP = "update_follow_up"
+    EXPORT_FOLLOW_UP = "export_follow_up"
 
 
 A = Action
@@ -63,9 +67,22 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
         {A.LIST_VENUES, A.DECLARE_CASE, A.RUN_TRACE, A.EXPORT_CALL_LIST, A.REIDENTIFY, A.READ_COVERAGE}
     ),
     # Admins store no check-ins (neither a scanner's nor a paper log's): they run the system.
-    Role.ADMIN: frozenset(set(Action) - {A.REIDENTIFY, A.INGEST_CHECKINS, A.DECLARE_CASE, A.IMPORT_PAPER_LOG}),
+    # Admins store no check-ins (neither a scanner's nor a paper log's) and change no follow-up record: they
+    # run the system.
+    Role.ADMIN: frozenset(
+        set(Action) - {A.REIDENTIFY, A.INGEST_CHECKINS, A.DECLARE_CASE, A.IMPORT_PAPER_LOG, A.UPDATE_FOLLOW_UP}
+    ),
+    Role.HEALTH_STATION: frozenset({A.READ_FOLLOW_UP, A.UPDATE_FOLLOW_UP, A.EXPORT_FOLLOW_UP}),
 }
-# The deployment census is the officers' own list of their area (admins have every action but three).
+# Contact follow-up (issue 15): a commune health station reads, updates and exports its own commune's
+# records (and opens their phone numbers: qrtrace/followup/, audited with a purpose, only for its own
+# records); epidemiologists do all of it province-wide; commune and district officers read and export their
+# area's list (pseudonyms only: they do not call people); admins read and export with pseudonyms only and
+# never change a record (they run the system, they do not follow people up).
+PERMISSIONS[Role.EPIDEMIOLOGIST] |= {A.READ_FOLLOW_UP, A.UPDATE_FOLLOW_UP, A.EXPORT_FOLLOW_UP}
+PERMISSIONS[Role.COMMUNE_OFFICER] |= {A.READ_FOLLOW_UP, A.EXPORT_FOLLOW_UP}
+PERMISSIONS[Role.DISTRICT_OFFICER] |= {A.READ_FOLLOW_UP, A.EXPORT_FOLLOW_UP}
+# The deployment census is the officers' own list of their area (admins have it too).
 PERMISSIONS[Role.COMMUNE_OFFICER] |= {A.IMPORT_CENSUS}
 PERMISSIONS[Role.DISTRICT_OFFICER] |= {A.IMPORT_CENSUS}
 
@@ -77,7 +94,7 @@ class Principal:
     name: str
     role: Role
     venues: frozenset[str] = frozenset()  # scanner: exactly one; venue owner: one or more
-    commune_code: str | None = None  # commune officer
+    commune_code: str | None = None  # commune officer, health station
     district_code: str | None = None  # district officer
 
 
@@ -121,14 +138,14 @@ def authorize(who: Principal, action: Action, scope: Scope, geo: Geography) -> N
         # About one venue: the same sentence for a venue elsewhere and for no venue at all, naming only the
         # caller's own area, so an officer cannot learn which venue ids exist or where they are.
         if not _in_area(who, commune, geo):
-            officer = who.role is Role.COMMUNE_OFFICER
+            officer = who.role in (Role.COMMUNE_OFFICER, Role.HEALTH_STATION)
             area = f"commune {who.commune_code}" if officer else f"district {who.district_code}"
             raise AccessDenied(f"{who.name} may only reach the venues of {area}; venue {scope.venue_id} is not one "
                                "of them.")  # fmt: skip
         return
     if commune is None:
         raise AccessDenied(f"A {who.role} must name a commune or venue within its area.")
-    if who.role is Role.COMMUNE_OFFICER and commune != who.commune_code:
+    if who.role in (Role.COMMUNE_OFFICER, Role.HEALTH_STATION) and commune != who.commune_code:
         raise AccessDenied(f"{who.name} may only see commune {who.commune_code}, not {commune}.")
     if who.role is Role.DISTRICT_OFFICER and geo.district_of_commune.get(commune) != who.district_code:
         raise AccessDenied(f"{who.name} may only see the communes of district {who.district_code}.")
@@ -137,14 +154,14 @@ def authorize(who: Principal, action: Action, scope: Scope, geo: Geography) -> N
 def _in_area(who: Principal, commune: str | None, geo: Geography) -> bool:
     if commune is None:
         return False
-    if who.role is Role.COMMUNE_OFFICER:
+    if who.role in (Role.COMMUNE_OFFICER, Role.HEALTH_STATION):
         return commune == who.commune_code
     return geo.district_of_commune.get(commune) == who.district_code
 
 
 def visible_communes(who: Principal, geo: Geography) -> frozenset[str] | None:
     """The communes a report may show to `who` (None: all of them). Lists are filtered, never leaked."""
-    if who.role is Role.COMMUNE_OFFICER:
+    if who.role in (Role.COMMUNE_OFFICER, Role.HEALTH_STATION):
         return frozenset({who.commune_code} if who.commune_code else set())
     if who.role is Role.DISTRICT_OFFICER:
         return frozenset(c for c, d in geo.district_of_commune.items() if d == who.district_code)

@@ -580,10 +580,10 @@ def serve(
 @tokens_app.command("issue")
 def tokens_issue(
     role: Annotated[str, typer.Option(help="scanner, venue_owner, commune_officer, district_officer, "
-                                           "epidemiologist or admin")],
+                                           "epidemiologist, admin or health_station")],
     name: Annotated[str, typer.Option(help="Who holds it (written to the audit log as the actor).")],
     venue: Annotated[list[str] | None, typer.Option(help="The venue(s) of a scanner or venue owner.")] = None,
-    commune: Annotated[str | None, typer.Option(help="The commune of a commune officer.")] = None,
+    commune: Annotated[str | None, typer.Option(help="The commune of a commune officer or health station.")] = None,
     district: Annotated[str | None, typer.Option(help="The district of a district officer.")] = None,
     days: Annotated[int, typer.Option(min=1, max=366, help="Days until it expires.")] = 30,
 ) -> None:
@@ -597,9 +597,10 @@ def tokens_issue(
     except ValueError:
         raise InputError(f"Unknown role {role!r}; use one of {', '.join(r.value for r in Role)}.") from None
     needs = {Role.SCANNER: venue, Role.VENUE_OWNER: venue, Role.COMMUNE_OFFICER: commune,
-             Role.DISTRICT_OFFICER: district}  # fmt: skip
+             Role.DISTRICT_OFFICER: district, Role.HEALTH_STATION: commune}  # fmt: skip
     if the_role in needs and not needs[the_role]:
-        flag = {Role.COMMUNE_OFFICER: "--commune", Role.DISTRICT_OFFICER: "--district"}.get(the_role, "--venue")
+        flag = {Role.COMMUNE_OFFICER: "--commune", Role.DISTRICT_OFFICER: "--district",
+                Role.HEALTH_STATION: "--commune"}.get(the_role, "--venue")  # fmt: skip
         raise InputError(f"A {the_role} token is scoped: give {flag}.")
     if the_role is Role.SCANNER and venue and len(venue) != 1:
         raise InputError("A scanner token is bound to exactly one venue.")
@@ -917,4 +918,12 @@ def _register_paper() -> None:
     register(app)
 
 
+def _register_follow_up() -> None:
+    """`qrtrace follow-up ...` (qrtrace/follow_up_cli.py)."""
+    from qrtrace.follow_up_cli import register
+
+    register(app)
+
+
 _register_paper()
+_register_follow_up()

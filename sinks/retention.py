@@ -7,7 +7,7 @@ from qrtrace.sinks.store import Store
 
 DAY_PARTITIONED = ("checkins", "checkin_outcomes", "visits_by_venue", "visits_by_person", "occupancy",
                    "dead_letters", "trace_runs", "trace_exposures", "exposure_sites", "notification_outbox",
-                   "notification_status")
+                   "notification_status", "follow_ups", "follow_up_history")
 
 
 def drop_expired_partitions(store: Store, cutoff_day: int) -> list[tuple[str, int]]:

@@ -31,6 +31,7 @@ PEOPLE = {
     Role.DISTRICT_OFFICER: Principal("district-1", Role.DISTRICT_OFFICER, district_code="D1"),
     Role.EPIDEMIOLOGIST: Principal("epi-1", Role.EPIDEMIOLOGIST),
     Role.ADMIN: Principal("admin-1", Role.ADMIN),
+    Role.HEALTH_STATION: Principal("station-1", Role.HEALTH_STATION, commune_code="C1"),
 }
 HOME = Scope(venue_id="V1")  # inside every scoped principal's area above
 
@@ -62,6 +63,10 @@ def test_reidentification_is_for_epidemiologists_only() -> None:
         (Role.DISTRICT_OFFICER, Action.READ_COVERAGE, Scope(commune_code="C3")),  # another district
         (Role.DISTRICT_OFFICER, Action.REGISTER_VENUE, Scope(venue_id="V3")),
         (Role.DISTRICT_OFFICER, Action.READ_COVERAGE, Scope(venue_id="V-unknown")),
+        (Role.HEALTH_STATION, Action.READ_FOLLOW_UP, Scope(commune_code="C2")),  # the next commune
+        (Role.HEALTH_STATION, Action.UPDATE_FOLLOW_UP, Scope(commune_code="C3")),
+        (Role.HEALTH_STATION, Action.EXPORT_FOLLOW_UP, Scope()),  # "everything" is not its area
+        (Role.HEALTH_STATION, Action.READ_FOLLOW_UP, Scope(venue_id="V2")),
     ],
 )
 def test_scoped_roles_cannot_reach_outside_their_area(role: Role, action: Action, scope: Scope) -> None:
@@ -139,3 +144,14 @@ def test_failed_attempts_are_limited_in_a_sliding_window() -> None:
     window.fail("b", 30.0)
     window.fail("c", 31.0)  # a third key: the one whose last failure is oldest is forgotten
     assert set(window._failures) == {"b", "c"}
+
+
+def test_a_health_station_is_bound_to_its_commune_and_only_follows_up() -> None:
+    station = PEOPLE[Role.HEALTH_STATION]
+    assert visible_communes(station, GEO) == {"C1"}
+    authorize(station, Action.UPDATE_FOLLOW_UP, Scope(commune_code="C1"), GEO)
+    assert PERMISSIONS[Role.HEALTH_STATION] == {Action.READ_FOLLOW_UP, Action.UPDATE_FOLLOW_UP,
+                                                Action.EXPORT_FOLLOW_UP}  # fmt: skip
+    assert Action.UPDATE_FOLLOW_UP not in PERMISSIONS[Role.ADMIN]  # admins never change a record
+    assert [r for r in Role if Action.UPDATE_FOLLOW_UP in PERMISSIONS[r]] == [Role.EPIDEMIOLOGIST,
+                                                                              Role.HEALTH_STATION]  # fmt: skip

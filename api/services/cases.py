@@ -115,6 +115,7 @@ class CaseService(ServiceCore):
                 for case, count in enumerate(closes.tolist()):
                     close[first + case] = int(count)
             self._store_run(job, queries, rules, contacts, exposures, close)
+            self._follow_up_run(job)
             job.contacts = sum(contacts)
             job.hops_done = job.depth
             job.status = "done"
@@ -141,6 +142,16 @@ class CaseService(ServiceCore):
             headers.append({**header, "contacts_count": n, "exposure_rows": rows})
         write_run(self._locked_store, job.trace_id, job.started_at_us, now_us(), job.actor, job.case_ids,
                   job.purpose, rules, headers)  # fmt: skip
+
+    def _follow_up_run(self, job: TraceJob) -> None:
+        """The finished run's contacts become follow-up records for their communes' health stations (issue 15;
+        sinks/follow_up.py). Idempotent; a failure here is logged and leaves the trace itself done."""
+        from qrtrace.sinks.follow_up import create_from_run
+
+        try:
+            create_from_run(self._locked_store, job.trace_id, AuditLog(self._locked_store, job.actor))
+        except Exception:
+            log.exception("could not create the follow-up records of trace %s", job.trace_id)
 
     # -- reading a trace ----------------------------------------------------------------------------------
     def trace_status(self, who: Principal, trace_id: str) -> dict:

@@ -185,3 +185,19 @@ CREATE TABLE IF NOT EXISTS qrtrace.census (
     commune_code String, establishment_id String, name String, category String, address String,
     venue_id String, imported_at_us Int64, imported_by String, version UInt64
 ) ENGINE = ReplacingMergeTree(version) ORDER BY (commune_code, establishment_id);
+-- Contact follow-up (queries/follow_up.py, sinks/follow_up.py): one record per (case, contact), assigned to the
+-- commune of the venue of the contact's first exposure. Pseudonymous like the trace it came from. version 0 for
+-- a record as created (writing it again never overrides a change), an update's version its time (strictly
+-- increasing per record). Day-partitioned by the first exposure: retention drops it with its visits.
+CREATE TABLE IF NOT EXISTS qrtrace.follow_ups (
+    follow_up_id String, case_id String, person String, hop UInt8, risk String, venue_id String,
+    commune_code String, exposed_from_us Int64, exposed_to_us Int64, trace_id String, status String,
+    quarantine_from_us Int64, quarantine_until_us Int64, tested_on_us Int64, new_case_id String, notes String,
+    created_at_us Int64, updated_at_us Int64, updated_by String, version UInt64
+) ENGINE = ReplacingMergeTree(version) PARTITION BY intDiv(exposed_from_us, 86400000000) ORDER BY follow_up_id;
+
+-- Every change of a follow-up record, append-only: who changed which field from what to what, and when.
+CREATE TABLE IF NOT EXISTS qrtrace.follow_up_history (
+    follow_up_id String, commune_code String, exposed_from_us Int64, at_us Int64, actor String, field String,
+    from_value String, to_value String
+) ENGINE = MergeTree PARTITION BY intDiv(exposed_from_us, 86400000000) ORDER BY (follow_up_id, at_us);

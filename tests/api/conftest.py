@@ -89,6 +89,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     tokens["other_venue_owner"] = book.issue(Principal("other-owner", Role.VENUE_OWNER,
                                                        venues=frozenset({"OT-MARKET"})), later).token  # fmt: skip
     tokens["expired"] = book.issue(Principal("expired-epi", Role.EPIDEMIOLOGIST), now_us() - 1).token
+    tokens["other_health_station"] = book.issue(Principal("other-station", Role.HEALTH_STATION,
+                                                          commune_code="99901"), later).token  # fmt: skip
     settings = Settings(store=str(store), key_file=keys, token_file=token_file, actor="api-tests",
                         notify_gateway=f"file:{root / 'notifications.jsonl'}")  # fmt: skip
     communes = [line.split(",")[0] for line in (Path(__file__).parents[2] / "qrtrace" / "data" /

@@ -13,16 +13,17 @@ from tests.api.conftest import RECENT_DAY, World
 
 pytestmark = pytest.mark.api
 
-ROLES = ("scanner", "venue_owner", "commune_officer", "district_officer", "epidemiologist", "admin")
+ROLES = ("scanner", "venue_owner", "commune_officer", "district_officer", "epidemiologist", "admin", "health_station")
 ALL = frozenset(ROLES)
 OFFICERS = frozenset({"commune_officer", "district_officer"})
 EPI_ADMIN = frozenset({"epidemiologist", "admin"})
+FOLLOWERS = frozenset({"health_station", "epidemiologist"})  # who follows contacts up (and may call them)
 
 EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/me"): ALL,
     ("GET", "/api/communes"): ALL,
     ("GET", "/api/categories"): ALL,
-    ("GET", "/api/venues"): ALL - {"scanner"},
+    ("GET", "/api/venues"): ALL - {"scanner", "health_station"},
     ("POST", "/api/venues"): OFFICERS | {"admin"},
     ("POST", "/api/venues/{venue_id}/zones"): OFFICERS | {"admin"},
     ("GET", "/api/venues/{venue_id}/qr.png"): OFFICERS | {"venue_owner", "admin"},
@@ -53,6 +54,13 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/census"): OFFICERS | {"admin"},
     ("GET", "/api/census/matches"): OFFICERS | {"admin"},
     ("POST", "/api/census/link"): OFFICERS | {"admin"},
+    ("GET", "/api/follow-ups"): FOLLOWERS | OFFICERS | {"admin"},
+    ("GET", "/api/follow-ups/export"): FOLLOWERS | OFFICERS | {"admin"},
+    ("GET", "/api/follow-ups/{follow_up_id}"): FOLLOWERS | OFFICERS | {"admin"},
+    ("POST", "/api/follow-ups/{follow_up_id}"): FOLLOWERS,
+    ("POST", "/api/follow-ups/{follow_up_id}/positive"): FOLLOWERS,
+    ("GET", "/api/follow-ups/{follow_up_id}/contact"): FOLLOWERS,
+    ("POST", "/api/traces/{trace_id}/follow-ups"): EPI_ADMIN,
 }
 CENSUS_ROLE_CSV = ("establishment_id,name,category,commune_code,address\n"
                    "ROLE-CS,Quán thử quyền,restaurant,{commune},Tổ 1\n")
@@ -103,6 +111,10 @@ def _request(client: TestClient, world: World, role: str, method: str, path: str
         site = client.post("/api/exposure-sites", json={"case_id": "DEMO-F0-1", "purpose": "role matrix"},
                            headers=world.auth("epidemiologist")).json()["sites"][0]["site_id"]  # fmt: skip
         url = path.replace("{site_id}", site)
+    if "{follow_up_id}" in path:  # a not-yet-positive record of the demo commune (every scoped role's area)
+        records = client.get("/api/follow-ups", params={"commune": world.commune_code, "status": "not_reached"},
+                             headers=world.auth("epidemiologist")).json()["follow_ups"]  # fmt: skip
+        url = path.replace("{follow_up_id}", records[0]["follow_up_id"])
     n = next(_serial)
     bodies = {
         "/api/venues": {"venue_id": f"ROLE-{role}-{n}", "name": "Quán thử quyền", "category": "restaurant",
@@ -117,8 +129,10 @@ def _request(client: TestClient, world: World, role: str, method: str, path: str
         "/api/exposure-sites/{site_id}/withdraw": {"purpose": "role matrix"},
         "/api/traces/{trace_id}/notifications": {"tier": "all", "purpose": "role matrix"},
         "/api/venues/{venue_id}/zones": {"zone": f"Khu thử quyền {role} {n}"},
+        "/api/follow-ups/{follow_up_id}": {"note": f"role matrix {role}"},
+        "/api/follow-ups/{follow_up_id}/positive": {"note": f"role matrix {role}"},
     }  # fmt: skip
-    params = {"purpose": "role matrix"} if path.endswith(("call-list", "result")) else None
+    params = {"purpose": "role matrix"} if path.endswith(("call-list", "result", "export", "contact")) else None
     if role in ("commune_officer",) and path.startswith("/api/reports"):
         params = {"commune": world.commune_code}
     if path.endswith("/paper-log"):  # an XLSX body, not JSON

@@ -142,3 +142,38 @@ def test_the_census_stays_in_each_callers_area(client: TestClient, world: World,
     elsewhere = next(v for v in client.get("/api/venues", headers=world.auth("admin")).json()
                      if v["commune_code"] != world.commune_code)  # fmt: skip
     _refused(client.get("/api/census/matches", params={"venue_id": elsewhere["venue_id"]}, headers=me))
+# -- contact follow-up: a health station sees no other commune's records, by any route -------------------------
+FOLLOW_UP_ROUTES = [
+    ("GET", "/api/follow-ups?commune={commune}", None),
+    ("GET", "/api/follow-ups/export?commune={commune}&purpose=leak+test&format=district-csv", None),
+    ("GET", "/api/follow-ups/{fid}", None),
+    ("POST", "/api/follow-ups/{fid}", {"status": "reached", "note": "leak"}),
+    ("GET", "/api/follow-ups/{fid}/contact?purpose=leak+test", None),
+    ("POST", "/api/follow-ups/{fid}/positive", {"note": "leak"}),
+]
+
+
+@pytest.fixture(scope="module")
+def follow_up_records(client: TestClient, world: World) -> list[dict]:
+    from tests.api.test_roles import run_trace
+
+    run_trace(client, world, "epidemiologist", ["DEMO-F0-1"], purpose="scope fixture")
+    return client.get("/api/follow-ups", headers=world.auth("epidemiologist")).json()["follow_ups"]
+
+
+@pytest.mark.parametrize("station", ["health_station", "other_health_station"])
+@pytest.mark.parametrize(("method", "path", "body"), FOLLOW_UP_ROUTES, ids=[f"{m} {p}" for m, p, _ in FOLLOW_UP_ROUTES])
+def test_a_health_station_never_reaches_another_communes_follow_ups(
+        client: TestClient, world: World, service: ApiService, follow_up_records: list[dict], station: str,
+        method: str, path: str, body: dict | None) -> None:  # fmt: skip
+    own = world.commune_code if station == "health_station" else "99901"
+    elsewhere = next(r for r in follow_up_records if r["commune_code"] != own and r["status"] == "not_reached")
+    url = path.format(commune=elsewhere["commune_code"], fid=elsewhere["follow_up_id"])
+    before = counts(service)
+    resp = client.request(method, url, json=body, headers=world.auth(station))
+    assert resp.status_code in (403, 404), resp.text
+    assert set(resp.json()) == {"error"} and elsewhere["person"] not in resp.text
+    assert counts(service) == before
+    after = client.get(f"/api/follow-ups/{elsewhere['follow_up_id']}", headers=world.auth("epidemiologist")).json()
+    assert after["status"] == "not_reached" and after["notes"] == elsewhere["notes"]
+    assert not any(h["by"] in ("demo-health-station", "other-station") for h in after["history"])

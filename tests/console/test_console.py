@@ -220,7 +220,8 @@ def test_english_labels_and_role_aware_navigation(page, console: Console) -> Non
     _sign_in(page, console, "commune_officer", "coverage")
     page.wait_for_selector("#cov-matrix tr.commune-row")
     visible = [a.inner_text() for a in page.locator("#nav a:visible").all()]
-    assert visible == ["Độ phủ QR", "Địa điểm", "Điểm đông người"]  # no trace, operations or audit for an officer
+    # no trace, operations or audit for a commune officer; its commune's follow-up list (pseudonyms) it reads
+    assert visible == ["Độ phủ QR", "Địa điểm", "Điểm đông người", "Theo dõi F1/F2"]
     page.click("#lang")
     expect(page.locator("#nav a[data-page=coverage]")).to_have_text("QR coverage")
     assert page.inner_text("h1:visible") == "QR deployment by commune and venue category"

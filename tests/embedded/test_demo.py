@@ -44,7 +44,7 @@ def test_demo_runs_in_a_fresh_directory(cli, tmp_path: Path) -> None:  # type: i
     cli("report", "coverage", "--chart", str(chart), store=store)
     assert chart.read_bytes().startswith(b"\x89PNG") and chart.stat().st_size > 10_000
     assert json.loads((store / "demo-tokens.json").read_text()).keys() == {
-        "scanner", "venue_owner", "commune_officer", "district_officer", "epidemiologist", "admin"}
+        "scanner", "venue_owner", "commune_officer", "district_officer", "epidemiologist", "admin", "health_station"}
     # a second run replaces its own store rather than mixing two simulations
     again = cli("demo", "--population", "3000", "--days", "2", store=store, env={"QRTRACE_LANG": "en"})
     assert again.returncode == 0

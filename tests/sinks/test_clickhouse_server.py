@@ -384,6 +384,10 @@ def _params(name: str) -> list[dict[str, object]]:
         "outbox_known": [{"ids": ["m-none"]}], "outbox_rows": [{"ids": ["m-none"]}], "status_all": [{}],
         "status_of": [{"ids": ["m-none"]}], "status_pending": [{"statuses": ["queued", "failed"]}],
         "census_rows": [{}], "census_required": [{}], "census_unregistered": [{}],
+        "follow_ups_read": [{"everyone": 1, "communes": [], "status": ""},
+                            {"everyone": 0, "communes": ["100", "200"], "status": "reached"}],
+        "follow_ups_by_id": [{"ids": ["fu-none"]}], "follow_up_history_read": [{"follow_up_id": "fu-none"}],
+        "follow_up_venues": [{}], "follow_up_communes": [{}],
     }[name]  # fmt: skip
 
 
@@ -815,3 +819,22 @@ def test_hotspots_of_the_hand_computed_fixture_on_the_server(wave) -> None:  # t
         for table in (*DAY_PARTITIONED, "venues", "identity_vault", "contact_details"):
             server.execute(f"TRUNCATE TABLE qrtrace.{table}")
         ingest_small_wave(server)
+def test_follow_up_records_and_their_history_on_both(wave) -> None:  # type: ignore[no-untyped-def]
+    from qrtrace.queries.follow_up import FollowUp, Update, follow_up_id
+    from qrtrace.sinks import follow_up as fu
+
+    for store in wave:
+        fid = follow_up_id("FU-CASE", "p-server")
+        record = FollowUp(fid, "FU-CASE", "p-server", 1, "close", "V-X", "100", 1_626_800_000_000_000,
+                          1_626_800_600_000_000, "tr-x", created_at_us=1)  # fmt: skip
+        fu.write(store, [record, record])  # written twice: one record
+        audit = AuditLog(store, "station-test")
+        fu.update(store, audit, fid, Update("reached", note="gọi được"))
+        fu.update(store, audit, fid, Update("quarantined", 1_626_900_000_000_000))
+        fu.write(store, [record])  # a creation written again never overrides a change (version 0)
+        got = fu.one(store, fid)
+        assert (got.status, got.quarantine_from_us, got.notes) == ("quarantined", 1_626_900_000_000_000, "gọi được")
+        assert [r.follow_up_id for r in fu.listing(store, frozenset({"100"}), "quarantined")] == [fid]
+        assert fu.listing(store, frozenset({"200"})) == []
+        fields = [(h["field"], h["to"]) for h in fu.history(store, fid)]
+        assert {("status", "reached"), ("status", "quarantined"), ("notes", "gọi được")} <= set(fields)
