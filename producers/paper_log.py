@@ -34,6 +34,7 @@ from qrtrace.spreadsheet import safe_cell
 VIETNAM = timezone(timedelta(hours=7))
 FIRST_HEADER_ROW_SEARCH = 20  # the header row is looked for in the sheet's first rows
 MAX_ROWS = 5_000  # data rows read from one sheet; more is refused (one venue's day fits many times over)
+MAX_SHEET_ROWS = 2 * MAX_ROWS  # rows a sheet may reach, blank ones included (each is walked, cell by cell)
 MAX_UNPACKED_BYTES = 64 * 2**20  # what a sheet may unpack to (a 200-row template is ~40 kB unpacked)
 TEMPLATE_ROWS = 200  # numbered rows in a blank template
 TEMPLATE_MARK = "qrtrace-paper-log-v1"  # the workbook's keywords property: a template qrtrace wrote
@@ -232,6 +233,9 @@ def read_paper_log(
     sheet naming another one is NotATemplate. Raises NotATemplate for bytes that are not the template."""
     ws = _sheet(data)
     header_row = _header_row(ws)
+    if ws.max_row > header_row + MAX_SHEET_ROWS:  # a tiny file may name a cell a million rows down
+        raise NotATemplate(f"The sheet reaches row {ws.max_row:,}; a paper log holds at most {MAX_ROWS:,} rows "
+                           "(write one sheet per day with `qrtrace paper template`).")  # fmt: skip
     sheet_venue = _text(ws.cell(2, 2).value)
     if venue_id is not None and sheet_venue and sheet_venue != venue_id:
         raise NotATemplate(f"The sheet is for venue {sheet_venue!r}, not {venue_id!r}.")

@@ -116,18 +116,20 @@ def create_from_run(store: Store, trace_id: str, audit: AuditLog | None = None) 
     headers = orjson.loads(run.result)
     commune_of_venue, _ = venue_places(store)
     at = now_us()
-    records: list[FollowUp] = []
-    for i, header in enumerate(headers):
+    contacts = created = 0
+    for i, header in enumerate(headers):  # a case at a time: memory is one case's records, whatever the batch
         case_id = header.get("case_id") or ""
         if not case_id or "exposure_rows" not in header:  # runs of older versions hold whole documents
             continue
-        records += records_from_rows(case_id, trace_id, case_exposures(store, trace_id, i), commune_of_venue, at)
-    known = set(by_ids(store, [r.follow_up_id for r in records]))
-    new = [r for r in records if r.follow_up_id not in known]
-    write(store, new)
-    if audit is not None and new:
-        audit.record("follow_up_create", run.case_ids, trace_id, "contact follow-up", created=len(new))
-    return {"contacts": len(records), "created": len(new)}
+        records = records_from_rows(case_id, trace_id, case_exposures(store, trace_id, i), commune_of_venue, at)
+        known = set(by_ids(store, [r.follow_up_id for r in records]))
+        new = [r for r in records if r.follow_up_id not in known]
+        write(store, new)
+        contacts += len(records)
+        created += len(new)
+    if audit is not None and created:
+        audit.record("follow_up_create", run.case_ids, trace_id, "contact follow-up", created=created)
+    return {"contacts": contacts, "created": created}
 
 
 def update(store: Store, audit: AuditLog, follow_up_id: str, change: Update, purpose: str = "contact follow-up"

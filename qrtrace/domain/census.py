@@ -32,6 +32,8 @@ from qrtrace.errors import InputError
 REQUIRED = ("establishment_id", "name", "category", "commune_code", "address")
 OPTIONAL = ("venue_id",)
 MAX_ROWS = 100_000
+MAX_COLUMNS = 32  # a census has six columns; openpyxl pads every row to the sheet's widest, so read no wider
+MAX_UNPACKED_BYTES = 256 * 2**20  # what an XLSX may unpack to (100,000 rows of six columns is ~30 MB)
 MAX_CELL = 300  # characters: names and addresses longer than this are refused, not cut
 
 # Normalised header (no diacritics, lower case, letters and digits only) -> column.
@@ -138,6 +140,13 @@ def read_table(data: bytes, filename: str = "") -> list[list[str]]:
 def _read_xlsx(data: bytes, filename: str) -> list[list[str]]:
     from openpyxl import load_workbook
 
+    try:  # a small upload must not unpack into gigabytes (a zip bomb): the sizes its directory declares
+        unpacked = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    except zipfile.BadZipFile:
+        raise InputError(f"{filename or 'The census file'} is not a readable XLSX workbook.") from None
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise InputError(f"{filename or 'The census file'} unpacks to over {MAX_UNPACKED_BYTES // 2**20} MB; "
+                         "split it by commune.")  # fmt: skip
     try:
         # read_only streams the sheet; data_only=False (the default) gives a formula's text, never a value.
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
@@ -146,7 +155,9 @@ def _read_xlsx(data: bytes, filename: str) -> list[list[str]]:
     try:
         ws = wb.worksheets[0]
         rows = []
-        for i, row in enumerate(ws.iter_rows(values_only=True)):
+        # Bounded in both directions: every row counts towards the cap, blank or not, and no row is read wider
+        # than MAX_COLUMNS (a cell at XFD1 would otherwise pad every row to 16,384 cells).
+        for i, row in enumerate(ws.iter_rows(values_only=True, max_col=MAX_COLUMNS, max_row=MAX_ROWS + 2)):
             if i > MAX_ROWS + 1:
                 break
             rows.append([_cell_text(v) for v in row])
@@ -268,10 +279,10 @@ def _check_row(
         return "commune_code", f"commune {commune} is outside your area"
     venue = cell.get("venue_id", "")
     if venue:
-        if venue not in venue_communes:
-            return "venue_id", f"venue {venue[:64]!r} is not registered"
-        if venue_communes[venue] != commune:
-            return "venue_id", f"venue {venue} is registered in commune {venue_communes[venue]}, not {commune}"
+        if venue_communes.get(venue) != commune:
+            # One sentence whether the venue is unknown or elsewhere: an import must not tell an officer which
+            # venue ids exist, or where (docs/security.md, Disclosure).
+            return "venue_id", f"venue {venue[:64]!r} is not a registered venue of commune {commune}"
         owner = linked.get(venue)
         if owner is not None and owner != (commune, ident):
             return "venue_id", f"venue {venue} is already linked to establishment {owner[1]} of commune {owner[0]}"

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from openpyxl import Workbook
 
 from qrtrace.domain.census import (
+    MAX_COLUMNS,
+    MAX_ROWS,
     Establishment,
     census_csv,
     demo_census,
@@ -130,8 +132,9 @@ def test_every_bad_row_is_reported_by_row_and_column_and_the_good_rows_are_kept(
     assert "unknown category 'spaceport'" in reasons[1]
     assert "not a registered commune" in reasons[2]
     assert "also on row 2" in reasons[3]
-    assert "not registered" in reasons[4]
-    assert "registered in commune 02536, not 02539" in reasons[5]
+    # an unknown venue and a venue of another commune get the same sentence: nothing learnt about elsewhere
+    assert reasons[4].endswith("is not a registered venue of commune 02539")
+    assert reasons[5].endswith("is not a registered venue of commune 02539")
     assert "id is empty" in reasons[6]
     assert "outside your area" in reasons[7]
     assert "also linked on row 2" in reasons[8]
@@ -315,3 +318,20 @@ def test_no_row_silently_disappears(rows: list[list[str]], area: set[str] | None
     assert {r.row for r in result.refused} <= set(filled)
     assert len({(e.commune_code, e.establishment_id) for e in result.accepted}) == len(result.accepted)
     assert all(area is None or e.commune_code in area for e in result.accepted)
+
+
+def test_a_sheet_padded_to_the_last_column_and_row_is_read_bounded() -> None:
+    """A tiny XLSX naming XFD1 and a far row must not pad every row to 16,384 cells or walk a million rows."""
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["establishment_id", "name", "category", "commune_code", "address"])
+    ws.append(["CS1", "Quán A", "restaurant", "02536", "Tổ 1"])
+    ws["XFD1"] = "x"
+    ws["A1048576"] = "y"
+    buf = io.BytesIO()
+    wb.save(buf)
+    table = read_table(buf.getvalue(), "bomb.xlsx")
+    assert max(len(r) for r in table) <= MAX_COLUMNS
+    assert len(table) <= MAX_ROWS + 2
+    with pytest.raises(InputError, match="more than"):
+        parse_census(table, "bomb.xlsx", COMMUNES, None, VENUES)

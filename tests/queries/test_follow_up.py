@@ -86,6 +86,38 @@ def test_records_from_rows_take_the_first_exposures_venue_and_the_span() -> None
     assert (out["p2"].commune_code, out["p2"].risk, out["p2"].hop) == ("", "casual", 2)
 
 
+def _records_by_loop(case_id: str, rows: dict, communes: dict) -> list[tuple]:
+    """The reference: one pass over the rows in order, the first row of the earliest start wins."""
+    people: dict[str, dict] = {}
+    for k in range(len(rows["person"])):
+        p, start, end = rows["person"][k], int(rows["start_us"][k]), int(rows["end_us"][k])
+        seen = people.setdefault(p, {"hop": int(rows["hop"][k]), "venue": rows["venue_id"][k], "first": start,
+                                     "from": start, "to": end, "close": False})  # fmt: skip
+        if start < seen["first"]:
+            seen["first"], seen["venue"] = start, rows["venue_id"][k]
+        seen["from"], seen["to"] = min(seen["from"], start), max(seen["to"], end)
+        seen["close"] = seen["close"] or int(rows["risk"][k]) == 1
+    return [(fu.follow_up_id(case_id, p), p, s["hop"], "close" if s["close"] else "casual", s["venue"],
+             communes.get(s["venue"], ""), s["from"], s["to"]) for p, s in people.items()]  # fmt: skip
+
+
+@given(st.lists(st.tuples(st.sampled_from(["p1", "p2", "p3", "p4"]), st.sampled_from(["V1", "V2", "V3"]),
+                          st.integers(0, 4), st.integers(0, 6), st.integers(0, 1)), max_size=40))  # fmt: skip
+def test_records_from_rows_equal_a_row_by_row_reading(exposures: list[tuple]) -> None:
+    """Dense: four people, three venues, five start times, so ties on the earliest start are common."""
+    hop_of = {"p1": 1, "p2": 1, "p3": 2, "p4": 2}
+    rows = {"person": np.array([e[0] for e in exposures], dtype=object),
+            "hop": np.array([hop_of[e[0]] for e in exposures], dtype=np.int64),
+            "venue_id": np.array([e[1] for e in exposures], dtype=object),
+            "start_us": np.array([T0 + e[2] for e in exposures], dtype=np.int64),
+            "end_us": np.array([T0 + e[2] + e[3] for e in exposures], dtype=np.int64),
+            "risk": np.array([e[4] for e in exposures], dtype=np.int8)}  # fmt: skip
+    communes = {"V1": "100", "V2": "200"}
+    got = [(r.follow_up_id, r.person, r.hop, r.risk, r.venue_id, r.commune_code, r.exposed_from_us, r.exposed_to_us)
+           for r in fu.records_from_rows("C1", "tr-1", rows, communes, T0)]  # fmt: skip
+    assert got == _records_by_loop("C1", rows, communes)
+
+
 def test_export_layouts_are_the_documented_ones() -> None:
     r = _record(status="quarantined", quarantine_from_us=T0, quarantine_until_us=T0 + 14 * DAY, notes="=cmd")
     people = {"p1": fu.ExportPerson("0912345678", "0912345678")}
