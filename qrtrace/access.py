@@ -51,6 +51,9 @@ class Action(StrEnum):
     READ_FOLLOW_UP = "read_follow_up"
     UPDATE_FOLLOW_UP = "update_follow_up"
     EXPORT_FOLLOW_UP = "export_follow_up"
+    # Open the identifier and phone of a follow-up record to call the person (re-identification, audited with
+    # the purpose): narrower than REIDENTIFY, scoped to the caller's own records.
+    CALL_FOLLOW_UP = "call_follow_up"
 
 
 A = Action
@@ -66,20 +69,20 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.EPIDEMIOLOGIST: frozenset(
         {A.LIST_VENUES, A.DECLARE_CASE, A.RUN_TRACE, A.EXPORT_CALL_LIST, A.REIDENTIFY, A.READ_COVERAGE}
     ),
-    # Admins store no check-ins (neither a scanner's nor a paper log's): they run the system.
     # Admins store no check-ins (neither a scanner's nor a paper log's) and change no follow-up record: they
     # run the system.
     Role.ADMIN: frozenset(
-        set(Action) - {A.REIDENTIFY, A.INGEST_CHECKINS, A.DECLARE_CASE, A.IMPORT_PAPER_LOG, A.UPDATE_FOLLOW_UP}
+        set(Action) - {A.REIDENTIFY, A.INGEST_CHECKINS, A.DECLARE_CASE, A.IMPORT_PAPER_LOG, A.UPDATE_FOLLOW_UP,
+                       A.CALL_FOLLOW_UP}
     ),
-    Role.HEALTH_STATION: frozenset({A.READ_FOLLOW_UP, A.UPDATE_FOLLOW_UP, A.EXPORT_FOLLOW_UP}),
+    Role.HEALTH_STATION: frozenset({A.READ_FOLLOW_UP, A.UPDATE_FOLLOW_UP, A.EXPORT_FOLLOW_UP, A.CALL_FOLLOW_UP}),
 }
 # Contact follow-up (issue 15): a commune health station reads, updates and exports its own commune's
 # records (and opens their phone numbers: qrtrace/followup/, audited with a purpose, only for its own
 # records); epidemiologists do all of it province-wide; commune and district officers read and export their
 # area's list (pseudonyms only: they do not call people); admins read and export with pseudonyms only and
 # never change a record (they run the system, they do not follow people up).
-PERMISSIONS[Role.EPIDEMIOLOGIST] |= {A.READ_FOLLOW_UP, A.UPDATE_FOLLOW_UP, A.EXPORT_FOLLOW_UP}
+PERMISSIONS[Role.EPIDEMIOLOGIST] |= {A.READ_FOLLOW_UP, A.UPDATE_FOLLOW_UP, A.EXPORT_FOLLOW_UP, A.CALL_FOLLOW_UP}
 PERMISSIONS[Role.COMMUNE_OFFICER] |= {A.READ_FOLLOW_UP, A.EXPORT_FOLLOW_UP}
 PERMISSIONS[Role.DISTRICT_OFFICER] |= {A.READ_FOLLOW_UP, A.EXPORT_FOLLOW_UP}
 # The deployment census is the officers' own list of their area (admins have it too).

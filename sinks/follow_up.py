@@ -132,6 +132,12 @@ def create_from_run(store: Store, trace_id: str, audit: AuditLog | None = None) 
     return {"contacts": contacts, "created": created}
 
 
+def _audited(change: Change) -> list[str]:
+    if change.field == "notes":
+        return [f"{len(change.from_value)} characters", f"{len(change.to_value)} characters"]
+    return [change.from_value, change.to_value]
+
+
 def update(store: Store, audit: AuditLog, follow_up_id: str, change: Update, purpose: str = "contact follow-up"
            ) -> tuple[FollowUp, FollowUp]:  # fmt: skip
     """Apply `change` (InputError if not allowed); returns (before, after). Written, history kept, audited."""
@@ -139,8 +145,10 @@ def update(store: Store, audit: AuditLog, follow_up_id: str, change: Update, pur
     after, changes = apply_update(before, change, audit.actor, now_us())
     write(store, [after])
     write_history(store, changes)
+    # The audit log outlives retention and admins read it: it names what changed, and a note's length only (a
+    # note is free text about a person's health; the record's history, dropped with the visits, keeps it).
     audit.record("follow_up_update", before.case_id, follow_up_id, purpose,
-                 changes={c.field: [c.from_value, c.to_value] for c in changes})  # fmt: skip
+                 changes={c.field: _audited(c) for c in changes})  # fmt: skip
     return before, after
 
 

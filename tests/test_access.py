@@ -151,7 +151,10 @@ def test_a_health_station_is_bound_to_its_commune_and_only_follows_up() -> None:
     assert visible_communes(station, GEO) == {"C1"}
     authorize(station, Action.UPDATE_FOLLOW_UP, Scope(commune_code="C1"), GEO)
     assert PERMISSIONS[Role.HEALTH_STATION] == {Action.READ_FOLLOW_UP, Action.UPDATE_FOLLOW_UP,
-                                                Action.EXPORT_FOLLOW_UP}  # fmt: skip
+                                                Action.EXPORT_FOLLOW_UP, Action.CALL_FOLLOW_UP}  # fmt: skip
+    # Opening a record's phone is for those who call: not admins, not the officers who report upward.
+    assert [r for r in Role if Action.CALL_FOLLOW_UP in PERMISSIONS[r]] == [Role.EPIDEMIOLOGIST,
+                                                                            Role.HEALTH_STATION]  # fmt: skip
     assert Action.UPDATE_FOLLOW_UP not in PERMISSIONS[Role.ADMIN]  # admins never change a record
     assert [r for r in Role if Action.UPDATE_FOLLOW_UP in PERMISSIONS[r]] == [Role.EPIDEMIOLOGIST,
                                                                               Role.HEALTH_STATION]  # fmt: skip

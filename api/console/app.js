@@ -279,7 +279,7 @@ function barChart(rows, { label, value, max, text, colour }) {
 // -- coverage --------------------------------------------------------------------------------------------
 // The deployment census (the report's denominator): labels kept together here.
 Object.assign(T.vi, {
-  required: "Phải triển khai", census_matrix_title: "Xã × loại hình: phải triển khai / đã đăng ký / có quét",
+  venues_registered_all: "địa điểm đã đăng ký (có hoặc chưa liên kết)", required: "Phải triển khai", census_matrix_title: "Xã × loại hình: phải triển khai / đã đăng ký / có quét",
   census_legend: "Ô: phải triển khai / đã đăng ký / có quét; xã chưa có danh sách cơ sở: có quét / đã đăng ký",
   no_census: "chưa có danh sách cơ sở", no_census_note: "Xã chưa có danh sách cơ sở (số liệu chỉ tính địa điểm đã đăng ký)",
   unregistered_title: "Cơ sở chưa đăng ký (cần đến tận nơi)", establishment: "Cơ sở", address: "Địa chỉ",
@@ -289,7 +289,7 @@ Object.assign(T.vi, {
   census_reason: "Lý do", census_no_file: "Chọn tệp CSV hoặc XLSX.",
 });
 Object.assign(T.en, {
-  required: "Required", census_matrix_title: "Commune × category: required / registered / scanning",
+  venues_registered_all: "registered venues (linked or not)", required: "Required", census_matrix_title: "Commune × category: required / registered / scanning",
   census_legend: "Cell: required / registered / scanning; communes without a census: scanning / registered",
   no_census: "no census", no_census_note: "Communes without a census (figures count registered venues only)",
   unregistered_title: "Establishments not registered (door-to-door visits)", establishment: "Establishment", address: "Address",
@@ -308,8 +308,11 @@ function censusCell(c, activeKey, row) {
     const cls = a === 0 ? "zero" : a < reg ? "partial" : "full";
     return `<td><span class="cell ${cls}" title="${title}">${a}/${reg}</span></td>`;
   }
-  const cls = a === 0 ? "zero" : (c.required_registered < req || a < reg) ? "partial" : "full";
-  return `<td><span class="cell ${cls} census" title="${title}: ${esc(t("required"))} ${req}, ${esc(t("registered"))} ${reg}, ${esc(t(activeKey))} ${a}">${req}/${reg}/${a}</span></td>`;
+  // "registered" here is the census establishments linked to a registered venue, so it never exceeds required;
+  // every registered venue of the cell (linked or not) is in the tooltip.
+  const linked = c.required_registered;
+  const cls = a === 0 ? "zero" : (linked < req || a < reg) ? "partial" : "full";
+  return `<td><span class="cell ${cls} census" title="${title}: ${esc(t("required"))} ${req}, ${esc(t("registered"))} ${linked}, ${esc(t(activeKey))} ${a}; ${esc(t("venues_registered_all"))} ${reg}">${req}/${linked}/${a}</span></td>`;
 }
 
 function renderCensus(cov) {
@@ -389,7 +392,7 @@ async function loadCoverage() {
     const cells = cats.map((cat) => censusCell(byKey.get(`${row.commune_code}|${cat}`), activeKey, row)).join("");
     const zero = row[activeKey] === 0 ? " zero-commune" : "";
     const note = row.census ? "" : ` <small class="no-census">(${esc(t("no_census"))})</small>`;
-    const total = row.census ? `${fmt(row.required)}/${fmt(row.registered)}/${fmt(row[activeKey])}` : `${fmt(row[activeKey])}/${fmt(row.registered)}`;
+    const total = row.census ? `${fmt(row.required)}/${fmt(row.required_registered)}/${fmt(row[activeKey])}` : `${fmt(row[activeKey])}/${fmt(row.registered)}`;
     return `<tr class="commune-row${zero}${row.census ? " census-row" : ""}" data-commune="${esc(row.commune_code)}"><td>${esc(row.commune_name)}${note}</td>${cells}
       <td class="num">${total}</td><td class="num">${fmt(row.scans_24h)}</td></tr>`;
   }).join("");

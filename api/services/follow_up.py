@@ -11,15 +11,12 @@ purpose) for the roles that follow people up: health stations for their own reco
 from __future__ import annotations
 
 from qrtrace import render
-from qrtrace.access import Action, Principal, Role, Scope, authorize
+from qrtrace.access import Action, Principal, Scope, authorize
 from qrtrace.api.services.core import ServiceCore, stated_purpose
 from qrtrace.api.services.errors import Conflict, NotFound
 from qrtrace.errors import InputError
 from qrtrace.queries.follow_up import FollowUp, Update, check_status, status_label
 from qrtrace.sinks import follow_up as store_fu
-
-# Who may open a record's phone number (re-identification): those who call the contacts.
-CALLERS = frozenset({Role.HEALTH_STATION, Role.EPIDEMIOLOGIST})
 
 
 class FollowUpService(ServiceCore):
@@ -78,7 +75,8 @@ class FollowUpService(ServiceCore):
             counts[r.status] = counts.get(r.status, 0) + 1
         views = [self._fu_view(r, names, lang) for r in records]
         return {"follow_ups": views, "counts": counts, "may_update": self.may(who, Action.UPDATE_FOLLOW_UP),
-                "may_call": who.role in CALLERS, "may_trace": self.may(who, Action.RUN_TRACE)}  # fmt: skip
+                "may_call": self.may(who, Action.CALL_FOLLOW_UP),
+                "may_trace": self.may(who, Action.RUN_TRACE)}  # fmt: skip
 
     def get_follow_up(self, who: Principal, follow_up_id: str, lang: str = "vi") -> dict:
         """One record with its history (oldest change first)."""
@@ -139,7 +137,7 @@ class FollowUpService(ServiceCore):
     def contact_of_follow_up(self, who: Principal, follow_up_id: str, purpose: str) -> dict:
         """The identifier and phone number of a record's person, for those who call (re-identification,
         audited with the purpose): a health station for its own commune's records, an epidemiologist."""
-        if who.role not in CALLERS:
+        if not self.may(who, Action.CALL_FOLLOW_UP):
             raise_denied(who)
         purpose = stated_purpose(purpose)
         record = self._fu_record(who, Action.UPDATE_FOLLOW_UP, follow_up_id)
@@ -166,7 +164,7 @@ class FollowUpService(ServiceCore):
             names = store_fu.commune_names(self.rt.store)
             audit = self.rt.audit.as_actor(who.name)
             people = store_fu.people_for_export(self.rt.store, self.rt.vault, audit, records, purpose) \
-                if who.role in CALLERS and records else {}  # fmt: skip
+                if self.may(who, Action.CALL_FOLLOW_UP) and records else {}  # fmt: skip
             audit.record("export_follow_ups", "", ",".join(sorted(communes or ())) or "*", purpose, format=fmt,
                          rows=len(records), reidentified=bool(people))  # fmt: skip
         return store_fu.export_file(fmt, records, people, places, names, self.settings.display_tz, lang)

@@ -95,9 +95,10 @@ def test_status_changes_are_kept_in_the_history_and_audited(client: TestClient, 
     bad = client.post(f"/api/follow-ups/{fid}", json={"status": "cured"}, headers=me)
     assert bad.status_code == 400 and "Unknown status" in bad.json()["error"]
     with service._lock:
-        audit = service.rt.store.query("SELECT action, subject, actor FROM qrtrace.audit_log WHERE subject = "
+        audit = service.rt.store.query("SELECT action, subject, actor, detail FROM qrtrace.audit_log WHERE subject = "
                                        "{s:String} AND action = 'follow_up_update'", {"s": fid})  # fmt: skip
     assert len(audit["action"]) == 2 and set(audit["actor"]) == {"demo-health-station"}
+    assert not any("gọi lúc" in d for d in audit["detail"])  # the audit log says a note changed, not what it says
 
 
 def test_positive_declares_a_case_that_traces(client: TestClient, world: World, traced: dict) -> None:

@@ -158,6 +158,12 @@ def test_blank_rows_are_counted_not_refused() -> None:
     assert report_dict(log, [])["blank_rows"] == log.blank
 
 
+def test_a_sheet_reaching_far_down_is_refused_before_its_rows_are_walked() -> None:
+    """A tiny file naming a cell a million rows down would make the reader create every cell on the way."""
+    with pytest.raises(NotATemplate, match="reaches row 1,048,576"):
+        read(filled({FIRST: {"B": "0912345678", "C": "8:00"}, 1_048_576: {"F": " "}}))
+
+
 def test_scan_ids_are_deterministic_and_keyed() -> None:
     data = filled({FIRST: {"B": "0912345678", "C": "8:00", "D": "9:00"}})
     a, b = records(read(data)), records(read(data))
