@@ -105,6 +105,11 @@ def _wait(client: TestClient, world: World, who: str, trace_id: str) -> None:
 _serial = itertools.count()
 
 
+def _open_records(client: TestClient, world: World) -> list[dict]:
+    return client.get("/api/follow-ups", params={"commune": world.commune_code, "status": "not_reached"},
+                      headers=world.auth("epidemiologist")).json()["follow_ups"]  # fmt: skip
+
+
 def _request(client: TestClient, world: World, role: str, method: str, path: str, trace_id: str):  # type: ignore[no-untyped-def]
     url = path.replace("{venue_id}", world.venue_id).replace("{trace_id}", trace_id)
     if "{site_id}" in path:  # a site of the demo case (publishing is idempotent)
@@ -112,8 +117,13 @@ def _request(client: TestClient, world: World, role: str, method: str, path: str
                            headers=world.auth("epidemiologist")).json()["sites"][0]["site_id"]  # fmt: skip
         url = path.replace("{site_id}", site)
     if "{follow_up_id}" in path:  # a not-yet-positive record of the demo commune (every scoped role's area)
-        records = client.get("/api/follow-ups", params={"commune": world.commune_code, "status": "not_reached"},
-                             headers=world.auth("epidemiologist")).json()["follow_ups"]  # fmt: skip
+        records = _open_records(client, world)
+        if not records:  # the demo case's cohort follows the clock: trace a case of our own in the commune
+            from tests.api.test_follow_up import STATION_CASE, seed_station_case
+
+            seed_station_case(client, world)
+            run_trace(client, world, "epidemiologist", [STATION_CASE], purpose="role matrix")
+            records = _open_records(client, world)
         url = path.replace("{follow_up_id}", records[0]["follow_up_id"])
     n = next(_serial)
     bodies = {
