@@ -118,6 +118,16 @@ LABELS: dict[str, tuple[str, str]] = {
     "census_empty": ("Chưa có cơ sở nào trong danh sách.", "The census holds no establishment."),
     "census_linked": ("Đã liên kết địa điểm {venue} với cơ sở {establishment}.",
                       "Linked venue {venue} to establishment {establishment}."),
+    # paper logs (qrtrace paper import): the report
+    "paper_rows": ("Dòng đã ghi", "Rows filled in"),
+    "paper_blank_rows": ("Dòng trống (bỏ qua)", "Blank rows (skipped)"),
+    "paper_accepted_rows": ("Dòng nhận", "Rows accepted"),
+    "paper_checkins": ("Lượt vào/ra", "Check-ins"),
+    "paper_refused_rows": ("Dòng bị từ chối", "Rows refused"),
+    "paper_row": ("Dòng", "Row"),
+    "paper_column": ("Cột", "Column"),
+    "paper_reason": ("Lý do", "Reason"),
+    "paper_written": ("Đã ghi mẫu sổ", "Template written"),
 }
 
 

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from qrtrace.domain.venues import Venue
 from qrtrace.errors import InputError
+from qrtrace.i18n import t
 from qrtrace.identity import Pseudonymiser, Vault
 from qrtrace.producers.edge import DEAD_LETTER_CONTEXT
 from qrtrace.producers.paper_log import (
@@ -39,23 +40,6 @@ from qrtrace.settings import Settings
 from qrtrace.stream_processors.batch import DeadLetter
 
 MAX_PAPER_BYTES = 2 * 1024 * 1024  # one sheet; the API answers 413 past it
-
-REPORT_LABELS: dict[str, tuple[str, str]] = {
-    "rows": ("Dòng đã ghi", "Rows filled in"),
-    "blank_rows": ("Dòng trống (bỏ qua)", "Blank rows (skipped)"),
-    "accepted_rows": ("Dòng nhận", "Rows accepted"),
-    "checkins": ("Lượt vào/ra", "Check-ins"),
-    "refused_rows": ("Dòng bị từ chối", "Rows refused"),
-    "row": ("Dòng", "Row"),
-    "column": ("Cột", "Column"),
-    "reason": ("Lý do", "Reason"),
-    "written": ("Đã ghi mẫu sổ", "Template written"),
-}
-
-
-def rl(key: str, lang: str) -> str:
-    vi, en = REPORT_LABELS[key]
-    return en if lang == "en" else vi
 
 
 def venue_infos(venues: Sequence[Venue]) -> dict[str, VenueInfo]:
@@ -156,7 +140,7 @@ def paper_template(
         output.write_bytes(data)
     except OSError as exc:
         raise InputError(f"Cannot write {output}: {exc.strerror}.") from None
-    out.print(f"{rl('written', settings.lang)}: {output}")
+    out.print(f"{t('paper_written', settings.lang)}: {output}")
 
 
 @paper_app.command("import")
@@ -195,12 +179,12 @@ def print_report(console, report: dict, lang: str) -> None:  # type: ignore[no-u
     head.add_row(label("venue_id", lang), str(report["venue_id"]))
     head.add_row(label("date", lang), str(report["date"] or ""))
     for key in ("rows", "blank_rows", "accepted_rows", "checkins", "refused_rows"):
-        head.add_row(rl(key, lang), f"{report[key]:,}")
+        head.add_row(t(f"paper_{key}", lang), f"{report[key]:,}")
     console.print(head)
     if report["refused"]:
-        table = Table(rl("refused_rows", lang))
+        table = Table(t("paper_refused_rows", lang))
         for key in ("row", "column", "reason"):
-            table.add_column(rl(key, lang))
+            table.add_column(t(f"paper_{key}", lang))
         for r in report["refused"]:
             cell = f" ({r['cell']})" if r["cell"] else ""
             table.add_row(str(r["row"]), f"{r['column']} · {r['header']}", f"{r['message']}{cell}")
